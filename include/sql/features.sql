@@ -1,0 +1,133 @@
+-- Behavioral features: one row per shop over the trailing window ending at $as_of_index.
+-- Input relation `raw`: the monthly contract (shop_id, product_id, year, month, sales_qty, sales_value).
+-- Months are integers (year * 12 + month - 1) so consecutive months differ by one.
+-- Every feature is documented in features_schema.yaml; the column order here is the schema's order.
+WITH monthly AS (
+    SELECT
+        shop_id,
+        year * 12 + month - 1 AS t,
+        SUM(sales_qty) AS qty,
+        SUM(sales_value) AS value,
+        COUNT(DISTINCT CASE WHEN sales_qty > 0 THEN product_id END) AS products
+    FROM raw
+    WHERE year * 12 + month - 1 BETWEEN $first_index AND $as_of_index
+    GROUP BY shop_id, year * 12 + month - 1
+),
+shops AS (
+    SELECT
+        shop_id,
+        MIN(t) FILTER (WHERE qty > 0) AS first_sale,
+        MAX(t) FILTER (WHERE qty > 0) AS last_sale,
+        COUNT(DISTINCT t) FILTER (WHERE qty > 0) AS active_months,
+        COUNT(value) AS valued_months
+    FROM monthly
+    GROUP BY shop_id
+    HAVING MIN(t) FILTER (WHERE qty > 0) IS NOT NULL
+),
+-- every month of a shop's tenure inside the window, zero when nothing sold
+grid AS (
+    SELECT s.shop_id, g.t, COALESCE(m.qty, 0) AS qty, m.value, COALESCE(m.products, 0) AS products,
+           s.first_sale, s.last_sale, s.active_months, s.valued_months,
+           $as_of_index - s.first_sale + 1 AS tenure
+    FROM shops AS s
+    CROSS JOIN LATERAL (SELECT UNNEST(RANGE(s.first_sale, $as_of_index + 1)) AS t) AS g
+    LEFT JOIN monthly AS m ON m.shop_id = s.shop_id AND m.t = g.t
+),
+trend AS (
+    SELECT
+        shop_id,
+        CASE WHEN COUNT(*) > 1 THEN REGR_SLOPE(LN(1 + qty), t) ELSE 0 END AS log_slope,
+        CASE WHEN COUNT(*) > 1 THEN REGR_INTERCEPT(LN(1 + qty), t) ELSE AVG(LN(1 + qty)) END AS log_intercept
+    FROM grid
+    GROUP BY shop_id
+),
+resid AS (
+    SELECT g.*, LN(1 + g.qty) - (tr.log_intercept + tr.log_slope * g.t) AS r, g.t % 12 + 1 AS cal
+    FROM grid AS g JOIN trend AS tr USING (shop_id)
+),
+calendar AS (
+    SELECT shop_id, cal, AVG(r) AS season, COUNT(*) AS n
+    FROM resid
+    GROUP BY shop_id, cal
+),
+seasonality AS (
+    SELECT
+        shop_id,
+        COALESCE(MAX(season) FILTER (WHERE cal = 1), 0) AS season_01,
+        COALESCE(MAX(season) FILTER (WHERE cal = 2), 0) AS season_02,
+        COALESCE(MAX(season) FILTER (WHERE cal = 3), 0) AS season_03,
+        COALESCE(MAX(season) FILTER (WHERE cal = 4), 0) AS season_04,
+        COALESCE(MAX(season) FILTER (WHERE cal = 5), 0) AS season_05,
+        COALESCE(MAX(season) FILTER (WHERE cal = 6), 0) AS season_06,
+        COALESCE(MAX(season) FILTER (WHERE cal = 7), 0) AS season_07,
+        COALESCE(MAX(season) FILTER (WHERE cal = 8), 0) AS season_08,
+        COALESCE(MAX(season) FILTER (WHERE cal = 9), 0) AS season_09,
+        COALESCE(MAX(season) FILTER (WHERE cal = 10), 0) AS season_10,
+        COALESCE(MAX(season) FILTER (WHERE cal = 11), 0) AS season_11,
+        COALESCE(MAX(season) FILTER (WHERE cal = 12), 0) AS season_12,
+        SUM(season * season * n) AS seasonal_ss
+    FROM calendar
+    GROUP BY shop_id
+),
+stats AS (
+    SELECT
+        shop_id,
+        ANY_VALUE(tenure) AS tenure_months,
+        ANY_VALUE(active_months) AS active_months,
+        ANY_VALUE(valued_months) AS valued_months,
+        $as_of_index - ANY_VALUE(last_sale) AS recency_months,
+        AVG(qty) AS mean_qty,
+        SUM(qty) AS total_qty,
+        STDDEV_POP(qty) AS std_qty,
+        SUM(value) AS total_value,
+        SUM(products) / NULLIF(ANY_VALUE(active_months), 0) AS mean_products,
+        SUM(r * r) AS resid_ss,
+        STDDEV_POP(r) AS resid_std,
+        SUM(qty) FILTER (WHERE t > $as_of_index - 12) AS last_12,
+        SUM(qty) FILTER (WHERE t BETWEEN $as_of_index - 23 AND $as_of_index - 12) AS prior_12,
+        AVG(qty) FILTER (WHERE t > (first_sale + $as_of_index) / 2.0) AS late_mean,
+        AVG(qty) FILTER (WHERE t <= (first_sale + $as_of_index) / 2.0) AS early_mean
+    FROM resid
+    GROUP BY shop_id
+),
+entropy AS (
+    SELECT g.shop_id, -SUM(CASE WHEN g.qty > 0 THEN (g.qty / s.total_qty) * LN(g.qty / s.total_qty) END) AS h
+    FROM grid AS g JOIN stats AS s USING (shop_id)
+    GROUP BY g.shop_id
+)
+SELECT
+    s.shop_id,
+    CAST(s.tenure_months AS INTEGER) AS tenure_months,
+    CAST(s.active_months AS INTEGER) AS active_months,
+    CAST(s.recency_months AS INTEGER) AS recency_months,
+    s.active_months / s.tenure_months AS active_share,
+    LN(1 + s.mean_qty) AS log_mean_qty,
+    CASE WHEN s.valued_months > 0 THEN LN(1 + s.total_value / s.tenure_months) ELSE 0 END AS log_mean_value,
+    LN(1 + COALESCE(s.mean_products, 0)) AS log_breadth,
+    COALESCE(s.std_qty / NULLIF(s.mean_qty, 0), 0) AS cv,
+    CASE WHEN s.tenure_months > 1 THEN COALESCE(e.h, 0) / LN(s.tenure_months) ELSE 0 END AS entropy_norm,
+    tr.log_slope,
+    COALESCE(s.resid_std, 0) AS resid_std,
+    CASE WHEN s.tenure_months >= 24 THEN LN(1 + s.last_12) - LN(1 + s.prior_12) ELSE 0 END AS yoy_growth,
+    CASE WHEN s.tenure_months >= 24 THEN 1 ELSE 0 END AS has_yoy,
+    CASE WHEN s.tenure_months >= 2 THEN LN(1 + s.late_mean) - LN(1 + s.early_mean) ELSE 0 END AS half_growth,
+    CASE WHEN s.tenure_months >= 12 AND s.resid_ss > 0 THEN se.seasonal_ss / s.resid_ss ELSE 0 END
+        AS seasonal_strength,
+    CASE WHEN s.tenure_months >= 12 THEN se.season_01 ELSE 0 END AS season_01,
+    CASE WHEN s.tenure_months >= 12 THEN se.season_02 ELSE 0 END AS season_02,
+    CASE WHEN s.tenure_months >= 12 THEN se.season_03 ELSE 0 END AS season_03,
+    CASE WHEN s.tenure_months >= 12 THEN se.season_04 ELSE 0 END AS season_04,
+    CASE WHEN s.tenure_months >= 12 THEN se.season_05 ELSE 0 END AS season_05,
+    CASE WHEN s.tenure_months >= 12 THEN se.season_06 ELSE 0 END AS season_06,
+    CASE WHEN s.tenure_months >= 12 THEN se.season_07 ELSE 0 END AS season_07,
+    CASE WHEN s.tenure_months >= 12 THEN se.season_08 ELSE 0 END AS season_08,
+    CASE WHEN s.tenure_months >= 12 THEN se.season_09 ELSE 0 END AS season_09,
+    CASE WHEN s.tenure_months >= 12 THEN se.season_10 ELSE 0 END AS season_10,
+    CASE WHEN s.tenure_months >= 12 THEN se.season_11 ELSE 0 END AS season_11,
+    CASE WHEN s.tenure_months >= 12 THEN se.season_12 ELSE 0 END AS season_12,
+    CASE WHEN s.tenure_months >= $min_tenure AND s.active_months >= 3 THEN TRUE ELSE FALSE END AS eligible
+FROM stats AS s
+JOIN trend AS tr USING (shop_id)
+JOIN seasonality AS se USING (shop_id)
+JOIN entropy AS e USING (shop_id)
+ORDER BY s.shop_id

@@ -1,0 +1,87 @@
+"""Settings from the environment, with defaults that run on a laptop.
+
+Every setting has one environment variable (SEGMENTATION_*). All local state lives under
+SEGMENTATION_HOME (default: `.local/` in the repository).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = _env(name, str(default))
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"environment variable {name} must be an integer, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where things live and how the method is tuned."""
+
+    home: Path
+    lake_root: str
+    warehouse_path: Path
+    sql_dir: Path
+    window_months: int = 24
+    min_history_months: int = 12
+    seed: int = 42
+    latent_dim: int = 6
+    epochs: int = 60
+    train_sample: int = 50_000
+    score_batch: int = 100_000
+    extra: dict = field(default_factory=dict)
+
+    def with_overrides(self, **changes) -> Settings:
+        return replace(self, **changes)
+
+
+def segmentation_home() -> Path:
+    return Path(_env("SEGMENTATION_HOME", str(REPO_ROOT / ".local"))).expanduser().resolve()
+
+
+def load_settings() -> Settings:
+    """Read settings from the environment and check them."""
+    home = segmentation_home()
+    settings = Settings(
+        home=home,
+        lake_root=_env("SEGMENTATION_LAKE_ROOT", str(home / "lake")),
+        warehouse_path=Path(_env("SEGMENTATION_WAREHOUSE_PATH", str(home / "warehouse" / "segmentation.duckdb"))),
+        sql_dir=Path(_env("SEGMENTATION_SQL_DIR", str(REPO_ROOT / "include" / "sql"))),
+        window_months=_env_int("SEGMENTATION_WINDOW_MONTHS", 24),
+        min_history_months=_env_int("SEGMENTATION_MIN_HISTORY_MONTHS", 12),
+        seed=_env_int("SEGMENTATION_SEED", 42),
+        latent_dim=_env_int("SEGMENTATION_LATENT_DIM", 6),
+        epochs=_env_int("SEGMENTATION_EPOCHS", 60),
+        train_sample=_env_int("SEGMENTATION_TRAIN_SAMPLE", 50_000),
+    )
+    validate_settings(settings)
+    return settings
+
+
+def validate_settings(settings: Settings) -> None:
+    problems = []
+    if settings.window_months < 1:
+        problems.append(f"SEGMENTATION_WINDOW_MONTHS must be >= 1, got {settings.window_months}")
+    if not 1 <= settings.min_history_months <= settings.window_months:
+        problems.append(
+            "SEGMENTATION_MIN_HISTORY_MONTHS must be between 1 and the window "
+            f"({settings.window_months}), got {settings.min_history_months}"
+        )
+    if not 2 <= settings.latent_dim <= 20:
+        problems.append(f"SEGMENTATION_LATENT_DIM must be between 2 and 20, got {settings.latent_dim}")
+    if not settings.sql_dir.is_dir():
+        problems.append(f"SQL directory not found: {settings.sql_dir} (set SEGMENTATION_SQL_DIR)")
+    if problems:
+        raise ValueError("invalid segmentation settings:\n  " + "\n  ".join(problems))

@@ -65,7 +65,9 @@ seasonality AS (
         COALESCE(MAX(season) FILTER (WHERE cal = 10), 0) AS season_10,
         COALESCE(MAX(season) FILTER (WHERE cal = 11), 0) AS season_11,
         COALESCE(MAX(season) FILTER (WHERE cal = 12), 0) AS season_12,
-        SUM(season * season * n) AS seasonal_ss
+        -- first calendar harmonic of the seasonal profile: where in the year sales peak, and how much
+        SUM(season * COS(2 * PI() * cal / 12)) / 6 AS season_cos,
+        SUM(season * SIN(2 * PI() * cal / 12)) / 6 AS season_sin
     FROM calendar
     GROUP BY shop_id
 ),
@@ -111,8 +113,12 @@ SELECT
     CASE WHEN s.tenure_months >= 24 THEN LN(1 + s.last_12) - LN(1 + s.prior_12) ELSE 0 END AS yoy_growth,
     CASE WHEN s.tenure_months >= 24 THEN 1 ELSE 0 END AS has_yoy,
     CASE WHEN s.tenure_months >= 2 THEN LN(1 + s.late_mean) - LN(1 + s.early_mean) ELSE 0 END AS half_growth,
-    CASE WHEN s.tenure_months >= 12 AND s.resid_ss > 0 THEN se.seasonal_ss / s.resid_ss ELSE 0 END
-        AS seasonal_strength,
+    -- share of the detrended variance the annual harmonic explains (about 2 / tenure for pure noise)
+    CASE WHEN s.tenure_months >= 12 AND s.resid_ss > 0
+         THEN LEAST(1, s.tenure_months * (se.season_cos * se.season_cos + se.season_sin * se.season_sin) / 2 / s.resid_ss)
+         ELSE 0 END AS seasonal_strength,
+    CASE WHEN s.tenure_months >= 12 THEN se.season_cos ELSE 0 END AS season_cos,
+    CASE WHEN s.tenure_months >= 12 THEN se.season_sin ELSE 0 END AS season_sin,
     CASE WHEN s.tenure_months >= 12 THEN se.season_01 ELSE 0 END AS season_01,
     CASE WHEN s.tenure_months >= 12 THEN se.season_02 ELSE 0 END AS season_02,
     CASE WHEN s.tenure_months >= 12 THEN se.season_03 ELSE 0 END AS season_03,

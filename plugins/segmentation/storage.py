@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 MANIFEST = "_manifest.json"
-ZONES = ("staging", "raw", "quality", "quarantine", "features", "models", "scores", "reports")
+ZONES = ("staging", "raw", "quality", "quarantine", "features", "decisions", "models", "scores", "reports")
 
 
 class PartitionNotFound(FileNotFoundError):

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 REQUIRED_COLUMNS = ["shop_id", "product_id", "year", "month", "sales_qty"]
 OPTIONAL_COLUMNS = ["sales_value"]
 KEY_COLUMNS = ["shop_id", "product_id", "year", "month"]
-ID_TYPES = ["str", "string", "object", "int64", "Int64", "int32"]
+ID_TYPES = ["str", "int64", "Int64", "int32"]
 INT_TYPES = ["int64", "Int64", "int32", "Int32"]
 NUMBER_TYPES = INT_TYPES + ["float64", "Float64", "float32"]
 MAX_QTY = 1e7
@@ -94,9 +94,18 @@ def run_suite(frame: pd.DataFrame, month: str) -> dict:
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(name=f"monthly_contract_{month}", data=batch, suite=suite)
     )
-    result = definition.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
+    result = definition.run(batch_parameters={"dataframe": _gx_compatible(frame)}, result_format="SUMMARY")
     checks = [_check_summary(r.to_json_dict()) for r in result.results]
     return {"month": month, "success": bool(result.success), "rows": len(frame), "checks": checks}
+
+
+def _gx_compatible(frame: pd.DataFrame) -> pd.DataFrame:
+    """GX 1.x type checks predate pandas 3's string dtype: present string columns as Python str objects."""
+    converted = frame.copy()
+    for column in converted.columns:
+        if isinstance(converted[column].dtype, pd.StringDtype):
+            converted[column] = converted[column].astype(object)
+    return converted
 
 
 def _check_summary(result: dict) -> dict:

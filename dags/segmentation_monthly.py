@@ -1,0 +1,147 @@
+"""Monthly customer segmentation: ingest -> validate -> features -> decide -> train|reuse -> score -> publish.
+
+Orchestration only: each task calls one function of the `segmentation` library (plugins/segmentation).
+Nothing heavy is imported at parse time.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import Param, dag, task
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+DOC_MD = """
+### Monthly customer segmentation
+
+Each run processes **one calendar month**: its data interval `[first day, first day of next month)`.
+
+| task | what it does |
+|---|---|
+| `ingest` | reads the month from the source into the lake's staging zone |
+| `validate` | Great Expectations suite; on pass publishes `raw/month=M`, on fail quarantines the input and stops |
+| `build_features` | one row per shop over the trailing window (DuckDB over `include/sql/features.sql`) |
+| `decide` | train (no model yet, or `force_retrain`), reuse the champion, or wait for enough history |
+| `train` / `reuse_model` | autoencoder + HDBSCAN, registered and promoted / checksum-verified champion |
+| `score` | segment id + membership strength per shop (`-1` = noise) |
+| `publish` | replaces the month in the warehouse (`segments`, `model_runs`); pool `warehouse` (1 slot) |
+
+Re-running a month replaces exactly that month and changes nothing when inputs are unchanged.
+
+**Params** (Trigger DAG w/ config): `month` (YYYY-MM, overrides the data interval), `force_retrain`,
+`source` (`file` or `synthetic`), `source_path` (monthly-contract parquet/CSV), `n_shops` (synthetic).
+Backfill: `airflow backfill create --dag-id segmentation_monthly --from-date 2024-01-01 --to-date 2024-12-01`.
+"""
+
+WAREHOUSE_POOL = "warehouse"
+
+
+def _settings():
+    from segmentation.config import load_settings
+
+    return load_settings()
+
+
+def _month(context) -> str:
+    """The month a run processes: the `month` param, else its data interval, else the month before it ran."""
+    from segmentation.months import add_months, month_of, parse_month
+
+    requested = (context["params"].get("month") or "").strip()
+    if requested:
+        parse_month(requested)
+        return requested
+    start = context.get("data_interval_start")
+    if start is not None:
+        return month_of(start)
+    return add_months(month_of(context["dag_run"].run_after), -1)
+
+
+@dag(
+    dag_id="segmentation_monthly",
+    schedule=CronDataIntervalTimetable("0 0 1 * *", timezone="UTC"),
+    start_date=pendulum.datetime(2023, 1, 1, tz="UTC"),
+    catchup=True,
+    max_active_runs=1,
+    doc_md=DOC_MD,
+    tags=["segmentation"],
+    default_args={"retries": 2, "retry_delay": pendulum.duration(seconds=30)},
+    params={
+        "month": Param("", type="string", title="Month (YYYY-MM)",
+                       description="Process this month instead of the run's data interval.",
+                       pattern="^$|^[0-9]{4}-(0[1-9]|1[0-2])$"),
+        "force_retrain": Param(False, type="boolean", title="Force retrain"),
+        "source": Param("file", enum=["file", "synthetic"], title="Source"),
+        "source_path": Param("", type="string", title="Source file",
+                             description="Monthly-contract parquet/CSV; empty = $SEGMENTATION_HOME/sample/sales.parquet"),
+        "n_shops": Param(2000, type="integer", minimum=1, title="Shops (synthetic source)"),
+    },
+    render_template_as_native_obj=True,
+)
+def segmentation_monthly():
+    @task
+    def ingest(**context) -> dict:
+        from segmentation.ingest import ingest as ingest_month
+        from segmentation.sources import Source
+
+        settings = _settings()
+        params = dict(context["params"])
+        params["source_path"] = params.get("source_path") or str(settings.home / "sample" / "sales.parquet")
+        return ingest_month(settings, _month(context), Source.from_params(params))
+
+    @task
+    def validate(**context) -> dict:
+        from segmentation.validate import validate as validate_month
+
+        return validate_month(_settings(), _month(context))
+
+    @task
+    def build_features(**context) -> dict:
+        from segmentation.features import build_features as build
+
+        return build(_settings(), _month(context))
+
+    @task.branch
+    def decide(**context) -> str:
+        from segmentation.decide import decide as decide_month
+
+        decision = decide_month(_settings(), _month(context), bool(context["params"]["force_retrain"]))
+        return {"train": "train", "reuse": "reuse_model", "skip": "warm_up"}[decision["decision"]]
+
+    @task
+    def train(**context) -> dict:
+        from segmentation.train import train as train_month
+
+        return train_month(_settings(), _month(context))
+
+    @task
+    def reuse_model(**context) -> dict:
+        from segmentation.train import reuse
+
+        return reuse(_settings(), _month(context))
+
+    @task
+    def warm_up(**context) -> str:
+        """Not enough history to segment yet; publish records the month as skipped."""
+        return _month(context)
+
+    @task(trigger_rule="none_failed_min_one_success")
+    def score(**context) -> dict:
+        from segmentation.score import score as score_month
+
+        return score_month(_settings(), _month(context))
+
+    @task(trigger_rule="none_failed_min_one_success", pool=WAREHOUSE_POOL)
+    def publish(**context) -> dict:
+        from segmentation.publish import publish as publish_month
+
+        return publish_month(_settings(), _month(context), run_id=context["run_id"])
+
+    # Every task derives its month from the run (data interval or the `month` param), so the graph
+    # below carries only ordering, and branch skips propagate cleanly.
+    branch = ingest() >> validate() >> build_features() >> decide()
+    scored = score()
+    published = publish()
+    branch >> [train(), reuse_model()] >> scored >> published
+    branch >> warm_up() >> published
+
+
+segmentation_monthly()

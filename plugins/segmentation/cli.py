@@ -1,0 +1,137 @@
+"""Command line: the library's stages without Airflow.
+
+    segmentation generate --shops 2000 --from 2023-01 --to 2024-12 --out sales.parquet
+    segmentation run --from 2024-01 --to 2024-12 --input sales.parquet
+    segmentation stage features --month 2024-03
+    segmentation summary
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .config import load_settings
+from .sources import Source
+
+
+def _generate(args) -> int:
+    from .generate import GeneratorSpec, generate, ground_truth
+
+    spec = GeneratorSpec(n_shops=args.shops, first_month=args.first, last_month=args.last, seed=args.seed)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame = generate(spec)
+    frame.to_parquet(out, index=False) if out.suffix != ".csv" else frame.to_csv(out, index=False)
+    truth = out.with_name(out.stem + "_truth.csv")
+    ground_truth(spec).to_csv(truth, index=False)
+    print(f"wrote {len(frame)} rows for {args.shops} shops ({args.first}..{args.last}) to {out}; truth in {truth}")
+    return 0
+
+
+def _run(args) -> int:
+    from .pipeline import run_months
+
+    settings = load_settings()
+    source = Source(kind="file", path=args.input) if args.input else Source(kind="synthetic", n_shops=args.shops)
+    results = run_months(settings, args.first, args.last, source, args.force_retrain)
+    for result in results:
+        decision = result["decide"]
+        scored = result.get("score", {})
+        print(f"{decision['month']}: {decision['decision']:<6} shops={scored.get('shops', 0):>7} "
+              f"segments={scored.get('segments', 0)} noise={scored.get('noise_share', 0):.1%}  ({decision['reason']})")
+    return _summary(args)
+
+
+def _stage(args) -> int:
+    from . import decide, features, ingest, publish, score, train, validate
+
+    settings = load_settings()
+    month = args.month
+    calls = {
+        "ingest": lambda: ingest.ingest(settings, month, Source(kind="file", path=args.input) if args.input
+                                        else Source(kind="synthetic", n_shops=args.shops)),
+        "validate": lambda: validate.validate(settings, month),
+        "features": lambda: features.build_features(settings, month),
+        "decide": lambda: decide.decide(settings, month, args.force_retrain),
+        "train": lambda: train.train(settings, month),
+        "score": lambda: score.score(settings, month),
+        "publish": lambda: publish.publish(settings, month),
+    }
+    print(json.dumps(calls[args.name](), indent=2, default=str))
+    return 0
+
+
+def _summary(args) -> int:
+    from .publish import warehouse_for
+
+    settings = load_settings()
+    warehouse = warehouse_for(settings)
+    if not warehouse.db_path.exists():
+        print(f"no warehouse yet at {warehouse.db_path}")
+        return 1
+    print(summary_text(warehouse))
+    return 0
+
+
+def summary_text(warehouse) -> str:
+    """Months, shops, segments and noise share per month, plus where the warehouse file is."""
+    frame = warehouse.query(
+        """SELECT r.month, r.decision, r.model_version, r.shops, r.segments,
+                  ROUND(100 * r.noise_share, 1) AS noise_pct
+           FROM model_runs r ORDER BY r.month"""
+    )
+    lines = [frame.to_string(index=False), "", f"warehouse: {warehouse.db_path}",
+             "query it: duckdb " + str(warehouse.db_path) + " \"SELECT * FROM segment_sizes ORDER BY month, segment_id\""]
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="segmentation", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="write synthetic monthly-contract data with planted segments")
+    gen.add_argument("--shops", type=int, default=2000)
+    gen.add_argument("--from", dest="first", default="2023-01")
+    gen.add_argument("--to", dest="last", default="2024-12")
+    gen.add_argument("--seed", type=int, default=7)
+    gen.add_argument("--out", required=True, help="output .parquet or .csv")
+    gen.set_defaults(func=_generate)
+
+    run = sub.add_parser("run", help="run the whole pipeline for months A..B")
+    run.add_argument("--from", dest="first", required=True)
+    run.add_argument("--to", dest="last", required=True)
+    run.add_argument("--input", help="monthly-contract parquet/CSV (default: synthetic data)")
+    run.add_argument("--shops", type=int, default=2000, help="shops for synthetic data")
+    run.add_argument("--force-retrain", action="store_true", help="retrain in the first month")
+    run.set_defaults(func=_run)
+
+    stage = sub.add_parser("stage", help="run one stage for one month")
+    stage.add_argument("name", choices=["ingest", "validate", "features", "decide", "train", "score", "publish"])
+    stage.add_argument("--month", required=True)
+    stage.add_argument("--input")
+    stage.add_argument("--shops", type=int, default=2000)
+    stage.add_argument("--force-retrain", action="store_true")
+    stage.set_defaults(func=_stage)
+
+    summary = sub.add_parser("summary", help="print the segments summary from the warehouse")
+    summary.set_defaults(func=_summary)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, RuntimeError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

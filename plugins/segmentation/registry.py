@@ -1,0 +1,114 @@
+"""Model registry in the lake: immutable versions under models/v=NNNN and a champion history.
+
+A version is a partition (scaler.pkl, encoder.keras, clusterer.pkl + manifest with checksums and
+metadata). `models/champion.json` lists promotions in order; it is written only after the version
+it names is fully published, so it never points at a missing or partial model. Files are checked
+against their manifest checksums before anything is unpickled.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from dataclasses import dataclass
+
+from .months import month_index
+from .storage import Lake, PartitionRef, utc_now
+
+CHAMPION = "models/champion.json"
+
+
+class RegistryError(RuntimeError):
+    """The registry is missing a model or holds one that fails its checks."""
+
+
+@dataclass
+class LoadedModel:
+    version: str
+    metadata: dict
+    scaler: object
+    encoder: object
+    clusterer: object
+
+
+def version_ref(version: str) -> PartitionRef:
+    return PartitionRef("models", f"v={version}")
+
+
+class Registry:
+    def __init__(self, lake: Lake):
+        self.lake = lake
+
+    def versions(self) -> list[str]:
+        return [key.split("=", 1)[1] for key in self.lake.partitions("models") if key.startswith("v=")]
+
+    def next_version(self) -> str:
+        existing = [int(v) for v in self.versions()]
+        return f"{(max(existing) if existing else 0) + 1:04d}"
+
+    def metadata(self, version: str) -> dict:
+        manifest = self.lake.manifest(version_ref(version))
+        if manifest is None:
+            raise RegistryError(f"model version {version} not found in {self.lake.url('models')}")
+        return manifest["metadata"]
+
+    def find_by_fingerprint(self, fingerprint: str) -> str | None:
+        for version in reversed(self.versions()):
+            if self.metadata(version).get("fingerprint") == fingerprint:
+                return version
+        return None
+
+    def register(self, scaler, encoder_bytes: bytes, clusterer, metadata: dict) -> str:
+        """Publish a new immutable version; return its number."""
+        version = self.next_version()
+        files = {
+            "scaler.pkl": pickle.dumps(scaler),
+            "encoder.keras": encoder_bytes,
+            "clusterer.pkl": pickle.dumps(clusterer),
+        }
+        self.lake.publish_files(version_ref(version), files, {**metadata, "version": version, "registered_at": utc_now()})
+        return version
+
+    # champion -------------------------------------------------------------------
+    def promotions(self) -> list[dict]:
+        try:
+            return self.lake.get_json(CHAMPION)["history"]
+        except FileNotFoundError:
+            return []
+
+    def champion(self) -> str | None:
+        history = self.promotions()
+        return history[-1]["version"] if history else None
+
+    def promote(self, version: str, reason: str) -> None:
+        metadata = self.metadata(version)  # raises if the version is not fully published
+        history = [h for h in self.promotions() if h["version"] != version]
+        history.append({"version": version, "trained_for": metadata["trained_for"], "promoted_at": utc_now(),
+                        "reason": reason})
+        history.sort(key=lambda h: (month_index(h["trained_for"]), h["version"]))
+        self.lake.put_json(CHAMPION, {"champion": history[-1]["version"], "history": history})
+
+    def model_for_month(self, month: str) -> str | None:
+        """The promoted version that applies to a month: the latest one trained for it or earlier."""
+        applicable = [h for h in self.promotions() if month_index(h["trained_for"]) <= month_index(month)]
+        return applicable[-1]["version"] if applicable else None
+
+    # loading --------------------------------------------------------------------
+    def load(self, version: str) -> LoadedModel:
+        """Load a version after verifying every file against its manifest checksum."""
+        from .model import encoder_from_bytes
+        from .storage import ChecksumMismatch
+
+        ref = version_ref(version)
+        try:
+            blobs = {name: self.lake.read_file(ref, name) for name in ("scaler.pkl", "encoder.keras", "clusterer.pkl")}
+        except ChecksumMismatch as exc:
+            raise RegistryError(f"model version {version} is corrupt, refusing to load it: {exc}") from exc
+        metadata = self.metadata(version)
+        return LoadedModel(
+            version=version,
+            metadata=metadata,
+            scaler=pickle.load(io.BytesIO(blobs["scaler.pkl"])),
+            encoder=encoder_from_bytes(blobs["encoder.keras"], metadata.get("seed", 0)),
+            clusterer=pickle.load(io.BytesIO(blobs["clusterer.pkl"])),
+        )

@@ -1,0 +1,76 @@
+"""The warehouse: DuckDB tables defined in include/sql/warehouse, written one month at a time.
+
+DuckDB allows one writer per file. Airflow serialises the publish task with a one-slot pool; a file
+lock here also protects against writers outside Airflow (the CLI, a second scheduler).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+
+def _statements(path: Path) -> list[str]:
+    text = "\n".join(line for line in path.read_text().splitlines() if not line.strip().startswith("--"))
+    return [s.strip() for s in text.split(";") if s.strip()]
+
+
+@contextlib.contextmanager
+def writer_lock(db_path: Path):
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{db_path}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class DuckDBWarehouse:
+    def __init__(self, db_path: Path, sql_dir: Path):
+        self.db_path = Path(db_path)
+        self.sql = Path(sql_dir) / "warehouse" / "duckdb"
+
+    def connect(self, read_only: bool = False):
+        import duckdb
+
+        return duckdb.connect(str(self.db_path), read_only=read_only)
+
+    def ensure_tables(self, con) -> None:
+        for statement in _statements(self.sql / "tables.sql"):
+            con.execute(statement)
+
+    def current_run(self, month: str) -> dict | None:
+        if not self.db_path.exists():
+            return None
+        with self.connect(read_only=True) as con:
+            try:
+                row = con.execute("SELECT * FROM model_runs WHERE month = ?", [month]).fetchdf()
+            except Exception:  # table not created yet
+                return None
+        return None if row.empty else row.iloc[0].to_dict()
+
+    def replace_month(self, month: str, segments: pd.DataFrame, run: pd.DataFrame) -> None:
+        """Atomically replace the month's rows in segments and model_runs."""
+        with writer_lock(self.db_path), self.connect() as con:
+            self.ensure_tables(con)
+            con.register("new_segments", segments)
+            con.register("new_run", run)
+            con.execute("BEGIN TRANSACTION")
+            try:
+                for statement in _statements(self.sql / "replace_month.sql"):
+                    con.execute(statement, {"month": month} if "$month" in statement else None)
+                con.execute("COMMIT")
+            except Exception:
+                con.execute("ROLLBACK")
+                raise
+
+    def query(self, sql: str, params: list | None = None) -> pd.DataFrame:
+        with self.connect(read_only=True) as con:
+            return con.execute(sql, params or []).fetchdf()

@@ -35,7 +35,8 @@ def model_feature_names(sql_dir: Path) -> list[str]:
     return [c["name"] for c in feature_schema(Path(sql_dir))["columns"] if c["model"]]
 
 
-def compute_features(raw: pa.Table, as_of: str, window_months: int, sql_dir: Path) -> pa.Table:
+def compute_features(raw: pa.Table, as_of: str, window_months: int, sql_dir: Path,
+                     min_tenure: int = MIN_TENURE) -> pa.Table:
     """Run features.sql over a monthly-contract table and return one row per shop."""
     import duckdb
 
@@ -43,7 +44,7 @@ def compute_features(raw: pa.Table, as_of: str, window_months: int, sql_dir: Pat
     params = {
         "as_of_index": month_index(as_of),
         "first_index": month_index(as_of) - window_months + 1,
-        "min_tenure": min(MIN_TENURE, window_months),
+        "min_tenure": min(min_tenure, window_months),
     }
     with duckdb.connect() as con:
         con.execute("SET threads TO 2")
@@ -64,7 +65,8 @@ def build_features(settings: Settings, month: str) -> dict:
     if month not in months:
         raise InsufficientHistory(f"no published raw partition for {month}: run ingest and validate first")
     raw = pa.concat_tables(lake.read_tables([month_ref("raw", m) for m in months]))
-    table = compute_features(raw, month, settings.window_months, settings.sql_dir)
+    table = compute_features(raw, month, settings.window_months, settings.sql_dir,
+                             min(MIN_TENURE, settings.min_history_months))
     lake.write_table(
         as_of_ref("features", month),
         table,

@@ -91,9 +91,11 @@ def _monthly_multiplier(shops: Shops, spec: GeneratorSpec, month: str, rng: np.r
     t = month_index(month) - month_index(spec.first_month)
     n = len(shops.shop_id)
     segment = shops.segment
-    if spec.drift_from and month_index(month) >= month_index(spec.drift_from):
-        segment = np.where((segment == "steady") & shops.drifted, "declining", segment)
     mult = np.ones(n)
+    if spec.drift_from and month_index(month) >= month_index(spec.drift_from):
+        drifting = (segment == "steady") & shops.drifted
+        since = month_index(month) - month_index(spec.drift_from)
+        mult[drifting] = np.exp(-shops.rate[drifting] * since)
     seasonal = segment == "seasonal"
     mult[seasonal] = 1 + shops.amplitude[seasonal] * np.cos(2 * np.pi * (cal - 12) / 12)
     growing = segment == "growing"

@@ -111,7 +111,7 @@ class Lake:
         path = f"{ref.path}/{MANIFEST}"
         try:
             return self.get_json(path)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
 
     def has_partition(self, ref: PartitionRef) -> bool:
@@ -119,7 +119,8 @@ class Lake:
 
     def partitions(self, zone: str) -> list[str]:
         """Keys of published partitions in a zone, sorted."""
-        return [key for key in self.list_dir(zone) if self.has_partition(PartitionRef(zone, key))]
+        keys = [key for key in self.list_dir(zone) if "=" in key]
+        return [key for key in keys if self.has_partition(PartitionRef(zone, key))]
 
     def publish_files(self, ref: PartitionRef, files: dict[str, bytes], metadata: dict | None = None) -> dict:
         """Publish named files as the new content of a partition and return its manifest."""

@@ -1,0 +1,79 @@
+"""The library's stages run in order without Airflow: decisions, registry, idempotency."""
+
+import json
+
+import pytest
+
+from segmentation.config import load_settings
+from segmentation.pipeline import run_month, run_months
+from segmentation.publish import warehouse_for
+from segmentation.registry import Registry, RegistryError
+from segmentation.sources import Source
+from segmentation.storage import Lake
+
+
+@pytest.fixture
+def fast(home, monkeypatch):
+    monkeypatch.setenv("SEGMENTATION_MIN_HISTORY_MONTHS", "3")
+    monkeypatch.setenv("SEGMENTATION_EPOCHS", "15")
+    return load_settings()
+
+
+def _table(settings, sql):
+    return warehouse_for(settings).query(sql)
+
+
+def test_months_warm_up_then_train_then_reuse(fast, small_sales_file):
+    source = Source(kind="file", path=str(small_sales_file))
+    results = run_months(fast, "2023-01", "2023-05", source)
+    assert [r["decide"]["decision"] for r in results] == ["skip", "skip", "train", "reuse", "reuse"]
+    runs = _table(fast, "SELECT month, decision, model_version, shops FROM model_runs ORDER BY month")
+    assert runs["decision"].tolist() == ["skip", "skip", "train", "reuse", "reuse"]
+    assert runs["model_version"].tolist()[2:] == ["0001"] * 3
+    per_month = _table(fast, "SELECT month, COUNT(*) n, COUNT(DISTINCT shop_id) s FROM segments GROUP BY month ORDER BY month")
+    assert per_month["month"].tolist() == ["2023-03", "2023-04", "2023-05"]
+    assert (per_month["n"] == per_month["s"]).all() and (per_month["n"] > 500).all()
+    segments = _table(fast, "SELECT segment_id, membership_strength FROM segments")
+    assert segments["segment_id"].min() >= -1 and segments["membership_strength"].between(0, 1).all()
+    metrics = json.loads(_table(fast, "SELECT metrics FROM model_runs WHERE decision = 'train'")["metrics"][0])
+    assert metrics["clusters"] >= 2
+
+
+def test_rerunning_a_month_changes_nothing(fast, small_sales_file):
+    source = Source(kind="file", path=str(small_sales_file))
+    run_months(fast, "2023-01", "2023-04", source)
+    before = {t: _table(fast, f"SELECT * FROM {t} ORDER BY ALL") for t in ("segments", "model_runs")}
+    versions = Registry(Lake(fast.lake_root)).versions()
+    for month in ("2023-03", "2023-04"):
+        run_month(fast, month, source)
+    run_month(fast, "2023-03", source, force_retrain=True)  # identical inputs: same model, no new version
+    for table, frame in before.items():
+        assert _table(fast, f"SELECT * FROM {table} ORDER BY ALL").equals(frame), table
+    assert Registry(Lake(fast.lake_root)).versions() == versions
+
+
+def test_same_input_same_segments_in_a_fresh_home(fast, small_sales_file, tmp_path, monkeypatch):
+    source = Source(kind="file", path=str(small_sales_file))
+    run_months(fast, "2023-01", "2023-03", source)
+    first = _table(fast, "SELECT shop_id, segment_id, membership_strength FROM segments ORDER BY shop_id")
+    monkeypatch.setenv("SEGMENTATION_HOME", str(tmp_path / "second"))
+    second_settings = load_settings()
+    run_months(second_settings, "2023-01", "2023-03", source)
+    second = _table(second_settings, "SELECT shop_id, segment_id, membership_strength FROM segments ORDER BY shop_id")
+    assert first.equals(second)
+
+
+def test_corrupt_champion_is_refused(fast, small_sales_file):
+    source = Source(kind="file", path=str(small_sales_file))
+    run_months(fast, "2023-01", "2023-03", source)
+    lake = Lake(fast.lake_root)
+    registry = Registry(lake)
+    folder = fast.home / "lake" / "models" / "v=0001"
+    clusterer = next(p for p in folder.iterdir() if p.name.endswith("clusterer.pkl"))
+    clusterer.write_bytes(clusterer.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(RegistryError, match="corrupt"):
+        registry.load("0001")
+    with pytest.raises(RegistryError, match="corrupt"):
+        run_month(fast, "2023-04", source)
+    assert registry.champion() == "0001"
+    assert _table(fast, "SELECT COUNT(*) n FROM model_runs WHERE month = '2023-04'")["n"][0] == 0

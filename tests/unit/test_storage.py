@@ -1,0 +1,55 @@
+import pyarrow as pa
+import pytest
+
+from segmentation.storage import ChecksumMismatch, Lake, PartitionNotFound, PartitionRef, month_ref
+
+
+@pytest.fixture
+def lake(tmp_path):
+    return Lake(str(tmp_path / "lake"))
+
+
+def test_table_round_trip_and_manifest(lake):
+    ref = month_ref("raw", "2024-01")
+    table = pa.table({"a": [1, 2, 3]})
+    manifest = lake.write_table(ref, table, {"month": "2024-01"})
+    assert lake.read_table(ref).equals(table)
+    assert manifest["metadata"]["rows"] == 3
+    assert lake.partitions("raw") == ["month=2024-01"]
+
+
+def test_unpublished_files_are_invisible(lake, tmp_path):
+    ref = month_ref("raw", "2024-02")
+    folder = tmp_path / "lake" / "raw" / "month=2024-02"
+    folder.mkdir(parents=True)
+    (folder / "half-written.parquet").write_bytes(b"PAR1 partial")
+    assert not lake.has_partition(ref)
+    assert lake.partitions("raw") == []
+    with pytest.raises(PartitionNotFound):
+        lake.read_table(ref)
+
+
+def test_replacing_a_partition_removes_old_files(lake, tmp_path):
+    ref = month_ref("scores", "2024-01")
+    lake.write_table(ref, pa.table({"a": [1]}))
+    lake.write_table(ref, pa.table({"a": [2]}))
+    files = sorted(p.name for p in (tmp_path / "lake" / "scores" / "month=2024-01").iterdir())
+    assert len(files) == 2 and "_manifest.json" in files
+    assert lake.read_table(ref).column("a").to_pylist() == [2]
+
+
+def test_altered_file_fails_its_checksum(lake, tmp_path):
+    ref = PartitionRef("models", "v=0001")
+    lake.publish_files(ref, {"model.pkl": b"original"})
+    stored = next(p for p in (tmp_path / "lake" / "models" / "v=0001").iterdir() if p.name.endswith("model.pkl"))
+    stored.write_bytes(b"tampered")
+    with pytest.raises(ChecksumMismatch, match="checksum"):
+        lake.read_file(ref, "model.pkl")
+
+
+def test_remove_partition_unpublishes(lake):
+    ref = month_ref("staging", "2024-01")
+    lake.write_table(ref, pa.table({"a": [1]}))
+    lake.remove_partition(ref)
+    assert not lake.has_partition(ref)
+    assert lake.list_dir("staging/month=2024-01") == []

@@ -1,0 +1,63 @@
+import multiprocessing
+
+import pandas as pd
+
+from segmentation.config import REPO_ROOT
+from segmentation.warehouse import DuckDBWarehouse
+
+SQL = REPO_ROOT / "include" / "sql"
+
+
+def _rows(month, shops, segment=0):
+    segments = pd.DataFrame({
+        "month": month, "shop_id": [f"S{i}" for i in range(shops)], "segment_id": segment,
+        "membership_strength": 0.9, "eligible": True, "model_version": "0001",
+        "scored_at": pd.Timestamp("2024-01-01"),
+    })
+    run = pd.DataFrame([{"month": month, "run_id": "r", "decision": "train", "reason": "test", "model_version": "0001",
+                         "shops": shops, "segments": 1, "noise_share": 0.0, "metrics": "{}", "scores_sha": "x",
+                         "published_at": pd.Timestamp("2024-01-01")}])
+    return segments, run
+
+
+def test_replacing_a_month_leaves_other_months_and_no_duplicates(tmp_path):
+    warehouse = DuckDBWarehouse(tmp_path / "w.duckdb", SQL)
+    warehouse.replace_month("2024-01", *_rows("2024-01", 5))
+    warehouse.replace_month("2024-02", *_rows("2024-02", 3))
+    warehouse.replace_month("2024-01", *_rows("2024-01", 4, segment=2))
+    counts = warehouse.query("SELECT month, COUNT(*) n, MAX(segment_id) s FROM segments GROUP BY month ORDER BY month")
+    assert counts.to_dict("records") == [{"month": "2024-01", "n": 4, "s": 2}, {"month": "2024-02", "n": 3, "s": 0}]
+    assert warehouse.query("SELECT COUNT(*) n FROM model_runs")["n"][0] == 2
+    sizes = warehouse.query("SELECT * FROM segment_sizes WHERE month = '2024-02'")
+    assert sizes["share"].sum() == 1.0
+
+
+def test_failed_replacement_rolls_back(tmp_path):
+    warehouse = DuckDBWarehouse(tmp_path / "w.duckdb", SQL)
+    warehouse.replace_month("2024-01", *_rows("2024-01", 5))
+    segments, run = _rows("2024-01", 2)
+    segments = pd.concat([segments, segments])  # duplicate primary key -> the insert fails
+    try:
+        warehouse.replace_month("2024-01", segments, run)
+    except Exception:
+        pass
+    else:
+        raise AssertionError("duplicate keys should have failed")
+    assert warehouse.query("SELECT COUNT(*) n FROM segments")["n"][0] == 5
+
+
+def _write(path, month):
+    DuckDBWarehouse(path, SQL).replace_month(month, *_rows(month, 200))
+
+
+def test_concurrent_writers_are_serialised(tmp_path):
+    path = tmp_path / "w.duckdb"
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_write, args=(path, f"2024-{m:02d}")) for m in range(1, 7)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    assert [w.exitcode for w in workers] == [0] * 6
+    warehouse = DuckDBWarehouse(path, SQL)
+    assert warehouse.query("SELECT COUNT(DISTINCT month) m, COUNT(*) n FROM segments").iloc[0].tolist() == [6, 1200]

@@ -89,9 +89,14 @@ def segmentation_monthly():
 
     @task
     def validate(**context) -> dict:
+        from airflow.sdk.exceptions import AirflowFailException
+        from segmentation.validate import DataValidationError
         from segmentation.validate import validate as validate_month
 
-        return validate_month(_settings(), _month(context))
+        try:
+            return validate_month(_settings(), _month(context))
+        except DataValidationError as exc:
+            raise AirflowFailException(str(exc)) from exc  # bad data does not get better on retry
 
     @task
     def build_features(**context) -> dict:

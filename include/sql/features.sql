@@ -131,7 +131,7 @@ SELECT
     CASE WHEN s.tenure_months >= 12 THEN se.season_10 ELSE 0 END AS season_10,
     CASE WHEN s.tenure_months >= 12 THEN se.season_11 ELSE 0 END AS season_11,
     CASE WHEN s.tenure_months >= 12 THEN se.season_12 ELSE 0 END AS season_12,
-    CASE WHEN s.tenure_months >= $min_tenure AND s.active_months >= 3 THEN TRUE ELSE FALSE END AS eligible
+    CASE WHEN s.tenure_months >= $min_tenure AND s.active_months >= LEAST(3, $min_tenure) THEN TRUE ELSE FALSE END AS eligible
 FROM stats AS s
 JOIN trend AS tr USING (shop_id)
 JOIN seasonality AS se USING (shop_id)

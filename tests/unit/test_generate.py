@@ -1,8 +1,14 @@
 import numpy as np
 import pandas as pd
 import pytest
-
-from segmentation.generate import CONTRACT_COLUMNS, GeneratorSpec, generate, generate_month, ground_truth, inject_bad_rows
+from segmentation.generate import (
+    CONTRACT_COLUMNS,
+    GeneratorSpec,
+    generate,
+    generate_month,
+    ground_truth,
+    inject_bad_rows,
+)
 
 
 def test_generates_the_monthly_contract_with_planted_segments():

@@ -1,5 +1,4 @@
 import pytest
-
 from segmentation.months import add_months, month_index, month_range, parse_month, window
 
 

@@ -1,6 +1,5 @@
 import pyarrow as pa
 import pytest
-
 from segmentation.storage import ChecksumMismatch, Lake, PartitionNotFound, PartitionRef, month_ref
 
 

@@ -6,13 +6,33 @@ Used by `make demo`. Each run is the one Airflow's scheduler would create for th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "plugins"))
+
+
+@contextlib.contextmanager
+def output_to(path: Path):
+    """Send everything written to stdout/stderr (Airflow's task logs included) to a file."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(path, "a") as log_file:
+        os.dup2(log_file.fileno(), 1)
+        os.dup2(log_file.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
 
 
 def main() -> int:
@@ -34,11 +54,14 @@ def main() -> int:
         print(f"DAG import errors: {bag.import_errors}", file=sys.stderr)
         return 1
     dag = bag.dags["segmentation_monthly"]
+    task_log = load_settings().home / "airflow" / "demo-task-logs.txt"
+    print(f"task logs: {task_log}")
     started = time.perf_counter()
     failed = []
     for month in month_range(args.first, args.last):
         tick = time.perf_counter()
-        run = dag.test(logical_date=pendulum.parse(f"{add_months(month, 1)}-01"))
+        with output_to(task_log):
+            run = dag.test(logical_date=pendulum.parse(f"{add_months(month, 1)}-01"))
         print(f"== {month}: {run.state} in {time.perf_counter() - tick:.1f}s", flush=True)
         if run.state != "success":
             failed.append(month)

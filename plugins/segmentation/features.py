@@ -47,7 +47,7 @@ def compute_features(raw: pa.Table, as_of: str, window_months: int, sql_dir: Pat
         "min_tenure": min(min_tenure, window_months),
     }
     with duckdb.connect() as con:
-        con.execute("SET threads TO 2")
+        con.execute("SET threads TO 1")  # parallel float aggregation is order-dependent; same input must give the same bits
         con.register("raw", raw)
         return con.sql(sql, params=params).to_arrow_table()
 

@@ -74,3 +74,10 @@ def test_behaviour_separates_in_features():
     assert medians.loc["growing", "log_slope"] > 0.02 > -0.02 > medians.loc["declining", "log_slope"]
     assert medians.loc["seasonal", "seasonal_strength"] > 2 * medians.loc["steady", "seasonal_strength"]
     assert medians.loc["erratic", "resid_std"] > 2 * medians.loc["steady", "resid_std"]
+
+
+def test_same_input_gives_bitwise_identical_features():
+    raw = pa.Table.from_pandas(generate(GeneratorSpec(n_shops=4000, first_month="2023-01", last_month="2024-12")))
+    first = compute_features(raw, "2024-12", 24, SQL)
+    second = compute_features(raw, "2024-12", 24, SQL)
+    assert first.equals(second)

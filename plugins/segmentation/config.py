@@ -41,10 +41,22 @@ class Settings:
     epochs: int = 60
     train_sample: int = 50_000
     score_batch: int = 100_000
+    max_model_age_months: int = 12
+    drift_feature_psi: float = 0.25
+    drift_mix_psi: float = 0.20
+    drift_noise_jump: float = 0.10
     extra: dict = field(default_factory=dict)
 
     def with_overrides(self, **changes) -> Settings:
         return replace(self, **changes)
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = _env(name, str(default))
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"environment variable {name} must be a number, got {raw!r}") from None
 
 
 def segmentation_home() -> Path:
@@ -65,6 +77,10 @@ def load_settings() -> Settings:
         latent_dim=_env_int("SEGMENTATION_LATENT_DIM", 6),
         epochs=_env_int("SEGMENTATION_EPOCHS", 60),
         train_sample=_env_int("SEGMENTATION_TRAIN_SAMPLE", 50_000),
+        max_model_age_months=_env_int("SEGMENTATION_MODEL_MAX_AGE_MONTHS", 12),
+        drift_feature_psi=_env_float("SEGMENTATION_DRIFT_FEATURE_PSI", 0.25),
+        drift_mix_psi=_env_float("SEGMENTATION_DRIFT_MIX_PSI", 0.20),
+        drift_noise_jump=_env_float("SEGMENTATION_DRIFT_NOISE_JUMP", 0.10),
     )
     validate_settings(settings)
     return settings
@@ -81,6 +97,11 @@ def validate_settings(settings: Settings) -> None:
         )
     if not 2 <= settings.latent_dim <= 20:
         problems.append(f"SEGMENTATION_LATENT_DIM must be between 2 and 20, got {settings.latent_dim}")
+    if settings.max_model_age_months < 1:
+        problems.append(f"SEGMENTATION_MODEL_MAX_AGE_MONTHS must be >= 1, got {settings.max_model_age_months}")
+    for name in ("drift_feature_psi", "drift_mix_psi", "drift_noise_jump"):
+        if getattr(settings, name) <= 0:
+            problems.append(f"SEGMENTATION_{name.upper()} must be > 0, got {getattr(settings, name)}")
     if not settings.sql_dir.is_dir():
         problems.append(f"SQL directory not found: {settings.sql_dir} (set SEGMENTATION_SQL_DIR)")
     if problems:

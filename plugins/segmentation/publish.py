@@ -1,4 +1,4 @@
-"""Stage 6, publish: write the month's segments and its model run to the warehouse.
+"""Stage 6, publish: write the month's segments, segment profiles and model run to the warehouse.
 
 Replaces exactly that month's rows in one transaction. When the scores and decision are the ones
 already published, nothing is written, so a re-run leaves the tables identical.
@@ -14,15 +14,31 @@ import pandas as pd
 
 from .config import Settings
 from .decide import SKIP, read_decision
+from .profiles import build_profiles
 from .registry import Registry
-from .storage import Lake, month_ref, utc_now
+from .storage import Lake, as_of_ref, month_ref, utc_now
 from .warehouse import DuckDBWarehouse
 
 log = logging.getLogger(__name__)
+SEGMENT_COLUMNS = ["month", "shop_id", "segment_id", "segment_name", "membership_strength", "eligible",
+                   "model_version", "scored_at"]
 
 
 def warehouse_for(settings: Settings) -> DuckDBWarehouse:
     return DuckDBWarehouse(settings.warehouse_path, settings.sql_dir)
+
+
+def _json(value) -> str | None:
+    return None if value is None else json.dumps(value, sort_keys=True, default=str)
+
+
+def _scored_month(lake: Lake, month: str) -> tuple[pd.DataFrame, dict]:
+    manifest = lake.manifest(month_ref("scores", month))
+    if manifest is None:
+        raise RuntimeError(f"no scores published for {month}: run the score stage first")
+    segments = lake.read_table(month_ref("scores", month)).to_pandas()
+    segments["scored_at"] = pd.Timestamp(manifest["metadata"]["scored_at"]).tz_localize(None)
+    return segments[SEGMENT_COLUMNS], manifest["metadata"]
 
 
 def publish(settings: Settings, month: str, run_id: str | None = None) -> dict:
@@ -31,27 +47,26 @@ def publish(settings: Settings, month: str, run_id: str | None = None) -> dict:
     lake = Lake(settings.lake_root)
     decision = read_decision(settings, month)
     warehouse = warehouse_for(settings)
+    training = decision.get("training", {})
     if decision["decision"] == SKIP:
-        segments = pd.DataFrame(columns=["month", "shop_id", "segment_id", "membership_strength",
-                                         "eligible", "model_version", "scored_at"])
+        segments, profiles = pd.DataFrame(columns=SEGMENT_COLUMNS), None
         scores_sha, version, metrics = None, None, {}
     else:
-        ref = month_ref("scores", month)
-        manifest = lake.manifest(ref)
-        if manifest is None:
-            raise RuntimeError(f"no scores published for {month}: run the score stage first")
-        segments = lake.read_table(ref).to_pandas()
-        segments["scored_at"] = pd.Timestamp(manifest["metadata"]["scored_at"]).tz_localize(None)
-        scores_sha = manifest["metadata"]["content_sha"]
-        version = manifest["metadata"]["model_version"]
-        metrics = Registry(lake).metadata(version).get("metrics", {})
+        segments, meta = _scored_month(lake, month)
+        scores_sha, version = meta["content_sha"], meta["model_version"]
+        model_meta = Registry(lake).metadata(version)
+        metrics = {"model": model_meta.get("metrics", {}), "baselines": model_meta.get("baselines", {})}
+        features = lake.read_table(as_of_ref("features", month)).to_pandas()
+        names = {int(k): v for k, v in model_meta.get("segment_names", {}).items()}
+        profiles = build_profiles(month, segments, features, names)
     shops = len(segments)
     n_segments = int(segments.loc[segments["segment_id"] >= 0, "segment_id"].nunique()) if shops else 0
     noise = float((segments["segment_id"] == -1).mean()) if shops else None
     current = warehouse.current_run(month)
     if current and current.get("scores_sha") == scores_sha and current["decision"] == decision["decision"] \
-            and current.get("model_version") == version:
-        log.info("publish %s: warehouse already holds these %d rows (%s); nothing written", month, shops, settings.warehouse_path)
+            and current.get("model_version") == version and current.get("reason") == decision["reason"]:
+        log.info("publish %s: warehouse already holds these %d rows (%s); nothing written", month, shops,
+                 settings.warehouse_path)
         return {"month": month, "rows": shops, "written": False}
     run = pd.DataFrame([{
         "month": month,
@@ -59,14 +74,19 @@ def publish(settings: Settings, month: str, run_id: str | None = None) -> dict:
         "decision": decision["decision"],
         "reason": decision["reason"],
         "model_version": version,
+        "challenger_version": training.get("challenger_version"),
+        "promoted": training.get("promoted"),
+        "verdict": training.get("verdict"),
+        "gate_failures": _json(training.get("gate_failures")),
+        "drift": _json(decision.get("drift")),
         "shops": shops,
         "segments": n_segments,
         "noise_share": noise,
-        "metrics": json.dumps(metrics, sort_keys=True),
+        "metrics": _json(metrics),
         "scores_sha": scores_sha,
         "published_at": pd.Timestamp(utc_now()).tz_localize(None),
     }])
-    warehouse.replace_month(month, segments, run)
+    warehouse.replace_month(month, segments, run, profiles)
     seconds = round(time.perf_counter() - started, 3)
     log.info("publish %s: replaced the month in %s: %d segment rows (%d segments, noise %s), decision %s (%.2fs)",
              month, settings.warehouse_path, shops, n_segments,

@@ -52,6 +52,11 @@ class Registry:
             raise RegistryError(f"model version {version} not found in {self.lake.url('models')}")
         return manifest["metadata"]
 
+    def next_segment_id(self) -> int:
+        """The first segment id no version has ever used: ids are never recycled."""
+        used = [int(v) for version in self.versions() for v in self.metadata(version).get("segment_map", {}).values()]
+        return max(used) + 1 if used else 0
+
     def find_by_fingerprint(self, fingerprint: str) -> str | None:
         for version in reversed(self.versions()):
             if self.metadata(version).get("fingerprint") == fingerprint:

@@ -26,6 +26,7 @@ SCORES_SCHEMA = pa.schema(
         ("month", pa.string()),
         ("shop_id", pa.string()),
         ("segment_id", pa.int64()),
+        ("segment_name", pa.string()),
         ("membership_strength", pa.float64()),
         ("eligible", pa.bool_()),
         ("model_version", pa.string()),
@@ -33,22 +34,25 @@ SCORES_SCHEMA = pa.schema(
 )
 
 
-def assign_segments(loaded, frame: pd.DataFrame, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    names = loaded.metadata["features"]
-    labels, strengths = [], []
+def latent_of(bundle, frame: pd.DataFrame) -> np.ndarray:
+    """Scaled model features -> latent coordinates, for a model bundle (loaded or just fitted)."""
+    x = frame[bundle.metadata["features"]].to_numpy(dtype="float64")
+    return model.encode(bundle.encoder, model.scale(bundle.scaler, x))
+
+
+def segments_of(bundle, frame: pd.DataFrame, batch_size: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
+    """Stable segment id (-1 = noise) and membership strength per row, in batches."""
+    segment_map = {int(k): int(v) for k, v in bundle.metadata.get("segment_map", {}).items()}
+    segments, strengths = [], []
     for start in range(0, len(frame), batch_size):
-        chunk = frame.iloc[start : start + batch_size]
-        latent = model.encode(loaded.encoder, model.scale(loaded.scaler, chunk[names].to_numpy(dtype="float64")))
-        label, strength = clustering.predict(loaded.clusterer, latent)
-        labels.append(label)
+        label, strength = clustering.predict(bundle.clusterer, latent_of(bundle, frame.iloc[start : start + batch_size]))
+        segments.append(np.array([segment_map.get(int(c), -1) if c >= 0 else -1 for c in label], dtype="int64"))
         strengths.append(strength)
-        log.info("score: %d of %d shops", min(start + batch_size, len(frame)), len(frame))
-    if not labels:
+        if len(frame) > batch_size:
+            log.info("score: %d of %d shops", min(start + batch_size, len(frame)), len(frame))
+    if not segments:
         return np.zeros(0, dtype="int64"), np.zeros(0)
-    segment_map = {int(k): int(v) for k, v in loaded.metadata["segment_map"].items()}
-    label = np.concatenate(labels)
-    segment = np.array([segment_map.get(int(c), -1) if c >= 0 else -1 for c in label], dtype="int64")
-    return segment, np.round(np.concatenate(strengths), 12)
+    return np.concatenate(segments), np.round(np.concatenate(strengths), 12)
 
 
 def content_sha(table: pa.Table) -> str:
@@ -68,13 +72,15 @@ def score(settings: Settings, month: str) -> dict:
         raise RuntimeError(f"no model applies to {month}: train one first")
     loaded = registry.load(version)
     frame = lake.read_table(as_of_ref("features", month)).to_pandas()
-    segment, strength = assign_segments(loaded, frame, settings.score_batch)
+    segment, strength = segments_of(loaded, frame, settings.score_batch)
+    names = {int(k): v for k, v in loaded.metadata.get("segment_names", {}).items()}
     table = pa.Table.from_pandas(
         pd.DataFrame(
             {
                 "month": month,
                 "shop_id": frame["shop_id"].astype(str),
                 "segment_id": segment,
+                "segment_name": [names.get(int(s_), "Noise" if s_ == -1 else f"Segment {s_}") for s_ in segment],
                 "membership_strength": strength,
                 "eligible": frame["eligible"].astype(bool),
                 "model_version": version,

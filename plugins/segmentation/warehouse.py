@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -17,7 +18,8 @@ log = logging.getLogger(__name__)
 
 
 def _statements(path: Path) -> list[str]:
-    text = "\n".join(line for line in path.read_text().splitlines() if not line.strip().startswith("--"))
+    """Statements of a SQL file, split on ';' after removing '--' comments (our SQL has no '--' in strings)."""
+    text = "\n".join(re.sub(r"--.*$", "", line) for line in path.read_text().splitlines())
     return [s.strip() for s in text.split(";") if s.strip()]
 
 
@@ -56,12 +58,14 @@ class DuckDBWarehouse:
                 return None
         return None if row.empty else row.iloc[0].to_dict()
 
-    def replace_month(self, month: str, segments: pd.DataFrame, run: pd.DataFrame) -> None:
-        """Atomically replace the month's rows in segments and model_runs."""
+    def replace_month(self, month: str, segments: pd.DataFrame, run: pd.DataFrame,
+                      profiles: pd.DataFrame | None = None) -> None:
+        """Atomically replace the month's rows in segments, segment_profiles and model_runs."""
         with writer_lock(self.db_path), self.connect() as con:
             self.ensure_tables(con)
             con.register("new_segments", segments)
             con.register("new_run", run)
+            con.register("new_profiles", profiles if profiles is not None else pd.DataFrame({"month": [], "segment_id": []}))
             con.execute("BEGIN TRANSACTION")
             try:
                 for statement in _statements(self.sql / "replace_month.sql"):

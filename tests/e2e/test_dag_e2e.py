@@ -28,6 +28,8 @@ def dag():
 def pipeline_home(home, monkeypatch, airflow_db, small_sales_file):
     monkeypatch.setenv("SEGMENTATION_MIN_HISTORY_MONTHS", "3")
     monkeypatch.setenv("SEGMENTATION_EPOCHS", "15")
+    for name, high in (("FEATURE_PSI", "50"), ("MIX_PSI", "50"), ("NOISE_JUMP", "1")):
+        monkeypatch.setenv(f"SEGMENTATION_DRIFT_{name}", high)
     (home / "sample").mkdir(parents=True)
     shutil.copy(small_sales_file, home / "sample" / "sales.parquet")
     return home

@@ -15,6 +15,8 @@ from segmentation.storage import Lake
 def fast(home, monkeypatch):
     monkeypatch.setenv("SEGMENTATION_MIN_HISTORY_MONTHS", "3")
     monkeypatch.setenv("SEGMENTATION_EPOCHS", "15")
+    for name, high in (("FEATURE_PSI", "50"), ("MIX_PSI", "50"), ("NOISE_JUMP", "1")):
+        monkeypatch.setenv(f"SEGMENTATION_DRIFT_{name}", high)  # drift has its own tests
     return load_settings()
 
 
@@ -35,7 +37,9 @@ def test_months_warm_up_then_train_then_reuse(fast, small_sales_file):
     segments = _table(fast, "SELECT segment_id, membership_strength FROM segments")
     assert segments["segment_id"].min() >= -1 and segments["membership_strength"].between(0, 1).all()
     metrics = json.loads(_table(fast, "SELECT metrics FROM model_runs WHERE decision = 'train'")["metrics"][0])
-    assert metrics["clusters"] >= 2
+    assert metrics["model"]["segments"] >= 2
+    assert {"hdbscan_raw", "kmeans"} <= set(metrics["baselines"])
+    assert 0 <= metrics["model"]["stability"] <= 1
 
 
 def test_rerunning_a_month_changes_nothing(fast, small_sales_file):
@@ -45,10 +49,12 @@ def test_rerunning_a_month_changes_nothing(fast, small_sales_file):
     versions = Registry(Lake(fast.lake_root)).versions()
     for month in ("2023-03", "2023-04"):
         run_month(fast, month, source)
-    run_month(fast, "2023-03", source, force_retrain=True)  # identical inputs: same model, no new version
     for table, frame in before.items():
         assert _table(fast, f"SELECT * FROM {table} ORDER BY ALL").equals(frame), table
+    run_month(fast, "2023-03", source, force_retrain=True)  # identical inputs: same model, no new version
     assert Registry(Lake(fast.lake_root)).versions() == versions
+    assert _table(fast, "SELECT * FROM segments ORDER BY ALL").equals(before["segments"])
+    assert "forced" in _table(fast, "SELECT reason FROM model_runs WHERE month = '2023-03'")["reason"][0]
 
 
 def test_same_input_same_segments_in_a_fresh_home(fast, small_sales_file, tmp_path, monkeypatch):

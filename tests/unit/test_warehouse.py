@@ -11,7 +11,7 @@ def _rows(month, shops, segment=0):
     segments = pd.DataFrame({
         "month": month, "shop_id": [f"S{i}" for i in range(shops)], "segment_id": segment,
         "membership_strength": 0.9, "eligible": True, "model_version": "0001",
-        "scored_at": pd.Timestamp("2024-01-01"),
+        "segment_name": "Steady", "scored_at": pd.Timestamp("2024-01-01"),
     })
     run = pd.DataFrame([{"month": month, "run_id": "r", "decision": "train", "reason": "test", "model_version": "0001",
                          "shops": shops, "segments": 1, "noise_share": 0.0, "metrics": "{}", "scores_sha": "x",

@@ -2,7 +2,8 @@
 CREATE TABLE IF NOT EXISTS segments (
     month               VARCHAR   NOT NULL,  -- YYYY-MM
     shop_id             VARCHAR   NOT NULL,
-    segment_id          BIGINT    NOT NULL,  -- -1 = noise (no segment)
+    segment_id          BIGINT    NOT NULL,  -- -1 = noise (no segment); ids are stable across retrains
+    segment_name        VARCHAR   NOT NULL,
     membership_strength DOUBLE    NOT NULL,  -- 0..1 from HDBSCAN approximate_predict
     eligible            BOOLEAN   NOT NULL,  -- enough history to be used for training
     model_version       VARCHAR   NOT NULL,
@@ -11,22 +12,63 @@ CREATE TABLE IF NOT EXISTS segments (
 );
 
 CREATE TABLE IF NOT EXISTS model_runs (
-    month          VARCHAR   NOT NULL PRIMARY KEY,
-    run_id         VARCHAR,
-    decision       VARCHAR   NOT NULL,  -- train | reuse | skip
-    reason         VARCHAR   NOT NULL,
-    model_version  VARCHAR,
-    shops          BIGINT    NOT NULL,
-    segments       BIGINT    NOT NULL,
-    noise_share    DOUBLE,
-    metrics        JSON,
-    scores_sha     VARCHAR,
-    published_at   TIMESTAMP NOT NULL
+    month              VARCHAR   NOT NULL PRIMARY KEY,
+    run_id             VARCHAR,
+    decision           VARCHAR   NOT NULL,  -- train | reuse | skip
+    reason             VARCHAR   NOT NULL,  -- why: no champion, forced, age, drift, warming up, ...
+    model_version      VARCHAR,             -- the model that scored the month
+    challenger_version VARCHAR,             -- the model trained this month, if any
+    promoted           BOOLEAN,             -- whether the challenger became champion
+    verdict            VARCHAR,             -- the gates' verdict in words
+    gate_failures      JSON,
+    drift              JSON,                -- PSI per feature, segment-mix PSI, noise jump
+    shops              BIGINT    NOT NULL,
+    segments           BIGINT    NOT NULL,
+    noise_share        DOUBLE,
+    metrics            JSON,                -- the scoring model's evaluation metrics and baselines
+    scores_sha         VARCHAR,
+    published_at       TIMESTAMP NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS segment_profiles (
+    month                     VARCHAR NOT NULL,
+    segment_id                BIGINT  NOT NULL,
+    name                      VARCHAR NOT NULL,
+    shops                     BIGINT  NOT NULL,
+    share                     DOUBLE  NOT NULL,
+    mean_strength             DOUBLE,
+    median_log_mean_qty       DOUBLE,
+    median_active_share       DOUBLE,
+    median_cv                 DOUBLE,
+    median_log_slope          DOUBLE,
+    median_resid_std          DOUBLE,
+    median_seasonal_strength  DOUBLE,
+    median_season_cos         DOUBLE,
+    median_season_sin         DOUBLE,
+    median_yoy_growth         DOUBLE,
+    median_log_breadth        DOUBLE,
+    median_recency_months     DOUBLE,
+    PRIMARY KEY (month, segment_id)
 );
 
 CREATE OR REPLACE VIEW segment_sizes AS
-SELECT month, segment_id, COUNT(*) AS shops,
+SELECT month, segment_id, ANY_VALUE(segment_name) AS segment_name, COUNT(*) AS shops,
        COUNT(*) / SUM(COUNT(*)) OVER (PARTITION BY month) AS share,
        AVG(membership_strength) AS mean_strength
 FROM segments
 GROUP BY month, segment_id;
+
+-- Shops moving between segments from one month to the next (same shop, consecutive months).
+CREATE OR REPLACE VIEW segment_transitions AS
+SELECT cur.month,
+       prev.month AS previous_month,
+       prev.segment_id AS from_segment,
+       ANY_VALUE(prev.segment_name) AS from_name,
+       cur.segment_id AS to_segment,
+       ANY_VALUE(cur.segment_name) AS to_name,
+       COUNT(*) AS shops
+FROM segments AS cur
+JOIN segments AS prev
+  ON prev.shop_id = cur.shop_id
+ AND prev.month = strftime(strptime(cur.month || '-01', '%Y-%m-%d') - INTERVAL 1 MONTH, '%Y-%m')
+GROUP BY cur.month, prev.month, prev.segment_id, cur.segment_id;

@@ -1,0 +1,125 @@
+"""Challenger evaluation: quality metrics, bootstrap stability, agreement with the champion, baselines, gates."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score, silhouette_score
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GATES = {
+    "max_noise_share": 0.25,
+    "min_segments": 2,
+    "max_largest_share": 0.80,
+    "min_stability": 0.60,
+    "max_noise_increase_vs_champion": 0.05,
+    "max_stability_drop_vs_champion": 0.10,
+}
+EVAL_SAMPLE = 5_000
+
+
+def gate_thresholds() -> dict:
+    """Gate thresholds, overridable as SEGMENTATION_GATE_<NAME> environment variables."""
+    gates = {}
+    for name, default in DEFAULT_GATES.items():
+        raw = os.environ.get(f"SEGMENTATION_GATE_{name.upper()}")
+        gates[name] = type(default)(raw) if raw not in (None, "") else default
+    return gates
+
+
+def size_metrics(labels: np.ndarray) -> dict:
+    clustered = labels[labels >= 0]
+    sizes = np.bincount(clustered) if len(clustered) else np.array([])
+    sizes = sizes[sizes > 0]
+    shares = sizes / len(labels) if len(labels) else sizes
+    p = sizes / sizes.sum() if sizes.sum() else sizes
+    entropy = float(-(p * np.log(p)).sum() / np.log(len(p))) if len(p) > 1 else 0.0
+    return {
+        "segments": int(len(sizes)),
+        "noise_share": float((labels < 0).mean()) if len(labels) else 0.0,
+        "largest_share": float(shares.max()) if len(shares) else 0.0,
+        "size_entropy": entropy,
+    }
+
+
+def _subsample(n: int, size: int, seed: int) -> np.ndarray:
+    if n <= size:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
+
+
+def bootstrap_stability(latent: np.ndarray, labels: np.ndarray, fit, rounds: int = 5, seed: int = 0) -> dict:
+    """Per-segment Jaccard between the clusters and the best-matching cluster refitted on 80% resamples."""
+    rng = np.random.default_rng(seed)
+    segments = sorted(int(s) for s in set(labels.tolist()) if s >= 0)
+    scores = {s: [] for s in segments}
+    for _ in range(rounds):
+        picked = np.sort(rng.choice(len(latent), size=int(0.8 * len(latent)), replace=False))
+        refit = fit(latent[picked])
+        original = labels[picked]
+        for s in segments:
+            members = set(np.flatnonzero(original == s))
+            best = 0.0
+            for c in set(refit.tolist()) - {-1}:
+                other = set(np.flatnonzero(refit == c))
+                best = max(best, len(members & other) / len(members | other))
+            scores[s].append(best)
+    per_segment = {str(s): float(np.mean(v)) for s, v in scores.items()}
+    return {"per_segment": per_segment, "mean": float(np.mean(list(per_segment.values()))) if per_segment else 0.0}
+
+
+def kmeans_baseline(x: np.ndarray, seed: int, k_range=range(2, 9)) -> dict:
+    """KMeans with k chosen by silhouette."""
+    best = None
+    for k in k_range:
+        if k >= len(x):
+            break
+        labels = KMeans(n_clusters=k, n_init=4, random_state=seed).fit_predict(x)
+        score = float(silhouette_score(x, labels, sample_size=min(len(x), 3000), random_state=seed))
+        if best is None or score > best["silhouette"]:
+            best = {"k": k, "silhouette": score, "labels": labels}
+    return best or {"k": 0, "silhouette": float("nan"), "labels": np.zeros(len(x), dtype=int)}
+
+
+def raw_hdbscan_baseline(x: np.ndarray) -> np.ndarray:
+    from .clustering import fit_clusterer
+
+    return fit_clusterer(x).labels_
+
+
+def baselines(scaled: np.ndarray, challenger_labels: np.ndarray, seed: int) -> dict:
+    """Baselines fitted on the same (sub-sampled) shops, with their agreement with the challenger."""
+    picked = _subsample(len(scaled), EVAL_SAMPLE, seed)
+    x, ours = scaled[picked], challenger_labels[picked]
+    raw = raw_hdbscan_baseline(x)
+    kmeans = kmeans_baseline(x, seed)
+    return {
+        "sample": int(len(picked)),
+        "hdbscan_raw": {**size_metrics(raw), "ari_vs_challenger": float(adjusted_rand_score(ours, raw))},
+        "kmeans": {**size_metrics(kmeans["labels"]), "k": kmeans["k"], "silhouette": kmeans["silhouette"],
+                   "ari_vs_challenger": float(adjusted_rand_score(ours, kmeans["labels"]))},
+    }
+
+
+def apply_gates(metrics: dict, champion: dict | None, gates: dict) -> list[str]:
+    """Reasons the challenger must not be promoted; empty when every gate passes."""
+    failures = []
+    if metrics["noise_share"] > gates["max_noise_share"]:
+        failures.append(f"noise share {metrics['noise_share']:.1%} > {gates['max_noise_share']:.0%}")
+    if metrics["segments"] < gates["min_segments"]:
+        failures.append(f"{metrics['segments']} segments < {gates['min_segments']}")
+    if metrics["largest_share"] > gates["max_largest_share"]:
+        failures.append(f"largest segment {metrics['largest_share']:.1%} > {gates['max_largest_share']:.0%}")
+    if metrics["stability"] < gates["min_stability"]:
+        failures.append(f"bootstrap stability {metrics['stability']:.2f} < {gates['min_stability']:.2f}")
+    if champion:
+        if metrics["noise_share"] > champion["noise_share"] + gates["max_noise_increase_vs_champion"]:
+            failures.append(f"noise share {metrics['noise_share']:.1%} worse than the champion's "
+                            f"{champion['noise_share']:.1%} on this month")
+        if "stability" in champion and metrics["stability"] < champion["stability"] - gates["max_stability_drop_vs_champion"]:
+            failures.append(f"stability {metrics['stability']:.2f} worse than the champion's {champion['stability']:.2f}")
+    return failures

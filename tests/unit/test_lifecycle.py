@@ -1,0 +1,133 @@
+"""Model lifecycle: every decision path, gate rejection, stable ids across retrains, segment profiles."""
+
+from __future__ import annotations
+
+import pytest
+from segmentation.config import load_settings
+from segmentation.decide import decide, measure_drift
+from segmentation.generate import GeneratorSpec, generate
+from segmentation.pipeline import run_month, run_months
+from segmentation.publish import warehouse_for
+from segmentation.registry import Registry
+from segmentation.sources import Source
+from segmentation.storage import Lake
+
+HIGH_DRIFT = (("FEATURE_PSI", "50"), ("MIX_PSI", "50"), ("NOISE_JUMP", "1"))
+
+
+@pytest.fixture
+def lifecycle(home, monkeypatch):
+    monkeypatch.setenv("SEGMENTATION_MIN_HISTORY_MONTHS", "6")
+    monkeypatch.setenv("SEGMENTATION_EPOCHS", "15")
+    return monkeypatch
+
+
+def _settings(monkeypatch, **env):
+    for key, value in env.items():
+        monkeypatch.setenv(f"SEGMENTATION_{key}", str(value))
+    return load_settings()
+
+
+def _no_drift(monkeypatch):
+    for name, value in HIGH_DRIFT:
+        monkeypatch.setenv(f"SEGMENTATION_DRIFT_{name}", value)
+
+
+@pytest.fixture(scope="module")
+def sales(tmp_path_factory):
+    """Ten months, 1500 shops; and the same shops where steady shops start declining in month 8."""
+    folder = tmp_path_factory.mktemp("lifecycle")
+    base = GeneratorSpec(n_shops=1500, first_month="2023-01", last_month="2023-10", seed=11)
+    drifted = GeneratorSpec(n_shops=1500, first_month="2023-01", last_month="2023-10", seed=11,
+                            drift_from="2023-07", drift_share=1.0)
+    generate(base).to_parquet(folder / "base.parquet", index=False)
+    generate(drifted).to_parquet(folder / "drifted.parquet", index=False)
+    return {"base": Source(kind="file", path=str(folder / "base.parquet")),
+            "drifted": Source(kind="file", path=str(folder / "drifted.parquet"))}
+
+
+def _runs(settings):
+    return warehouse_for(settings).query("SELECT * FROM model_runs ORDER BY month")
+
+
+def test_no_champion_then_reuse_then_forced(lifecycle, sales):
+    _no_drift(lifecycle)
+    settings = _settings(lifecycle)
+    results = run_months(settings, "2023-01", "2023-07", sales["base"])
+    decisions = [r["decide"] for r in results]
+    assert [d["decision"] for d in decisions] == ["skip"] * 5 + ["train", "reuse"]
+    assert "no champion" in decisions[5]["reason"]
+    assert "drift within thresholds" in decisions[6]["reason"]
+    forced = decide(settings, "2023-07", force_retrain=True)
+    assert forced["decision"] == "train" and "forced" in forced["reason"]
+
+
+def test_champion_age_triggers_a_retrain(lifecycle, sales):
+    _no_drift(lifecycle)
+    settings = _settings(lifecycle, MODEL_MAX_AGE_MONTHS=1)
+    run_months(settings, "2023-01", "2023-08", sales["base"])
+    runs = _runs(settings)
+    assert runs["decision"].tolist()[5:] == ["train", "reuse", "train"]
+    assert "2 months old (max 1)" in runs["reason"].iloc[7]
+
+
+def test_drift_triggers_a_retrain(lifecycle, sales):
+    settings = _settings(lifecycle)
+    run_months(settings, "2023-01", "2023-06", sales["base"])
+    steady = run_month(settings, "2023-07", sales["base"])["decide"]
+    lake = Lake(settings.lake_root)
+    calm = measure_drift(settings, lake, Registry(lake), "0001", "2023-07")
+    run_months(settings, "2023-07", "2023-09", sales["drifted"])
+    drifted = measure_drift(settings, lake, Registry(lake), "0001", "2023-09")
+    assert drifted["max_feature_psi"] > 2 * calm["max_feature_psi"]
+    decision = _runs(settings).set_index("month").loc["2023-09"]
+    assert decision["decision"] == "train" and "drift" in decision["reason"], decision["reason"]
+    assert steady["decision"] in ("reuse", "train")  # recorded either way, with measured drift
+    assert "max_feature_psi" in steady.get("drift", {"max_feature_psi": 0})
+
+
+def test_failed_gates_keep_the_champion(lifecycle, sales):
+    _no_drift(lifecycle)
+    settings = _settings(lifecycle)
+    run_months(settings, "2023-01", "2023-06", sales["base"])
+    lifecycle.setenv("SEGMENTATION_GATE_MIN_SEGMENTS", "40")
+    result = run_month(settings, "2023-07", sales["base"], force_retrain=True)
+    assert result["train"]["promoted"] is False
+    assert "segments < 40" in result["train"]["verdict"]
+    registry = Registry(Lake(settings.lake_root))
+    assert registry.champion() == "0001" and "0002" in registry.versions()
+    run = _runs(settings).set_index("month").loc["2023-07"]
+    assert run["model_version"] == "0001" and run["challenger_version"] == "0002"
+    assert not run["promoted"] and "kept champion v0001" in run["verdict"]
+
+
+def test_retrain_on_unchanged_data_keeps_segment_ids_and_names(lifecycle, sales):
+    _no_drift(lifecycle)
+    settings = _settings(lifecycle)
+    run_months(settings, "2023-01", "2023-06", sales["base"])
+    lifecycle.setenv("SEGMENTATION_SEED", "43")  # a genuinely different model on the same data
+    settings = load_settings()
+    run_month(settings, "2023-06", sales["base"], force_retrain=True)
+    registry = Registry(Lake(settings.lake_root))
+    first, second = registry.metadata("0001"), registry.metadata("0002")
+    assert second["parent"] == "0001"
+    assert second["kept_share_vs_champion"] >= 0.8
+    shared = set(first["segment_names"]) & set(second["segment_names"])
+    assert shared and all(first["segment_names"][s] == second["segment_names"][s] for s in shared)
+    assert min(int(s) for s in set(second["segment_names"]) - shared or {10**6}) >= registry.next_segment_id() - len(
+        set(second["segment_names"]) - shared)
+
+
+def test_profiles_and_transitions(lifecycle, sales):
+    _no_drift(lifecycle)
+    settings = _settings(lifecycle)
+    run_months(settings, "2023-01", "2023-07", sales["base"])
+    warehouse = warehouse_for(settings)
+    profiles = warehouse.query("SELECT * FROM segment_profiles WHERE month = '2023-07' ORDER BY segment_id")
+    assert profiles["share"].sum() == pytest.approx(1.0)
+    assert profiles["shops"].sum() == warehouse.query("SELECT COUNT(*) n FROM segments WHERE month = '2023-07'")["n"][0]
+    assert profiles.loc[profiles["segment_id"] >= 0, "name"].is_unique
+    moves = warehouse.query("SELECT SUM(shops) n FROM segment_transitions WHERE month = '2023-07'")["n"][0]
+    both = warehouse.query("""SELECT COUNT(*) n FROM segments a JOIN segments b USING (shop_id)
+                              WHERE a.month = '2023-06' AND b.month = '2023-07'""")["n"][0]
+    assert moves == both > 0

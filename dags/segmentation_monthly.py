@@ -20,10 +20,11 @@ Each run processes **one calendar month**: its data interval `[first day, first 
 | `ingest` | reads the month from the source into the lake's staging zone |
 | `validate` | Great Expectations suite; on pass publishes `raw/month=M`, on fail quarantines the input and stops |
 | `build_features` | one row per shop over the trailing window (DuckDB over `include/sql/features.sql`) |
-| `decide` | train (no model yet, or `force_retrain`), reuse the champion, or wait for enough history |
-| `train` / `reuse_model` | autoencoder + HDBSCAN, registered and promoted / checksum-verified champion |
+| `decide` | train (no model, `force_retrain`, champion too old, or drift), reuse the champion, or wait for history |
+| `train` / `reuse_model` | challenger: autoencoder + HDBSCAN, gated, stable ids, promoted only if good enough / verified champion |
 | `score` | segment id + membership strength per shop (`-1` = noise) |
-| `publish` | replaces the month in the warehouse (`segments`, `model_runs`); pool `warehouse` (1 slot) |
+| `publish` | replaces the month in the warehouse (`segments`, `segment_profiles`, `model_runs`); pool `warehouse` (1 slot) |
+| `report` | HTML report with plots in the lake's `reports/month=M`; the task log names its path |
 
 Re-running a month replaces exactly that month and changes nothing when inputs are unchanged.
 
@@ -140,6 +141,12 @@ def segmentation_monthly():
 
         return publish_month(_settings(), _month(context), run_id=context["run_id"])
 
+    @task
+    def report(**context) -> dict:
+        from segmentation.reports import report as report_month
+
+        return report_month(_settings(), _month(context))
+
     # Every task derives its month from the run (data interval or the `month` param), so the graph
     # below carries only ordering, and branch skips propagate cleanly.
     branch = ingest() >> validate() >> build_features() >> decide()
@@ -147,6 +154,7 @@ def segmentation_monthly():
     published = publish()
     branch >> [train(), reuse_model()] >> scored >> published
     branch >> warm_up() >> published
+    published >> report()
 
 
 segmentation_monthly()

@@ -10,6 +10,7 @@ from .features import build_features
 from .ingest import ingest
 from .months import month_range
 from .publish import publish
+from .reports import report
 from .score import score
 from .sources import Source
 from .train import reuse, train
@@ -32,6 +33,7 @@ def run_month(settings: Settings, month: str, source: Source, force_retrain: boo
     if decision["decision"] != SKIP:
         results["score"] = score(settings, month)
     results["publish"] = publish(settings, month, run_id)
+    results["report"] = report(settings, month)
     return results
 
 

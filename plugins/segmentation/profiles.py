@@ -22,10 +22,11 @@ def peak_month(season_cos: float, season_sin: float) -> int:
 
 def segment_name(profile: dict, overall_log_qty: float) -> str:
     """A name from a segment's median behavior, e.g. 'Winter-peak seasonal' or 'High-volume steady'."""
-    if profile["active_share"] < 0.85 or profile["resid_std"] > 0.6:
-        return "Erratic"
+    # seasonal swings also widen the residual spread, so seasonality is recognised before irregularity
     if profile["seasonal_strength"] > 0.5:
         return f"{SEASONS[peak_month(profile['season_cos'], profile['season_sin'])]}-peak seasonal"
+    if profile["active_share"] < 0.85 or profile["resid_std"] > 0.6:
+        return "Erratic"
     if profile["log_slope"] > 0.015:
         return "Growing"
     if profile["log_slope"] < -0.015:

@@ -58,6 +58,7 @@ def test_branches_lead_to_score_and_publish(dagbag):
     assert dag.get_task("decide").downstream_task_ids == {"train", "reuse_model", "warm_up"}
     assert dag.get_task("score").upstream_task_ids == {"train", "reuse_model"}
     assert dag.get_task("publish").upstream_task_ids == {"score", "warm_up"}
+    assert dag.get_task("report").upstream_task_ids == {"publish"}
     order = ["ingest", "validate", "build_features", "decide"]
     for upstream, downstream in zip(order, order[1:], strict=False):
         assert downstream in dag.get_task(upstream).downstream_task_ids

@@ -10,7 +10,7 @@ from segmentation.pipeline import run_month, run_months
 from segmentation.publish import warehouse_for
 from segmentation.registry import Registry
 from segmentation.sources import Source
-from segmentation.storage import Lake
+from segmentation.storage import Lake, month_ref
 
 HIGH_DRIFT = (("FEATURE_PSI", "50"), ("MIX_PSI", "50"), ("NOISE_JUMP", "1"))
 
@@ -131,3 +131,18 @@ def test_profiles_and_transitions(lifecycle, sales):
     both = warehouse.query("""SELECT COUNT(*) n FROM segments a JOIN segments b USING (shop_id)
                               WHERE a.month = '2023-06' AND b.month = '2023-07'""")["n"][0]
     assert moves == both > 0
+
+
+def test_monthly_report_has_every_section(lifecycle, sales):
+    _no_drift(lifecycle)
+    settings = _settings(lifecycle)
+    results = run_months(settings, "2023-01", "2023-06", sales["base"])
+    lake = Lake(settings.lake_root)
+    assert "not enough history" in lake.read_file(month_ref("reports", "2023-01"), "report.html").decode()
+    report = results[-1]["report"]
+    assert report["plots"] == ["latent_projection.png", "loss_curve.png", "profiles.png", "segment_sizes.png"]
+    page = open(report["path"]).read()
+    for section in ("Decision:", "Segments", "Gate metrics", "Baselines on the same month", "KMeans",
+                    "HDBSCAN on scaled features", "bootstrap stability"):
+        assert section in page, section
+    assert page.count("data:image/png;base64,") == 4

@@ -1,0 +1,182 @@
+"""Stage 7, report: one self-contained HTML page per month (PNG plots embedded) in reports/month=M.
+
+Segment sizes over time, profiles, a 2-D projection of the latent space coloured by segment, the
+autoencoder's loss curve, gate metrics against their thresholds, and the baselines side by side.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import logging
+
+import numpy as np
+import pandas as pd
+
+from .config import Settings
+from .decide import SKIP, read_decision
+from .publish import warehouse_for
+from .registry import Registry
+from .storage import Lake, as_of_ref, month_ref
+
+log = logging.getLogger(__name__)
+PROJECTION_SAMPLE = 3_000
+
+
+def _png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def plot_sizes(history: pd.DataFrame):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    table = history.pivot_table(index="month", columns="label", values="share", fill_value=0)
+    table.plot(ax=ax, marker="o")
+    ax.set_ylabel("share of shops")
+    ax.set_title("Segment sizes over time")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
+    return fig
+
+
+def plot_profiles(profiles: pd.DataFrame):
+    import matplotlib.pyplot as plt
+
+    columns = [c for c in profiles.columns if c.startswith("median_")]
+    values = profiles[columns].astype(float)
+    standardized = (values - values.mean()) / values.std(ddof=0).replace(0, 1)
+    fig, ax = plt.subplots(figsize=(8, 0.5 + 0.45 * len(profiles)))
+    ax.imshow(standardized.to_numpy(), cmap="coolwarm", aspect="auto", vmin=-2, vmax=2)
+    ax.set_xticks(range(len(columns)), [c.removeprefix("median_") for c in columns], rotation=45, ha="right", fontsize=7)
+    ax.set_yticks(range(len(profiles)), [f"{i}: {n}" for i, n in zip(profiles["segment_id"], profiles["name"], strict=True)],
+                  fontsize=7)
+    ax.set_title("Segment profiles (feature medians, standardised across segments)")
+    return fig
+
+
+def plot_projection(latent: np.ndarray, segments: np.ndarray):
+    import matplotlib.pyplot as plt
+    from sklearn.decomposition import PCA
+
+    points = PCA(n_components=2, random_state=0).fit_transform(latent) if latent.shape[1] > 2 else latent
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    for segment in sorted(set(segments.tolist())):
+        mask = segments == segment
+        ax.scatter(points[mask, 0], points[mask, 1], s=4, alpha=0.6, label="noise" if segment == -1 else str(segment),
+                   color="lightgrey" if segment == -1 else None)
+    ax.set_title("Latent space (PCA), coloured by segment")
+    ax.legend(fontsize=7, markerscale=3)
+    return fig
+
+
+def plot_loss(losses: list[float]):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.plot(range(1, len(losses) + 1), losses)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("huber loss")
+    ax.set_yscale("log")
+    ax.set_title("Autoencoder training loss")
+    return fig
+
+
+def _img(name: str, data: bytes) -> str:
+    return f'<figure><img alt="{name}" src="data:image/png;base64,{base64.b64encode(data).decode()}"/></figure>'
+
+
+def _table(frame: pd.DataFrame) -> str:
+    return frame.to_html(index=False, float_format=lambda v: f"{v:.3f}", border=0, classes="t")
+
+
+def gate_table(metadata: dict) -> pd.DataFrame:
+    metrics, gates = metadata.get("metrics", {}), metadata.get("gate_thresholds", {})
+    rows = [
+        ("noise share", metrics.get("noise_share"), f"<= {gates.get('max_noise_share')}"),
+        ("segments", metrics.get("segments"), f">= {gates.get('min_segments')}"),
+        ("largest share", metrics.get("largest_share"), f"<= {gates.get('max_largest_share')}"),
+        ("size entropy", metrics.get("size_entropy"), "(balance, 1 = equal sizes)"),
+        ("bootstrap stability", metrics.get("stability"), f">= {gates.get('min_stability')}"),
+        ("ARI vs champion", metrics.get("ari_vs_champion"), "(agreement with the previous model)"),
+    ]
+    return pd.DataFrame(rows, columns=["metric", "value", "gate"])
+
+
+def baseline_table(metadata: dict) -> pd.DataFrame:
+    metrics, baselines = metadata.get("metrics", {}), metadata.get("baselines", {})
+    rows = [{"method": "autoencoder + HDBSCAN (this model)", "segments": metrics.get("segments"),
+             "noise_share": metrics.get("noise_share"), "largest_share": metrics.get("largest_share"),
+             "ari_vs_model": 1.0}]
+    for name, label in (("hdbscan_raw", "HDBSCAN on scaled features"), ("kmeans", "KMeans (k by silhouette)")):
+        if name in baselines:
+            b = baselines[name]
+            rows.append({"method": label + (f", k={b['k']}" if "k" in b else ""), "segments": b["segments"],
+                         "noise_share": b["noise_share"], "largest_share": b["largest_share"],
+                         "ari_vs_model": b["ari_vs_challenger"]})
+    return pd.DataFrame(rows)
+
+
+STYLE = """<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}
+table.t{border-collapse:collapse;font-size:13px}table.t td,table.t th{padding:3px 8px;border-bottom:1px solid #ddd}
+figure{margin:1em 0}img{max-width:100%}</style>"""
+
+
+def render(settings: Settings, month: str) -> tuple[str, dict]:
+    """The month's report as HTML plus the PNG plots it embeds."""
+    lake = Lake(settings.lake_root)
+    decision = read_decision(settings, month)
+    title = f"Customer segments {month}"
+    parts = [f"<html><head><meta charset='utf-8'><title>{title}</title>{STYLE}</head><body><h1>{title}</h1>",
+             f"<p><b>Decision:</b> {html.escape(decision['decision'])} &mdash; {html.escape(decision['reason'])}</p>"]
+    training = decision.get("training")
+    if training:
+        parts.append(f"<p><b>Challenger v{training['challenger_version']}:</b> "
+                     f"{'promoted' if training['promoted'] else 'not promoted'} &mdash; {html.escape(training['verdict'])}</p>")
+    pngs: dict[str, bytes] = {}
+    if decision["decision"] == SKIP:
+        parts.append("<p>No segments this month: not enough history yet.</p></body></html>")
+        return "\n".join(parts), pngs
+    warehouse = warehouse_for(settings)
+    history = warehouse.query("SELECT month, segment_id, segment_name, share FROM segment_sizes WHERE month <= ? "
+                              "ORDER BY month, segment_id", [month])
+    history["label"] = history["segment_id"].astype(str) + " " + history["segment_name"]
+    profiles = warehouse.query("SELECT * FROM segment_profiles WHERE month = ? ORDER BY segment_id", [month])
+    scores_meta = lake.manifest(month_ref("scores", month))["metadata"]
+    registry = Registry(lake)
+    loaded = registry.load(scores_meta["model_version"])
+    from .score import latent_of
+
+    features = lake.read_table(as_of_ref("features", month)).to_pandas()
+    scores = lake.read_table(month_ref("scores", month)).to_pandas()
+    sample = features.merge(scores[["shop_id", "segment_id"]], on="shop_id")
+    if len(sample) > PROJECTION_SAMPLE:
+        sample = sample.sample(n=PROJECTION_SAMPLE, random_state=0)
+    pngs["segment_sizes.png"] = _png(plot_sizes(history))
+    pngs["profiles.png"] = _png(plot_profiles(profiles))
+    pngs["latent_projection.png"] = _png(plot_projection(latent_of(loaded, sample), sample["segment_id"].to_numpy()))
+    pngs["loss_curve.png"] = _png(plot_loss(loaded.metadata.get("loss_history", [])))
+    parts += [f"<p>Scored with model v{loaded.version} (trained for {loaded.metadata['trained_for']}).</p>",
+              "<h2>Segments</h2>", _table(profiles[["segment_id", "name", "shops", "share", "mean_strength"]]),
+              _img("segment sizes", pngs["segment_sizes.png"]), _img("profiles", pngs["profiles.png"]),
+              "<h2>Model</h2>", _img("latent projection", pngs["latent_projection.png"]),
+              _img("loss curve", pngs["loss_curve.png"]),
+              "<h2>Gate metrics (at training)</h2>", _table(gate_table(loaded.metadata)),
+              "<h2>Baselines on the same month</h2>", _table(baseline_table(loaded.metadata)), "</body></html>"]
+    return "\n".join(parts), pngs
+
+
+def report(settings: Settings, month: str) -> dict:
+    """Write reports/month=M (report.html with embedded plots, plus the PNGs) and name its path."""
+    page, pngs = render(settings, month)
+    lake = Lake(settings.lake_root)
+    manifest = lake.publish_files(month_ref("reports", month), {"report.html": page.encode(), **pngs}, {"month": month})
+    stored = next(f["file"] for f in manifest["files"] if f["name"] == "report.html")
+    path = lake.url(f"reports/month={month}/{stored}")
+    log.info("report %s: %s (%d plots)", month, path, len(pngs))
+    return {"month": month, "path": path, "plots": sorted(pngs)}

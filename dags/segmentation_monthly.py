@@ -18,7 +18,7 @@ Each run processes **one calendar month**: its data interval `[first day, first 
 | task | what it does |
 |---|---|
 | `ingest` | reads the month from the source into the lake's staging zone |
-| `validate` | Great Expectations suite; on pass publishes `raw/month=M`, on fail quarantines the input and stops |
+| `validate` | Great Expectations checkpoint (contract suite + warn-level suite), data docs in `quality/month=M`, a row in `data_quality_runs`; on pass publishes `raw/month=M`, on fail quarantines the input and stops |
 | `build_features` | one row per shop over the trailing window (DuckDB over `include/sql/features.sql`) |
 | `decide` | train (no model, `force_retrain`, champion too old, or drift), reuse the champion, or wait for history |
 | `train` / `reuse_model` | challenger: autoencoder + HDBSCAN, gated, stable ids, promoted only if good enough / verified champion |
@@ -88,14 +88,14 @@ def segmentation_monthly():
         params["source_path"] = params.get("source_path") or str(settings.home / "sample" / "sales.parquet")
         return ingest_month(settings, _month(context), Source.from_params(params))
 
-    @task
+    @task(pool=WAREHOUSE_POOL)  # also writes the warehouse's data_quality_runs table
     def validate(**context) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
         from segmentation.validate import DataValidationError
         from segmentation.validate import validate as validate_month
 
         try:
-            return validate_month(_settings(), _month(context))
+            return validate_month(_settings(), _month(context), run_id=context["run_id"])
         except DataValidationError as exc:
             raise AirflowFailException(str(exc)) from exc  # bad data does not get better on retry
 

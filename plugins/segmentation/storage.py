@@ -1,9 +1,10 @@
 """The lake: zones of month-keyed partitions under one root URL (local folder or gs://bucket/prefix).
 
-A partition is a folder of data files plus `_manifest.json`, written last. Readers only trust files
-the manifest lists, so a half-written partition is never visible: replacing a partition writes new
-uniquely named files aside, swaps the manifest in one atomic put (rename locally, a single object
-write on GCS), then deletes the files the old manifest listed.
+A partition is a folder holding one uniquely named sub-folder per publish plus `_manifest.json`,
+written last. Readers only trust files the manifest lists, so a half-written partition is never
+visible: replacing a partition writes a new sub-folder aside, swaps the manifest in one atomic put
+(rename locally, a single object write on GCS), then deletes the older sub-folders. Files keep their
+relative names inside a sub-folder, so HTML pages can link to each other.
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ class Lake:
         tag = uuid.uuid4().hex[:12]
         entries = []
         for name, data in files.items():
-            stored = f"{tag}-{name}"
+            stored = f"{tag}/{name}"
             self.put_bytes(f"{ref.path}/{stored}", data)
             entries.append({"name": name, "file": stored, "bytes": len(data), "sha256": sha256_bytes(data)})
         manifest = {
@@ -143,7 +144,7 @@ class Lake:
         return manifest
 
     def _delete_unlisted(self, ref: PartitionRef, manifest: dict, old: dict | None) -> None:
-        keep = {entry["file"] for entry in manifest["files"]} | {MANIFEST}
+        keep = {entry["file"].split("/", 1)[0] for entry in manifest["files"]} | {MANIFEST}
         for name in self.list_dir(ref.path):
             if name not in keep:
                 self.delete(f"{ref.path}/{name}")

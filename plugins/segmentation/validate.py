@@ -3,21 +3,27 @@
 Pass: the rows are typed to the monthly contract and published as raw/month=M.
 Fail: the staged rows move to quarantine/month=M with the report, nothing downstream is touched,
 and DataValidationError names the failed expectations with sample bad values.
-Either way the results land in quality/month=M (result.json + report.md).
+Either way the results land in quality/month=M (result.json, report.md and Great Expectations data
+docs) and in the warehouse's data_quality_runs table. Warn-level expectations (row count far from the
+trailing median, a spike in the share of new shops) are reported but never fail the month.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 
 from .config import Settings
-from .months import parse_month
-from .storage import Lake, month_ref
+from .months import add_months, parse_month
+from .storage import Lake, month_ref, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +34,10 @@ ID_TYPES = ["str", "int64", "Int64", "int32"]
 INT_TYPES = ["int64", "Int64", "int32", "Int32"]
 NUMBER_TYPES = INT_TYPES + ["float64", "Float64", "float32"]
 MAX_QTY = 1e7
+TRAILING_MONTHS = 6
+ROW_COUNT_BAND = (0.5, 2.0)  # warn outside this multiple of the trailing median row count
+NEW_SHOP_SHARE_LIMIT = 0.30  # warn when more than this share of the month's shops were absent last month
+NEW_SHOP_COLUMN = "__is_new_shop"  # added by validation for the warning suite; reserved
 
 CONTRACT_SCHEMA = pa.schema(
     [
@@ -45,13 +55,16 @@ class DataValidationError(ValueError):
     """The month's data broke the contract; the message lists what failed and where."""
 
 
-def monthly_contract_suite(month: str, columns: list[str]):
-    """The Great Expectations suite for one month of the monthly contract."""
+def monthly_contract_suite(month: str, columns: list[str], helper_columns: tuple[str, ...] = ()):
+    """The Great Expectations suite for one month of the monthly contract.
+
+    helper_columns: columns validation itself adds for warn-level checks (allowed, never delivered).
+    """
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
     year, cal = parse_month(month)
-    allowed = REQUIRED_COLUMNS + [c for c in OPTIONAL_COLUMNS if c in columns]
+    allowed = REQUIRED_COLUMNS + [c for c in OPTIONAL_COLUMNS if c in columns] + list(helper_columns)
     suite = gx.ExpectationSuite(name=f"monthly_contract_{month}")
     expectations = [
         gxe.ExpectTableColumnsToMatchSet(column_set=REQUIRED_COLUMNS, exact_match=False),
@@ -78,25 +91,62 @@ def monthly_contract_suite(month: str, columns: list[str]):
     return suite
 
 
-def run_suite(frame: pd.DataFrame, month: str) -> dict:
-    """Run the suite on a frame and return a plain-dict summary of every expectation."""
+def warning_suite(month: str, trailing_rows: list[int], has_previous: bool):
+    """Warn-level expectations: they are reported, never fail the month."""
     import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    suite = gx.ExpectationSuite(name=f"monthly_contract_warnings_{month}")
+    if len(trailing_rows) >= 3:
+        median = statistics.median(trailing_rows)
+        suite.add_expectation(gxe.ExpectTableRowCountToBeBetween(
+            min_value=int(ROW_COUNT_BAND[0] * median), max_value=int(ROW_COUNT_BAND[1] * median)))
+    if has_previous:
+        suite.add_expectation(gxe.ExpectColumnMeanToBeBetween(column=NEW_SHOP_COLUMN, max_value=NEW_SHOP_SHARE_LIMIT))
+    return suite
+
+
+def run_checkpoint(frame: pd.DataFrame, month: str, trailing_rows: list[int], previous_shops: set | None,
+                   docs_dir: Path) -> dict:
+    """Run the month's checkpoint (contract suite + warning suite), building data docs under docs_dir."""
+    import great_expectations as gx
+    from great_expectations.checkpoint import UpdateDataDocsAction
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    context = gx.get_context(mode="ephemeral")
+    context = gx.get_context(mode="file", project_root_dir=str(docs_dir))
     context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-    batch = (
-        context.data_sources.add_pandas("lake")
-        .add_dataframe_asset(f"raw_{month}")
-        .add_batch_definition_whole_dataframe("month")
-    )
-    suite = context.suites.add(monthly_contract_suite(month, list(frame.columns)))
-    definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name=f"monthly_contract_{month}", data=batch, suite=suite)
-    )
-    result = definition.run(batch_parameters={"dataframe": _gx_compatible(frame)}, result_format="SUMMARY")
-    checks = [_check_summary(r.to_json_dict()) for r in result.results]
-    return {"month": month, "success": bool(result.success), "rows": len(frame), "checks": checks}
+    asset = context.data_sources.add_pandas("lake").add_dataframe_asset(f"month_{month}")
+    batch = asset.add_batch_definition_whole_dataframe("month")
+    checked = _gx_compatible(frame)
+    if previous_shops is not None and "shop_id" in checked:
+        checked[NEW_SHOP_COLUMN] = (~checked["shop_id"].astype(str).isin(previous_shops)).astype(int)
+    helpers = tuple(c for c in checked.columns if c not in frame.columns)
+    suites = {"error": monthly_contract_suite(month, list(frame.columns), helpers),
+              "warning": warning_suite(month, trailing_rows, NEW_SHOP_COLUMN in helpers)}
+    definitions = []
+    for severity, suite in suites.items():
+        if not suite.expectations:
+            continue
+        suite = context.suites.add(suite)
+        definitions.append((severity, context.validation_definitions.add(
+            gx.ValidationDefinition(name=f"{suite.name}", data=batch, suite=suite))))
+    checkpoint = context.checkpoints.add(gx.Checkpoint(
+        name=f"monthly_contract_checkpoint_{month}", validation_definitions=[d for _, d in definitions],
+        actions=[UpdateDataDocsAction(name="update_data_docs")], result_format="SUMMARY"))
+    result = checkpoint.run(batch_parameters={"dataframe": checked})
+    severity_of = {d.name: severity for severity, d in definitions}
+    checks = []
+    for identifier, run in result.run_results.items():
+        severity = next((sev for name, sev in severity_of.items() if name in str(identifier)), "error")
+        checks += [{**_check_summary(r.to_json_dict()), "severity": severity} for r in run.results]
+    success = all(c["success"] for c in checks if c["severity"] == "error")
+    return {"month": month, "success": success, "rows": len(frame), "checks": checks}
+
+
+def run_suite(frame: pd.DataFrame, month: str) -> dict:
+    """The contract suite alone on a frame (no trailing context), for quick checks and tests."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return run_checkpoint(frame, month, [], None, Path(tmp))
 
 
 def _gx_compatible(frame: pd.DataFrame) -> pd.DataFrame:
@@ -129,7 +179,7 @@ def format_report(report: dict) -> str:
     status = "PASSED" if report["success"] else "FAILED"
     lines = [f"# Data quality {report['month']}: {status}", "", f"rows checked: {report['rows']}", ""]
     for check in report["checks"]:
-        mark = "ok  " if check["success"] else "FAIL"
+        mark = "ok  " if check["success"] else ("FAIL" if check.get("severity", "error") == "error" else "WARN")
         target = check["kwargs"].get("column") or check["kwargs"].get("column_list") or ""
         line = f"- {mark} {check['expectation']} {target}".rstrip()
         if not check["success"]:
@@ -166,21 +216,75 @@ def to_contract(frame: pd.DataFrame) -> pa.Table:
     return pa.Table.from_pandas(typed, schema=CONTRACT_SCHEMA, preserve_index=False)
 
 
-def validate(settings: Settings, month: str) -> dict:
+def trailing_context(lake: Lake, month: str) -> tuple[list[int], set | None]:
+    """Row counts of the trailing published months and the previous month's shops, for warnings."""
+    rows = []
+    for back in range(1, TRAILING_MONTHS + 1):
+        manifest = lake.manifest(month_ref("raw", add_months(month, -back)))
+        if manifest:
+            rows.append(int(manifest["metadata"].get("rows", 0)))
+    previous = month_ref("raw", add_months(month, -1))
+    shops = set(lake.read_table(previous).column("shop_id").to_pylist()) if lake.has_partition(previous) else None
+    return rows, shops
+
+
+def data_docs_files(docs_root: Path) -> dict[str, bytes]:
+    """The data docs site's pages and stylesheets (fonts and images are left out to keep the lake small)."""
+    site = docs_root / "gx" / "uncommitted" / "data_docs" / "local_site"
+    files = {}
+    for path in sorted(site.rglob("*")):
+        if path.is_file() and (path.suffix == ".html" or path.suffix == ".css"):
+            files[f"data_docs/{path.relative_to(site).as_posix()}"] = path.read_bytes()
+    return files
+
+
+def record_quality(settings: Settings, report: dict, run_id: str | None, report_path: str, docs_path: str) -> None:
+    from .publish import warehouse_for
+
+    failed = [c for c in report["checks"] if not c["success"] and c["severity"] == "error"]
+    warned = [c for c in report["checks"] if not c["success"] and c["severity"] == "warning"]
+    row = pd.DataFrame([{
+        "month": report["month"], "run_id": run_id, "suite": "monthly_contract", "success": report["success"],
+        "rows_checked": report["rows"], "expectations": len(report["checks"]), "failed": len(failed),
+        "warnings": len(warned),
+        "failed_checks": json.dumps([_short(c) for c in failed], default=str),
+        "warning_checks": json.dumps([_short(c) for c in warned], default=str),
+        "report_path": report_path, "data_docs_path": docs_path,
+        "checked_at": pd.Timestamp(utc_now()).tz_localize(None),
+    }])
+    warehouse_for(settings).record_quality(report["month"], row)
+
+
+def _short(check: dict) -> dict:
+    target = check["kwargs"].get("column") or check["kwargs"].get("column_list")
+    return {"expectation": check["expectation"], "column": target, "unexpected_count": check["unexpected_count"],
+            "sample": check["sample_unexpected"], "observed": check["observed"]}
+
+
+def validate(settings: Settings, month: str, run_id: str | None = None) -> dict:
     """Check the staged month; publish it to raw/ or quarantine it and raise DataValidationError."""
     started = time.perf_counter()
     lake = Lake(settings.lake_root)
     staged_ref = month_ref("staging", month)
-    staged = lake.read_table(staged_ref)
-    frame = staged.to_pandas()
-    report = run_suite(frame, month)
+    frame = lake.read_table(staged_ref).to_pandas()
+    trailing_rows, previous_shops = trailing_context(lake, month)
+    with tempfile.TemporaryDirectory() as tmp:
+        report = run_checkpoint(frame, month, trailing_rows, previous_shops, Path(tmp))
+        docs = data_docs_files(Path(tmp))
     text = format_report(report)
     quality = lake.publish_files(
         month_ref("quality", month),
-        {"result.json": json.dumps(report, indent=2, default=str).encode(), "report.md": text.encode()},
+        {"result.json": json.dumps(report, indent=2, default=str).encode(), "report.md": text.encode(), **docs},
         {"month": month, "success": report["success"]},
     )
-    report_path = lake.url(f"quality/month={month}")
+    folder = os.path.dirname(quality["files"][0]["file"])
+    report_path = lake.url(f"quality/month={month}/{folder}/report.md")
+    docs_path = lake.url(f"quality/month={month}/{folder}/data_docs/index.html")
+    record_quality(settings, report, run_id, report_path, docs_path)
+    warnings = [c for c in report["checks"] if not c["success"] and c["severity"] == "warning"]
+    if warnings:
+        log.warning("validate %s: %d warning(s), not failing the month:\n%s", month, len(warnings),
+                    "\n".join(line for line in text.splitlines() if line.startswith("- WARN")))
     if not report["success"]:
         lake.publish_files(
             month_ref("quarantine", month),
@@ -188,12 +292,12 @@ def validate(settings: Settings, month: str) -> dict:
             {"month": month, "reason": "failed expectations"},
         )
         lake.remove_partition(staged_ref)
-        failed = [c for c in report["checks"] if not c["success"]]
-        log.error("validate %s FAILED (%d of %d expectations); report at %s\n%s",
-                  month, len(failed), len(report["checks"]), report_path, text)
+        failed = [c for c in report["checks"] if not c["success"] and c["severity"] == "error"]
+        log.error("validate %s FAILED (%d of %d expectations); report %s; data docs %s\n%s",
+                  month, len(failed), len(report["checks"]), report_path, docs_path, text)
         raise DataValidationError(
             f"month {month} failed {len(failed)} expectation(s); input quarantined at "
-            f"{lake.url(f'quarantine/month={month}')}, report at {report_path}\n{text}"
+            f"{lake.url(f'quarantine/month={month}')}, report at {report_path}, data docs at {docs_path}\n{text}"
         )
     lake.write_table(month_ref("raw", month), to_contract(frame), {"month": month, "quality": quality["published_at"]})
     lake.remove_partition(staged_ref)
@@ -201,10 +305,13 @@ def validate(settings: Settings, month: str) -> dict:
         "month": month,
         "rows": report["rows"],
         "expectations": len(report["checks"]),
+        "warnings": len(warnings),
         "report": report_path,
+        "data_docs": docs_path,
         "raw": lake.url(f"raw/month={month}"),
         "seconds": round(time.perf_counter() - started, 3),
     }
-    log.info("validate %s passed %d expectations on %d rows; published %s; report %s (%.2fs)",
-             month, summary["expectations"], summary["rows"], summary["raw"], report_path, summary["seconds"])
+    log.info("validate %s passed %d expectations (%d warnings) on %d rows; published %s; report %s; data docs %s (%.2fs)",
+             month, summary["expectations"], len(warnings), summary["rows"], summary["raw"], report_path, docs_path,
+             summary["seconds"])
     return summary

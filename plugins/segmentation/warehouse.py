@@ -75,6 +75,20 @@ class DuckDBWarehouse:
                 con.execute("ROLLBACK")
                 raise
 
+    def record_quality(self, month: str, row: pd.DataFrame) -> None:
+        """Replace the month's row in data_quality_runs."""
+        with writer_lock(self.db_path), self.connect() as con:
+            self.ensure_tables(con)
+            con.register("new_quality", row)
+            con.execute("BEGIN TRANSACTION")
+            try:
+                for statement in _statements(self.sql / "replace_quality.sql"):
+                    con.execute(statement, {"month": month} if "$month" in statement else None)
+                con.execute("COMMIT")
+            except Exception:
+                con.execute("ROLLBACK")
+                raise
+
     def query(self, sql: str, params: list | None = None) -> pd.DataFrame:
         with self.connect(read_only=True) as con:
             return con.execute(sql, params or []).fetchdf()

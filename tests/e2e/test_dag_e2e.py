@@ -108,8 +108,9 @@ def test_month_param_overrides_the_interval_and_force_retrain(dag, pipeline_home
     # the run for 2023-01's interval, asked through Params to process 2023-04 and retrain
     result = dag.test(logical_date=pendulum.datetime(2023, 2, 1), run_conf={"month": "2023-04", "force_retrain": True})
     assert result.state == "success"
-    runs = query(home, "SELECT month, decision, model_version, reason FROM model_runs ORDER BY month")
+    runs = query(home, "SELECT month, decision, challenger_version, promoted, reason FROM model_runs ORDER BY month")
     assert runs["month"].tolist() == ["2023-01", "2023-02", "2023-03", "2023-04"]
     assert runs["decision"].tolist() == ["skip", "skip", "train", "train"]
-    assert runs["model_version"].tolist()[2:] == ["0001", "0002"]
+    assert runs["challenger_version"].tolist()[2:] == ["0001", "0002"]
     assert "force_retrain" in runs["reason"][3]
+    assert (home / "lake" / "reports" / "month=2023-04" / "_manifest.json").exists()

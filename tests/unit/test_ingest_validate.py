@@ -112,3 +112,47 @@ def test_synthetic_source_matches_generator(settings):
     summary = ingest(settings, "2023-02", source)
     assert summary["rows"] == len(generate_month(GeneratorSpec(n_shops=120, seed=4, first_month="2023-01",
                                                                 last_month="2023-02"), "2023-02"))
+
+
+def _quality_rows(settings):
+    from segmentation.publish import warehouse_for
+
+    return warehouse_for(settings).query("SELECT * FROM data_quality_runs ORDER BY month")
+
+
+def test_data_docs_and_quality_table(settings, tmp_path, month_frame):
+    ingest(settings, "2023-01", _file(tmp_path, month_frame))
+    summary = validate(settings, "2023-01", run_id="run-1")
+    docs = summary["data_docs"]
+    assert docs.endswith("data_docs/index.html") and "<html" in open(docs).read().lower()
+    rows = _quality_rows(settings)
+    assert rows[["month", "run_id", "success", "failed"]].values.tolist() == [["2023-01", "run-1", True, 0]]
+    assert rows["expectations"][0] >= 15
+
+
+def test_failed_month_is_recorded_with_its_failed_checks(settings, tmp_path, month_frame):
+    import json
+
+    ingest(settings, "2023-01", _file(tmp_path, inject_bad_rows(month_frame)))
+    with pytest.raises(DataValidationError, match="data docs at"):
+        validate(settings, "2023-01")
+    row = _quality_rows(settings).iloc[0]
+    assert not row["success"] and row["failed"] >= 3
+    assert "sales_qty" in [c["column"] for c in json.loads(row["failed_checks"])]
+
+
+def test_warnings_do_not_fail_the_month(settings, tmp_path, caplog):
+    spec = GeneratorSpec(n_shops=100, seed=1)
+    for month in ("2023-01", "2023-02", "2023-03"):
+        ingest(settings, month, _file(tmp_path, generate_month(spec, month), f"{month}.parquet"))
+        validate(settings, month)
+    # April: four times the usual rows, almost all from shops never seen before
+    april = generate_month(GeneratorSpec(n_shops=400, seed=9), "2023-04")
+    april["shop_id"] = "NEW" + april["shop_id"]
+    ingest(settings, "2023-04", _file(tmp_path, april, "april.parquet"))
+    summary = validate(settings, "2023-04")
+    assert summary["warnings"] == 2
+    assert Lake(settings.lake_root).has_partition(month_ref("raw", "2023-04"))
+    assert "WARN expect_table_row_count_to_be_between" in caplog.text
+    assert "WARN expect_column_mean_to_be_between __is_new_shop" in caplog.text
+    assert _quality_rows(settings).set_index("month").loc["2023-04", "warnings"] == 2

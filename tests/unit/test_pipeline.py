@@ -74,7 +74,7 @@ def test_corrupt_champion_is_refused(fast, small_sales_file):
     lake = Lake(fast.lake_root)
     registry = Registry(lake)
     folder = fast.home / "lake" / "models" / "v=0001"
-    clusterer = next(p for p in folder.iterdir() if p.name.endswith("clusterer.pkl"))
+    clusterer = next(folder.rglob("clusterer.pkl"))
     clusterer.write_bytes(clusterer.read_bytes()[:-10] + b"0123456789")
     with pytest.raises(RegistryError, match="corrupt"):
         registry.load("0001")

@@ -40,10 +40,18 @@ def test_replacing_a_partition_removes_old_files(lake, tmp_path):
 def test_altered_file_fails_its_checksum(lake, tmp_path):
     ref = PartitionRef("models", "v=0001")
     lake.publish_files(ref, {"model.pkl": b"original"})
-    stored = next(p for p in (tmp_path / "lake" / "models" / "v=0001").iterdir() if p.name.endswith("model.pkl"))
+    stored = next((tmp_path / "lake" / "models" / "v=0001").rglob("model.pkl"))
     stored.write_bytes(b"tampered")
     with pytest.raises(ChecksumMismatch, match="checksum"):
         lake.read_file(ref, "model.pkl")
+
+
+def test_nested_names_keep_relative_links(lake, tmp_path):
+    ref = month_ref("quality", "2024-01")
+    manifest = lake.publish_files(ref, {"docs/index.html": b"<a href='v/page.html'>", "docs/v/page.html": b"ok"})
+    index = next(e["file"] for e in manifest["files"] if e["name"] == "docs/index.html")
+    page = tmp_path / "lake" / "quality" / "month=2024-01" / index.replace("index.html", "v/page.html")
+    assert page.read_bytes() == b"ok"
 
 
 def test_remove_partition_unpublishes(lake):

@@ -72,3 +72,19 @@ JOIN segments AS prev
   ON prev.shop_id = cur.shop_id
  AND prev.month = strftime(strptime(cur.month || '-01', '%Y-%m-%d') - INTERVAL 1 MONTH, '%Y-%m')
 GROUP BY cur.month, prev.month, prev.segment_id, cur.segment_id;
+
+CREATE TABLE IF NOT EXISTS data_quality_runs (
+    month          VARCHAR   NOT NULL PRIMARY KEY,  -- the latest check of the month
+    run_id         VARCHAR,
+    suite          VARCHAR   NOT NULL,
+    success        BOOLEAN   NOT NULL,
+    rows_checked   BIGINT    NOT NULL,
+    expectations   BIGINT    NOT NULL,
+    failed         BIGINT    NOT NULL,
+    warnings       BIGINT    NOT NULL,
+    failed_checks  JSON,
+    warning_checks JSON,
+    report_path    VARCHAR,
+    data_docs_path VARCHAR,
+    checked_at     TIMESTAMP NOT NULL
+);

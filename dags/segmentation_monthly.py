@@ -56,6 +56,17 @@ def _month(context) -> str:
     return add_months(month_of(context["dag_run"].run_after), -1)
 
 
+def _kaggle_credentials() -> tuple[str | None, str | None]:
+    """Username and key from the `kaggle_default` connection, else (None, None) so the environment is used."""
+    from airflow.sdk import BaseHook
+
+    try:
+        connection = BaseHook.get_connection("kaggle_default")
+    except Exception:  # no such connection: fall back to KAGGLE_USERNAME / KAGGLE_KEY
+        return None, None
+    return connection.login, connection.password
+
+
 @dag(
     dag_id="segmentation_monthly",
     schedule=CronDataIntervalTimetable("0 0 1 * *", timezone="UTC"),
@@ -70,9 +81,15 @@ def _month(context) -> str:
                        description="Process this month instead of the run's data interval.",
                        pattern="^$|^[0-9]{4}-(0[1-9]|1[0-2])$"),
         "force_retrain": Param(False, type="boolean", title="Force retrain"),
-        "source": Param("file", enum=["file", "synthetic"], title="Source"),
-        "source_path": Param("", type="string", title="Source file",
-                             description="Monthly-contract parquet/CSV; empty = $SEGMENTATION_HOME/sample/sales.parquet"),
+        "source": Param("file", enum=["file", "landing", "kaggle", "invoices", "synthetic"], title="Source",
+                        description="file: monthly-contract file; landing: YYYY-MM.csv|parquet under a prefix; "
+                                    "kaggle: the dataset below; invoices: invoice lines (layout below)"),
+        "source_path": Param("", type="string", title="Source file or prefix",
+                             description="For file/invoices: the file; for landing: the folder or gs:// prefix. "
+                                         "Empty = $SEGMENTATION_HOME/sample/sales.parquet"),
+        "kaggle_dataset": Param("tanulkumarsrivastava/sales-dataset", type="string", title="Kaggle dataset"),
+        "invoice_layout": Param("uci", enum=["uci", "plain"], title="Invoice layout",
+                                description="uci: Online Retail columns; plain: customer_id, date, quantity, amount"),
         "n_shops": Param(2000, type="integer", minimum=1, title="Shops (synthetic source)"),
     },
     render_template_as_native_obj=True,
@@ -86,7 +103,10 @@ def segmentation_monthly():
         settings = _settings()
         params = dict(context["params"])
         params["source_path"] = params.get("source_path") or str(settings.home / "sample" / "sales.parquet")
-        return ingest_month(settings, _month(context), Source.from_params(params))
+        extra = {}
+        if params.get("source") == "kaggle":
+            extra = {"cache_dir": str(settings.home / "cache" / "kaggle"), "credentials": _kaggle_credentials()}
+        return ingest_month(settings, _month(context), Source.from_params(params, **extra))
 
     @task(pool=WAREHOUSE_POOL)  # also writes the warehouse's data_quality_runs table
     def validate(**context) -> dict:

@@ -37,7 +37,8 @@ trend AS (
     SELECT
         shop_id,
         CASE WHEN COUNT(*) > 1 THEN REGR_SLOPE(LN(1 + qty), t) ELSE 0 END AS log_slope,
-        CASE WHEN COUNT(*) > 1 THEN REGR_INTERCEPT(LN(1 + qty), t) ELSE AVG(LN(1 + qty)) END AS log_intercept
+        CASE WHEN COUNT(*) > 1 THEN REGR_INTERCEPT(LN(1 + qty), t) ELSE AVG(LN(1 + qty)) END AS log_intercept,
+        COALESCE(REGR_SXX(LN(1 + qty), t), 0) AS sxx
     FROM grid
     GROUP BY shop_id
 ),
@@ -92,6 +93,22 @@ stats AS (
     FROM resid
     GROUP BY shop_id
 ),
+-- the detrended, deseasonalised log residual: what neither the trend nor the annual harmonic explains
+fit AS (
+    SELECT
+        s.shop_id,
+        CASE WHEN s.tenure_months >= 12 AND s.resid_ss > 0
+             THEN LEAST(1, s.tenure_months * (se.season_cos * se.season_cos + se.season_sin * se.season_sin) / 2 / s.resid_ss)
+             ELSE 0 END AS strength,
+        s.tenure_months AS n
+    FROM stats AS s JOIN seasonality AS se USING (shop_id)
+),
+noise AS (
+    SELECT
+        s.shop_id,
+        GREATEST(s.resid_ss * (1 - f.strength), 1e-6) / GREATEST(f.n - CASE WHEN f.n >= 12 THEN 4 ELSE 2 END, 1) AS sigma2
+    FROM stats AS s JOIN fit AS f USING (shop_id)
+),
 entropy AS (
     SELECT g.shop_id, -SUM(CASE WHEN g.qty > 0 THEN (g.qty / s.total_qty) * LN(g.qty / s.total_qty) END) AS h
     FROM grid AS g JOIN stats AS s USING (shop_id)
@@ -119,6 +136,14 @@ SELECT
          ELSE 0 END AS seasonal_strength,
     CASE WHEN s.tenure_months >= 12 THEN se.season_cos ELSE 0 END AS season_cos,
     CASE WHEN s.tenure_months >= 12 THEN se.season_sin ELSE 0 END AS season_sin,
+    -- trend t-statistic (slope / its standard error against the deseasonalised residual), squashed by
+    -- sign * ln(1 + |t|): scale-free, and small noisy shops do not look like trends
+    CASE WHEN s.tenure_months >= 3 AND tr.sxx > 0
+         THEN SIGN(tr.log_slope) * LN(1 + ABS(tr.log_slope) / SQRT(nz.sigma2 / tr.sxx)) ELSE 0 END AS trend_t,
+    -- irregularity left after trend and annual harmonic, on a log scale
+    LN(0.05 + SQRT(nz.sigma2)) AS log_noise,
+    -- overdispersion beyond Poisson: (var - mean) / mean^2, on a log scale; scale-free
+    LN(0.02 + GREATEST(0, COALESCE((s.std_qty * s.std_qty - s.mean_qty) / NULLIF(s.mean_qty * s.mean_qty, 0), 0))) AS log_excess_cv2,
     CASE WHEN s.tenure_months >= 12 THEN se.season_01 ELSE 0 END AS season_01,
     CASE WHEN s.tenure_months >= 12 THEN se.season_02 ELSE 0 END AS season_02,
     CASE WHEN s.tenure_months >= 12 THEN se.season_03 ELSE 0 END AS season_03,
@@ -136,4 +161,5 @@ FROM stats AS s
 JOIN trend AS tr USING (shop_id)
 JOIN seasonality AS se USING (shop_id)
 JOIN entropy AS e USING (shop_id)
+JOIN noise AS nz USING (shop_id)
 ORDER BY s.shop_id

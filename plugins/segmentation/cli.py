@@ -2,6 +2,7 @@
 
     segmentation generate --shops 2000 --from 2023-01 --to 2024-12 --out sales.parquet
     segmentation run --from 2024-01 --to 2024-12 --input sales.parquet
+    segmentation run --from 2011-01 --to 2011-12 --input online_retail.csv --source invoices --layout uci
     segmentation stage features --month 2024-03
     segmentation summary
 """
@@ -36,8 +37,7 @@ def _run(args) -> int:
     from .pipeline import run_months
 
     settings = load_settings()
-    source = Source(kind="file", path=args.input) if args.input else Source(kind="synthetic", n_shops=args.shops)
-    results = run_months(settings, args.first, args.last, source, args.force_retrain)
+    results = run_months(settings, args.first, args.last, _source(args, settings), args.force_retrain)
     for result in results:
         decision = result["decide"]
         scored = result.get("score", {})
@@ -46,14 +46,20 @@ def _run(args) -> int:
     return _summary(args)
 
 
+def _source(args, settings) -> Source:
+    """The source named on the command line (a monthly-contract file by default when --input is given)."""
+    kind = args.source or ("file" if args.input else "synthetic")
+    return Source(kind=kind, path=args.input, n_shops=args.shops, layout=args.layout, dataset=args.dataset,
+                  cache_dir=str(settings.home / "cache" / "kaggle"))
+
+
 def _stage(args) -> int:
     from . import decide, features, ingest, publish, score, train, validate
 
     settings = load_settings()
     month = args.month
     calls = {
-        "ingest": lambda: ingest.ingest(settings, month, Source(kind="file", path=args.input) if args.input
-                                        else Source(kind="synthetic", n_shops=args.shops)),
+        "ingest": lambda: ingest.ingest(settings, month, _source(args, settings)),
         "validate": lambda: validate.validate(settings, month),
         "features": lambda: features.build_features(settings, month),
         "decide": lambda: decide.decide(settings, month, args.force_retrain),
@@ -89,6 +95,13 @@ def summary_text(warehouse) -> str:
     return "\n".join(lines)
 
 
+def _add_source_options(parser) -> None:
+    parser.add_argument("--source", choices=["file", "landing", "kaggle", "invoices", "synthetic"],
+                        help="default: file when --input is given, else synthetic")
+    parser.add_argument("--layout", default="uci", choices=["uci", "plain"], help="invoice layout (--source invoices)")
+    parser.add_argument("--dataset", default="tanulkumarsrivastava/sales-dataset", help="Kaggle dataset (--source kaggle)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="segmentation", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -105,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the whole pipeline for months A..B")
     run.add_argument("--from", dest="first", required=True)
     run.add_argument("--to", dest="last", required=True)
-    run.add_argument("--input", help="monthly-contract parquet/CSV (default: synthetic data)")
+    run.add_argument("--input", help="monthly-contract parquet/CSV, invoice file or landing prefix (default: synthetic)")
+    _add_source_options(run)
     run.add_argument("--shops", type=int, default=2000, help="shops for synthetic data")
     run.add_argument("--force-retrain", action="store_true", help="retrain in the first month")
     run.set_defaults(func=_run)
@@ -114,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     stage.add_argument("name", choices=["ingest", "validate", "features", "decide", "train", "score", "publish"])
     stage.add_argument("--month", required=True)
     stage.add_argument("--input")
+    _add_source_options(stage)
     stage.add_argument("--shops", type=int, default=2000)
     stage.add_argument("--force-retrain", action="store_true")
     stage.set_defaults(func=_stage)

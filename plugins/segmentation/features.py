@@ -35,6 +35,11 @@ def model_feature_names(sql_dir: Path) -> list[str]:
     return [c["name"] for c in feature_schema(Path(sql_dir))["columns"] if c["model"]]
 
 
+def model_feature_weights(sql_dir: Path) -> list[float]:
+    """Post-scaling weight of each model feature (schema `weight`, default 1), in model_feature_names order."""
+    return [float(c.get("weight", 1.0)) for c in feature_schema(Path(sql_dir))["columns"] if c["model"]]
+
+
 def compute_features(raw: pa.Table, as_of: str, window_months: int, sql_dir: Path,
                      min_tenure: int = MIN_TENURE) -> pa.Table:
     """Run features.sql over a monthly-contract table and return one row per shop."""

@@ -16,13 +16,20 @@ log = logging.getLogger(__name__)
 CLIP = 8.0  # scaled features beyond +/- CLIP are outliers; clipping keeps them from dominating the loss
 
 
-def fit_scaler(x: np.ndarray) -> RobustScaler:
-    """Median/IQR scaling: robust to the heavy tails of sales data."""
-    return RobustScaler(quantile_range=(10.0, 90.0)).fit(x)
+def fit_scaler(x: np.ndarray, weights=None) -> RobustScaler:
+    """Median/IQR scaling: robust to the heavy tails of sales data. Optional per-feature weights (schema
+    `weight`) multiply the scaled, clipped features; they are stored on the scaler so scoring applies them too."""
+    scaler = RobustScaler(quantile_range=(10.0, 90.0)).fit(x)
+    scaler.feature_weights_ = None if weights is None else np.asarray(weights, dtype="float64")
+    return scaler
 
 
 def scale(scaler: RobustScaler, x: np.ndarray) -> np.ndarray:
-    return np.clip(scaler.transform(x), -CLIP, CLIP).astype("float32")
+    scaled = np.clip(scaler.transform(x), -CLIP, CLIP)
+    weights = getattr(scaler, "feature_weights_", None)
+    if weights is not None:
+        scaled = scaled * weights
+    return scaled.astype("float32")
 
 
 def _deterministic_tensorflow(seed: int):
@@ -42,14 +49,15 @@ def _deterministic_tensorflow(seed: int):
 
 
 def build_autoencoder(n_features: int, latent_dim: int, seed: int):
-    """Symmetric MLP autoencoder; the encoder ends in a linear latent with layer normalisation."""
+    """Symmetric MLP autoencoder; the encoder ends in a linear latent."""
     keras = _deterministic_tensorflow(seed)
     hidden = max(2 * n_features, 16)
     inputs = keras.Input(shape=(n_features,), name="features")
     x = keras.layers.Dense(hidden, activation="gelu", name="enc_1")(inputs)
     x = keras.layers.Dense(hidden // 2, activation="gelu", name="enc_2")(x)
-    latent = keras.layers.Dense(latent_dim, name="latent_linear")(x)
-    latent = keras.layers.LayerNormalization(name="latent")(latent)
+    # plain linear latent: a LayerNorm here removes two degrees of freedom per shop (mean and spread across
+    # latent units), which folds the few well-separated behavioural axes onto each other
+    latent = keras.layers.Dense(latent_dim, name="latent")(x)
     y = keras.layers.Dense(hidden // 2, activation="gelu", name="dec_1")(latent)
     y = keras.layers.Dense(hidden, activation="gelu", name="dec_2")(y)
     outputs = keras.layers.Dense(n_features, name="reconstruction")(y)

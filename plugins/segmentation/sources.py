@@ -1,11 +1,19 @@
-"""Where a month's rows come from: a monthly-contract file (parquet or CSV) or the synthetic generator.
+"""Where a month's rows come from.
 
-A source returns the month's rows as they were delivered; checking and typing them is validate's job.
+- file:      a monthly-contract file (parquet or CSV) holding any number of months
+- landing:   one file per month dropped into a landing folder or gs:// prefix (`<prefix>/YYYY-MM.csv|parquet`)
+- kaggle:    a Kaggle dataset in the monthly contract, downloaded once with the official client
+- invoices:  invoice lines (UCI Online Retail or plain customer/date/quantity/amount), cleaned and aggregated
+- synthetic: the planted-segment generator
+
+A source returns the month's rows as delivered (or as aggregated); checking and typing them is validate's job.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import io
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -14,7 +22,9 @@ import pyarrow.dataset as ds
 from .generate import GeneratorSpec, generate_month
 from .months import month_index, parse_month
 
-SOURCE_KINDS = ("file", "synthetic")
+log = logging.getLogger(__name__)
+SOURCE_KINDS = ("file", "landing", "kaggle", "invoices", "synthetic")
+CONTRACT_COLUMNS = ["shop_id", "product_id", "year", "month", "sales_qty", "sales_value"]
 
 
 class SourceError(ValueError):
@@ -28,9 +38,13 @@ class Source:
     n_shops: int = 2_000
     seed: int = 7
     first_month: str = "2023-01"
+    dataset: str = "tanulkumarsrivastava/sales-dataset"
+    layout: str = "uci"
+    cache_dir: str | None = None
+    credentials: tuple[str | None, str | None] = field(default=(None, None), repr=False, compare=False)
 
     @classmethod
-    def from_params(cls, params: dict) -> Source:
+    def from_params(cls, params: dict, **extra) -> Source:
         kind = params.get("source", "file")
         if kind not in SOURCE_KINDS:
             raise SourceError(f"unknown source {kind!r}; choose one of {', '.join(SOURCE_KINDS)}")
@@ -40,26 +54,41 @@ class Source:
             n_shops=int(params.get("n_shops", 2_000)),
             seed=int(params.get("seed", 7)),
             first_month=params.get("first_month", "2023-01"),
+            dataset=params.get("kaggle_dataset") or cls.dataset,
+            layout=params.get("invoice_layout") or "uci",
+            **extra,
         )
 
     def describe(self) -> str:
-        if self.kind == "file":
-            return f"file {self.path}"
-        return f"synthetic generator (n_shops={self.n_shops}, seed={self.seed}, from {self.first_month})"
+        if self.kind == "synthetic":
+            return f"synthetic generator (n_shops={self.n_shops}, seed={self.seed}, from {self.first_month})"
+        if self.kind == "kaggle":
+            return f"kaggle dataset {self.dataset}"
+        if self.kind == "invoices":
+            return f"invoices {self.path} ({self.layout} layout)"
+        return f"{self.kind} {self.path}"
 
 
 def read_month(source: Source, month: str) -> pd.DataFrame:
-    """The rows the source holds for one month, untyped beyond what the file format gives."""
-    if source.kind == "synthetic":
-        return _synthetic_month(source, month)
-    return _file_month(source, month)
+    """The rows the source holds for one month."""
+    readers = {"synthetic": _synthetic_month, "file": _file_month, "landing": _landing_month,
+               "kaggle": _kaggle_month, "invoices": _invoice_month}
+    return readers[source.kind](source, month)
 
 
 def _synthetic_month(source: Source, month: str) -> pd.DataFrame:
     if month_index(month) < month_index(source.first_month):
-        return pd.DataFrame(columns=["shop_id", "product_id", "year", "month", "sales_qty", "sales_value"])
+        return pd.DataFrame(columns=CONTRACT_COLUMNS)
     spec = GeneratorSpec(n_shops=source.n_shops, seed=source.seed, first_month=source.first_month, last_month=month)
     return generate_month(spec, month)
+
+
+def _only_month(frame: pd.DataFrame, month: str, where: str) -> pd.DataFrame:
+    _require_period_columns(list(frame.columns), where)
+    year, cal = parse_month(month)
+    years = pd.to_numeric(frame["year"], errors="coerce")
+    months = pd.to_numeric(frame["month"], errors="coerce")
+    return frame[(years == year) & (months == cal)].reset_index(drop=True)
 
 
 def _file_month(source: Source, month: str) -> pd.DataFrame:
@@ -74,22 +103,90 @@ def _file_month(source: Source, month: str) -> pd.DataFrame:
             dataset = ds.dataset(str(path), format="parquet")
         except Exception as exc:  # pyarrow raises several types for corrupt files
             raise SourceError(f"cannot read parquet {path}: {exc}") from exc
-        _require_period_columns(dataset.schema.names, path)
+        _require_period_columns(dataset.schema.names, str(path))
         table = dataset.to_table(filter=(ds.field("year") == year) & (ds.field("month") == cal))
         return table.to_pandas()
     if path.suffix.lower() in (".csv", ".txt", ".gz"):
-        try:
-            frame = pd.read_csv(path, dtype={"shop_id": "string", "product_id": "string"})
-        except Exception as exc:
-            raise SourceError(f"cannot read CSV {path}: {exc}") from exc
-        _require_period_columns(list(frame.columns), path)
-        years = pd.to_numeric(frame["year"], errors="coerce")
-        months = pd.to_numeric(frame["month"], errors="coerce")
-        return frame[(years == year) & (months == cal)].reset_index(drop=True)
+        return _only_month(_read_csv(path.read_bytes(), str(path)), month, str(path))
     raise SourceError(f"unsupported file type {path.suffix!r} for {path}: use .parquet or .csv")
 
 
-def _require_period_columns(columns: list[str], path: Path) -> None:
+def _read_csv(data: bytes, where: str) -> pd.DataFrame:
+    if not data.strip():
+        raise SourceError(f"{where} is empty")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{where} is not UTF-8: undecodable byte at offset {exc.start}") from exc
+    try:
+        return pd.read_csv(io.StringIO(text), dtype={"shop_id": "string", "product_id": "string"})
+    except Exception as exc:
+        raise SourceError(f"cannot read CSV {where}: {exc}") from exc
+
+
+def landing_files(prefix: str) -> dict[str, str]:
+    """Month -> file URL for files named YYYY-MM.csv / YYYY-MM.parquet under a landing prefix."""
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(prefix)
+    if not fs.exists(root):
+        return {}
+    found = {}
+    for path in sorted(fs.ls(root, detail=False)):
+        name = path.rstrip("/").rsplit("/", 1)[-1]
+        stem, _, suffix = name.partition(".")
+        if suffix in ("csv", "parquet"):
+            try:
+                parse_month(stem)
+            except ValueError:
+                continue
+            found[stem] = f"{prefix.rstrip('/')}/{name}"
+    return found
+
+
+def _landing_month(source: Source, month: str) -> pd.DataFrame:
+    """The file delivered for exactly this month; rows of other months are left for validate to reject."""
+    import fsspec
+
+    if not source.path:
+        raise SourceError("source 'landing' needs source_path (the landing folder or gs:// prefix)")
+    files = landing_files(source.path)
+    if month not in files:
+        raise SourceError(f"no landing file for {month} under {source.path} (expected {month}.csv or {month}.parquet)")
+    with fsspec.open(files[month], "rb") as handle:
+        data = handle.read()
+    if files[month].endswith(".parquet"):
+        try:
+            return pd.read_parquet(io.BytesIO(data))
+        except Exception as exc:
+            raise SourceError(f"cannot read parquet {files[month]}: {exc}") from exc
+    return _read_csv(data, files[month])
+
+
+def _kaggle_month(source: Source, month: str) -> pd.DataFrame:
+    from .kaggle_source import download_dataset, read_monthly_contract
+
+    if not source.cache_dir:
+        raise SourceError("source 'kaggle' needs a cache folder")
+    folder = Path(source.cache_dir) / source.dataset.replace("/", "__")
+    download_dataset(source.dataset, folder, *source.credentials)
+    return _only_month(read_monthly_contract(folder), month, f"kaggle dataset {source.dataset}")
+
+
+def _invoice_month(source: Source, month: str) -> pd.DataFrame:
+    from .invoices import PLAIN_LAYOUT, UCI_LAYOUT, monthly_contract_from_invoices
+
+    layouts = {"uci": UCI_LAYOUT, "plain": PLAIN_LAYOUT}
+    if source.layout not in layouts:
+        raise SourceError(f"unknown invoice layout {source.layout!r}; choose one of {', '.join(layouts)}")
+    if not source.path:
+        raise SourceError("source 'invoices' needs source_path (an invoice-level CSV or parquet file)")
+    frame, report = monthly_contract_from_invoices(source.path, layouts[source.layout])
+    log.info("invoices %s: cleaning report %s", source.path, report)
+    return _only_month(frame, month, source.path)
+
+
+def _require_period_columns(columns: list[str], where: str) -> None:
     missing = [c for c in ("year", "month") if c not in columns]
     if missing:
-        raise SourceError(f"{path} has no {', '.join(missing)} column(s); found {', '.join(columns)}")
+        raise SourceError(f"{where} has no {', '.join(missing)} column(s); found {', '.join(map(str, columns))}")

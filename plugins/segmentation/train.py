@@ -20,7 +20,7 @@ from sklearn.metrics import adjusted_rand_score
 from . import clustering, drift, evaluate, model
 from .config import Settings
 from .decide import read_decision, record_outcome
-from .features import model_feature_names
+from .features import model_feature_names, model_feature_weights
 from .profiles import PROFILE_FEATURES, name_segments
 from .registry import LoadedModel, Registry
 from .score import latent_of, segments_of
@@ -28,7 +28,7 @@ from .stability import align_segments, kept_share
 from .storage import Lake, as_of_ref
 
 log = logging.getLogger(__name__)
-METHOD_VERSION = 2
+METHOD_VERSION = 3
 
 
 def training_fingerprint(features_sha: str, feature_names: list[str], settings: Settings) -> str:
@@ -58,7 +58,7 @@ def fit_model(sample: pd.DataFrame, feature_names: list[str], settings: Settings
     if len(sample) < 50:
         raise ValueError(f"only {len(sample)} eligible shops to train on; need at least 50")
     x = sample[feature_names].to_numpy(dtype="float64")
-    scaler = model.fit_scaler(x)
+    scaler = model.fit_scaler(x, model_feature_weights(settings.sql_dir))
     encoder, losses = model.train_autoencoder(model.scale(scaler, x), settings.latent_dim, settings.epochs, settings.seed)
     metadata = {"features": feature_names, "loss_history": losses, "seed": settings.seed}
     bundle = LoadedModel(version="challenger", metadata=metadata, scaler=scaler, encoder=encoder, clusterer=None)

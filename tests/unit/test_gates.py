@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+
+from segmentation.evaluate import DEFAULT_GATES, apply_gates, bootstrap_stability, gate_thresholds, size_metrics
+
+GOOD = {"noise_share": 0.02, "segments": 5, "largest_share": 0.3, "stability": 0.9, "ari_vs_champion": 0.95}
+CHAMPION = {"noise_share": 0.02, "segments": 5, "largest_share": 0.3, "stability": 0.9}
+
+
+def test_a_good_challenger_passes():
+    assert apply_gates(GOOD, CHAMPION, DEFAULT_GATES) == []
+    assert apply_gates(GOOD, None, DEFAULT_GATES) == []
+
+
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        ({"noise_share": 0.4}, "noise share 40.0% > 25%"),
+        ({"segments": 1}, "1 segments < 2"),
+        ({"largest_share": 0.9}, "largest segment 90.0% > 80%"),
+        ({"stability": 0.3}, "bootstrap stability 0.30 < 0.60"),
+        ({"noise_share": 0.2}, "worse than the champion's"),
+        ({"stability": 0.75}, "stability 0.75 worse than the champion's 0.90"),
+        ({"segments": 4, "ari_vs_champion": 0.76}, "merges segments the champion separates (5 -> 4"),
+    ],
+)
+def test_each_gate_rejects(change, reason):
+    failures = apply_gates({**GOOD, **change}, CHAMPION, DEFAULT_GATES)
+    assert any(reason in f for f in failures), failures
+
+
+def test_losing_a_segment_that_agrees_with_the_champion_is_allowed():
+    assert apply_gates({**GOOD, "segments": 4, "ari_vs_champion": 0.97}, CHAMPION, DEFAULT_GATES) == []
+
+
+def test_thresholds_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("SEGMENTATION_GATE_MAX_NOISE_SHARE", "0.5")
+    assert gate_thresholds()["max_noise_share"] == 0.5
+
+
+def test_size_metrics_and_stability():
+    labels = np.array([0] * 60 + [1] * 30 + [-1] * 10)
+    metrics = size_metrics(labels)
+    assert metrics == pytest.approx({"segments": 2, "noise_share": 0.1, "largest_share": 0.6,
+                                     "size_entropy": -(2 / 3 * np.log(2 / 3) + 1 / 3 * np.log(1 / 3)) / np.log(2)})
+    rng = np.random.default_rng(0)
+    blobs = np.concatenate([rng.normal(0, 0.1, (100, 2)), rng.normal(5, 0.1, (100, 2))])
+    truth = np.repeat([0, 1], 100)
+    stable = bootstrap_stability(blobs, truth, lambda z: (z[:, 0] > 2.5).astype(int), rounds=3)
+    random = bootstrap_stability(blobs, truth, lambda z: rng.integers(0, 2, len(z)), rounds=3)
+    assert stable["mean"] == 1.0 and random["mean"] < 0.7

@@ -60,7 +60,9 @@ def run_dataset(name: str, sales, truth, first: str, train_month: str, last: str
         clustered = segments[segments >= 0]
         training = result.get("train", {})
         version = training.get("challenger_version")
-        kept = Registry(Lake(settings.lake_root)).metadata(version).get("kept_share_vs_champion") if version else None
+        challenger_kept = Registry(Lake(settings.lake_root)).metadata(version).get("kept_share_vs_champion") if version else None
+        # shops whose published id is unchanged by this month's retrain: all of them when the champion stays
+        kept = None if challenger_kept is None else (challenger_kept if training.get("promoted") else 1.0)
         rows.append({
             "dataset": name, "month": month, "decision": result["decide"]["decision"],
             "promoted": training.get("promoted"), "shops": len(scored),
@@ -69,6 +71,7 @@ def run_dataset(name: str, sales, truth, first: str, train_month: str, last: str
             "largest": float(clustered.value_counts().max() / len(segments)) if len(clustered) else 1.0,
             "segments": int(clustered.nunique()),
             "kept_ids": kept,
+            "challenger_kept": challenger_kept,
             "seconds": round(time.perf_counter() - started, 1),
         })
         print(pd.DataFrame([rows[-1]]).round(3).to_string(index=False, header=len(rows) == 1), flush=True)

@@ -31,6 +31,8 @@ TARGETS = {"ari": 0.9, "noise": 0.10, "largest": 0.60, "kept": 0.95}
 
 def run_dataset(name: str, sales, truth, first: str, train_month: str, last: str, workdir: Path) -> list[dict]:
     import pandas as pd
+    from sklearn.metrics import adjusted_rand_score
+
     from segmentation.config import load_settings
     from segmentation.months import add_months, month_range
     from segmentation.pipeline import run_month
@@ -38,7 +40,6 @@ def run_dataset(name: str, sales, truth, first: str, train_month: str, last: str
     from segmentation.registry import Registry
     from segmentation.sources import Source
     from segmentation.storage import Lake
-    from sklearn.metrics import adjusted_rand_score
 
     home = workdir / name.replace(" ", "_")
     os.environ["SEGMENTATION_HOME"] = str(home)
@@ -91,6 +92,7 @@ def main() -> int:
 
     import pandas as pd
     from independent_data import generate_independent
+
     from segmentation.generate import GeneratorSpec, generate, ground_truth
     from segmentation.months import add_months
 

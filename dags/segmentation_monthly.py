@@ -111,6 +111,7 @@ def segmentation_monthly():
     @task(pool=WAREHOUSE_POOL)  # also writes the warehouse's data_quality_runs table
     def validate(**context) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
+
         from segmentation.validate import DataValidationError
         from segmentation.validate import validate as validate_month
 

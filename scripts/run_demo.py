@@ -43,6 +43,7 @@ def main() -> int:
 
     import pendulum
     from airflow.dag_processing.dagbag import DagBag
+
     from segmentation.cli import summary_text
     from segmentation.config import load_settings
     from segmentation.months import add_months, month_range

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pendulum
 import pytest
+
 from segmentation.generate import generate, inject_bad_rows
 
 REPO = Path(__file__).resolve().parents[2]

@@ -7,6 +7,7 @@ import secrets
 
 import pandas as pd
 import pytest
+
 from segmentation.generate import GeneratorSpec, generate
 from segmentation.kaggle_source import (
     DEFAULT_DATASET,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+
 from segmentation.cli import main as cli
 from segmentation.generate import GeneratorSpec, generate, generate_month, ground_truth
 from segmentation.ingest import ingest

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+
 from segmentation.config import REPO_ROOT
 from segmentation.features import compute_features, feature_schema, model_feature_names
 from segmentation.generate import GeneratorSpec, generate

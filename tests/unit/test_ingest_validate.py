@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+
 from segmentation.generate import GeneratorSpec, generate_month, inject_bad_rows
 from segmentation.ingest import ingest
 from segmentation.sources import Source, SourceError

@@ -2,6 +2,7 @@ import logging
 
 import pandas as pd
 import pytest
+
 from segmentation.invoices import (
     CONTRACT_COLUMNS,
     PLAIN_LAYOUT,

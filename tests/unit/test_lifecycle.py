@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from segmentation.config import load_settings
 from segmentation.decide import decide, measure_drift
 from segmentation.generate import GeneratorSpec, generate

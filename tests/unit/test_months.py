@@ -1,4 +1,5 @@
 import pytest
+
 from segmentation.months import add_months, month_index, month_range, parse_month, window
 
 

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+
 from segmentation.config import load_settings
 from segmentation.pipeline import run_month, run_months
 from segmentation.publish import warehouse_for

@@ -1,5 +1,6 @@
 import pandas as pd
 import pytest
+
 from segmentation.profiles import build_profiles, name_segments, peak_month, segment_name
 
 BASE = {"active_share": 1.0, "resid_std": 0.2, "seasonal_strength": 0.1, "season_cos": 0.0, "season_sin": 0.0,

@@ -1,4 +1,5 @@
 import numpy as np
+
 from segmentation.stability import align_segments, kept_share
 
 

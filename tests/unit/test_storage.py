@@ -1,5 +1,6 @@
 import pyarrow as pa
 import pytest
+
 from segmentation.storage import ChecksumMismatch, Lake, PartitionNotFound, PartitionRef, month_ref
 
 

@@ -1,6 +1,7 @@
 import multiprocessing
 
 import pandas as pd
+
 from segmentation.config import REPO_ROOT
 from segmentation.warehouse import DuckDBWarehouse
 

@@ -97,8 +97,11 @@ def _kaggle_credentials() -> tuple[str | None, str | None]:
 def segmentation_monthly():
     @task
     def ingest(**context) -> dict:
+        from airflow.sdk.exceptions import AirflowFailException
+
         from segmentation.ingest import ingest as ingest_month
-        from segmentation.sources import Source
+        from segmentation.invoices import InvoiceSourceError
+        from segmentation.sources import Source, SourceDataError
 
         settings = _settings()
         params = dict(context["params"])
@@ -106,7 +109,10 @@ def segmentation_monthly():
         extra = {}
         if params.get("source") == "kaggle":
             extra = {"cache_dir": str(settings.home / "cache" / "kaggle"), "credentials": _kaggle_credentials()}
-        return ingest_month(settings, _month(context), Source.from_params(params, **extra))
+        try:
+            return ingest_month(settings, _month(context), Source.from_params(params, **extra))
+        except (SourceDataError, InvoiceSourceError) as exc:
+            raise AirflowFailException(str(exc)) from exc  # unusable input: fail now, no retries
 
     @task(pool=WAREHOUSE_POOL)  # also writes the warehouse's data_quality_runs table
     def validate(**context) -> dict:

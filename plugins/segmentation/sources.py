@@ -28,7 +28,11 @@ CONTRACT_COLUMNS = ["shop_id", "product_id", "year", "month", "sales_qty", "sale
 
 
 class SourceError(ValueError):
-    """The source cannot deliver the month: missing file, unreadable format, no year/month columns."""
+    """The source cannot deliver the month (for example the file is not there yet): may succeed on retry."""
+
+
+class SourceDataError(SourceError):
+    """The delivered data is unusable as it is (encoding, format, columns, layout contract): retrying won't help."""
 
 
 @dataclass(frozen=True)
@@ -102,26 +106,26 @@ def _file_month(source: Source, month: str) -> pd.DataFrame:
         try:
             dataset = ds.dataset(str(path), format="parquet")
         except Exception as exc:  # pyarrow raises several types for corrupt files
-            raise SourceError(f"cannot read parquet {path}: {exc}") from exc
+            raise SourceDataError(f"cannot read parquet {path}: {exc}") from exc
         _require_period_columns(dataset.schema.names, str(path))
         table = dataset.to_table(filter=(ds.field("year") == year) & (ds.field("month") == cal))
         return table.to_pandas()
     if path.suffix.lower() in (".csv", ".txt", ".gz"):
         return _only_month(_read_csv(path.read_bytes(), str(path)), month, str(path))
-    raise SourceError(f"unsupported file type {path.suffix!r} for {path}: use .parquet or .csv")
+    raise SourceDataError(f"unsupported file type {path.suffix!r} for {path}: use .parquet or .csv")
 
 
 def _read_csv(data: bytes, where: str) -> pd.DataFrame:
     if not data.strip():
-        raise SourceError(f"{where} is empty")
+        raise SourceDataError(f"{where} is empty")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SourceError(f"{where} is not UTF-8: undecodable byte at offset {exc.start}") from exc
+        raise SourceDataError(f"{where} is not UTF-8: undecodable byte at offset {exc.start}") from exc
     try:
         return pd.read_csv(io.StringIO(text), dtype={"shop_id": "string", "product_id": "string"})
     except Exception as exc:
-        raise SourceError(f"cannot read CSV {where}: {exc}") from exc
+        raise SourceDataError(f"cannot read CSV {where}: {exc}") from exc
 
 
 def landing_files(prefix: str) -> dict[str, str]:
@@ -159,7 +163,7 @@ def _landing_month(source: Source, month: str) -> pd.DataFrame:
         try:
             return pd.read_parquet(io.BytesIO(data))
         except Exception as exc:
-            raise SourceError(f"cannot read parquet {files[month]}: {exc}") from exc
+            raise SourceDataError(f"cannot read parquet {files[month]}: {exc}") from exc
     return _read_csv(data, files[month])
 
 
@@ -174,19 +178,29 @@ def _kaggle_month(source: Source, month: str) -> pd.DataFrame:
 
 
 def _invoice_month(source: Source, month: str) -> pd.DataFrame:
-    from .invoices import PLAIN_LAYOUT, UCI_LAYOUT, monthly_contract_from_invoices
+    from .invoices import PLAIN_LAYOUT, UCI_LAYOUT
 
     layouts = {"uci": UCI_LAYOUT, "plain": PLAIN_LAYOUT}
     if source.layout not in layouts:
         raise SourceError(f"unknown invoice layout {source.layout!r}; choose one of {', '.join(layouts)}")
     if not source.path:
         raise SourceError("source 'invoices' needs source_path (an invoice-level CSV or parquet file)")
-    frame, report = monthly_contract_from_invoices(source.path, layouts[source.layout])
-    log.info("invoices %s: cleaning report %s", source.path, report)
-    return _only_month(frame, month, source.path)
+    from .invoices import aggregate_monthly, clean_invoices, read_invoices
+    from .validate import check_invoice_lines, format_report
+
+    layout = layouts[source.layout]
+    lines = read_invoices(source.path, layout)
+    checked = check_invoice_lines(lines, layout.name)
+    if not checked["success"]:
+        raise SourceDataError(f"invoice file {source.path} breaks the {layout.name} layout contract:\n"
+                          + format_report(checked))
+    clean, report = clean_invoices(lines, layout)
+    log.info("invoices %s: %d lines in, %d kept; removed per rule: %s", source.path, report["rows_in"],
+             report["rows_out"], {k: v for k, v in report.items() if k not in ("rows_in", "rows_out")})
+    return _only_month(aggregate_monthly(clean), month, source.path)
 
 
 def _require_period_columns(columns: list[str], where: str) -> None:
     missing = [c for c in ("year", "month") if c not in columns]
     if missing:
-        raise SourceError(f"{where} has no {', '.join(missing)} column(s); found {', '.join(map(str, columns))}")
+        raise SourceDataError(f"{where} has no {', '.join(missing)} column(s); found {', '.join(map(str, columns))}")

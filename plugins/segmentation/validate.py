@@ -91,6 +91,39 @@ def monthly_contract_suite(month: str, columns: list[str], helper_columns: tuple
     return suite
 
 
+def invoice_lines_suite(layout_name: str, columns: list[str]):
+    """The Great Expectations suite for invoice lines of a layout, after they are read and typed."""
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    suite = gx.ExpectationSuite(name=f"invoice_lines_{layout_name}")
+    suite.add_expectation(gxe.ExpectTableRowCountToBeBetween(min_value=1))
+    for column in ("invoice", "product", "quantity", "date") if layout_name == "uci" else ("quantity", "date"):
+        if column in columns:
+            suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column=column))
+    if "quantity" in columns:
+        suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(column="quantity", min_value=-MAX_QTY, max_value=MAX_QTY))
+    if "customer" in columns:  # cleaning drops lines without a customer; most lines must have one
+        suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column="customer", mostly=0.5))
+    return suite
+
+
+def check_invoice_lines(lines: pd.DataFrame, layout_name: str) -> dict:
+    """Run the layout's suite on typed invoice lines; returns the same report shape as the monthly checks."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    batch = context.data_sources.add_pandas("source").add_dataframe_asset("lines").add_batch_definition_whole_dataframe("all")
+    suite = context.suites.add(invoice_lines_suite(layout_name, list(lines.columns)))
+    definition = context.validation_definitions.add(gx.ValidationDefinition(name=suite.name, data=batch, suite=suite))
+    result = definition.run(batch_parameters={"dataframe": _gx_compatible(lines)}, result_format="SUMMARY")
+    checks = [{**_check_summary(r.to_json_dict()), "severity": "error"} for r in result.results]
+    return {"month": f"invoice lines ({layout_name})", "success": bool(result.success), "rows": len(lines),
+            "checks": checks}
+
+
 def warning_suite(month: str, trailing_rows: list[int], has_previous: bool):
     """Warn-level expectations: they are reported, never fail the month."""
     import great_expectations as gx

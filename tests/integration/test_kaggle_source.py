@@ -181,3 +181,23 @@ def test_read_rejects_files_without_contract_columns(tmp_path):
     (tmp_path / "a.csv").write_text("x,y\n1,2\n")
     with pytest.raises(KaggleSourceError, match="missing monthly-contract"):
         read_monthly_contract(tmp_path)
+
+
+def test_kaggle_months_run_through_the_pipeline(standin, sales, home, monkeypatch):
+    """The kaggle source as the DAG and the CLI use it: downloaded once, split into monthly raw partitions."""
+    from segmentation.config import load_settings
+    from segmentation.ingest import ingest
+    from segmentation.sources import Source
+    from segmentation.storage import Lake, month_ref
+    from segmentation.validate import validate
+
+    settings = load_settings()
+    source = Source(kind="kaggle", cache_dir=str(home / "cache" / "kaggle"), credentials=(USER, KEY))
+    for month in ("2023-01", "2023-02", "2023-03"):
+        ingest(settings, month, source)
+        validate(settings, month)
+    downloads = [r for r in standin.requests if r[0] == "POST"]
+    assert len(downloads) == 1
+    raw = Lake(settings.lake_root).read_table(month_ref("raw", "2023-02")).to_pandas()
+    assert len(raw) == len(sales[sales["month"] == 2])
+    assert KEY not in repr(source)

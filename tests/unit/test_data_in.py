@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from segmentation.cli import main as cli
-from segmentation.generate import GeneratorSpec, generate, generate_month, ground_truth
+from segmentation.generate import GeneratorSpec, generate, generate_month, ground_truth, to_uci_invoices
 from segmentation.ingest import ingest
 from segmentation.landing import mark_triggered, pending_months
 from segmentation.pipeline import run_month, run_months
@@ -122,18 +122,7 @@ def test_shop_id_format_change_warns_but_passes(settings, tmp_path, caplog):
     assert "WARN expect_column_mean_to_be_between __is_new_shop" in caplog.text
 
 
-def contract_to_uci(frame: pd.DataFrame) -> pd.DataFrame:
-    """Monthly-contract rows as UCI Online Retail invoice lines (one invoice per shop and month)."""
-    return pd.DataFrame({
-        "InvoiceNo": frame["shop_id"].str[1:] + frame["year"].astype(str) + frame["month"].astype(str).str.zfill(2),
-        "StockCode": frame["product_id"],
-        "Description": "ITEM " + frame["product_id"],
-        "Quantity": frame["sales_qty"].astype(int),
-        "InvoiceDate": frame["month"].astype(str) + "/15/" + frame["year"].astype(str) + " 10:00",
-        "UnitPrice": (frame["sales_value"] / frame["sales_qty"]).round(2),
-        "CustomerID": frame["shop_id"].str[1:].astype(int).astype(str) + ".0",
-        "Country": "United Kingdom",
-    })
+contract_to_uci = to_uci_invoices
 
 
 @pytest.fixture(scope="module")
@@ -195,3 +184,13 @@ def test_pipeline_stops_on_bad_month_and_keeps_warehouse(settings, tmp_path):
         run_month(settings, "2023-02", Source(kind="landing", path=str(folder)))
     assert warehouse_for(settings).query("SELECT * FROM model_runs ORDER BY ALL").equals(before)
     assert not Lake(settings.lake_root).has_partition(month_ref("features", "2023-02"))
+
+
+def test_invoice_file_breaking_its_layout_contract_is_rejected(settings, tmp_path):
+    lines = contract_to_uci(generate_month(SPEC, "2023-01")).assign(CustomerID="")
+    path = tmp_path / "no_customers.csv"
+    lines.to_csv(path, index=False, encoding="latin-1")
+    with pytest.raises(SourceError, match="breaks the uci layout contract") as failure:
+        ingest(settings, "2023-01", Source(kind="invoices", path=str(path)))
+    assert "FAIL expect_column_values_to_not_be_null customer" in str(failure.value)
+    assert not Lake(settings.lake_root).has_partition(month_ref("staging", "2023-01"))

@@ -1,0 +1,58 @@
+"""segmentation_monthly with source=kaggle, credentials from the Airflow connection kaggle_default."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+
+import pendulum
+import pytest
+
+from segmentation.generate import GeneratorSpec, generate, to_uci_invoices
+
+from . import kaggle_standin
+
+REPO = Path(__file__).resolve().parents[2]
+USER, KEY = "airflow-user", "k" + secrets.token_hex(16)
+
+
+@pytest.fixture
+def dag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(str(REPO / "dags")).dags["segmentation_monthly"]
+
+
+@pytest.fixture
+def kaggle_connection(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "kaggle-config"))
+    (tmp_path / "kaggle-config").mkdir()
+    monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "TEST")
+    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AIRFLOW_CONN_KAGGLE_DEFAULT", json.dumps({"conn_type": "generic", "login": USER, "password": KEY}))
+
+
+def test_kaggle_source_through_the_dag(dag, home, airflow_db, kaggle_connection, capsys):
+    sales = generate(GeneratorSpec(n_shops=60, first_month="2023-01", last_month="2023-03"))
+    datasets = {"tanulkumarsrivastava/sales-dataset": kaggle_standin.make_zip({"sales.csv": sales.to_csv(index=False).encode()})}
+    with kaggle_standin.running(datasets, USER, KEY, lifetime=60) as server:
+        run = dag.test(logical_date=pendulum.datetime(2023, 3, 1), run_conf={"source": "kaggle"})
+    assert run.state == "success"
+    assert any(method == "POST" for method, _ in server.requests)
+    assert (home / "lake" / "raw" / "month=2023-02" / "_manifest.json").exists()
+    assert KEY not in capsys.readouterr().out
+
+
+def test_invoice_source_through_the_dag(dag, home, airflow_db, tmp_path):
+    frame = generate(GeneratorSpec(n_shops=60, first_month="2023-01", last_month="2023-02"))
+    path = tmp_path / "retail.csv"
+    to_uci_invoices(frame).to_csv(path, index=False, encoding="latin-1")
+    run = dag.test(logical_date=pendulum.datetime(2023, 3, 1), run_conf={"source": "invoices", "source_path": str(path)})
+    assert run.state == "success"
+    bad = tmp_path / "bad.csv"
+    to_uci_invoices(frame).assign(CustomerID="").to_csv(bad, index=False)
+    failed = dag.test(logical_date=pendulum.datetime(2023, 2, 1), run_conf={"source": "invoices", "source_path": str(bad)})
+    assert failed.state == "failed"

@@ -45,6 +45,7 @@ class Settings:
     drift_feature_psi: float = 0.25
     drift_mix_psi: float = 0.20
     drift_noise_jump: float = 0.10
+    rfm: str = "auto"
     extra: dict = field(default_factory=dict)
 
     def with_overrides(self, **changes) -> Settings:
@@ -81,6 +82,7 @@ def load_settings() -> Settings:
         drift_feature_psi=_env_float("SEGMENTATION_DRIFT_FEATURE_PSI", 0.25),
         drift_mix_psi=_env_float("SEGMENTATION_DRIFT_MIX_PSI", 0.20),
         drift_noise_jump=_env_float("SEGMENTATION_DRIFT_NOISE_JUMP", 0.10),
+        rfm=_env("SEGMENTATION_RFM", "auto"),
     )
     validate_settings(settings)
     return settings
@@ -97,6 +99,8 @@ def validate_settings(settings: Settings) -> None:
         )
     if not 2 <= settings.latent_dim <= 20:
         problems.append(f"SEGMENTATION_LATENT_DIM must be between 2 and 20, got {settings.latent_dim}")
+    if settings.rfm not in ("auto", "on", "off"):
+        problems.append(f"SEGMENTATION_RFM must be auto, on or off, got {settings.rfm!r}")
     if settings.max_model_age_months < 1:
         problems.append(f"SEGMENTATION_MODEL_MAX_AGE_MONTHS must be >= 1, got {settings.max_model_age_months}")
     for name in ("drift_feature_psi", "drift_mix_psi", "drift_noise_jump"):

@@ -40,6 +40,19 @@ def model_feature_weights(sql_dir: Path) -> list[float]:
     return [float(c.get("weight", 1.0)) for c in feature_schema(Path(sql_dir))["columns"] if c["model"]]
 
 
+def rfm_feature_names(sql_dir: Path) -> list[str]:
+    return list(feature_schema(Path(sql_dir)).get("rfm", []))
+
+
+def model_inputs(sql_dir: Path, with_rfm: bool) -> tuple[list[str], list[float]]:
+    """The model's feature names and weights, with the RFM features appended when asked."""
+    names, weights = model_feature_names(sql_dir), model_feature_weights(sql_dir)
+    if with_rfm:
+        extra = [n for n in rfm_feature_names(sql_dir) if n not in names]
+        names, weights = names + extra, weights + [1.0] * len(extra)
+    return names, weights
+
+
 def compute_features(raw: pa.Table, as_of: str, window_months: int, sql_dir: Path,
                      min_tenure: int = MIN_TENURE) -> pa.Table:
     """Run features.sql over a monthly-contract table and return one row per shop."""

@@ -20,12 +20,12 @@ from sklearn.metrics import adjusted_rand_score
 from . import clustering, drift, evaluate, model
 from .config import Settings
 from .decide import read_decision, record_outcome
-from .features import model_feature_names, model_feature_weights
+from .features import model_inputs
 from .profiles import PROFILE_FEATURES, name_segments
 from .registry import LoadedModel, Registry
 from .score import latent_of, segments_of
 from .stability import align_segments, kept_share
-from .storage import Lake, as_of_ref
+from .storage import Lake, as_of_ref, month_ref
 
 log = logging.getLogger(__name__)
 METHOD_VERSION = 3
@@ -53,12 +53,21 @@ def training_sample(frame: pd.DataFrame, size: int, seed: int) -> pd.DataFrame:
     return eligible.reset_index(drop=True)
 
 
-def fit_model(sample: pd.DataFrame, feature_names: list[str], settings: Settings) -> LoadedModel:
+def use_rfm(settings: Settings, lake: Lake, month: str) -> bool:
+    """RFM joins the model for customer-level (invoice) data, or when SEGMENTATION_RFM=on."""
+    if settings.rfm != "auto":
+        return settings.rfm == "on"
+    manifest = lake.manifest(month_ref("raw", month))
+    return bool(manifest) and str(manifest["metadata"].get("source", "")).startswith("invoices")
+
+
+def fit_model(sample: pd.DataFrame, feature_names: list[str], settings: Settings,
+              weights: list[float] | None = None) -> LoadedModel:
     """Fit scaler, encoder and clusterer on the training sample (segment map not yet assigned)."""
     if len(sample) < 50:
         raise ValueError(f"only {len(sample)} eligible shops to train on; need at least 50")
     x = sample[feature_names].to_numpy(dtype="float64")
-    scaler = model.fit_scaler(x, model_feature_weights(settings.sql_dir))
+    scaler = model.fit_scaler(x, weights)
     encoder, losses = model.train_autoencoder(model.scale(scaler, x), settings.latent_dim, settings.epochs, settings.seed)
     metadata = {"features": feature_names, "loss_history": losses, "seed": settings.seed}
     bundle = LoadedModel(version="challenger", metadata=metadata, scaler=scaler, encoder=encoder, clusterer=None)
@@ -138,7 +147,7 @@ def train(settings: Settings, month: str) -> dict:
     ref = as_of_ref("features", month)
     manifest = lake.manifest(ref)
     features_sha = next(f["sha256"] for f in manifest["files"] if f["name"] == "data.parquet")
-    names = model_feature_names(settings.sql_dir)
+    names, weights = model_inputs(settings.sql_dir, use_rfm(settings, lake, month))
     fingerprint = training_fingerprint(features_sha, names, settings)
     decision = read_decision(settings, month)
     champion_version = registry.model_for_month(month)
@@ -151,7 +160,7 @@ def train(settings: Settings, month: str) -> dict:
     sample = training_sample(frame, settings.train_sample, settings.seed)
     log.info("train %s: fitting on %d of %d eligible shops (%d features)", month, len(sample),
              int(frame["eligible"].sum()), len(names))
-    bundle = fit_model(sample, names, settings)
+    bundle = fit_model(sample, names, settings, weights)
     champion = registry.load(champion_version) if champion_version else None
     evaluation = evaluate_challenger(bundle, frame, champion, settings)
     failures = evaluate.apply_gates(evaluation["metrics"], evaluation.get("champion"), evaluate.gate_thresholds())

@@ -332,7 +332,9 @@ def validate(settings: Settings, month: str, run_id: str | None = None) -> dict:
             f"month {month} failed {len(failed)} expectation(s); input quarantined at "
             f"{lake.url(f'quarantine/month={month}')}, report at {report_path}, data docs at {docs_path}\n{text}"
         )
-    lake.write_table(month_ref("raw", month), to_contract(frame), {"month": month, "quality": quality["published_at"]})
+    source = lake.manifest(staged_ref)["metadata"].get("source", "")
+    lake.write_table(month_ref("raw", month), to_contract(frame),
+                     {"month": month, "quality": quality["published_at"], "source": source})
     lake.remove_partition(staged_ref)
     summary = {
         "month": month,

@@ -153,6 +153,10 @@ def test_short_invoice_history_gives_segments(home, monkeypatch, invoice_file):
     assert not features.to_pandas().drop(columns=["shop_id"]).isna().any().any()
     assert (features.to_pandas()["log_mean_value"] > 0).all()  # values exist for invoice data
     assert set(last["shop_id"]) <= set(truth["shop_id"].str[1:].astype(int).astype(str))
+    from segmentation.registry import Registry
+
+    features = Registry(Lake(settings.lake_root)).metadata("0001")["features"]
+    assert {"recency_months", "active_share", "log_mean_value", "log_breadth"} <= set(features)  # RFM for customers
 
 
 def test_cli_runs_the_pipeline_on_an_invoice_file(home, monkeypatch, invoice_file, capsys):

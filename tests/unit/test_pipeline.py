@@ -41,6 +41,8 @@ def test_months_warm_up_then_train_then_reuse(fast, small_sales_file):
     assert metrics["model"]["segments"] >= 2
     assert {"hdbscan_raw", "kmeans"} <= set(metrics["baselines"])
     assert 0 <= metrics["model"]["stability"] <= 1
+    features = Registry(Lake(fast.lake_root)).metadata("0001")["features"]
+    assert "log_mean_value" not in features and "trend_t" in features  # shop data: behavior, not size
 
 
 def test_rerunning_a_month_changes_nothing(fast, small_sales_file):

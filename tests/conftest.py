@@ -66,3 +66,13 @@ def airflow_db():
     subprocess.run([airflow, "pools", "set", "warehouse", "1", "warehouse writers"], check=True, env=env,
                    capture_output=True)
     return Path(os.environ["AIRFLOW_HOME"])
+
+
+@pytest.fixture
+def fresh_dags() -> dict:
+    """The project's DAGs parsed anew for one test: dag.test(run_conf=...) leaves its conf in the DAG's params."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(str(REPO / "dags"))
+    assert bag.import_errors == {}
+    return bag.dags

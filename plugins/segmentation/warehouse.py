@@ -61,28 +61,23 @@ class DuckDBWarehouse:
     def replace_month(self, month: str, segments: pd.DataFrame, run: pd.DataFrame,
                       profiles: pd.DataFrame | None = None) -> None:
         """Atomically replace the month's rows in segments, segment_profiles and model_runs."""
-        with writer_lock(self.db_path), self.connect() as con:
-            self.ensure_tables(con)
-            con.register("new_segments", segments)
-            con.register("new_run", run)
-            con.register("new_profiles", profiles if profiles is not None else pd.DataFrame({"month": [], "segment_id": []}))
-            con.execute("BEGIN TRANSACTION")
-            try:
-                for statement in _statements(self.sql / "replace_month.sql"):
-                    con.execute(statement, {"month": month} if "$month" in statement else None)
-                con.execute("COMMIT")
-            except Exception:
-                con.execute("ROLLBACK")
-                raise
+        no_profiles = pd.DataFrame({"month": [], "segment_id": []})
+        self._replace("replace_month.sql", month, new_segments=segments, new_run=run,
+                      new_profiles=profiles if profiles is not None else no_profiles)
 
     def record_quality(self, month: str, row: pd.DataFrame) -> None:
         """Replace the month's row in data_quality_runs."""
+        self._replace("replace_quality.sql", month, new_quality=row)
+
+    def _replace(self, sql_file: str, month: str, **relations: pd.DataFrame) -> None:
+        """Run a month-replacement script in one transaction, under the writer lock."""
         with writer_lock(self.db_path), self.connect() as con:
             self.ensure_tables(con)
-            con.register("new_quality", row)
+            for name, frame in relations.items():
+                con.register(name, frame)
             con.execute("BEGIN TRANSACTION")
             try:
-                for statement in _statements(self.sql / "replace_quality.sql"):
+                for statement in _statements(self.sql / sql_file):
                     con.execute(statement, {"month": month} if "$month" in statement else None)
                 con.execute("COMMIT")
             except Exception:

@@ -11,18 +11,12 @@ import pytest
 
 from segmentation.generate import generate, inject_bad_rows
 
-REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def dag():
-    """A freshly parsed DAG per test: dag.test(run_conf=...) leaves the conf in the DAG object's params."""
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(str(REPO / "dags"))
-    assert bag.import_errors == {}
-    return bag.dags["segmentation_monthly"]
+def dag(fresh_dags):
+    return fresh_dags["segmentation_monthly"]
 
 
 @pytest.fixture

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from segmentation.generate import GeneratorSpec, generate_month
 
-REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def watcher():
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(str(REPO / "dags"))
-    assert bag.import_errors == {}
-    return bag.dags["segmentation_landing_watch"]
+def watcher(fresh_dags):
+    return fresh_dags["segmentation_landing_watch"]
 
 
 def triggered_confs() -> list[dict]:

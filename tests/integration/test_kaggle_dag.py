@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import secrets
-from pathlib import Path
 
 import pendulum
 import pytest
@@ -13,15 +12,12 @@ from segmentation.generate import GeneratorSpec, generate, to_uci_invoices
 
 from . import kaggle_standin
 
-REPO = Path(__file__).resolve().parents[2]
 USER, KEY = "airflow-user", "k" + secrets.token_hex(16)
 
 
 @pytest.fixture
-def dag():
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(str(REPO / "dags")).dags["segmentation_monthly"]
+def dag(fresh_dags):
+    return fresh_dags["segmentation_monthly"]
 
 
 @pytest.fixture

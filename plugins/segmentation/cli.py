@@ -86,8 +86,8 @@ def _summary(args) -> int:
 def summary_text(warehouse) -> str:
     """Months, shops, segments and noise share per month, plus where the warehouse file is."""
     frame = warehouse.query(
-        """SELECT r.month, r.decision, r.model_version, r.shops, r.segments,
-                  ROUND(100 * r.noise_share, 1) AS noise_pct
+        """SELECT r.month, r.decision, r.model_version, r.challenger_version AS challenger, r.promoted,
+                  r.shops, r.segments, ROUND(100 * r.noise_share, 1) AS noise_pct
            FROM model_runs r ORDER BY r.month"""
     )
     lines = [frame.to_string(index=False), "", f"warehouse: {warehouse.db_path}",

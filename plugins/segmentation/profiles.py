@@ -56,15 +56,22 @@ def build_profiles(month: str, scores: pd.DataFrame, features: pd.DataFrame, nam
     return profiles
 
 
+def _base(name: str) -> str:
+    """'Steady 2' -> 'Steady': the profile-derived part of a name made unique with a number."""
+    head, _, tail = name.rpartition(" ")
+    return head if head and tail.isdigit() else name
+
+
 def name_segments(centroid_profiles: dict[int, dict], inherited: dict[int, str], overall_log_qty: float) -> dict[int, str]:
-    """Names for segment ids: inherited names stay; new ids get a name from their profile, made unique."""
-    names = dict(inherited)
-    for segment_id in sorted(centroid_profiles):
+    """Names for segment ids. An id keeps its inherited name while its profile still earns it; otherwise
+    (new id, or a profile that changed character) it gets the name its profile derives, made unique."""
+    derived = {sid: segment_name(profile, overall_log_qty) for sid, profile in centroid_profiles.items()}
+    names = {sid: inherited[sid] for sid in sorted(derived) if sid in inherited and _base(inherited[sid]) == derived[sid]}
+    for segment_id in sorted(derived):
         if segment_id in names:
             continue
-        base = segment_name(centroid_profiles[segment_id], overall_log_qty)
-        name, n = base, 2
+        name, n = derived[segment_id], 2
         while name in names.values():
-            name, n = f"{base} {n}", n + 1
+            name, n = f"{derived[segment_id]} {n}", n + 1
         names[segment_id] = name
     return names

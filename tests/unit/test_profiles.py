@@ -45,3 +45,9 @@ def test_profiles_cover_every_shop_once():
     assert profiles["shops"].to_dict() == {-1: 1, 0: 2, 1: 2}
     assert profiles.loc[0, "median_cv"] == 1.5 and profiles.loc[0, "mean_strength"] == 0.75
     assert profiles.loc[-1, "name"] == "Noise" and profiles["share"].sum() == pytest.approx(1.0)
+
+
+def test_an_inherited_name_follows_a_profile_that_changed_character():
+    profiles = {0: BASE, 1: {**BASE, "log_slope": 0.05}}
+    names = name_segments(profiles, {0: "Steady 2", 1: "Declining"}, 3.0)
+    assert names == {0: "Steady 2", 1: "Growing"}

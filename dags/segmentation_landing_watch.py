@@ -11,6 +11,8 @@ import pendulum
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import dag, task
 
+from segmentation.notify import notify_failure
+
 DOC_MD = __doc__
 
 
@@ -30,7 +32,7 @@ def _landing_prefix() -> str:
     max_active_runs=1,
     doc_md=DOC_MD,
     tags=["segmentation"],
-    default_args={"retries": 1, "retry_delay": pendulum.duration(seconds=30)},
+    default_args={"retries": 1, "retry_delay": pendulum.duration(seconds=30), "on_failure_callback": notify_failure},
 )
 def segmentation_landing_watch():
     @task

@@ -10,6 +10,8 @@ import pendulum
 from airflow.sdk import Param, dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
+from segmentation.notify import notify_failure
+
 DOC_MD = """
 ### Monthly customer segmentation
 
@@ -75,7 +77,7 @@ def _kaggle_credentials() -> tuple[str | None, str | None]:
     max_active_runs=1,
     doc_md=DOC_MD,
     tags=["segmentation"],
-    default_args={"retries": 2, "retry_delay": pendulum.duration(seconds=30)},
+    default_args={"retries": 2, "retry_delay": pendulum.duration(seconds=30), "on_failure_callback": notify_failure},
     params={
         "month": Param("", type="string", title="Month (YYYY-MM)",
                        description="Process this month instead of the run's data interval.",

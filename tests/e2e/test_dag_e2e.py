@@ -52,7 +52,7 @@ def lake_listing(home: Path, zone: str) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*")) if root.exists() else []
 
 
-def test_consecutive_months_rerun_and_bad_month(dag, pipeline_home, small_sales_file, small_spec):
+def test_consecutive_months_rerun_and_bad_month(dag, pipeline_home, small_sales_file, small_spec, capfd, caplog):
     home = pipeline_home
     months = ["2023-01", "2023-02", "2023-03", "2023-04", "2023-05"]
     for month in months:
@@ -94,6 +94,8 @@ def test_consecutive_months_rerun_and_bad_month(dag, pipeline_home, small_sales_
         pd.testing.assert_frame_equal(before[table], frame)
     assert {z: lake_listing(home, z) for z in zones_before} == zones_before
     assert (home / "lake" / "quarantine" / "month=2023-06" / "_manifest.json").exists()
+    logged = capfd.readouterr().out + caplog.text
+    assert "FAILURE segmentation_monthly failed for month 2023-06 at stage validate" in logged  # on-failure callback
 
 
 def test_month_param_overrides_the_interval_and_force_retrain(dag, pipeline_home):

@@ -47,7 +47,8 @@ def size_metrics(labels: np.ndarray) -> dict:
     }
 
 
-def _subsample(n: int, size: int, seed: int) -> np.ndarray:
+def subsample(n: int, size: int, seed: int) -> np.ndarray:
+    """Sorted row indices of a deterministic sample of at most `size` rows."""
     if n <= size:
         return np.arange(n)
     return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
@@ -94,7 +95,7 @@ def raw_hdbscan_baseline(x: np.ndarray) -> np.ndarray:
 
 def baselines(scaled: np.ndarray, challenger_labels: np.ndarray, seed: int) -> dict:
     """Baselines fitted on the same (sub-sampled) shops, with their agreement with the challenger."""
-    picked = _subsample(len(scaled), EVAL_SAMPLE, seed)
+    picked = subsample(len(scaled), EVAL_SAMPLE, seed)
     x, ours = scaled[picked], challenger_labels[picked]
     raw = raw_hdbscan_baseline(x)
     kmeans = kmeans_baseline(x, seed)

@@ -82,7 +82,7 @@ def evaluate_challenger(bundle: LoadedModel, frame: pd.DataFrame, champion: Load
     latent = latent_of(bundle, eligible)
     labels, _ = clustering.predict(bundle.clusterer, latent)
     metrics = evaluate.size_metrics(labels)
-    picked = evaluate._subsample(len(latent), evaluate.EVAL_SAMPLE, settings.seed)
+    picked = evaluate.subsample(len(latent), evaluate.EVAL_SAMPLE, settings.seed)
     stability = evaluate.bootstrap_stability(
         latent[picked], labels[picked], lambda z: clustering.fit_clusterer(z).labels_, seed=settings.seed)
     metrics["stability"] = stability["mean"]

@@ -5,6 +5,19 @@ written last. Readers only trust files the manifest lists, so a half-written par
 visible: replacing a partition writes a new sub-folder aside, swaps the manifest in one atomic put
 (rename locally, a single object write on GCS), then deletes the older sub-folders. Files keep their
 relative names inside a sub-folder, so HTML pages can link to each other.
+
+On GCS (gcsfs) there are no folders: a "folder" is a name prefix, listings come from the object
+list, and one object write (a single-request upload; manifests are small) is atomic and strongly
+consistent, so a reader sees either the old or the new manifest. gcsfs caches listings per
+process, so every listing here drops the cached one first. Concurrent publishers of the SAME
+partition are not arbitrated (last manifest wins; a loser's sub-folder may be deleted): the
+pipeline runs one writer per partition.
+
+Storage options for a `gs://` root come from the environment (see `storage_options_for`): with
+`STORAGE_EMULATOR_HOST` set (tests, local emulator) the lake talks anonymously to that endpoint
+through the plain HTTP `gcsfs.core.GCSFileSystem`, never gcsfs's gRPC bucket-layout probe (which
+would retry for 60 s per call against an HTTP-only emulator); otherwise gcsfs's default credential
+flow (application default credentials, GCE metadata) applies unchanged.
 """
 
 from __future__ import annotations
@@ -51,9 +64,10 @@ def utc_now() -> str:
 class Lake:
     """Read and publish partitions under a root URL through fsspec."""
 
-    def __init__(self, root: str):
+    def __init__(self, root: str, storage_options: dict | None = None):
         self.root = root.rstrip("/")
-        self.fs, self._root_path = fsspec.core.url_to_fs(self.root)
+        options = storage_options_for(self.root) if storage_options is None else dict(storage_options)
+        self.fs, self._root_path = _url_to_fs(self.root, options)
         self.is_local = "file" in _protocols(self.fs)
         if self.is_local:
             os.makedirs(self._root_path, exist_ok=True)
@@ -88,18 +102,29 @@ class Lake:
         return self.fs.cat_file(self._abs(relative))
 
     def exists(self, relative: str) -> bool:
-        return self.fs.exists(self._abs(relative))
+        target = self._abs(relative)
+        self._forget_listing(target)
+        return self.fs.exists(target)
 
     def delete(self, relative: str) -> None:
         target = self._abs(relative)
+        self._forget_listing(target)
         if self.fs.exists(target):
             self.fs.rm(target, recursive=True)
+        self._forget_listing(target)
 
     def list_dir(self, relative: str) -> list[str]:
         target = self._abs(relative)
+        self._forget_listing(target)
         if not self.fs.exists(target):
             return []
-        return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(target, detail=False))
+        names = {p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(target, detail=False)}
+        return sorted(name for name in names if name)
+
+    def _forget_listing(self, target: str) -> None:
+        """Drop cached listings of `target` (and its parents) so another writer's changes show up."""
+        if not self.is_local:
+            self.fs.invalidate_cache(target)
 
     def put_json(self, relative: str, payload: Any) -> None:
         self.put_bytes(relative, json.dumps(payload, indent=2, sort_keys=True, default=str).encode())
@@ -125,7 +150,6 @@ class Lake:
 
     def publish_files(self, ref: PartitionRef, files: dict[str, bytes], metadata: dict | None = None) -> dict:
         """Publish named files as the new content of a partition and return its manifest."""
-        old = self.manifest(ref)
         tag = uuid.uuid4().hex[:12]
         entries = []
         for name, data in files.items():
@@ -140,10 +164,10 @@ class Lake:
             "metadata": metadata or {},
         }
         self.put_json(f"{ref.path}/{MANIFEST}", manifest)
-        self._delete_unlisted(ref, manifest, old)
+        self._delete_unlisted(ref, manifest)
         return manifest
 
-    def _delete_unlisted(self, ref: PartitionRef, manifest: dict, old: dict | None) -> None:
+    def _delete_unlisted(self, ref: PartitionRef, manifest: dict) -> None:
         keep = {entry["file"].split("/", 1)[0] for entry in manifest["files"]} | {MANIFEST}
         for name in self.list_dir(ref.path):
             if name not in keep:
@@ -192,6 +216,35 @@ def table_to_parquet(table: pa.Table) -> bytes:
     sink = io.BytesIO()
     pq.write_table(table, sink, compression="zstd")
     return sink.getvalue()
+
+
+def storage_options_for(root: str) -> dict:
+    """fsspec storage options for a lake root, derived from the environment.
+
+    gs:// with STORAGE_EMULATOR_HOST set: anonymous access to the emulator's endpoint. Anything else:
+    no options, so the backend's default credential flow applies.
+    """
+    protocol = root.split("://", 1)[0] if "://" in root else "file"
+    emulator = os.environ.get("STORAGE_EMULATOR_HOST", "").strip()
+    if protocol in ("gs", "gcs") and emulator and emulator != "default":
+        if "://" not in emulator:
+            emulator = f"http://{emulator}"
+        return {"token": "anon", "endpoint_url": emulator.rstrip("/")}
+    return {}
+
+
+def _url_to_fs(root: str, options: dict):
+    """(filesystem, path inside it) for a root URL.
+
+    An emulator endpoint gets gcsfs's plain HTTP filesystem: the default `gcsfs.GCSFileSystem` may be
+    the experimental gRPC-capable subclass, which asks a gRPC Storage Control API for each bucket's
+    layout and retries for 60 s when the endpoint (an HTTP-only emulator) cannot answer.
+    """
+    if root.startswith(("gs://", "gcs://")) and options.get("endpoint_url"):
+        from gcsfs.core import GCSFileSystem
+
+        return GCSFileSystem(**options), GCSFileSystem._strip_protocol(root)
+    return fsspec.core.url_to_fs(root, **options)
 
 
 def _protocols(fs) -> tuple[str, ...]:

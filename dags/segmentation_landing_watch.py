@@ -19,9 +19,9 @@ DOC_MD = __doc__
 def _landing_prefix() -> str:
     import os
 
-    from segmentation.config import load_settings
+    from segmentation.airflow_settings import settings_in_airflow
 
-    return os.environ.get("SEGMENTATION_LANDING") or str(load_settings().home / "landing")
+    return os.environ.get("SEGMENTATION_LANDING") or str(settings_in_airflow().home / "landing")
 
 
 @dag(

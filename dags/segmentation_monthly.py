@@ -39,9 +39,9 @@ WAREHOUSE_POOL = "warehouse"
 
 
 def _settings():
-    from segmentation.config import load_settings
+    from segmentation.airflow_settings import settings_in_airflow
 
-    return load_settings()
+    return settings_in_airflow()
 
 
 def _month(context) -> str:

@@ -7,19 +7,19 @@ SEGMENTATION_HOME (default: `.local/` in the repository).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def _env(name: str, default: str) -> str:
-    value = os.environ.get(name)
+def _env(name: str, default: str, env=None) -> str:
+    value = (os.environ if env is None else env).get(name)
     return value if value not in (None, "") else default
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = _env(name, str(default))
+def _env_int(name: str, default: int, env=None) -> int:
+    raw = _env(name, str(default), env)
     try:
         return int(raw)
     except ValueError:
@@ -46,43 +46,54 @@ class Settings:
     drift_mix_psi: float = 0.20
     drift_noise_jump: float = 0.10
     rfm: str = "auto"
-    extra: dict = field(default_factory=dict)
+    warehouse_backend: str = "duckdb"
+    warehouse_dsn: str | None = field(default=None, repr=False)
+    warehouse_conn_id: str = "segmentation_warehouse"
+    gcp_conn_id: str = "google_cloud_default"
+    bq_project: str | None = None
+    bq_dataset: str | None = None
 
-    def with_overrides(self, **changes) -> Settings:
-        return replace(self, **changes)
 
-
-def _env_float(name: str, default: float) -> float:
-    raw = _env(name, str(default))
+def _env_float(name: str, default: float, env=None) -> float:
+    raw = _env(name, str(default), env)
     try:
         return float(raw)
     except ValueError:
         raise ValueError(f"environment variable {name} must be a number, got {raw!r}") from None
 
 
-def segmentation_home() -> Path:
-    return Path(_env("SEGMENTATION_HOME", str(REPO_ROOT / ".local"))).expanduser().resolve()
+WAREHOUSE_BACKENDS = ("duckdb", "postgres", "bigquery")
 
 
-def load_settings() -> Settings:
-    """Read settings from the environment and check them."""
-    home = segmentation_home()
+def load_settings(overrides: dict[str, str] | None = None) -> Settings:
+    """Read settings from the environment (over `overrides`, e.g. an Airflow Variable) and check them."""
+    unknown = sorted(k for k in (overrides or {}) if not k.startswith("SEGMENTATION_"))
+    if unknown:
+        raise ValueError(f"settings must be named SEGMENTATION_*, got {', '.join(unknown)}")
+    env = {**(overrides or {}), **os.environ}
+    home = Path(_env("SEGMENTATION_HOME", str(REPO_ROOT / ".local"), env)).expanduser().resolve()
     settings = Settings(
         home=home,
-        lake_root=_env("SEGMENTATION_LAKE_ROOT", str(home / "lake")),
-        warehouse_path=Path(_env("SEGMENTATION_WAREHOUSE_PATH", str(home / "warehouse" / "segmentation.duckdb"))),
-        sql_dir=Path(_env("SEGMENTATION_SQL_DIR", str(REPO_ROOT / "include" / "sql"))),
-        window_months=_env_int("SEGMENTATION_WINDOW_MONTHS", 24),
-        min_history_months=_env_int("SEGMENTATION_MIN_HISTORY_MONTHS", 12),
-        seed=_env_int("SEGMENTATION_SEED", 42),
-        latent_dim=_env_int("SEGMENTATION_LATENT_DIM", 6),
-        epochs=_env_int("SEGMENTATION_EPOCHS", 60),
-        train_sample=_env_int("SEGMENTATION_TRAIN_SAMPLE", 50_000),
-        max_model_age_months=_env_int("SEGMENTATION_MODEL_MAX_AGE_MONTHS", 12),
-        drift_feature_psi=_env_float("SEGMENTATION_DRIFT_FEATURE_PSI", 0.25),
-        drift_mix_psi=_env_float("SEGMENTATION_DRIFT_MIX_PSI", 0.20),
-        drift_noise_jump=_env_float("SEGMENTATION_DRIFT_NOISE_JUMP", 0.10),
-        rfm=_env("SEGMENTATION_RFM", "auto"),
+        lake_root=_env("SEGMENTATION_LAKE_ROOT", str(home / "lake"), env),
+        warehouse_path=Path(_env("SEGMENTATION_WAREHOUSE_PATH", str(home / "warehouse" / "segmentation.duckdb"), env)),
+        sql_dir=Path(_env("SEGMENTATION_SQL_DIR", str(REPO_ROOT / "include" / "sql"), env)),
+        window_months=_env_int("SEGMENTATION_WINDOW_MONTHS", 24, env),
+        min_history_months=_env_int("SEGMENTATION_MIN_HISTORY_MONTHS", 12, env),
+        seed=_env_int("SEGMENTATION_SEED", 42, env),
+        latent_dim=_env_int("SEGMENTATION_LATENT_DIM", 6, env),
+        epochs=_env_int("SEGMENTATION_EPOCHS", 60, env),
+        train_sample=_env_int("SEGMENTATION_TRAIN_SAMPLE", 50_000, env),
+        max_model_age_months=_env_int("SEGMENTATION_MODEL_MAX_AGE_MONTHS", 12, env),
+        drift_feature_psi=_env_float("SEGMENTATION_DRIFT_FEATURE_PSI", 0.25, env),
+        drift_mix_psi=_env_float("SEGMENTATION_DRIFT_MIX_PSI", 0.20, env),
+        drift_noise_jump=_env_float("SEGMENTATION_DRIFT_NOISE_JUMP", 0.10, env),
+        rfm=_env("SEGMENTATION_RFM", "auto", env),
+        warehouse_backend=_env("SEGMENTATION_WAREHOUSE_BACKEND", "duckdb", env),
+        warehouse_dsn=env.get("SEGMENTATION_WAREHOUSE_DSN") or None,
+        warehouse_conn_id=_env("SEGMENTATION_WAREHOUSE_CONN_ID", "segmentation_warehouse", env),
+        gcp_conn_id=_env("SEGMENTATION_GCP_CONN_ID", "google_cloud_default", env),
+        bq_project=env.get("SEGMENTATION_BQ_PROJECT") or None,
+        bq_dataset=env.get("SEGMENTATION_BQ_DATASET") or None,
     )
     validate_settings(settings)
     return settings
@@ -99,6 +110,13 @@ def validate_settings(settings: Settings) -> None:
         )
     if not 2 <= settings.latent_dim <= 20:
         problems.append(f"SEGMENTATION_LATENT_DIM must be between 2 and 20, got {settings.latent_dim}")
+    if settings.warehouse_backend not in WAREHOUSE_BACKENDS:
+        problems.append(f"SEGMENTATION_WAREHOUSE_BACKEND must be one of {', '.join(WAREHOUSE_BACKENDS)}, "
+                        f"got {settings.warehouse_backend!r}")
+    if settings.warehouse_backend == "bigquery" and not (settings.bq_project and settings.bq_dataset):
+        problems.append("SEGMENTATION_WAREHOUSE_BACKEND=bigquery needs SEGMENTATION_BQ_PROJECT and SEGMENTATION_BQ_DATASET")
+    if not settings.lake_root.startswith(("gs://", "gcs://", "/", "file://")) and "://" in settings.lake_root:
+        problems.append(f"SEGMENTATION_LAKE_ROOT must be a local path or gs://bucket/prefix, got {settings.lake_root!r}")
     if settings.rfm not in ("auto", "on", "off"):
         problems.append(f"SEGMENTATION_RFM must be auto, on or off, got {settings.rfm!r}")
     if settings.max_model_age_months < 1:

@@ -218,6 +218,15 @@ def table_to_parquet(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
+_GCS_TOKEN = None  # credentials from an Airflow connection, set by use_gcs_credentials
+
+
+def use_gcs_credentials(token) -> None:
+    """Use these google-auth credentials for gs:// roots in this process (None: the default credential flow)."""
+    global _GCS_TOKEN
+    _GCS_TOKEN = token
+
+
 def storage_options_for(root: str) -> dict:
     """fsspec storage options for a lake root, derived from the environment.
 
@@ -230,6 +239,8 @@ def storage_options_for(root: str) -> dict:
         if "://" not in emulator:
             emulator = f"http://{emulator}"
         return {"token": "anon", "endpoint_url": emulator.rstrip("/")}
+    if protocol in ("gs", "gcs") and _GCS_TOKEN is not None:
+        return {"token": _GCS_TOKEN}
     return {}
 
 

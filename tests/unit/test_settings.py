@@ -1,0 +1,63 @@
+"""One settings surface: environment over the Airflow Variable over defaults, checked with clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from segmentation.airflow_settings import settings_in_airflow
+from segmentation.config import load_settings
+
+
+def test_defaults_live_under_the_home(home):
+    settings = load_settings()
+    assert settings.lake_root == str(home / "lake")
+    assert settings.warehouse_path == home / "warehouse" / "segmentation.duckdb"
+    assert (settings.window_months, settings.min_history_months, settings.warehouse_backend) == (24, 12, "duckdb")
+
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("SEGMENTATION_WINDOW_MONTHS", "abc", "SEGMENTATION_WINDOW_MONTHS must be an integer"),
+        ("SEGMENTATION_MIN_HISTORY_MONTHS", "40", "SEGMENTATION_MIN_HISTORY_MONTHS must be between 1 and the window"),
+        ("SEGMENTATION_WAREHOUSE_BACKEND", "oracle", "SEGMENTATION_WAREHOUSE_BACKEND must be one of"),
+        ("SEGMENTATION_WAREHOUSE_BACKEND", "bigquery", "needs SEGMENTATION_BQ_PROJECT and SEGMENTATION_BQ_DATASET"),
+        ("SEGMENTATION_LAKE_ROOT", "s3://bucket/lake", "SEGMENTATION_LAKE_ROOT must be a local path or gs://"),
+        ("SEGMENTATION_DRIFT_MIX_PSI", "-1", "SEGMENTATION_DRIFT_MIX_PSI must be > 0"),
+        ("SEGMENTATION_RFM", "maybe", "SEGMENTATION_RFM must be auto, on or off"),
+    ],
+)
+def test_bad_values_name_the_variable(home, monkeypatch, name, value, message):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=message):
+        load_settings()
+
+
+def test_overrides_fill_in_and_the_environment_wins(home, monkeypatch):
+    monkeypatch.setenv("SEGMENTATION_EPOCHS", "7")
+    settings = load_settings({"SEGMENTATION_EPOCHS": "9", "SEGMENTATION_SEED": "5"})
+    assert (settings.epochs, settings.seed) == (7, 5)
+    with pytest.raises(ValueError, match="SEGMENTATION_"):
+        load_settings({"LAKE": "x"})
+
+
+def test_airflow_variable_and_connections(home, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_VAR_SEGMENTATION_SETTINGS", json.dumps({
+        "SEGMENTATION_WAREHOUSE_BACKEND": "postgres", "SEGMENTATION_MODEL_MAX_AGE_MONTHS": 6}))
+    monkeypatch.setenv("AIRFLOW_CONN_SEGMENTATION_WAREHOUSE", "postgresql://seg:s3cret-pw@127.0.0.1:5433/warehouse")
+    settings = settings_in_airflow()
+    assert (settings.warehouse_backend, settings.max_model_age_months) == ("postgres", 6)
+    assert settings.warehouse_dsn == "host=127.0.0.1 port=5433 dbname=warehouse user=seg password=s3cret-pw"
+    assert "s3cret" not in repr(settings)
+
+
+def test_missing_connection_and_bad_variable_are_clear(home, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_VAR_SEGMENTATION_SETTINGS", json.dumps({"SEGMENTATION_WAREHOUSE_BACKEND": "postgres"}))
+    monkeypatch.delenv("AIRFLOW_CONN_SEGMENTATION_WAREHOUSE", raising=False)
+    with pytest.raises(ValueError, match="needs the Airflow connection 'segmentation_warehouse'"):
+        settings_in_airflow()
+    monkeypatch.setenv("AIRFLOW_VAR_SEGMENTATION_SETTINGS", "{not json")
+    with pytest.raises(ValueError, match="Airflow Variable segmentation_settings must be a JSON object"):
+        settings_in_airflow()

@@ -17,6 +17,7 @@ RUN pip install --no-cache-dir \
 COPY --chown=airflow:root dags/ /opt/airflow/dags/
 COPY --chown=airflow:root plugins/ /opt/airflow/plugins/
 COPY --chown=airflow:root include/ /opt/airflow/include/
+COPY --chown=airflow:root scripts/ /opt/airflow/scripts/
 COPY --chown=airflow:root pyproject.toml /opt/airflow/
 
 # Pre-create the data dir so the compose named volume inherits airflow

@@ -128,7 +128,8 @@ def airflow_common(compose: dict) -> dict:
 @pytest.fixture(scope="module")
 def common_services(services: dict, airflow_common: dict) -> dict[str, dict]:
     """Services built from the x-airflow-common anchor (same image)."""
-    return {name: svc for name, svc in services.items() if svc.get("image") == airflow_common["image"]}
+    return {name: svc for name, svc in services.items()
+            if svc.get("image") == airflow_common["image"] and "entrypoint" not in svc}
 
 
 # --------------------------------------------------------------------------
@@ -350,3 +351,42 @@ def test_compose_has_no_hard_coded_secrets(compose):
     assert "POSTGRES_PASSWORD" in checked
     assert "AIRFLOW__API_AUTH__JWT_SECRET" in checked
     assert not offenders, "secrets must use ${VAR:-default}: " + "; ".join(offenders)
+
+
+# --------------------------------------------------------------------------
+# The pipeline's stack: GCS emulator as lake, PostgreSQL as warehouse
+
+
+def test_lake_is_the_gcs_emulator_service(services, airflow_common):
+    emulator = services["gcs-emulator"]
+    assert emulator["entrypoint"] == ["gcp-storage-emulator"]
+    assert emulator["image"] == airflow_common["image"]  # the pinned requirements include the emulator
+    port = emulator["command"][emulator["command"].index("--port") + 1]
+    env = _env_dict(airflow_common["environment"])
+    assert env["STORAGE_EMULATOR_HOST"] == f"http://gcs-emulator:{port}"
+    assert env["SEGMENTATION_LAKE_ROOT"].startswith("gs://segmentation-lake/")
+    assert "gcp-storage-emulator" in (REPO / "requirements.txt").read_text()
+    assert port in json.dumps(emulator["healthcheck"]["test"])
+
+
+def test_warehouse_is_postgres_with_a_connection_made_by_init(services, airflow_common):
+    warehouse = services["warehouse-db"]
+    assert warehouse["image"].split(":")[0] == "postgres"
+    assert "pg_isready" in json.dumps(warehouse["healthcheck"]["test"])
+    env = _env_dict(airflow_common["environment"])
+    assert env["SEGMENTATION_WAREHOUSE_BACKEND"] == "postgres"
+    script = " ".join(services["airflow-init"]["command"])
+    assert f"airflow connections add {env['SEGMENTATION_WAREHOUSE_CONN_ID']}" in script
+    assert "--conn-host warehouse-db" in script
+    assert "scripts/create_bucket.py segmentation-lake" in script
+    assert (REPO / "scripts" / "create_bucket.py").is_file()
+    for name in ("warehouse-db", "gcs-emulator"):
+        assert services["airflow-scheduler"]["depends_on"][name]["condition"] == "service_healthy"
+
+
+def test_every_segmentation_variable_is_a_known_setting(airflow_common):
+    config = (REPO / "plugins" / "segmentation" / "config.py").read_text()
+    readme = (REPO / "README.md").read_text()
+    for key in _env_dict(airflow_common["environment"]):
+        if key.startswith("SEGMENTATION_"):
+            assert f'"{key}"' in config or f"`{key}`" in readme, f"{key} is not a setting the code reads"

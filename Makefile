@@ -17,7 +17,7 @@ DEMO_FROM ?= 2023-01
 DEMO_TO ?= 2024-12
 SAMPLE := $(SEGMENTATION_HOME)/sample/sales.parquet
 
-.PHONY: help install demo test lint sample airflow-init standalone bench clean
+.PHONY: help install system-deps demo test lint sample airflow-init standalone bench clean
 
 help:
 	@echo "make demo   - install, generate sample data, run segmentation_monthly for $(DEMO_FROM)..$(DEMO_TO) through Airflow"
@@ -36,6 +36,10 @@ $(VENV)/.installed: $(BIN)/python requirements.txt constraints.txt pyproject.tom
 
 install: $(VENV)/.installed
 
+# Debian's PostgreSQL server binaries, for the PostgreSQL warehouse tests (installed only when missing)
+system-deps:
+	bash scripts/install_postgres.sh > /dev/null
+
 $(SAMPLE): | $(VENV)/.installed
 	$(BIN)/segmentation generate --shops $(DEMO_SHOPS) --from $(DEMO_FROM) --to $(DEMO_TO) --out $(SAMPLE)
 
@@ -51,7 +55,7 @@ airflow-init: $(AIRFLOW_HOME)/airflow.db
 demo: install sample airflow-init
 	$(BIN)/python scripts/run_demo.py --from $(DEMO_FROM) --to $(DEMO_TO)
 
-test: install
+test: install system-deps
 	$(BIN)/python -m pytest
 
 lint: install

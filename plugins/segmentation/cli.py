@@ -76,7 +76,7 @@ def _summary(args) -> int:
 
     settings = load_settings()
     warehouse = warehouse_for(settings)
-    if not warehouse.db_path.exists():
+    if getattr(warehouse, "db_path", None) is not None and not warehouse.db_path.exists():
         print(f"no warehouse yet at {warehouse.db_path}")
         return 1
     print(summary_text(warehouse))
@@ -87,11 +87,12 @@ def summary_text(warehouse) -> str:
     """Months, shops, segments and noise share per month, plus where the warehouse file is."""
     frame = warehouse.query(
         """SELECT r.month, r.decision, r.model_version, r.challenger_version AS challenger, r.promoted,
-                  r.shops, r.segments, ROUND(100 * r.noise_share, 1) AS noise_pct
+                  r.shops, r.segments, ROUND(CAST(100 * r.noise_share AS NUMERIC), 1) AS noise_pct
            FROM model_runs r ORDER BY r.month"""
     )
-    lines = [frame.to_string(index=False), "", f"warehouse: {warehouse.db_path}",
-             "query it: duckdb " + str(warehouse.db_path) + " \"SELECT * FROM segment_sizes ORDER BY month, segment_id\""]
+    where = getattr(warehouse, "db_path", None) or warehouse
+    lines = [frame.to_string(index=False), "", f"warehouse: {where}",
+             "query it: SELECT * FROM segment_sizes ORDER BY month, segment_id"]
     return "\n".join(lines)
 
 

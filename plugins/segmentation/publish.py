@@ -24,7 +24,20 @@ SEGMENT_COLUMNS = ["month", "shop_id", "segment_id", "segment_name", "membership
                    "model_version", "scored_at"]
 
 
-def warehouse_for(settings: Settings) -> DuckDBWarehouse:
+def warehouse_for(settings: Settings):
+    """The configured warehouse: DuckDB (default), PostgreSQL or BigQuery, all with the same methods."""
+    if settings.warehouse_backend == "postgres":
+        from .warehouse_postgres import PostgresWarehouse
+
+        if not settings.warehouse_dsn:
+            raise ValueError("the postgres warehouse needs SEGMENTATION_WAREHOUSE_DSN or the Airflow connection "
+                             f"{settings.warehouse_conn_id!r}")
+        return PostgresWarehouse(settings.warehouse_dsn, settings.sql_dir)
+    if settings.warehouse_backend == "bigquery":
+        from .warehouse_bigquery import BigQueryWarehouse
+
+        return BigQueryWarehouse(settings.bq_project, settings.bq_dataset, settings.sql_dir,
+                                 gcp_conn_id=settings.gcp_conn_id)
     return DuckDBWarehouse(settings.warehouse_path, settings.sql_dir)
 
 

@@ -1,0 +1,117 @@
+-- Warehouse tables and views (BigQuery, GoogleSQL). One statement per ';' (so no ';' or '--' inside strings).
+-- Safe to run repeatedly.
+-- Placeholder: {dataset} is replaced by the fully qualified dataset, project.dataset, inside backticks
+-- (project ids may contain '-'), e.g. `my-project.segmentation.segments`. The dataset must exist.
+-- Same columns as include/sql/warehouse/duckdb/tables.sql plus month_date DATE, the first day of month,
+-- which every table is partitioned on (one DAY partition per month, decorator table$YYYYMM01), so a month
+-- is replaced by a WRITE_TRUNCATE load into its partition (see plugins/segmentation/warehouse_bigquery.py).
+-- VARCHAR -> STRING, BIGINT -> INT64, DOUBLE -> FLOAT64, BOOLEAN -> BOOL, JSON -> JSON,
+-- TIMESTAMP (naive UTC in DuckDB) -> TIMESTAMP (UTC). Primary keys are NOT ENFORCED in BigQuery: the loader
+-- checks them before loading.
+CREATE TABLE IF NOT EXISTS `{dataset}.segments` (
+    month               STRING    NOT NULL,
+    month_date          DATE      NOT NULL,
+    shop_id             STRING    NOT NULL,
+    segment_id          INT64     NOT NULL,
+    segment_name        STRING    NOT NULL,
+    membership_strength FLOAT64   NOT NULL,
+    eligible            BOOL      NOT NULL,
+    model_version       STRING    NOT NULL,
+    scored_at           TIMESTAMP NOT NULL,
+    PRIMARY KEY (month, shop_id) NOT ENFORCED
+)
+PARTITION BY month_date
+CLUSTER BY segment_id, shop_id
+OPTIONS (description = "Each shop segment per month, segment_id -1 = noise");
+
+CREATE TABLE IF NOT EXISTS `{dataset}.model_runs` (
+    month              STRING    NOT NULL,
+    month_date         DATE      NOT NULL,
+    run_id             STRING,
+    decision           STRING    NOT NULL,
+    reason             STRING    NOT NULL,
+    model_version      STRING,
+    challenger_version STRING,
+    promoted           BOOL,
+    verdict            STRING,
+    gate_failures      JSON,
+    drift              JSON,
+    shops              INT64     NOT NULL,
+    segments           INT64     NOT NULL,
+    noise_share        FLOAT64,
+    metrics            JSON,
+    scores_sha         STRING,
+    published_at       TIMESTAMP NOT NULL,
+    PRIMARY KEY (month) NOT ENFORCED
+)
+PARTITION BY month_date
+OPTIONS (description = "One row per published month: the decision, the scoring model and its metrics");
+
+CREATE TABLE IF NOT EXISTS `{dataset}.segment_profiles` (
+    month                     STRING  NOT NULL,
+    month_date                DATE    NOT NULL,
+    segment_id                INT64   NOT NULL,
+    name                      STRING  NOT NULL,
+    shops                     INT64   NOT NULL,
+    share                     FLOAT64 NOT NULL,
+    mean_strength             FLOAT64,
+    median_log_mean_qty       FLOAT64,
+    median_active_share       FLOAT64,
+    median_cv                 FLOAT64,
+    median_log_slope          FLOAT64,
+    median_resid_std          FLOAT64,
+    median_seasonal_strength  FLOAT64,
+    median_season_cos         FLOAT64,
+    median_season_sin         FLOAT64,
+    median_yoy_growth         FLOAT64,
+    median_log_breadth        FLOAT64,
+    median_recency_months     FLOAT64,
+    PRIMARY KEY (month, segment_id) NOT ENFORCED
+)
+PARTITION BY month_date
+CLUSTER BY segment_id
+OPTIONS (description = "Per month and segment: size and median features");
+
+CREATE OR REPLACE VIEW `{dataset}.segment_sizes` AS
+SELECT month, segment_id, ANY_VALUE(segment_name) AS segment_name, COUNT(*) AS shops,
+       COUNT(*) / SUM(COUNT(*)) OVER (PARTITION BY month_date) AS share,
+       AVG(membership_strength) AS mean_strength,
+       month_date
+FROM `{dataset}.segments`
+GROUP BY month_date, month, segment_id;
+
+-- Shops moving between segments from one month to the next (same shop, consecutive months).
+CREATE OR REPLACE VIEW `{dataset}.segment_transitions` AS
+SELECT cur.month,
+       prev.month AS previous_month,
+       prev.segment_id AS from_segment,
+       ANY_VALUE(prev.segment_name) AS from_name,
+       cur.segment_id AS to_segment,
+       ANY_VALUE(cur.segment_name) AS to_name,
+       COUNT(*) AS shops,
+       cur.month_date
+FROM `{dataset}.segments` AS cur
+JOIN `{dataset}.segments` AS prev
+  ON prev.shop_id = cur.shop_id
+ AND prev.month_date = DATE_SUB(cur.month_date, INTERVAL 1 MONTH)
+GROUP BY cur.month_date, cur.month, prev.month, prev.segment_id, cur.segment_id;
+
+CREATE TABLE IF NOT EXISTS `{dataset}.data_quality_runs` (
+    month          STRING    NOT NULL,
+    month_date     DATE      NOT NULL,
+    run_id         STRING,
+    suite          STRING    NOT NULL,
+    success        BOOL      NOT NULL,
+    rows_checked   INT64     NOT NULL,
+    expectations   INT64     NOT NULL,
+    failed         INT64     NOT NULL,
+    warnings       INT64     NOT NULL,
+    failed_checks  JSON,
+    warning_checks JSON,
+    report_path    STRING,
+    data_docs_path STRING,
+    checked_at     TIMESTAMP NOT NULL,
+    PRIMARY KEY (month) NOT ENFORCED
+)
+PARTITION BY month_date
+OPTIONS (description = "The latest data-quality check of each month");

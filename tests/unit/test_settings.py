@@ -61,3 +61,20 @@ def test_missing_connection_and_bad_variable_are_clear(home, monkeypatch):
     monkeypatch.setenv("AIRFLOW_VAR_SEGMENTATION_SETTINGS", "{not json")
     with pytest.raises(ValueError, match="Airflow Variable segmentation_settings must be a JSON object"):
         settings_in_airflow()
+
+
+def test_the_warehouse_backend_follows_the_settings(home, monkeypatch):
+    from segmentation.publish import warehouse_for
+
+    assert type(warehouse_for(load_settings())).__name__ == "DuckDBWarehouse"
+    monkeypatch.setenv("SEGMENTATION_WAREHOUSE_BACKEND", "postgres")
+    with pytest.raises(ValueError, match="SEGMENTATION_WAREHOUSE_DSN or the Airflow connection"):
+        warehouse_for(load_settings())
+    monkeypatch.setenv("SEGMENTATION_WAREHOUSE_DSN", "host=127.0.0.1 dbname=w")
+    assert type(warehouse_for(load_settings())).__name__ == "PostgresWarehouse"
+    monkeypatch.setenv("SEGMENTATION_WAREHOUSE_BACKEND", "bigquery")
+    monkeypatch.setenv("SEGMENTATION_BQ_PROJECT", "my-project")
+    monkeypatch.setenv("SEGMENTATION_BQ_DATASET", "segmentation")
+    warehouse = warehouse_for(load_settings())
+    assert (type(warehouse).__name__, warehouse.project, warehouse.dataset) == ("BigQueryWarehouse", "my-project",
+                                                                                "segmentation")

@@ -17,7 +17,7 @@ DEMO_FROM ?= 2023-01
 DEMO_TO ?= 2024-12
 SAMPLE := $(SEGMENTATION_HOME)/sample/sales.parquet
 
-.PHONY: help install system-deps demo test lint sample airflow-init standalone bench clean
+.PHONY: help install system-deps demo test test-live lint sample airflow-init standalone bench clean
 
 help:
 	@echo "make demo   - install, generate sample data, run segmentation_monthly for $(DEMO_FROM)..$(DEMO_TO) through Airflow"
@@ -57,6 +57,10 @@ demo: install sample airflow-init
 
 test: install system-deps
 	$(BIN)/python -m pytest
+
+# A real Airflow (api-server, scheduler, dag-processor) driven through the REST API v2: about 5 minutes
+test-live: install
+	SEGMENTATION_LIVE_TESTS=1 $(BIN)/python -m pytest tests/live
 
 lint: install
 	$(BIN)/ruff check .

@@ -58,8 +58,10 @@ demo: install sample airflow-init
 test: install system-deps
 	$(BIN)/python -m pytest
 
-# A real Airflow (api-server, scheduler, dag-processor) driven through the REST API v2: about 5 minutes
+# A real Airflow (api-server, scheduler, dag-processor) driven through the REST API v2, the UI in headless
+# Chromium (screenshots in docs/screenshots) and SIGKILL fault injection: about 17 minutes
 test-live: install
+	bash scripts/install_browser.sh > /dev/null
 	SEGMENTATION_LIVE_TESTS=1 $(BIN)/python -m pytest tests/live
 
 lint: install

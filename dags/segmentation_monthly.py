@@ -48,7 +48,7 @@ def _month(context) -> str:
     """The month a run processes: the `month` param, else its data interval, else the month before it ran."""
     from segmentation.months import add_months, month_of, parse_month
 
-    requested = (context["params"].get("month") or "").strip()
+    requested = (context["params"].get("month") or "").strip()  # None or "" = the run's interval
     if requested:
         parse_month(requested)
         return requested
@@ -79,14 +79,14 @@ def _kaggle_credentials() -> tuple[str | None, str | None]:
     tags=["segmentation"],
     default_args={"retries": 2, "retry_delay": pendulum.duration(seconds=30), "on_failure_callback": notify_failure},
     params={
-        "month": Param("", type="string", title="Month (YYYY-MM)",
+        "month": Param(None, type=["null", "string"], title="Month (YYYY-MM)",
                        description="Process this month instead of the run's data interval.",
                        pattern="^$|^[0-9]{4}-(0[1-9]|1[0-2])$"),
         "force_retrain": Param(False, type="boolean", title="Force retrain"),
         "source": Param("file", enum=["file", "landing", "kaggle", "invoices", "synthetic"], title="Source",
                         description="file: monthly-contract file; landing: YYYY-MM.csv|parquet under a prefix; "
                                     "kaggle: the dataset below; invoices: invoice lines (layout below)"),
-        "source_path": Param("", type="string", title="Source file or prefix",
+        "source_path": Param(None, type=["null", "string"], title="Source file or prefix",
                              description="For file/invoices: the file; for landing: the folder or gs:// prefix. "
                                          "Empty = $SEGMENTATION_HOME/sample/sales.parquet"),
         "kaggle_dataset": Param("tanulkumarsrivastava/sales-dataset", type="string", title="Kaggle dataset"),

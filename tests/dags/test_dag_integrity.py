@@ -70,6 +70,7 @@ def test_month_param_is_validated(dagbag):
     month = dagbag.dags["segmentation_monthly"].params.get_param("month")
     assert month.resolve("2024-03") == "2024-03"
     assert month.resolve("") == ""
+    assert month.resolve(None) is None  # an empty form field is allowed: the run's interval decides
     for bad in ("2024-13", "March", "2024-3"):
         with pytest.raises(ParamValidationError):
             month.resolve(bad)

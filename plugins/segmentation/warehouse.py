@@ -34,7 +34,25 @@ def writer_lock(db_path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-class DuckDBWarehouse:
+class SqlWarehouse:
+    """Month replacement shared by the SQL warehouses: each runs a script from its SQL folder in one transaction."""
+
+    def replace_month(self, month: str, segments: pd.DataFrame, run: pd.DataFrame,
+                      profiles: pd.DataFrame | None = None) -> None:
+        """Atomically replace the month's rows in segments, segment_profiles and model_runs."""
+        no_profiles = pd.DataFrame({"month": [], "segment_id": []})
+        self._replace("replace_month.sql", month, new_segments=segments, new_run=run,
+                      new_profiles=profiles if profiles is not None else no_profiles)
+
+    def record_quality(self, month: str, row: pd.DataFrame) -> None:
+        """Replace the month's row in data_quality_runs."""
+        self._replace("replace_quality.sql", month, new_quality=row)
+
+    def _replace(self, sql_file: str, month: str, **relations: pd.DataFrame) -> None:
+        raise NotImplementedError
+
+
+class DuckDBWarehouse(SqlWarehouse):
     def __init__(self, db_path: Path, sql_dir: Path):
         self.db_path = Path(db_path)
         self.sql = Path(sql_dir) / "warehouse" / "duckdb"
@@ -57,17 +75,6 @@ class DuckDBWarehouse:
             except Exception:  # table not created yet
                 return None
         return None if row.empty else row.iloc[0].to_dict()
-
-    def replace_month(self, month: str, segments: pd.DataFrame, run: pd.DataFrame,
-                      profiles: pd.DataFrame | None = None) -> None:
-        """Atomically replace the month's rows in segments, segment_profiles and model_runs."""
-        no_profiles = pd.DataFrame({"month": [], "segment_id": []})
-        self._replace("replace_month.sql", month, new_segments=segments, new_run=run,
-                      new_profiles=profiles if profiles is not None else no_profiles)
-
-    def record_quality(self, month: str, row: pd.DataFrame) -> None:
-        """Replace the month's row in data_quality_runs."""
-        self._replace("replace_quality.sql", month, new_quality=row)
 
     def _replace(self, sql_file: str, month: str, **relations: pd.DataFrame) -> None:
         """Run a month-replacement script in one transaction, under the writer lock."""

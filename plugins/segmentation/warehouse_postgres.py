@@ -39,7 +39,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .warehouse import _statements
+from .warehouse import SqlWarehouse, _statements
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +192,7 @@ def frame_rows(frame: pd.DataFrame, column_types: Mapping[str, str]) -> list[tup
 
 # --- the warehouse ----------------------------------------------------------------------------------------------
 
-class PostgresWarehouse:
+class PostgresWarehouse(SqlWarehouse):
     """Same interface and semantics as DuckDBWarehouse, on a PostgreSQL database given by a libpq DSN."""
 
     def __init__(self, dsn: str, sql_dir: Path, *, connect_timeout: int = 10,
@@ -265,17 +265,6 @@ class PostgresWarehouse:
                 return None
         row = self.query("SELECT * FROM model_runs WHERE month = %s", [month])
         return None if row.empty else row.iloc[0].to_dict()
-
-    def replace_month(self, month: str, segments: pd.DataFrame, run: pd.DataFrame,
-                      profiles: pd.DataFrame | None = None) -> None:
-        """Atomically replace the month's rows in segments, segment_profiles and model_runs."""
-        no_profiles = pd.DataFrame({"month": [], "segment_id": []})
-        self._replace("replace_month.sql", month, new_segments=segments, new_run=run,
-                      new_profiles=profiles if profiles is not None else no_profiles)
-
-    def record_quality(self, month: str, row: pd.DataFrame) -> None:
-        """Replace the month's row in data_quality_runs."""
-        self._replace("replace_quality.sql", month, new_quality=row)
 
     def _replace(self, sql_file: str, month: str, **relations: pd.DataFrame) -> None:
         """Run a month-replacement script in one transaction, under the advisory writer lock."""

@@ -1,5 +1,7 @@
 """Monthly customer segmentation: ingest -> validate -> features -> decide -> train|reuse -> score -> publish.
 
+Scoring fans out: plan_scoring -> score_shard (mapped, one task per shop shard) -> combine_scores.
+
 Orchestration only: each task calls one function of the `segmentation` library (plugins/segmentation).
 Nothing heavy is imported at parse time.
 """
@@ -24,14 +26,18 @@ Each run processes **one calendar month**: its data interval `[first day, first 
 | `build_features` | one row per shop over the trailing window (DuckDB over `include/sql/features.sql`) |
 | `decide` | train (no model, `force_retrain`, champion too old, or drift), reuse the champion, or wait for history |
 | `train` / `reuse_model` | challenger: autoencoder + HDBSCAN, gated, stable ids, promoted only if good enough / verified champion |
-| `score` | segment id + membership strength per shop (`-1` = noise) |
+| `plan_scoring` | picks the shard count (`score_shards` param, else `SEGMENTATION_SCORE_SHARDS`) |
+| `score_shard` | one mapped task per shop shard ("shard 2 of 4"): segment id + membership strength (`-1` = noise) for its shops, in `score_parts/month=M/shard=KKK-of-NNN` |
+| `combine_scores` | checks every part, publishes `scores/month=M` in the features' order (identical at any shard count), removes the parts |
 | `publish` | replaces the month in the warehouse (`segments`, `segment_profiles`, `model_runs`); pool `warehouse` (1 slot) |
 | `report` | HTML report with plots in the lake's `reports/month=M`; the task log names its path |
 
 Re-running a month replaces exactly that month and changes nothing when inputs are unchanged.
+A warm-up month skips the scoring tasks; `publish` still records it.
 
 **Params** (Trigger DAG w/ config): `month` (YYYY-MM, overrides the data interval), `force_retrain`,
-`source` (`file` or `synthetic`), `source_path` (monthly-contract parquet/CSV), `n_shops` (synthetic).
+`source` (`file` or `synthetic`), `source_path` (monthly-contract parquet/CSV), `n_shops` (synthetic),
+`score_shards` (1-256 parallel scoring tasks; empty = the setting).
 Backfill: `airflow backfill create --dag-id segmentation_monthly --from-date 2024-01-01 --to-date 2024-12-01`.
 """
 
@@ -93,6 +99,9 @@ def _kaggle_credentials() -> tuple[str | None, str | None]:
         "invoice_layout": Param("uci", enum=["uci", "plain"], title="Invoice layout",
                                 description="uci: Online Retail columns; plain: customer_id, date, quantity, amount"),
         "n_shops": Param(2000, type="integer", minimum=1, title="Shops (synthetic source)"),
+        "score_shards": Param(None, type=["null", "integer"], minimum=1, maximum=256, title="Score shards",
+                              description="Parallel scoring tasks, one per shop shard. "
+                                          "Empty = SEGMENTATION_SCORE_SHARDS (default 2)."),
     },
     render_template_as_native_obj=True,
 )
@@ -159,10 +168,29 @@ def segmentation_monthly():
         return _month(context)
 
     @task(trigger_rule="none_failed_min_one_success")
-    def score(**context) -> dict:
-        from segmentation.score import score as score_month
+    def plan_scoring(**context) -> list[dict]:
+        """One entry per shop shard, for score_shard to map over (skipped with the warm-up branch)."""
+        from segmentation.score import check_shards
 
-        return score_month(_settings(), _month(context))
+        requested = context["params"].get("score_shards")
+        n_shards = _settings().score_shards if requested in (None, "") else int(requested)
+        check_shards(n_shards)
+        return [{"shard": shard, "n_shards": n_shards} for shard in range(n_shards)]
+
+    @task(map_index_template="shard {{ task.op_kwargs['shard'] + 1 }} of {{ task.op_kwargs['n_shards'] }}")
+    def score_shard(shard: int, n_shards: int, **context) -> dict:
+        from segmentation.score import score_shard as score_one
+
+        return score_one(_settings(), _month(context), shard, n_shards)
+
+    @task
+    def combine_scores(parts: list[dict], **context) -> dict:
+        from segmentation.score import combine_scores as combine
+
+        n_shards = {part["n_shards"] for part in parts}
+        if len(n_shards) != 1:
+            raise ValueError(f"score_shard results disagree on the shard count: {sorted(n_shards)}")
+        return combine(_settings(), _month(context), n_shards.pop())
 
     @task(trigger_rule="none_failed_min_one_success", pool=WAREHOUSE_POOL)
     def publish(**context) -> dict:
@@ -177,11 +205,14 @@ def segmentation_monthly():
         return report_month(_settings(), _month(context))
 
     # Every task derives its month from the run (data interval or the `month` param), so the graph
-    # below carries only ordering, and branch skips propagate cleanly.
+    # below carries only ordering (and the shard plan), and branch skips propagate cleanly: on warm-up,
+    # plan_scoring is skipped, so are score_shard (before it expands) and combine_scores, and publish runs.
     branch = ingest() >> validate() >> build_features() >> decide()
-    scored = score()
+    planned = plan_scoring()
+    combined = combine_scores(score_shard.expand_kwargs(planned))
     published = publish()
-    branch >> [train(), reuse_model()] >> scored >> published
+    branch >> [train(), reuse_model()] >> planned
+    combined >> published
     branch >> warm_up() >> published
     published >> report()
 

@@ -1,53 +1,71 @@
 -- Behavioral features: one row per shop over the trailing window ending at $as_of_index.
--- Input relation `raw`: the monthly contract (shop_id, product_id, year, month, sales_qty, sales_value).
+-- Input relation `monthly`: sales per shop and month from features_monthly.sql (shop_id, t, qty, value, products).
 -- Months are integers (year * 12 + month - 1) so consecutive months differ by one.
 -- Every feature is documented in features_schema.yaml; the column order here is the schema's order.
-WITH monthly AS (
-    SELECT
-        shop_id,
-        year * 12 + month - 1 AS t,
-        SUM(sales_qty) AS qty,
-        SUM(sales_value) AS value,
-        COUNT(DISTINCT CASE WHEN sales_qty > 0 THEN product_id END) AS products
-    FROM raw
-    WHERE year * 12 + month - 1 BETWEEN $first_index AND $as_of_index
-    GROUP BY shop_id, year * 12 + month - 1
-),
-shops AS (
+WITH shops AS (
     SELECT
         shop_id,
         MIN(t) FILTER (WHERE qty > 0) AS first_sale,
         MAX(t) FILTER (WHERE qty > 0) AS last_sale,
-        COUNT(DISTINCT t) FILTER (WHERE qty > 0) AS active_months,
+        COUNT(*) FILTER (WHERE qty > 0) AS active_months,  -- monthly has one row per shop and month
         COUNT(value) AS valued_months
     FROM monthly
     GROUP BY shop_id
     HAVING MIN(t) FILTER (WHERE qty > 0) IS NOT NULL
 ),
--- every month of a shop's tenure inside the window, zero when nothing sold
+-- the window's months, so that a shop's months without sales count as zero
+window_months AS (
+    SELECT t FROM UNNEST(GENERATE_SERIES($first_index, $as_of_index)) AS months(t)
+),
+-- every month of a shop's tenure inside the window, zero when nothing sold; x = months before the as-of month
+-- (small integers, so the regression sums below are exact)
 grid AS (
-    SELECT s.shop_id, g.t, COALESCE(m.qty, 0) AS qty, m.value, COALESCE(m.products, 0) AS products,
-           s.first_sale, s.last_sale, s.active_months, s.valued_months,
-           $as_of_index - s.first_sale + 1 AS tenure
+    SELECT s.shop_id, w.t, w.t - $as_of_index AS x, COALESCE(m.qty, 0) AS qty, LN(1 + COALESCE(m.qty, 0)) AS y,
+           m.value, COALESCE(m.products, 0) AS products, s.first_sale
     FROM shops AS s
-    CROSS JOIN LATERAL (SELECT UNNEST(RANGE(s.first_sale, $as_of_index + 1)) AS t) AS g
-    LEFT JOIN monthly AS m ON m.shop_id = s.shop_id AND m.t = g.t
+    JOIN window_months AS w ON w.t >= s.first_sale
+    LEFT JOIN monthly AS m ON m.shop_id = s.shop_id AND m.t = w.t
+),
+-- one pass over the grid: the sums for the least squares of y = ln(1 + qty) on x (no REGR_* aggregates:
+-- BigQuery has none), and the per-shop totals
+totals AS (
+    SELECT
+        shop_id,
+        COUNT(*) AS n,
+        SUM(x) AS sx,
+        SUM(x * x) AS sxx,
+        SUM(y) AS sy,
+        SUM(x * y) AS sxy,
+        AVG(qty) AS mean_qty,
+        SUM(qty) AS total_qty,
+        STDDEV_POP(qty) AS std_qty,
+        SUM(value) AS total_value,
+        SUM(products) AS total_products,
+        SUM(qty) FILTER (WHERE t > $as_of_index - 12) AS last_12,
+        SUM(qty) FILTER (WHERE t BETWEEN $as_of_index - 23 AND $as_of_index - 12) AS prior_12,
+        AVG(qty) FILTER (WHERE t > (first_sale + $as_of_index) / 2.0) AS late_mean,
+        AVG(qty) FILTER (WHERE t <= (first_sale + $as_of_index) / 2.0) AS early_mean,
+        -- for the entropy of the monthly shares p = qty / total: -sum(p ln p) = ln(total) - sum(qty ln qty) / total
+        SUM(CASE WHEN qty > 0 THEN qty * LN(qty) ELSE 0 END) AS qty_log_qty
+    FROM grid
+    GROUP BY shop_id
 ),
 trend AS (
     SELECT
         shop_id,
-        CASE WHEN COUNT(*) > 1 THEN REGR_SLOPE(LN(1 + qty), t) ELSE 0 END AS log_slope,
-        CASE WHEN COUNT(*) > 1 THEN REGR_INTERCEPT(LN(1 + qty), t) ELSE AVG(LN(1 + qty)) END AS log_intercept,
-        COALESCE(REGR_SXX(LN(1 + qty), t), 0) AS sxx
-    FROM grid
-    GROUP BY shop_id
+        CASE WHEN n > 1 THEN (sxy - sx * sy / n) / (sxx - sx * sx / n) ELSE 0 END AS log_slope,
+        CASE WHEN n > 1 THEN sxx - sx * sx / n ELSE 0 END AS sxx,
+        sx / n AS mean_x,
+        sy / n AS mean_y
+    FROM totals
 ),
+-- the detrended log residual r; its mean per calendar month is the seasonal profile
 resid AS (
-    SELECT g.*, LN(1 + g.qty) - (tr.log_intercept + tr.log_slope * g.t) AS r, g.t % 12 + 1 AS cal
+    SELECT g.shop_id, g.t % 12 + 1 AS cal, g.y - tr.mean_y - tr.log_slope * (g.x - tr.mean_x) AS r
     FROM grid AS g JOIN trend AS tr USING (shop_id)
 ),
 calendar AS (
-    SELECT shop_id, cal, AVG(r) AS season, COUNT(*) AS n
+    SELECT shop_id, cal, AVG(r) AS season, SUM(r) AS sum_r, SUM(r * r) AS sum_r2, COUNT(*) AS n
     FROM resid
     GROUP BY shop_id, cal
 ),
@@ -67,37 +85,31 @@ seasonality AS (
         COALESCE(MAX(season) FILTER (WHERE cal = 11), 0) AS season_11,
         COALESCE(MAX(season) FILTER (WHERE cal = 12), 0) AS season_12,
         -- first calendar harmonic of the seasonal profile: where in the year sales peak, and how much
-        SUM(season * COS(2 * PI() * cal / 12)) / 6 AS season_cos,
-        SUM(season * SIN(2 * PI() * cal / 12)) / 6 AS season_sin
+        SUM(season * COS(cal * ACOS(-1) / 6)) / 6 AS season_cos,
+        SUM(season * SIN(cal * ACOS(-1) / 6)) / 6 AS season_sin,
+        SUM(sum_r2) AS resid_ss,
+        SQRT(GREATEST(SUM(sum_r2) / SUM(n) - (SUM(sum_r) / SUM(n)) * (SUM(sum_r) / SUM(n)), 0)) AS resid_std
     FROM calendar
     GROUP BY shop_id
 ),
 stats AS (
     SELECT
-        shop_id,
-        ANY_VALUE(tenure) AS tenure_months,
-        ANY_VALUE(active_months) AS active_months,
-        ANY_VALUE(valued_months) AS valued_months,
-        $as_of_index - ANY_VALUE(last_sale) AS recency_months,
-        AVG(qty) AS mean_qty,
-        SUM(qty) AS total_qty,
-        STDDEV_POP(qty) AS std_qty,
-        SUM(value) AS total_value,
-        SUM(products) / NULLIF(ANY_VALUE(active_months), 0) AS mean_products,
-        SUM(r * r) AS resid_ss,
-        STDDEV_POP(r) AS resid_std,
-        SUM(qty) FILTER (WHERE t > $as_of_index - 12) AS last_12,
-        SUM(qty) FILTER (WHERE t BETWEEN $as_of_index - 23 AND $as_of_index - 12) AS prior_12,
-        AVG(qty) FILTER (WHERE t > (first_sale + $as_of_index) / 2.0) AS late_mean,
-        AVG(qty) FILTER (WHERE t <= (first_sale + $as_of_index) / 2.0) AS early_mean
-    FROM resid
-    GROUP BY shop_id
+        tot.*,
+        $as_of_index - sh.first_sale + 1 AS tenure_months,
+        sh.active_months,
+        sh.valued_months,
+        $as_of_index - sh.last_sale AS recency_months,
+        tot.total_products / NULLIF(sh.active_months, 0) AS mean_products,
+        LN(tot.total_qty) - tot.qty_log_qty / tot.total_qty AS entropy,
+        se.resid_ss,
+        se.resid_std
+    FROM totals AS tot JOIN shops AS sh USING (shop_id) JOIN seasonality AS se USING (shop_id)
 ),
 -- the detrended, deseasonalised log residual: what neither the trend nor the annual harmonic explains
 fit AS (
     SELECT
         s.shop_id,
-        CASE WHEN s.tenure_months >= 12 AND s.resid_ss > 0
+        CASE WHEN s.tenure_months >= 12 AND s.resid_ss > 1e-9
              THEN LEAST(1, s.tenure_months * (se.season_cos * se.season_cos + se.season_sin * se.season_sin) / 2 / s.resid_ss)
              ELSE 0 END AS strength,
         s.tenure_months AS n
@@ -108,11 +120,6 @@ noise AS (
         s.shop_id,
         GREATEST(s.resid_ss * (1 - f.strength), 1e-6) / GREATEST(f.n - CASE WHEN f.n >= 12 THEN 4 ELSE 2 END, 1) AS sigma2
     FROM stats AS s JOIN fit AS f USING (shop_id)
-),
-entropy AS (
-    SELECT g.shop_id, -SUM(CASE WHEN g.qty > 0 THEN (g.qty / s.total_qty) * LN(g.qty / s.total_qty) END) AS h
-    FROM grid AS g JOIN stats AS s USING (shop_id)
-    GROUP BY g.shop_id
 )
 SELECT
     s.shop_id,
@@ -124,14 +131,15 @@ SELECT
     CASE WHEN s.valued_months > 0 THEN LN(1 + s.total_value / s.tenure_months) ELSE 0 END AS log_mean_value,
     LN(1 + COALESCE(s.mean_products, 0)) AS log_breadth,
     COALESCE(s.std_qty / NULLIF(s.mean_qty, 0), 0) AS cv,
-    CASE WHEN s.tenure_months > 1 THEN COALESCE(e.h, 0) / LN(s.tenure_months) ELSE 0 END AS entropy_norm,
+    CASE WHEN s.tenure_months > 1 THEN s.entropy / LN(s.tenure_months) ELSE 0 END AS entropy_norm,
     tr.log_slope,
     COALESCE(s.resid_std, 0) AS resid_std,
     CASE WHEN s.tenure_months >= 24 THEN LN(1 + s.last_12) - LN(1 + s.prior_12) ELSE 0 END AS yoy_growth,
     CASE WHEN s.tenure_months >= 24 THEN 1 ELSE 0 END AS has_yoy,
     CASE WHEN s.tenure_months >= 2 THEN LN(1 + s.late_mean) - LN(1 + s.early_mean) ELSE 0 END AS half_growth,
     -- share of the detrended variance the annual harmonic explains (about 2 / tenure for pure noise)
-    CASE WHEN s.tenure_months >= 12 AND s.resid_ss > 0
+    -- (a flat shop's residuals are rounding errors, below 1e-9: no seasonality there)
+    CASE WHEN s.tenure_months >= 12 AND s.resid_ss > 1e-9
          THEN LEAST(1, s.tenure_months * (se.season_cos * se.season_cos + se.season_sin * se.season_sin) / 2 / s.resid_ss)
          ELSE 0 END AS seasonal_strength,
     CASE WHEN s.tenure_months >= 12 THEN se.season_cos ELSE 0 END AS season_cos,
@@ -160,6 +168,5 @@ SELECT
 FROM stats AS s
 JOIN trend AS tr USING (shop_id)
 JOIN seasonality AS se USING (shop_id)
-JOIN entropy AS e USING (shop_id)
 JOIN noise AS nz USING (shop_id)
 ORDER BY s.shop_id

@@ -5,6 +5,7 @@
     segmentation run --from 2011-01 --to 2011-12 --input online_retail.csv --source invoices --layout uci
     segmentation stage features --month 2024-03
     segmentation summary
+    segmentation feature-sql --dialect bigquery --raw-table my-project.sales.raw_monthly
 """
 
 from __future__ import annotations
@@ -96,6 +97,13 @@ def summary_text(warehouse) -> str:
     return "\n".join(lines)
 
 
+def _feature_sql(args) -> int:
+    from .features import feature_sql
+
+    print(feature_sql(load_settings().sql_dir, args.dialect, args.raw_table), end="")
+    return 0
+
+
 def _add_source_options(parser) -> None:
     parser.add_argument("--source", choices=["file", "landing", "kaggle", "invoices", "synthetic"],
                         help="default: file when --input is given, else synthetic")
@@ -136,6 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     summary = sub.add_parser("summary", help="print the segments summary from the warehouse")
     summary.set_defaults(func=_summary)
+
+    sql = sub.add_parser("feature-sql", help="print the feature SQL for DuckDB or transpiled for BigQuery")
+    sql.add_argument("--dialect", choices=["duckdb", "bigquery"], default="bigquery")
+    sql.add_argument("--raw-table", help="the monthly-contract table to read instead of `raw` (e.g. project.dataset.raw)")
+    sql.set_defaults(func=_feature_sql)
     return parser
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+MAX_SCORE_SHARDS = 256
 
 
 def _env(name: str, default: str, env=None) -> str:
@@ -41,6 +42,7 @@ class Settings:
     epochs: int = 60
     train_sample: int = 50_000
     score_batch: int = 100_000
+    score_shards: int = 2
     max_model_age_months: int = 12
     drift_feature_psi: float = 0.25
     drift_mix_psi: float = 0.20
@@ -83,6 +85,7 @@ def load_settings(overrides: dict[str, str] | None = None) -> Settings:
         latent_dim=_env_int("SEGMENTATION_LATENT_DIM", 6, env),
         epochs=_env_int("SEGMENTATION_EPOCHS", 60, env),
         train_sample=_env_int("SEGMENTATION_TRAIN_SAMPLE", 50_000, env),
+        score_shards=_env_int("SEGMENTATION_SCORE_SHARDS", 2, env),
         max_model_age_months=_env_int("SEGMENTATION_MODEL_MAX_AGE_MONTHS", 12, env),
         drift_feature_psi=_env_float("SEGMENTATION_DRIFT_FEATURE_PSI", 0.25, env),
         drift_mix_psi=_env_float("SEGMENTATION_DRIFT_MIX_PSI", 0.20, env),
@@ -110,6 +113,8 @@ def validate_settings(settings: Settings) -> None:
         )
     if not 2 <= settings.latent_dim <= 20:
         problems.append(f"SEGMENTATION_LATENT_DIM must be between 2 and 20, got {settings.latent_dim}")
+    if not 1 <= settings.score_shards <= MAX_SCORE_SHARDS:
+        problems.append(f"SEGMENTATION_SCORE_SHARDS must be between 1 and {MAX_SCORE_SHARDS}, got {settings.score_shards}")
     if settings.warehouse_backend not in WAREHOUSE_BACKENDS:
         problems.append(f"SEGMENTATION_WAREHOUSE_BACKEND must be one of {', '.join(WAREHOUSE_BACKENDS)}, "
                         f"got {settings.warehouse_backend!r}")

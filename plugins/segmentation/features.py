@@ -1,17 +1,25 @@
 """Stage 3, features: one row per shop over the trailing window, computed by DuckDB from include/sql.
 
-The definitions live in include/sql/features.sql (documented in features_schema.yaml) so that the
-same SQL can run elsewhere; this module only feeds it the window's raw partitions.
+The definitions live in include/sql/features.sql (documented in features_schema.yaml), written in DuckDB's
+dialect with only constructs that transpile to BigQuery: `feature_sql(sql_dir, "bigquery")` gives the same
+definitions for a BigQuery job (include/sql/features_bigquery.sql is that output, kept current by a test).
+This module feeds the SQL the window's raw partitions.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import re
+import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
+import pyarrow.parquet as pq
 import yaml
 
 from .config import Settings
@@ -53,21 +61,141 @@ def model_inputs(sql_dir: Path, with_rfm: bool) -> tuple[list[str], list[float]]
     return names, weights
 
 
-def compute_features(raw: pa.Table, as_of: str, window_months: int, sql_dir: Path,
-                     min_tenure: int = MIN_TENURE) -> pa.Table:
-    """Run features.sql over a monthly-contract table and return one row per shop."""
-    import duckdb
+DIALECTS = ("duckdb", "bigquery")
+BIGQUERY_HEADER = ("-- GENERATED from include/sql/features_monthly.sql + features.sql by `segmentation feature-sql"
+                   " --dialect bigquery`; do not edit.\n-- Query parameters: @first_index, @as_of_index, @min_tenure"
+                   " (INT64, month index = year * 12 + month - 1).\n")
+FEATURE_SHARDS = 8  # fixed, so results never depend on the machine: float sums follow each shard's row order
+ENGINE_MEMORY = "4GB"  # DuckDB spills beyond this; keeps a million-shop month well inside an 8 GB worker
 
-    sql = (Path(sql_dir) / "features.sql").read_text()
-    params = {
+
+def monthly_sql(sql_dir: Path) -> str:
+    """Stage one: raw rows -> one row per shop and month (`raw` -> `monthly`)."""
+    return (Path(sql_dir) / "features_monthly.sql").read_text()
+
+
+def shop_features_sql(sql_dir: Path) -> str:
+    """Stage two: `monthly` -> one row of features per shop."""
+    return (Path(sql_dir) / "features.sql").read_text()
+
+
+def feature_sql(sql_dir: Path, dialect: str = "duckdb", raw_table: str | None = None) -> str:
+    """Both stages as one query over `raw`: in DuckDB's dialect, or transpiled to BigQuery's (reading
+    `raw_table` instead of `raw`)."""
+    if dialect not in DIALECTS:
+        raise ValueError(f"unknown SQL dialect {dialect!r}; expected one of {', '.join(DIALECTS)}")
+    monthly = monthly_sql(sql_dir)
+    body = re.sub(r"^WITH\s", "WITH monthly AS (\n" + monthly.rstrip() + "\n),\n", shop_features_sql(sql_dir),
+                  count=1, flags=re.M)
+    if dialect == "duckdb":
+        return body
+    import sqlglot
+    from sqlglot import exp
+
+    tree = sqlglot.parse_one(body, read="duckdb")
+    if raw_table:
+        for table in tree.find_all(exp.Table):
+            if table.name == "raw" and not table.db:
+                # one quoted path, so project ids with dashes work: `my-project.sales.raw`
+                table.replace(exp.Table(this=exp.to_identifier(raw_table, quoted=True)).as_("raw"))
+    return BIGQUERY_HEADER + tree.sql(dialect="bigquery", pretty=True) + "\n"
+
+
+def feature_params(as_of: str, window_months: int, min_tenure: int = MIN_TENURE) -> dict[str, int]:
+    """The SQL's parameters: the window's first and last month index and the eligibility tenure."""
+    return {
         "as_of_index": month_index(as_of),
         "first_index": month_index(as_of) - window_months + 1,
         "min_tenure": min(min_tenure, window_months),
     }
-    with duckdb.connect() as con:
-        con.execute("SET threads TO 1")  # parallel float aggregation is order-dependent; same input must give the same bits
-        con.register("raw", raw)
-        return con.sql(sql, params=params).to_arrow_table()
+
+
+def _used(sql: str, params: dict) -> dict:
+    return {k: v for k, v in params.items() if f"${k}" in sql}
+
+
+def _engine(scratch: str | None = None):
+    """An in-memory DuckDB whose queries each run on one thread: parallel float aggregation would make the
+    bits depend on scheduling. Parallelism comes from running several such queries at once (cursors)."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET threads TO 1")
+    con.execute(f"SET memory_limit = '{ENGINE_MEMORY}'")
+    if scratch:
+        con.execute(f"SET temp_directory = '{_quote(scratch)}'")  # spill there rather than fail
+    return con
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def _run(con, sql: str, params: dict, **relations) -> pa.Table:
+    """One query on its own cursor of `con`, with the named relations (arrow tables or SQL text)."""
+    with con.cursor() as cur:
+        for name, relation in relations.items():
+            if isinstance(relation, str):
+                cur.execute(f"CREATE TEMP VIEW {name} AS {relation}")
+            else:
+                cur.register(name, relation)
+        return cur.sql(sql, params=_used(sql, params)).to_arrow_table()
+
+
+def _parquet(path: str) -> str:
+    # hive partitioning off: `month=...` in the lake's paths is not a column
+    return f"SELECT * FROM read_parquet('{_quote(path)}', hive_partitioning = false)"
+
+
+def compute_features(raw: pa.Table, as_of: str, window_months: int, sql_dir: Path,
+                     min_tenure: int = MIN_TENURE) -> pa.Table:
+    """Run both stages as one query over an in-memory monthly-contract table (the definitions, simply)."""
+    with _engine() as con:
+        return _run(con, feature_sql(sql_dir), feature_params(as_of, window_months, min_tenure), raw=raw)
+
+
+def _stage_one(con, index: int, path: str, params: dict, sql_dir: Path) -> None:
+    """Shop-months of one raw file into table part_<index>."""
+    sql = monthly_sql(sql_dir)
+    with con.cursor() as cur:
+        cur.execute(f"CREATE TEMP VIEW raw AS {_parquet(path)}")
+        cur.execute(f"CREATE TABLE part_{index} AS {sql}", _used(sql, params))
+
+
+def _shard_bounds(con, part: int) -> list[str | None]:
+    """FEATURE_SHARDS contiguous shop_id ranges, cut at quantiles of one month's shops: the shards then come
+    out of stage two already in shop order. None = open end."""
+    quantiles = [k / FEATURE_SHARDS for k in range(1, FEATURE_SHARDS)]
+    with con.cursor() as cur:
+        cuts = cur.execute(f"SELECT quantile_disc(shop_id, {quantiles}) FROM part_{part}").fetchone()[0] or []
+    return [None, *sorted(set(c for c in cuts if c is not None)), None]
+
+
+def _stage_two(con, low: str | None, high: str | None, parts: int, params: dict, sql_dir: Path) -> pa.Table:
+    """Features of the shops in [low, high), reading the parts in month order (a fixed order: fixed bits)."""
+    where = " AND ".join([*([f"shop_id >= '{_quote(low)}'"] if low is not None else []),
+                          *([f"shop_id < '{_quote(high)}'"] if high is not None else [])]) or "TRUE"
+    monthly = " UNION ALL ".join(f"SELECT * FROM part_{i} WHERE {where}" for i in range(parts))
+    return _run(con, shop_features_sql(sql_dir), params, monthly=monthly)
+
+
+def features_from_files(paths: list[str], as_of: str, window_months: int, sql_dir: Path,
+                        min_tenure: int = MIN_TENURE, workers: int | None = None,
+                        scratch: str | None = None) -> tuple[pa.Table, int]:
+    """Features from raw parquet files (one per month, the as-of month last), on all cores, and the raw rows.
+
+    Stage one runs per file, stage two per range of shops; each query is single-threaded, so the bits do
+    not depend on how many run at once. The shop-month table stays inside DuckDB (spilling to `scratch`).
+    """
+    params = feature_params(as_of, window_months, min_tenure)
+    workers = workers or os.cpu_count() or 1
+    with _engine(scratch) as con, ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(lambda item: _stage_one(con, *item, params, sql_dir), enumerate(paths)))
+        bounds = _shard_bounds(con, len(paths) - 1)
+        shards = list(pool.map(lambda lo_hi: _stage_two(con, *lo_hi, len(paths), params, sql_dir),
+                                zip(bounds[:-1], bounds[1:], strict=True)))
+    raw_rows = sum(pq.ParquetFile(path).metadata.num_rows for path in paths)
+    return pa.concat_tables(shards), raw_rows
 
 
 def window_partitions(lake: Lake, as_of: str, window_months: int) -> list[str]:
@@ -75,33 +203,42 @@ def window_partitions(lake: Lake, as_of: str, window_months: int) -> list[str]:
     return [m for m in window(as_of, window_months) if lake.has_partition(month_ref("raw", m))]
 
 
+def window_features(lake: Lake, as_of: str, window_months: int, sql_dir: Path,
+                    min_tenure: int = MIN_TENURE) -> tuple[pa.Table, list[str], int]:
+    """Features as of a month from the window's published raw partitions (checksums verified), with the
+    months read and their raw row count."""
+    months = window_partitions(lake, as_of, window_months)
+    with tempfile.TemporaryDirectory(prefix="features-") as scratch, ThreadPoolExecutor(os.cpu_count()) as pool:
+        paths = list(pool.map(lambda m: lake.local_file(month_ref("raw", m), "data.parquet", scratch), months))
+        table, raw_rows = features_from_files(paths, as_of, window_months, sql_dir, min_tenure, scratch=scratch)
+    return table, months, raw_rows
+
+
 def build_features(settings: Settings, month: str) -> dict:
     """Compute and publish features/as_of=month from the window's raw partitions."""
     started = time.perf_counter()
     lake = Lake(settings.lake_root)
-    months = window_partitions(lake, month, settings.window_months)
-    if month not in months:
+    if not lake.has_partition(month_ref("raw", month)):
         raise InsufficientHistory(f"no published raw partition for {month}: run ingest and validate first")
-    raw = pa.concat_tables(lake.read_tables([month_ref("raw", m) for m in months]))
-    table = compute_features(raw, month, settings.window_months, settings.sql_dir,
-                             min(MIN_TENURE, settings.min_history_months))
+    table, months, raw_rows = window_features(lake, month, settings.window_months, settings.sql_dir,
+                                              min(MIN_TENURE, settings.min_history_months))
     lake.write_table(
         as_of_ref("features", month),
         table,
-        {"as_of": month, "window": months, "raw_rows": raw.num_rows, "schema_version": 1},
+        {"as_of": month, "window": months, "raw_rows": raw_rows, "schema_version": 1},
     )
     eligible = int(pa.compute.sum(table["eligible"]).as_py() or 0)
     summary = {
         "month": month,
         "history_months": len(months),
-        "raw_rows": raw.num_rows,
+        "raw_rows": raw_rows,
         "shops": table.num_rows,
         "eligible_shops": eligible,
         "path": lake.url(f"features/as_of={month}"),
         "seconds": round(time.perf_counter() - started, 3),
     }
     log.info("features %s: read %d raw rows from %d partitions (%s..%s); wrote %d shops (%d eligible) to %s in %.2fs",
-             month, raw.num_rows, len(months), months[0], months[-1], table.num_rows, eligible,
+             month, raw_rows, len(months), months[0], months[-1], table.num_rows, eligible,
              summary["path"], summary["seconds"])
     return summary
 

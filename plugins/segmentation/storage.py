@@ -22,6 +22,7 @@ flow (application default credentials, GCE metadata) applies unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -187,6 +188,28 @@ class Lake:
                     )
                 return data
         raise PartitionNotFound(f"partition {self.url(ref.path)} has no file named {name!r}")
+
+    def local_file(self, ref: PartitionRef, name: str, scratch_dir: str) -> str:
+        """A local path to one file of a published partition, checked against the manifest's checksum while it
+        is read: the file itself in a local lake, a copy in `scratch_dir` otherwise. For engines that read files."""
+        manifest = self.manifest(ref)
+        if manifest is None:
+            raise PartitionNotFound(f"no published partition at {self.url(ref.path)}")
+        entry = next((e for e in manifest["files"] if e["name"] == name), None)
+        if entry is None:
+            raise PartitionNotFound(f"partition {self.url(ref.path)} has no file named {name!r}")
+        source = self._abs(f"{ref.path}/{entry['file']}")
+        target = source if self.is_local else os.path.join(scratch_dir, f"{ref.zone}-{ref.key}-{name}")
+        digest = hashlib.sha256()
+        with self.fs.open(source, "rb") as handle, contextlib.ExitStack() as stack:
+            copy = None if self.is_local else stack.enter_context(open(target, "wb"))
+            while chunk := handle.read(8 << 20):
+                digest.update(chunk)
+                if copy is not None:
+                    copy.write(chunk)
+        if digest.hexdigest() != entry["sha256"]:
+            raise ChecksumMismatch(f"{self.url(ref.path)}/{entry['file']} does not match its manifest checksum")
+        return target
 
     def remove_partition(self, ref: PartitionRef) -> None:
         """Unpublish (manifest first, so readers stop seeing it), then delete the files."""

@@ -56,8 +56,10 @@ def test_monthly_schedule_catchup_retries_and_params(dagbag):
 def test_branches_lead_to_score_and_publish(dagbag):
     dag = dagbag.dags["segmentation_monthly"]
     assert dag.get_task("decide").downstream_task_ids == {"train", "reuse_model", "warm_up"}
-    assert dag.get_task("score").upstream_task_ids == {"train", "reuse_model"}
-    assert dag.get_task("publish").upstream_task_ids == {"score", "warm_up"}
+    assert dag.get_task("plan_scoring").upstream_task_ids == {"train", "reuse_model"}
+    assert dag.get_task("score_shard").upstream_task_ids == {"plan_scoring"}
+    assert dag.get_task("combine_scores").upstream_task_ids == {"score_shard"}
+    assert dag.get_task("publish").upstream_task_ids == {"combine_scores", "warm_up"}
     assert dag.get_task("report").upstream_task_ids == {"publish"}
     order = ["ingest", "validate", "build_features", "decide"]
     for upstream, downstream in zip(order, order[1:], strict=False):
@@ -74,3 +76,26 @@ def test_month_param_is_validated(dagbag):
     for bad in ("2024-13", "March", "2024-3"):
         with pytest.raises(ParamValidationError):
             month.resolve(bad)
+
+
+def test_scoring_fans_out_over_shards(dagbag):
+    dag = dagbag.dags["segmentation_monthly"]
+    plan, shard, combine = (dag.get_task(t) for t in ("plan_scoring", "score_shard", "combine_scores"))
+    assert plan.trigger_rule == "none_failed_min_one_success"  # one of train / reuse_model ran
+    assert dag.get_task("publish").trigger_rule == "none_failed_min_one_success"  # combine_scores or warm_up
+    from airflow.sdk.definitions.mappedoperator import MappedOperator
+
+    assert isinstance(shard, MappedOperator) and not isinstance(combine, MappedOperator)
+    assert shard.map_index_template == "shard {{ task.op_kwargs['shard'] + 1 }} of {{ task.op_kwargs['n_shards'] }}"
+    assert "score_shard" in dag.doc_md and "combine_scores" in dag.doc_md
+
+
+def test_score_shards_param_is_validated(dagbag):
+    from airflow.sdk.definitions.param import ParamValidationError
+
+    shards = dagbag.dags["segmentation_monthly"].params.get_param("score_shards")
+    assert shards.resolve(None) is None  # empty: SEGMENTATION_SCORE_SHARDS decides
+    assert shards.resolve(1) == 1 and shards.resolve(256) == 256
+    for bad in (0, 257, -3, "four", 2.5):
+        with pytest.raises(ParamValidationError):
+            shards.resolve(bad)

@@ -111,3 +111,41 @@ def test_month_param_overrides_the_interval_and_force_retrain(dag, pipeline_home
     assert runs["challenger_version"].tolist()[2:] == ["0001", "0002"]
     assert "force_retrain" in runs["reason"][3]
     assert (home / "lake" / "reports" / "month=2023-04" / "_manifest.json").exists()
+
+
+def test_scoring_fans_out_over_shards_and_warm_up_skips_it(dag, pipeline_home, small_spec):
+    home = pipeline_home
+    for month in ("2023-01", "2023-02"):  # warm-up: the scoring tasks are skipped, publish still records the month
+        result = run_month(dag, month, score_shards=3)
+        assert result.state == "success", month
+        tis = result.get_task_instances()
+        states = {ti.task_id: ti.state for ti in tis}
+        assert states["warm_up"] == states["publish"] == states["report"] == "success"
+        assert states["plan_scoring"] == states["score_shard"] == states["combine_scores"] == "skipped"
+        assert [ti.map_index for ti in tis if ti.task_id == "score_shard"] == [-1]  # skipped before expanding
+
+    result = run_month(dag, "2023-03", score_shards=3)
+    assert result.state == "success"
+    shards = sorted((ti for ti in result.get_task_instances() if ti.task_id == "score_shard"), key=lambda t: t.map_index)
+    assert [(ti.map_index, ti.state) for ti in shards] == [(0, "success"), (1, "success"), (2, "success")]
+    assert [ti.rendered_map_index for ti in shards] == ["shard 1 of 3", "shard 2 of 3", "shard 3 of 3"]
+    states = {ti.task_id: ti.state for ti in result.get_task_instances()}
+    assert states["combine_scores"] == states["publish"] == "success" and states["warm_up"] == "skipped"
+
+    runs = query(home, "SELECT month, decision FROM model_runs ORDER BY month")
+    assert runs["decision"].tolist() == ["skip", "skip", "train"]
+    segments = query(home, "SELECT * FROM segments WHERE month = '2023-03' ORDER BY shop_id")
+    raw = generate(small_spec)
+    assert len(segments) == segments["shop_id"].nunique() == raw[raw["month"] <= 3]["shop_id"].nunique()
+    assert lake_listing(home, "score_parts") == []  # combine_scores removed the parts
+    assert query(home, "SELECT COUNT(*) n FROM segments WHERE month < '2023-03'")["n"][0] == 0
+
+    # the same month with one shard: the same segments (the published scores are not even rewritten)
+    scores_manifest = (home / "lake" / "scores" / "month=2023-03" / "_manifest.json").read_text()
+    result = run_month(dag, "2023-03", score_shards=1)
+    assert result.state == "success"
+    one = [ti for ti in result.get_task_instances() if ti.task_id == "score_shard"]
+    assert [(ti.map_index, ti.state, ti.rendered_map_index) for ti in one] == [(0, "success", "shard 1 of 1")]
+    assert (home / "lake" / "scores" / "month=2023-03" / "_manifest.json").read_text() == scores_manifest
+    pd.testing.assert_frame_equal(query(home, "SELECT * FROM segments WHERE month = '2023-03' ORDER BY shop_id"),
+                                  segments)

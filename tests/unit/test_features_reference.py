@@ -1,0 +1,154 @@
+"""Parity: the plain pandas reference (features_reference) against the DuckDB engine (features.sql)."""
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from segmentation.config import REPO_ROOT
+from segmentation.features import compute_features
+from segmentation.features_reference import reference_features
+from segmentation.generate import GeneratorSpec, generate
+from segmentation.months import month_index
+
+SQL = REPO_ROOT / "include" / "sql"
+AS_OF = "2024-12"
+
+
+def assert_parity(raw: pd.DataFrame, as_of: str, window_months: int, min_tenure: int = 6) -> pd.DataFrame:
+    """Run both implementations and compare them column by column; return the engine's features."""
+    engine = compute_features(pa.Table.from_pandas(raw, preserve_index=False), as_of, window_months, SQL,
+                              min_tenure).to_pandas()
+    reference = reference_features(raw, as_of, window_months, min_tenure)
+    assert list(reference.columns) == list(engine.columns)
+    assert len(engine) > 0
+    assert reference["shop_id"].tolist() == engine["shop_id"].tolist()
+    for column in engine.columns[1:]:
+        expected, actual = engine[column].to_numpy(), reference[column].to_numpy()
+        if engine[column].dtype.kind == "f":
+            assert actual.dtype == np.float64, column
+            np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected), err_msg=column)
+            np.testing.assert_allclose(actual, expected, rtol=1e-9, atol=1e-9, err_msg=column)
+        else:
+            assert actual.dtype == expected.dtype, column
+            np.testing.assert_array_equal(actual, expected, err_msg=column)
+    return engine
+
+
+def _drop(frame: pd.DataFrame, shops: np.ndarray, first: str, last: str) -> pd.DataFrame:
+    """Remove the rows of `shops` in the months first..last (inclusive)."""
+    t = frame["year"] * 12 + frame["month"] - 1
+    hit = frame["shop_id"].isin(shops) & t.between(month_index(first), month_index(last))
+    return frame[~hit]
+
+
+@pytest.fixture(scope="module", params=[1, 7, 42])
+def history(request) -> pd.DataFrame:
+    """30 months of generated sales with late joiners, whole-month gaps, lapsed shops and a missing month."""
+    spec = GeneratorSpec(n_shops=250, first_month="2022-07", last_month=AS_OF, seed=request.param,
+                         late_joiner_share=0.25)
+    frame = generate(spec)
+    rng = np.random.default_rng(request.param)
+    shops = frame["shop_id"].unique()
+    gapped, lapsed, long_lapsed = (rng.choice(shops, 25, replace=False) for _ in range(3))
+    frame = _drop(frame, gapped, "2023-05", "2023-11")  # a half-year hole in the middle
+    frame = _drop(frame, lapsed, "2024-10", AS_OF)  # stopped buying three months ago
+    frame = _drop(frame, long_lapsed, "2024-01", AS_OF)  # stopped buying a year ago
+    frame = _drop(frame, shops, "2024-03", "2024-03")  # a month nobody sold in
+    return frame.reset_index(drop=True)
+
+
+@pytest.mark.parametrize("window_months", [30, 24, 12, 6])  # 30: the prior-12 window is cut by the grid
+def test_parity_on_generated_history(history, window_months):
+    features = assert_parity(history, AS_OF, window_months)
+    assert (features["recency_months"] > 0).any()
+    assert (features["tenure_months"] < window_months).any()  # late joiners
+    assert (features["active_share"] < 1).any()
+    assert features["tenure_months"].max() == window_months
+    assert features["has_yoy"].any() == (window_months >= 24)
+
+
+@pytest.mark.parametrize("window_months", [24, 12])
+def test_parity_when_history_is_shorter_than_the_window(history, window_months):
+    # as_of 2023-03 sees only nine months of history (2022-07..2023-03); later months must be ignored
+    features = assert_parity(history, "2023-03", window_months)
+    assert features["tenure_months"].max() == 9
+    assert not features["has_yoy"].any()
+
+
+@pytest.mark.parametrize("missing", [None, np.nan])
+def test_parity_when_sales_value_is_entirely_null(history, missing):
+    raw = history.assign(sales_value=pd.Series(missing, index=history.index, dtype=object))
+    features = assert_parity(raw, AS_OF, 24)
+    assert (features["log_mean_value"] == 0).all()
+
+
+@pytest.mark.parametrize("min_tenure", [1, 3, 6, 12, 30])
+def test_parity_across_min_tenure(history, min_tenure):
+    features = assert_parity(history, AS_OF, 12, min_tenure)
+    assert features["eligible"].any()
+    assert features["eligible"].all() == (min_tenure == 1)
+
+
+def _edge_rows() -> pd.DataFrame:
+    """Hand-made shops for the corners of the SQL: NULLs, zero rows, one-month shops, out-of-window sales."""
+    rows = [("J_gap", "p1", 2023, m, 8.0, 16.0) for m in range(1, 7)]
+    rows += [("J_gap", "p2", 2024, m, 3.0, 6.0) for m in (10, 11, 12)]
+    rows += [
+        ("A_one_month", "p1", 2024, 12, 4.0, 8.0),
+        ("B_one_early", "p1", 2024, 8, 3.0, 6.0),
+        ("D_value_before_sale", "p1", 2024, 9, 0.0, 3.0),  # counted in valued_months, outside the grid
+        ("D_value_before_sale", "p1", 2024, 11, 2.0, None),
+        ("E_zero_only", "p1", 2024, 10, 0.0, 1.0),
+        ("F_outside", "p1", 2021, 1, 10.0, 20.0),
+        ("F_outside", "p1", 2025, 2, 10.0, 20.0),
+        ("G_null_qty", "p1", 2024, 7, None, 1.0),
+        ("G_null_qty", "p2", 2024, 7, 2.0, 4.0),
+        ("G_null_qty", "p1", 2024, 10, None, None),
+        ("G_null_qty", "p1", 2024, 12, 1.0, 2.0),
+        ("H_products", "p1", 2024, 11, 2.0, 4.0),
+        ("H_products", "p2", 2024, 11, 1.0, 2.0),
+        ("H_products", "p2", 2024, 12, 0.0, 0.0),
+        ("H_products", "p3", 2024, 12, 7.0, 14.0),
+        ("I_null_product", None, 2024, 11, 3.0, 6.0),
+        ("I_null_product", "p1", 2024, 12, 1.0, 2.0),
+        ("K_partial_values", "p1", 2024, 9, 4.0, None),
+        ("K_partial_values", "p1", 2024, 10, 5.0, 10.0),
+        ("K_partial_values", "p2", 2024, 10, 1.0, None),
+        ("K_partial_values", "p1", 2024, 12, 6.0, None),
+        ("a_lowercase_sorts_last", "p1", 2024, 12, 1.0, 2.0),
+        (None, "p1", 2024, 12, 5.0, 10.0),
+    ]
+    return pd.DataFrame(rows, columns=["shop_id", "product_id", "year", "month", "sales_qty", "sales_value"])
+
+
+@pytest.mark.parametrize("window_months", [24, 12, 6])
+def test_parity_on_hand_made_edge_cases(window_months):
+    features = assert_parity(_edge_rows(), AS_OF, window_months).set_index("shop_id")
+    assert not {"E_zero_only", "F_outside", None} & set(features.index)
+    assert features.index[-1] == "a_lowercase_sorts_last"
+    assert features.loc["A_one_month", "tenure_months"] == 1
+    assert features.loc["B_one_early", "recency_months"] == 4
+    assert np.isnan(features.loc["D_value_before_sale", "log_mean_value"])
+    assert features.loc["I_null_product", "log_breadth"] == pytest.approx(np.log(1 + 1 / 2))
+
+
+def _flat_rows(months: int = 12, qty: float = 1.0) -> pd.DataFrame:
+    """One shop selling the same quantity every month for `months` months up to AS_OF."""
+    end = month_index(AS_OF)
+    return pd.DataFrame([("FLAT", "p1", t // 12, t % 12 + 1, qty, 2 * qty) for t in range(end - months + 1, end + 1)],
+                        columns=["shop_id", "product_id", "year", "month", "sales_qty", "sales_value"])
+
+
+@pytest.mark.parametrize("months", [12, 17, 24])
+def test_reference_gives_a_flat_shop_no_trend_residual_or_season(months):
+    row = reference_features(_flat_rows(months), AS_OF, 24).iloc[0]
+    assert row["tenure_months"] == months
+    assert row["log_slope"] == row["resid_std"] == row["seasonal_strength"] == row["trend_t"] == 0
+    assert row["log_noise"] == pytest.approx(np.log(0.05 + np.sqrt(1e-6 / (months - 4))))
+
+
+@pytest.mark.parametrize("months", [12, 24])
+def test_sql_gives_a_flat_shop_no_seasonal_strength(months):
+    # its residuals are rounding noise (~1e-16); the SQL must not read a ratio of rounding errors as seasonality
+    assert_parity(_flat_rows(months), AS_OF, 24)

@@ -39,9 +39,9 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 RUN_TIMEOUT = 420  # seconds for the warm-up run
 UI_TIMEOUT = 60  # seconds for one thing to show up in the browser
 VIEWPORT = (1440, 900)
-GRID_TASKS = ["ingest", "validate", "build_features", "decide", "reuse_model", "train", "warm_up", "score",
-              "publish", "report"]
-SKIPPED_TASKS = {"reuse_model", "train", "score"}  # a warm-up month: decide -> warm_up
+GRID_TASKS = ["ingest", "validate", "build_features", "decide", "reuse_model", "train", "warm_up", "plan_scoring",
+              "score_shard", "combine_scores", "publish", "report"]
+SKIPPED_TASKS = {"reuse_model", "train", "plan_scoring", "score_shard", "combine_scores"}  # warm-up: decide -> warm_up
 
 pytestmark = [
     pytest.mark.skipif(os.environ.get("SEGMENTATION_LIVE_TESTS") != "1",

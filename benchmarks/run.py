@@ -168,9 +168,12 @@ def bench_reference(rows_target: int, months: int, last: str, workdir: Path, see
     pandas_seconds = time.perf_counter() - started
     del raw
 
-    floats = [c for c in engine.columns if engine[c].dtype.kind == "f"]
-    max_diff = float(np.nanmax(np.abs(engine[floats].to_numpy() - reference[floats].to_numpy())))
-    same_shops = bool((engine["shop_id"].to_numpy() == reference["shop_id"].to_numpy()).all())
+    same_shops = engine["shop_id"].tolist() == reference["shop_id"].tolist()
+    max_diff = float("inf")
+    if same_shops and list(engine.columns) == list(reference.columns):
+        got, want = engine.drop(columns="shop_id").to_numpy(float), reference.drop(columns="shop_id").to_numpy(float)
+        same_nulls = bool((np.isnan(got) == np.isnan(want)).all())
+        max_diff = float(np.nanmax(np.abs(got - want))) if same_nulls else float("inf")
     shutil.rmtree(home, ignore_errors=True)
     return {"raw_rows": rows, "shops": n_shops, "months": months, "engine_seconds": round(engine_seconds, 2),
             "pandas_seconds": round(pandas_seconds, 2), "speedup": round(pandas_seconds / engine_seconds, 1),

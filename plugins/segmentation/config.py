@@ -42,6 +42,7 @@ class Settings:
     epochs: int = 60
     train_sample: int = 50_000
     score_batch: int = 100_000
+    feature_workers: int = 0  # 0 = the cores available (at most 8)
     score_shards: int = 2
     max_model_age_months: int = 12
     drift_feature_psi: float = 0.25
@@ -85,6 +86,7 @@ def load_settings(overrides: dict[str, str] | None = None) -> Settings:
         latent_dim=_env_int("SEGMENTATION_LATENT_DIM", 6, env),
         epochs=_env_int("SEGMENTATION_EPOCHS", 60, env),
         train_sample=_env_int("SEGMENTATION_TRAIN_SAMPLE", 50_000, env),
+        feature_workers=_env_int("SEGMENTATION_FEATURE_WORKERS", 0, env),
         score_shards=_env_int("SEGMENTATION_SCORE_SHARDS", 2, env),
         max_model_age_months=_env_int("SEGMENTATION_MODEL_MAX_AGE_MONTHS", 12, env),
         drift_feature_psi=_env_float("SEGMENTATION_DRIFT_FEATURE_PSI", 0.25, env),
@@ -124,6 +126,8 @@ def validate_settings(settings: Settings) -> None:
         problems.append(f"SEGMENTATION_LAKE_ROOT must be a local path or gs://bucket/prefix, got {settings.lake_root!r}")
     if settings.rfm not in ("auto", "on", "off"):
         problems.append(f"SEGMENTATION_RFM must be auto, on or off, got {settings.rfm!r}")
+    if not 0 <= settings.feature_workers <= 64:
+        problems.append(f"SEGMENTATION_FEATURE_WORKERS must be between 0 (all cores) and 64, got {settings.feature_workers}")
     if settings.max_model_age_months < 1:
         problems.append(f"SEGMENTATION_MODEL_MAX_AGE_MONTHS must be >= 1, got {settings.max_model_age_months}")
     for name in ("drift_feature_psi", "drift_mix_psi", "drift_noise_jump"):

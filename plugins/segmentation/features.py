@@ -9,6 +9,7 @@ This module feeds the SQL the window's raw partitions.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import tempfile
@@ -65,8 +66,12 @@ DIALECTS = ("duckdb", "bigquery")
 BIGQUERY_HEADER = ("-- GENERATED from include/sql/features_monthly.sql + features.sql by `segmentation feature-sql"
                    " --dialect bigquery`; do not edit.\n-- Query parameters: @first_index, @as_of_index, @min_tenure"
                    " (INT64, month index = year * 12 + month - 1).\n")
-FEATURE_SHARDS = 8  # fixed, so results never depend on the machine: float sums follow each shard's row order
-ENGINE_MEMORY = "4GB"  # DuckDB spills beyond this; keeps a million-shop month well inside an 8 GB worker
+# Stage two runs per range of shops. The ranges depend on the data only (never on the machine), because the
+# order DuckDB adds a shop's floats in follows what else is in its range: same input, same bits.
+MIN_RANGES = 8
+RANGE_SHOPS = 50_000  # shops per range at most: bounds each query's memory
+MAX_WORKERS = 8  # concurrent queries by default; with RANGE_SHOPS, keeps the engine inside ENGINE_MEMORY
+ENGINE_MEMORY = "4GB"
 
 
 def monthly_sql(sql_dir: Path) -> str:
@@ -84,6 +89,8 @@ def feature_sql(sql_dir: Path, dialect: str = "duckdb", raw_table: str | None = 
     `raw_table` instead of `raw`)."""
     if dialect not in DIALECTS:
         raise ValueError(f"unknown SQL dialect {dialect!r}; expected one of {', '.join(DIALECTS)}")
+    if raw_table and dialect == "duckdb":
+        raise ValueError("a raw table name applies to the bigquery dialect; DuckDB reads the relation `raw`")
     monthly = monthly_sql(sql_dir)
     body = re.sub(r"^WITH\s", "WITH monthly AS (\n" + monthly.rstrip() + "\n),\n", shop_features_sql(sql_dir),
                   count=1, flags=re.M)
@@ -163,12 +170,22 @@ def _stage_one(con, index: int, path: str, params: dict, sql_dir: Path) -> None:
 
 
 def _shard_bounds(con, part: int) -> list[str | None]:
-    """FEATURE_SHARDS contiguous shop_id ranges, cut at quantiles of one month's shops: the shards then come
-    out of stage two already in shop order. None = open end."""
-    quantiles = [k / FEATURE_SHARDS for k in range(1, FEATURE_SHARDS)]
+    """Contiguous shop_id ranges (at least MIN_RANGES, at most RANGE_SHOPS shops each) cut at quantiles of one
+    month's shops: stage two then returns them already in shop order. None = open end."""
     with con.cursor() as cur:
+        shops = cur.execute(f"SELECT COUNT(*) FROM part_{part}").fetchone()[0]
+        ranges = max(MIN_RANGES, math.ceil(shops / RANGE_SHOPS))
+        quantiles = [k / ranges for k in range(1, ranges)]
         cuts = cur.execute(f"SELECT quantile_disc(shop_id, {quantiles}) FROM part_{part}").fetchone()[0] or []
     return [None, *sorted(set(c for c in cuts if c is not None)), None]
+
+
+def available_cores() -> int:
+    """Cores this process may run on (a container's cpuset, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def _stage_two(con, low: str | None, high: str | None, parts: int, params: dict, sql_dir: Path) -> pa.Table:
@@ -188,7 +205,7 @@ def features_from_files(paths: list[str], as_of: str, window_months: int, sql_di
     not depend on how many run at once. The shop-month table stays inside DuckDB (spilling to `scratch`).
     """
     params = feature_params(as_of, window_months, min_tenure)
-    workers = workers or os.cpu_count() or 1
+    workers = workers or min(available_cores(), MAX_WORKERS)
     with _engine(scratch) as con, ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(lambda item: _stage_one(con, *item, params, sql_dir), enumerate(paths)))
         bounds = _shard_bounds(con, len(paths) - 1)
@@ -204,13 +221,13 @@ def window_partitions(lake: Lake, as_of: str, window_months: int) -> list[str]:
 
 
 def window_features(lake: Lake, as_of: str, window_months: int, sql_dir: Path,
-                    min_tenure: int = MIN_TENURE) -> tuple[pa.Table, list[str], int]:
+                    min_tenure: int = MIN_TENURE, workers: int | None = None) -> tuple[pa.Table, list[str], int]:
     """Features as of a month from the window's published raw partitions (checksums verified), with the
     months read and their raw row count."""
     months = window_partitions(lake, as_of, window_months)
-    with tempfile.TemporaryDirectory(prefix="features-") as scratch, ThreadPoolExecutor(os.cpu_count()) as pool:
+    with tempfile.TemporaryDirectory(prefix="features-") as scratch, ThreadPoolExecutor(available_cores()) as pool:
         paths = list(pool.map(lambda m: lake.local_file(month_ref("raw", m), "data.parquet", scratch), months))
-        table, raw_rows = features_from_files(paths, as_of, window_months, sql_dir, min_tenure, scratch=scratch)
+        table, raw_rows = features_from_files(paths, as_of, window_months, sql_dir, min_tenure, workers, scratch)
     return table, months, raw_rows
 
 
@@ -221,7 +238,8 @@ def build_features(settings: Settings, month: str) -> dict:
     if not lake.has_partition(month_ref("raw", month)):
         raise InsufficientHistory(f"no published raw partition for {month}: run ingest and validate first")
     table, months, raw_rows = window_features(lake, month, settings.window_months, settings.sql_dir,
-                                              min(MIN_TENURE, settings.min_history_months))
+                                              min(MIN_TENURE, settings.min_history_months),
+                                              settings.feature_workers or None)
     lake.write_table(
         as_of_ref("features", month),
         table,

@@ -152,8 +152,12 @@ class _MonthInputs:
         registry = Registry(lake)
         version = _model_version(registry, month)
         loaded = registry.load(version)
-        features_sha = _features_sha(lake, month)
-        frame = lake.read_table(as_of_ref("features", month)).to_pandas()
+        ref = as_of_ref("features", month)
+        manifest = lake.manifest(ref)  # one read: the checksum recorded is the file's that is scored
+        if manifest is None:
+            raise RuntimeError(f"no features published for {month}: run build_features first")
+        features_sha = next(entry["sha256"] for entry in manifest["files"] if entry["name"] == "data.parquet")
+        frame = lake.read_table(ref, manifest=manifest).to_pandas()
         return cls(month, version, loaded, frame, features_sha)
 
 
@@ -268,8 +272,14 @@ def combine_scores(settings: Settings, month: str, n_shards: int) -> dict:
     table = pa.Table.from_pandas(ordered, schema=SCORES_SCHEMA, preserve_index=False)
     sha = content_sha(table)
     previous = lake.manifest(ref)
-    if previous and previous["metadata"].get("content_sha") == sha:
+    same_inputs = previous and all(previous["metadata"].get(k) == v for k, v in
+                                   (("model_version", version), ("features_sha", features_sha)))
+    if previous and previous["metadata"].get("content_sha") == sha and same_inputs:
         log.info("score %s: results identical to the published partition; left unchanged", month)
+    elif previous and previous["metadata"].get("content_sha") == sha:
+        # same scores from rebuilt features: record what they came from, keep scored_at (the warehouse rows stay)
+        lake.write_table(ref, table, {**previous["metadata"], "model_version": version, "features_sha": features_sha})
+        log.info("score %s: results identical; manifest now names the current features", month)
     else:
         lake.write_table(ref, table, {"month": month, "model_version": version, "content_sha": sha,
                                       "features_sha": features_sha, "scored_at": utc_now()})

@@ -174,9 +174,10 @@ class Lake:
             if name not in keep:
                 self.delete(f"{ref.path}/{name}")
 
-    def read_file(self, ref: PartitionRef, name: str, verify: bool = True) -> bytes:
-        """One file of a published partition, checked against the manifest's checksum."""
-        manifest = self.manifest(ref)
+    def read_file(self, ref: PartitionRef, name: str, verify: bool = True, manifest: dict | None = None) -> bytes:
+        """One file of a published partition, checked against the manifest's checksum (the given manifest, so a
+        caller that already read it gets exactly the file it names, else the current one)."""
+        manifest = manifest or self.manifest(ref)
         if manifest is None:
             raise PartitionNotFound(f"no published partition at {self.url(ref.path)}")
         for entry in manifest["files"]:
@@ -224,8 +225,8 @@ class Lake:
         meta.setdefault("columns", table.column_names)
         return self.publish_files(ref, {"data.parquet": table_to_parquet(table)}, meta)
 
-    def read_table(self, ref: PartitionRef) -> pa.Table:
-        return pq.read_table(io.BytesIO(self.read_file(ref, "data.parquet")))
+    def read_table(self, ref: PartitionRef, manifest: dict | None = None) -> pa.Table:
+        return pq.read_table(io.BytesIO(self.read_file(ref, "data.parquet", manifest=manifest)))
 
     def read_tables(self, refs: list[PartitionRef]) -> list[pa.Table]:
         return [self.read_table(ref) for ref in refs if self.has_partition(ref)]

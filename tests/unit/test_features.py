@@ -144,3 +144,23 @@ def test_a_corrupted_raw_partition_stops_the_features(raw_lake, tmp_path):
     victim.write_bytes(victim.read_bytes()[:-10] + b"0123456789")
     with pytest.raises(ChecksumMismatch, match="month=2024-03"):
         window_features(copy, "2024-12", 24, SQL)
+
+
+def test_shop_ranges_grow_with_the_shops_and_cover_each_shop_once():
+    from segmentation.features import MIN_RANGES, RANGE_SHOPS, _engine, _shard_bounds
+
+    shops = 9 * RANGE_SHOPS - 7
+    with _engine() as con:
+        con.execute(f"CREATE TABLE part_0 AS SELECT printf('S%08d', i) AS shop_id FROM range({shops}) AS r(i)")
+        bounds = _shard_bounds(con, 0)
+        con.execute("CREATE TABLE small AS SELECT * FROM part_0 LIMIT 100")
+        con.execute("ALTER TABLE part_0 RENAME TO big")
+        con.execute("ALTER TABLE small RENAME TO part_0")
+        few = _shard_bounds(con, 0)
+        sizes = []
+        for low, high in zip(bounds[:-1], bounds[1:], strict=True):
+            where = " AND ".join([*([f"shop_id >= '{low}'"] if low else []), *([f"shop_id < '{high}'"] if high else [])])
+            sizes.append(con.execute(f"SELECT COUNT(*) FROM big WHERE {where or 'TRUE'}").fetchone()[0])
+    assert len(sizes) == 9 and sum(sizes) == shops and max(sizes) <= RANGE_SHOPS
+    assert bounds[1:-1] == sorted(bounds[1:-1])
+    assert len(few) - 1 == MIN_RANGES  # small months still use every core

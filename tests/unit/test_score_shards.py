@@ -193,6 +193,20 @@ def test_recombining_identical_parts_leaves_the_published_scores_untouched(train
     assert {k: v for k, v in again.items() if k != "seconds"} == {k: v for k, v in combined.items() if k != "seconds"}
 
 
+def test_same_scores_from_rebuilt_features_update_the_manifest_not_the_scores(trained, lake):
+    """The scores manifest names the features they came from, so a later combine-only retry still finds them."""
+    score(with_shards(trained, 2), MONTH)
+    before, data = published(lake)
+    stale = {**before["metadata"], "features_sha": "features-before-a-rebuild"}
+    lake.write_table(month_ref("scores", MONTH), lake.read_table(month_ref("scores", MONTH)), stale)
+    score(with_shards(trained, 2), MONTH)
+    after, after_data = published(lake)
+    assert after["metadata"]["features_sha"] == before["metadata"]["features_sha"]
+    assert after["metadata"]["scored_at"] == before["metadata"]["scored_at"]  # the warehouse keeps its rows
+    assert after_data == data
+    assert combine_scores(trained, MONTH, 2)["shops"] == len(lake.read_table(month_ref("scores", MONTH)))
+
+
 def test_score_shards_setting(home, monkeypatch):
     assert load_settings().score_shards == 2
     monkeypatch.setenv("SEGMENTATION_SCORE_SHARDS", "16")

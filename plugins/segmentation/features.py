@@ -161,9 +161,8 @@ def compute_features(raw: pa.Table, as_of: str, window_months: int, sql_dir: Pat
         return _run(con, feature_sql(sql_dir), feature_params(as_of, window_months, min_tenure), raw=raw)
 
 
-def _stage_one(con, index: int, path: str, params: dict, sql_dir: Path) -> None:
-    """Shop-months of one raw file into table part_<index>."""
-    sql = monthly_sql(sql_dir)
+def _stage_one(con, index: int, path: str, params: dict, sql: str) -> None:
+    """Shop-months of one raw file into table part_<index> (`sql`: features_monthly.sql)."""
     with con.cursor() as cur:
         cur.execute(f"CREATE TEMP VIEW raw AS {_parquet(path)}")
         cur.execute(f"CREATE TABLE part_{index} AS {sql}", _used(sql, params))
@@ -188,12 +187,12 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _stage_two(con, low: str | None, high: str | None, parts: int, params: dict, sql_dir: Path) -> pa.Table:
+def _stage_two(con, low: str | None, high: str | None, parts: int, params: dict, sql: str) -> pa.Table:
     """Features of the shops in [low, high), reading the parts in month order (a fixed order: fixed bits)."""
     where = " AND ".join([*([f"shop_id >= '{_quote(low)}'"] if low is not None else []),
                           *([f"shop_id < '{_quote(high)}'"] if high is not None else [])]) or "TRUE"
     monthly = " UNION ALL ".join(f"SELECT * FROM part_{i} WHERE {where}" for i in range(parts))
-    return _run(con, shop_features_sql(sql_dir), params, monthly=monthly)
+    return _run(con, sql, params, monthly=monthly)
 
 
 def features_from_files(paths: list[str], as_of: str, window_months: int, sql_dir: Path,
@@ -205,11 +204,12 @@ def features_from_files(paths: list[str], as_of: str, window_months: int, sql_di
     not depend on how many run at once. The shop-month table stays inside DuckDB (spilling to `scratch`).
     """
     params = feature_params(as_of, window_months, min_tenure)
+    stage_one, stage_two = monthly_sql(sql_dir), shop_features_sql(sql_dir)
     workers = workers or min(available_cores(), MAX_WORKERS)
     with _engine(scratch) as con, ThreadPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(lambda item: _stage_one(con, *item, params, sql_dir), enumerate(paths)))
+        list(pool.map(lambda item: _stage_one(con, *item, params, stage_one), enumerate(paths)))
         bounds = _shard_bounds(con, len(paths) - 1)
-        shards = list(pool.map(lambda lo_hi: _stage_two(con, *lo_hi, len(paths), params, sql_dir),
+        shards = list(pool.map(lambda lo_hi: _stage_two(con, *lo_hi, len(paths), params, stage_two),
                                 zip(bounds[:-1], bounds[1:], strict=True)))
     raw_rows = sum(pq.ParquetFile(path).metadata.num_rows for path in paths)
     return pa.concat_tables(shards), raw_rows

@@ -223,3 +223,23 @@ def airflow_server(home: Path, *, dags_folder: Path, plugins_folder: Path, extra
         raise
     finally:
         _stop(server.processes, stop_timeout)
+
+
+def wait_for(predicate, timeout: float, what: str, server: AirflowServer, interval: float = 1.0):
+    """Poll `predicate` until it returns something truthy (and return it), failing fast if Airflow died."""
+    deadline = time.monotonic() + timeout
+    while True:
+        server.check_alive()
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def ok(response, *codes: int):
+    """The JSON body of a REST response, asserting its status (200 unless `codes` say otherwise)."""
+    assert response.status_code in (codes or (200,)), f"{response.request.method} {response.request.url} -> " \
+                                                      f"{response.status_code}: {response.text}"
+    return response.json()

@@ -29,7 +29,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .airflow_server import AirflowServer, airflow_server
+from .airflow_server import AirflowServer, airflow_server, ok, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "docs" / "screenshots"
@@ -210,24 +210,6 @@ def chromium(profile: Path, timeout: float = 60) -> Iterator[Browser]:
 
 
 # ----------------------------------------------------------------------------------------------- Airflow side
-def wait_for(predicate, timeout: float, what: str, server: AirflowServer, interval: float = 2):
-    deadline = time.monotonic() + timeout
-    while True:
-        server.check_alive()
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
-
-
-def ok(response, *codes: int):
-    assert response.status_code in (codes or (200,)), f"{response.request.method} {response.request.url} -> " \
-                                                      f"{response.status_code}: {response.text}"
-    return response.json()
-
-
 def run_warmup_month(server: AirflowServer) -> dict:
     """Unpause the DAG, create the warehouse pool, trigger 2023-01 and wait for it to succeed."""
     with server.client() as api:

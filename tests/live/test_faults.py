@@ -53,7 +53,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from .airflow_server import AirflowServer, airflow_server
+from .airflow_server import AirflowServer, airflow_server, ok, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "segmentation_monthly"
@@ -345,22 +345,6 @@ def check_all(home: Path, completed: set[str], current: str | None = None) -> di
 # ----------------------------------------------------------------------------------------------------------
 # REST helpers
 # ----------------------------------------------------------------------------------------------------------
-def ok(response, *codes: int):
-    assert response.status_code in (codes or (200,)), f"{response.request.method} {response.request.url} -> " \
-                                                      f"{response.status_code}: {response.text}"
-    return response.json()
-
-
-def wait_for(predicate, timeout: float, what: str, server: AirflowServer, interval: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        server.check_alive()
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
 
 
 def get_ti(api, run_id: str, task_id: str) -> dict | None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from .airflow_server import AirflowServer, airflow_server
+from .airflow_server import airflow_server, ok, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "segmentation_monthly"
@@ -56,24 +56,6 @@ def live(tmp_path_factory):
     with airflow_server(root, dags_folder=REPO / "dags", plugins_folder=REPO / "plugins", extra_env=env) as server:
         print(f"[live] Airflow healthy after {time.monotonic() - started:.0f} s", file=sys.stderr)
         yield server, home
-
-
-def wait_for(predicate, timeout: float, what: str, server: AirflowServer, interval: float = 2):
-    deadline = time.monotonic() + timeout
-    while True:
-        server.check_alive()
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
-
-
-def ok(response, *codes: int):
-    assert response.status_code in (codes or (200,)), f"{response.request.method} {response.request.url} -> " \
-                                                      f"{response.status_code}: {response.text}"
-    return response.json()
 
 
 def get_run(api, run_id: str) -> dict:

@@ -4,6 +4,11 @@
 /* Input relation `monthly`: sales per shop and month from features_monthly.sql (shop_id, t, qty, value, products). */
 /* Months are integers (year * 12 + month - 1) so consecutive months differ by one. */
 /* Every feature is documented in features_schema.yaml; the column order here is the schema's order. */
+/* A shop's tenure runs from its first sale in the window to the as-of month; a month of the tenure without */
+/* sales counts as zero. The SQL never builds that month-by-month grid: `monthly` holds the months with */
+/* rows, and the zero months enter through closed forms (their count, and the sums of their x, are known */
+/* from the tenure). Quantities are non-negative (the contract), so a month before the first sale has no */
+/* quantity, no log quantity and no products. x = t - $as_of_index (months before the as-of month), y = ln(1 + qty). */
 WITH monthly AS (
   /* Stage one of the features: the window's raw rows per shop and month (one month's file at a time is enough, */
   /* so the engine runs it per raw partition in parallel). Output relation `monthly`, read by features.sql. */
@@ -21,243 +26,390 @@ WITH monthly AS (
     shop_id,
     year * 12 + month - 1
 ), shops AS (
+  /* one pass over the months that sold: the shops with a sale in the window, and their sums */
   SELECT
     shop_id,
-    MIN(IF(qty > 0, t, NULL)) AS first_sale,
-    MAX(IF(qty > 0, t, NULL)) AS last_sale,
-    COUNTIF(qty > 0) AS active_months, /* monthly has one row per shop and month */
-    COUNT(value) AS valued_months
-  FROM monthly
-  GROUP BY
-    shop_id
-  HAVING
-    NOT MIN(IF(qty > 0, t, NULL)) IS NULL
-), window_months /* the window's months, so that a shop's months without sales count as zero */ AS (
-  SELECT
-    t
-  FROM UNNEST(GENERATE_ARRAY(@first_index, @as_of_index)) AS t
-), grid /* every month of a shop's tenure inside the window, zero when nothing sold; x = months before the as-of month */ /* (small integers, so the regression sums below are exact) */ AS (
-  SELECT
-    s.shop_id,
-    w.t,
-    w.t - @as_of_index AS x,
-    COALESCE(m.qty, 0) AS qty,
-    LN(1 + COALESCE(m.qty, 0)) AS y,
-    m.value,
-    COALESCE(m.products, 0) AS products,
-    s.first_sale
-  FROM shops AS s
-  JOIN window_months AS w
-    ON w.t >= s.first_sale
-  LEFT JOIN monthly AS m
-    ON m.shop_id = s.shop_id AND m.t = w.t
-), totals /* one pass over the grid: the sums for the least squares of y = ln(1 + qty) on x (no REGR_* aggregates: */ /* BigQuery has none), and the per-shop totals */ AS (
-  SELECT
-    shop_id,
-    COUNT(*) AS n,
-    SUM(x) AS sx,
-    SUM(x * x) AS sxx,
-    SUM(y) AS sy,
-    SUM(x * y) AS sxy,
-    AVG(qty) AS mean_qty,
+    MIN(t) AS first_sale,
+    MAX(t) AS last_sale,
+    COUNT(*) AS active_months,
     SUM(qty) AS total_qty,
-    STDDEV_POP(qty) AS std_qty,
-    SUM(value) AS total_value,
     SUM(products) AS total_products,
+    SUM(qty * LN(qty)) AS qty_log_qty, /* for the entropy of the monthly shares p = qty / total: -sum(p ln p) = ln(total) - sum(qty ln qty) / total */
     SUM(IF(t > @as_of_index - 12, qty, NULL)) AS last_12,
     SUM(IF(t BETWEEN @as_of_index - 23 AND @as_of_index - 12, qty, NULL)) AS prior_12,
-    AVG(IF(t > (
-      first_sale + @as_of_index
-    ) / 2.0, qty, NULL)) AS late_mean,
-    AVG(IF(t <= (
-      first_sale + @as_of_index
-    ) / 2.0, qty, NULL)) AS early_mean,
-    SUM(CASE WHEN qty > 0 THEN qty * LN(qty) ELSE 0 END) AS qty_log_qty /* for the entropy of the monthly shares p = qty / total: -sum(p ln p) = ln(total) - sum(qty ln qty) / total */
-  FROM grid
+    SUM(LN(1 + qty)) AS sy, /* least-squares sums of y on x (y is 0 in the months that did not sell; x is an integer, exact) */
+    SUM((
+      t - @as_of_index
+    ) * LN(1 + qty)) AS sxy,
+    SUM(t - @as_of_index) AS sold_x,
+    SUM((
+      t - @as_of_index
+    ) * (
+      t - @as_of_index
+    )) AS sold_xx,
+    SUM(IF(MOD(t, 12) = 0, LN(1 + qty), NULL)) /* y per calendar month (cal = t % 12 + 1), for the seasonal profile */ AS sy_01,
+    SUM(IF(MOD(t, 12) = 1, LN(1 + qty), NULL)) AS sy_02,
+    SUM(IF(MOD(t, 12) = 2, LN(1 + qty), NULL)) AS sy_03,
+    SUM(IF(MOD(t, 12) = 3, LN(1 + qty), NULL)) AS sy_04,
+    SUM(IF(MOD(t, 12) = 4, LN(1 + qty), NULL)) AS sy_05,
+    SUM(IF(MOD(t, 12) = 5, LN(1 + qty), NULL)) AS sy_06,
+    SUM(IF(MOD(t, 12) = 6, LN(1 + qty), NULL)) AS sy_07,
+    SUM(IF(MOD(t, 12) = 7, LN(1 + qty), NULL)) AS sy_08,
+    SUM(IF(MOD(t, 12) = 8, LN(1 + qty), NULL)) AS sy_09,
+    SUM(IF(MOD(t, 12) = 9, LN(1 + qty), NULL)) AS sy_10,
+    SUM(IF(MOD(t, 12) = 10, LN(1 + qty), NULL)) AS sy_11,
+    SUM(IF(MOD(t, 12) = 11, LN(1 + qty), NULL)) AS sy_12
+  FROM monthly
+  WHERE
+    qty > 0
   GROUP BY
     shop_id
-), trend AS (
+), tenure AS (
   SELECT
-    shop_id,
-    CASE WHEN n > 1 THEN (
-      sxy - sx * sy / n
-    ) / (
-      sxx - sx * sx / n
-    ) ELSE 0 END AS log_slope,
-    CASE WHEN n > 1 THEN sxx - sx * sx / n ELSE 0 END AS sxx,
-    sx / n AS mean_x,
-    sy / n AS mean_y
-  FROM totals
-), resid /* the detrended log residual r; its mean per calendar month is the seasonal profile */ AS (
+    *,
+    @as_of_index - first_sale + 1 AS n,
+    @as_of_index - first_sale + 1 - active_months AS zero_months,
+    (
+      first_sale - @as_of_index
+    ) / 2.0 AS mean_x
+  FROM shops
+), trend /* the trend: least squares of y on x over the tenure, zero months included (no REGR_* aggregates: BigQuery */ /* has none). Over x = -(n - 1) .. 0: mean -(n - 1) / 2 and centred sum of squares n (n^2 - 1) / 12. */ AS (
   SELECT
-    g.shop_id,
-    MOD(g.t, 12) + 1 AS cal,
-    g.y - tr.mean_y - tr.log_slope * (
-      g.x - tr.mean_x
-    ) AS r
-  FROM grid AS g
-  JOIN trend AS tr
-    USING (shop_id)
-), calendar AS (
-  SELECT
-    shop_id,
-    cal,
-    AVG(r) AS season,
-    SUM(r) AS sum_r,
-    SUM(r * r) AS sum_r2,
-    COUNT(*) AS n
-  FROM resid
-  GROUP BY
-    shop_id,
-    cal
-), seasonality AS (
-  SELECT
-    shop_id,
-    COALESCE(MAX(IF(cal = 1, season, NULL)), 0) AS season_01,
-    COALESCE(MAX(IF(cal = 2, season, NULL)), 0) AS season_02,
-    COALESCE(MAX(IF(cal = 3, season, NULL)), 0) AS season_03,
-    COALESCE(MAX(IF(cal = 4, season, NULL)), 0) AS season_04,
-    COALESCE(MAX(IF(cal = 5, season, NULL)), 0) AS season_05,
-    COALESCE(MAX(IF(cal = 6, season, NULL)), 0) AS season_06,
-    COALESCE(MAX(IF(cal = 7, season, NULL)), 0) AS season_07,
-    COALESCE(MAX(IF(cal = 8, season, NULL)), 0) AS season_08,
-    COALESCE(MAX(IF(cal = 9, season, NULL)), 0) AS season_09,
-    COALESCE(MAX(IF(cal = 10, season, NULL)), 0) AS season_10,
-    COALESCE(MAX(IF(cal = 11, season, NULL)), 0) AS season_11,
-    COALESCE(MAX(IF(cal = 12, season, NULL)), 0) AS season_12,
-    SUM(season * COS(cal * ACOS(-1) / 6)) /* first calendar harmonic of the seasonal profile: where in the year sales peak, and how much */ / 6 AS season_cos,
-    SUM(season * SIN(cal * ACOS(-1) / 6)) / 6 AS season_sin,
-    SUM(sum_r2) AS resid_ss,
-    SQRT(
-      GREATEST(SUM(sum_r2) / SUM(n) - (
-        SUM(sum_r) / SUM(n)
-      ) * (
-        SUM(sum_r) / SUM(n)
-      ), 0)
-    ) AS resid_std
-  FROM calendar
-  GROUP BY
-    shop_id
-), stats AS (
-  SELECT
-    tot.*,
-    @as_of_index - sh.first_sale + 1 AS tenure_months,
-    sh.active_months,
-    sh.valued_months,
-    @as_of_index - sh.last_sale AS recency_months,
-    tot.total_products / NULLIF(sh.active_months, 0) AS mean_products,
-    LN(tot.total_qty) - tot.qty_log_qty / tot.total_qty AS entropy,
-    se.resid_ss,
-    se.resid_std
-  FROM totals AS tot
-  JOIN shops AS sh
-    USING (shop_id)
-  JOIN seasonality AS se
-    USING (shop_id)
-), fit /* the detrended, deseasonalised log residual: what neither the trend nor the annual harmonic explains */ AS (
-  SELECT
-    s.shop_id,
+    *,
+    sy / n AS mean_y,
+    total_qty / n AS mean_qty,
+    n * (
+      n * n - 1
+    ) / 12.0 AS sxx,
     CASE
-      WHEN s.tenure_months >= 12 AND s.resid_ss > 1e-9
-      THEN LEAST(
-        1,
-        s.tenure_months * (
-          se.season_cos * se.season_cos + se.season_sin * se.season_sin
-        ) / 2 / s.resid_ss
+      WHEN n > 1
+      THEN (
+        sxy - mean_x * sy
+      ) / (
+        n * (
+          n * n - 1
+        ) / 12.0
       )
       ELSE 0
-    END AS strength,
-    s.tenure_months AS n
-  FROM stats AS s
-  JOIN seasonality AS se
-    USING (shop_id)
-), noise AS (
+    END AS log_slope,
+    -n * (
+      n - 1
+    ) / 2.0 - COALESCE(sold_x, 0) AS zero_x,
+    (
+      n - 1
+    ) * n * (
+      2 * n - 1
+    ) / 6.0 - COALESCE(sold_xx, 0) AS zero_xx
+  FROM tenure
+), spread /* a second pass over the months with rows, now that each shop's first sale, means and trend are known: */ /* sums that need them, computed from deviations so that a flat shop's residuals stay rounding-small */ AS (
   SELECT
-    s.shop_id,
-    GREATEST(s.resid_ss * (
-      1 - f.strength
-    ), 1e-6) / GREATEST(f.n - CASE WHEN f.n >= 12 THEN 4 ELSE 2 END, 1) AS sigma2
-  FROM stats AS s
-  JOIN fit AS f
+    m.shop_id,
+    COUNT(m.value) AS valued_months, /* every month of the window with a value, before the first sale too */
+    SUM(IF(m.t >= tr.first_sale, m.value, NULL)) AS total_value,
+    SUM(IF(2 * m.t > tr.first_sale + @as_of_index, m.qty, NULL)) AS late_qty,
+    SUM(IF(2 * m.t <= tr.first_sale + @as_of_index, m.qty, NULL)) AS early_qty,
+    SUM(IF(m.qty > 0, (
+      m.qty - tr.mean_qty
+    ) * (
+      m.qty - tr.mean_qty
+    ), NULL)) AS sold_qty_ss,
+    SUM(
+      IF(
+        m.qty > 0,
+        POWER(LN(1 + m.qty) - tr.mean_y - tr.log_slope * (
+          m.t - @as_of_index - tr.mean_x
+        ), 2),
+        NULL
+      )
+    ) /* the detrended log residual r = y - mean_y - log_slope * (x - mean_x) of the months that sold */ AS sold_resid_ss
+  FROM monthly AS m
+  JOIN (
+    SELECT
+      shop_id,
+      first_sale,
+      mean_x,
+      mean_y,
+      mean_qty,
+      log_slope
+    FROM trend
+  ) AS tr
     USING (shop_id)
+  GROUP BY
+    m.shop_id
+), stats AS (
+  SELECT
+    tr.*,
+    sp.valued_months,
+    sp.total_value,
+    sp.late_qty,
+    sp.early_qty,
+    SQRT(
+      (
+        COALESCE(sp.sold_qty_ss, 0) + tr.zero_months * tr.mean_qty * tr.mean_qty
+      ) / tr.n
+    ) AS std_qty,
+    GREATEST(
+      COALESCE(sp.sold_resid_ss, 0) + CASE
+        WHEN tr.zero_months = 1
+        THEN POWER(tr.mean_y + tr.log_slope * (
+          tr.zero_x - tr.mean_x
+        ), 2)
+        ELSE tr.zero_months * POWER(tr.mean_y - tr.log_slope * tr.mean_x, 2) + 2 * (
+          tr.mean_y - tr.log_slope * tr.mean_x
+        ) * tr.log_slope * tr.zero_x + tr.log_slope * tr.log_slope * tr.zero_xx
+      END,
+      0
+    ) AS resid_ss, /* plus the zero months' residuals, r = -(mean_y + log_slope * (x - mean_x)), summed in closed form; */ /* a single zero month directly, so that a shop declining exactly log-linearly to zero keeps rounding-small */ /* residuals (with two or more zero months the trend cannot pass through them all) */
+    FLOOR((
+      tr.n + 11 - MOD(@as_of_index - 0, 12)
+    ) / 12) AS n_01, /* the tenure's months in each calendar month: the last one is (as_of - cal + 1) % 12 months back, */ /* then every 12 months while inside the tenure */
+    FLOOR((
+      tr.n + 11 - MOD(@as_of_index - 1, 12)
+    ) / 12) AS n_02,
+    FLOOR((
+      tr.n + 11 - MOD(@as_of_index - 2, 12)
+    ) / 12) AS n_03,
+    FLOOR((
+      tr.n + 11 - MOD(@as_of_index - 3, 12)
+    ) / 12) AS n_04,
+    FLOOR((
+      tr.n + 11 - MOD(@as_of_index - 4, 12)
+    ) / 12) AS n_05,
+    FLOOR((
+      tr.n + 11 - MOD(@as_of_index - 5, 12)
+    ) / 12) AS n_06,
+    FLOOR((
+      tr.n + 11 - MOD(@as_of_index - 6, 12)
+    ) / 12) AS n_07,
+    FLOOR((
+      tr.n + 11 - MOD(@as_of_index - 7, 12)
+    ) / 12) AS n_08,
+    FLOOR((
+      tr.n + 11 - MOD(@as_of_index - 8, 12)
+    ) / 12) AS n_09,
+    FLOOR((
+      tr.n + 11 - MOD(@as_of_index - 9, 12)
+    ) / 12) AS n_10,
+    FLOOR((
+      tr.n + 11 - MOD(@as_of_index - 10, 12)
+    ) / 12) AS n_11,
+    FLOOR((
+      tr.n + 11 - MOD(@as_of_index - 11, 12)
+    ) / 12) AS n_12
+  FROM trend AS tr
+  JOIN spread AS sp
+    USING (shop_id)
+), seasons /* the seasonal profile: mean residual per calendar month, 0 where the tenure misses it. Over a calendar month's */ /* k months, ending j = (as_of - cal + 1) % 12 months back, the mean x is -j - 6 (k - 1). */ AS (
+  SELECT
+    *,
+    CASE
+      WHEN n_01 > 0
+      THEN COALESCE(sy_01, 0) / n_01 - mean_y + log_slope * (
+        MOD(@as_of_index - 0, 12) + 6 * (
+          n_01 - 1
+        ) + mean_x
+      )
+      ELSE 0
+    END AS season_01,
+    CASE
+      WHEN n_02 > 0
+      THEN COALESCE(sy_02, 0) / n_02 - mean_y + log_slope * (
+        MOD(@as_of_index - 1, 12) + 6 * (
+          n_02 - 1
+        ) + mean_x
+      )
+      ELSE 0
+    END AS season_02,
+    CASE
+      WHEN n_03 > 0
+      THEN COALESCE(sy_03, 0) / n_03 - mean_y + log_slope * (
+        MOD(@as_of_index - 2, 12) + 6 * (
+          n_03 - 1
+        ) + mean_x
+      )
+      ELSE 0
+    END AS season_03,
+    CASE
+      WHEN n_04 > 0
+      THEN COALESCE(sy_04, 0) / n_04 - mean_y + log_slope * (
+        MOD(@as_of_index - 3, 12) + 6 * (
+          n_04 - 1
+        ) + mean_x
+      )
+      ELSE 0
+    END AS season_04,
+    CASE
+      WHEN n_05 > 0
+      THEN COALESCE(sy_05, 0) / n_05 - mean_y + log_slope * (
+        MOD(@as_of_index - 4, 12) + 6 * (
+          n_05 - 1
+        ) + mean_x
+      )
+      ELSE 0
+    END AS season_05,
+    CASE
+      WHEN n_06 > 0
+      THEN COALESCE(sy_06, 0) / n_06 - mean_y + log_slope * (
+        MOD(@as_of_index - 5, 12) + 6 * (
+          n_06 - 1
+        ) + mean_x
+      )
+      ELSE 0
+    END AS season_06,
+    CASE
+      WHEN n_07 > 0
+      THEN COALESCE(sy_07, 0) / n_07 - mean_y + log_slope * (
+        MOD(@as_of_index - 6, 12) + 6 * (
+          n_07 - 1
+        ) + mean_x
+      )
+      ELSE 0
+    END AS season_07,
+    CASE
+      WHEN n_08 > 0
+      THEN COALESCE(sy_08, 0) / n_08 - mean_y + log_slope * (
+        MOD(@as_of_index - 7, 12) + 6 * (
+          n_08 - 1
+        ) + mean_x
+      )
+      ELSE 0
+    END AS season_08,
+    CASE
+      WHEN n_09 > 0
+      THEN COALESCE(sy_09, 0) / n_09 - mean_y + log_slope * (
+        MOD(@as_of_index - 8, 12) + 6 * (
+          n_09 - 1
+        ) + mean_x
+      )
+      ELSE 0
+    END AS season_09,
+    CASE
+      WHEN n_10 > 0
+      THEN COALESCE(sy_10, 0) / n_10 - mean_y + log_slope * (
+        MOD(@as_of_index - 9, 12) + 6 * (
+          n_10 - 1
+        ) + mean_x
+      )
+      ELSE 0
+    END AS season_10,
+    CASE
+      WHEN n_11 > 0
+      THEN COALESCE(sy_11, 0) / n_11 - mean_y + log_slope * (
+        MOD(@as_of_index - 10, 12) + 6 * (
+          n_11 - 1
+        ) + mean_x
+      )
+      ELSE 0
+    END AS season_11,
+    CASE
+      WHEN n_12 > 0
+      THEN COALESCE(sy_12, 0) / n_12 - mean_y + log_slope * (
+        MOD(@as_of_index - 11, 12) + 6 * (
+          n_12 - 1
+        ) + mean_x
+      )
+      ELSE 0
+    END AS season_12
+  FROM stats
+), harmonic /* first calendar harmonic of the seasonal profile: where in the year sales peak, and how much */ AS (
+  SELECT
+    *,
+    (
+      season_01 * COS(1 * ACOS(-1) / 6) + season_02 * COS(2 * ACOS(-1) / 6) + season_03 * COS(3 * ACOS(-1) / 6) + season_04 * COS(4 * ACOS(-1) / 6) + season_05 * COS(5 * ACOS(-1) / 6) + season_06 * COS(6 * ACOS(-1) / 6) + season_07 * COS(7 * ACOS(-1) / 6) + season_08 * COS(8 * ACOS(-1) / 6) + season_09 * COS(9 * ACOS(-1) / 6) + season_10 * COS(10 * ACOS(-1) / 6) + season_11 * COS(11 * ACOS(-1) / 6) + season_12 * COS(12 * ACOS(-1) / 6)
+    ) / 6 AS season_cos,
+    (
+      season_01 * SIN(1 * ACOS(-1) / 6) + season_02 * SIN(2 * ACOS(-1) / 6) + season_03 * SIN(3 * ACOS(-1) / 6) + season_04 * SIN(4 * ACOS(-1) / 6) + season_05 * SIN(5 * ACOS(-1) / 6) + season_06 * SIN(6 * ACOS(-1) / 6) + season_07 * SIN(7 * ACOS(-1) / 6) + season_08 * SIN(8 * ACOS(-1) / 6) + season_09 * SIN(9 * ACOS(-1) / 6) + season_10 * SIN(10 * ACOS(-1) / 6) + season_11 * SIN(11 * ACOS(-1) / 6) + season_12 * SIN(12 * ACOS(-1) / 6)
+    ) / 6 AS season_sin
+  FROM seasons
+), fit /* share of the detrended variance the annual harmonic explains (about 2 / tenure for pure noise); */ /* a flat shop's residuals are rounding errors, below 1e-9: no seasonality there */ AS (
+  SELECT
+    *,
+    CASE
+      WHEN n >= 12 AND resid_ss > 1e-9
+      THEN LEAST(1, n * (
+        season_cos * season_cos + season_sin * season_sin
+      ) / 2 / resid_ss)
+      ELSE 0
+    END AS strength
+  FROM harmonic
+), noise /* the detrended, deseasonalised residual variance per degree of freedom */ AS (
+  SELECT
+    *,
+    GREATEST(resid_ss * (
+      1 - strength
+    ), 1e-6) / GREATEST(n - CASE WHEN n >= 12 THEN 4 ELSE 2 END, 1) AS sigma2
+  FROM fit
 )
 SELECT
-  s.shop_id,
-  CAST(s.tenure_months AS INT64) AS tenure_months,
-  CAST(s.active_months AS INT64) AS active_months,
-  CAST(s.recency_months AS INT64) AS recency_months,
-  s.active_months / s.tenure_months AS active_share,
-  LN(1 + s.mean_qty) AS log_mean_qty,
+  shop_id,
+  CAST(n AS INT64) AS tenure_months,
+  CAST(active_months AS INT64) AS active_months,
+  CAST(@as_of_index - last_sale AS INT64) AS recency_months,
+  active_months / n AS active_share,
+  LN(1 + mean_qty) AS log_mean_qty,
+  CASE WHEN valued_months > 0 THEN LN(1 + total_value / n) ELSE 0 END AS log_mean_value,
+  LN(1 + COALESCE(total_products / NULLIF(active_months, 0), 0)) AS log_breadth,
+  COALESCE(std_qty / NULLIF(mean_qty, 0), 0) AS cv,
   CASE
-    WHEN s.valued_months > 0
-    THEN LN(1 + s.total_value / s.tenure_months)
+    WHEN n > 1
+    THEN (
+      LN(total_qty) - qty_log_qty / total_qty
+    ) / LN(n)
     ELSE 0
-  END AS log_mean_value,
-  LN(1 + COALESCE(s.mean_products, 0)) AS log_breadth,
-  COALESCE(s.std_qty / NULLIF(s.mean_qty, 0), 0) AS cv,
-  CASE WHEN s.tenure_months > 1 THEN s.entropy / LN(s.tenure_months) ELSE 0 END AS entropy_norm,
-  tr.log_slope,
-  COALESCE(s.resid_std, 0) AS resid_std,
+  END AS entropy_norm,
+  log_slope,
+  SQRT(resid_ss / n) AS resid_std,
   CASE
-    WHEN s.tenure_months >= 24
-    THEN LN(1 + s.last_12) - LN(1 + s.prior_12)
+    WHEN n >= 24
+    THEN LN(1 + COALESCE(last_12, 0)) - LN(1 + COALESCE(prior_12, 0))
     ELSE 0
   END AS yoy_growth,
-  CASE WHEN s.tenure_months >= 24 THEN 1 ELSE 0 END AS has_yoy,
+  CASE WHEN n >= 24 THEN 1 ELSE 0 END AS has_yoy,
   CASE
-    WHEN s.tenure_months >= 2
-    THEN LN(1 + s.late_mean) - LN(1 + s.early_mean)
+    WHEN n >= 2
+    THEN LN(1 + COALESCE(late_qty, 0) / (
+      n - FLOOR((
+        n + 1
+      ) / 2)
+    )) - LN(1 + early_qty / FLOOR((
+      n + 1
+    ) / 2))
     ELSE 0
-  END AS half_growth,
+  END AS half_growth, /* mean of the later half of the tenure against the earlier half (the middle month goes to the earlier) */
+  strength AS seasonal_strength,
+  CASE WHEN n >= 12 THEN season_cos ELSE 0 END AS season_cos,
+  CASE WHEN n >= 12 THEN season_sin ELSE 0 END AS season_sin,
   CASE
-    WHEN s.tenure_months >= 12 AND s.resid_ss > 1e-9
-    THEN LEAST(
-      1,
-      s.tenure_months * (
-        se.season_cos * se.season_cos + se.season_sin * se.season_sin
-      ) / 2 / s.resid_ss
-    )
-    ELSE 0
-  END AS seasonal_strength, /* share of the detrended variance the annual harmonic explains (about 2 / tenure for pure noise) */ /* (a flat shop's residuals are rounding errors, below 1e-9: no seasonality there) */
-  CASE WHEN s.tenure_months >= 12 THEN se.season_cos ELSE 0 END AS season_cos,
-  CASE WHEN s.tenure_months >= 12 THEN se.season_sin ELSE 0 END AS season_sin,
-  CASE
-    WHEN s.tenure_months >= 3 AND tr.sxx > 0
-    THEN SIGN(tr.log_slope) * LN(1 + ABS(tr.log_slope) / SQRT(nz.sigma2 / tr.sxx))
+    WHEN n >= 3 AND sxx > 0
+    THEN SIGN(log_slope) * LN(1 + ABS(log_slope) / SQRT(sigma2 / sxx))
     ELSE 0
   END AS trend_t, /* trend t-statistic (slope / its standard error against the deseasonalised residual), squashed by */ /* sign * ln(1 + |t|): scale-free, and small noisy shops do not look like trends */
-  LN(0.05 + SQRT(nz.sigma2)) AS log_noise, /* irregularity left after trend and annual harmonic, on a log scale */
+  LN(0.05 + SQRT(sigma2)) AS log_noise, /* irregularity left after trend and annual harmonic, on a log scale */
   LN(
     0.02 + GREATEST(
       0,
       COALESCE((
-        s.std_qty * s.std_qty - s.mean_qty
-      ) / NULLIF(s.mean_qty * s.mean_qty, 0), 0)
+        std_qty * std_qty - mean_qty
+      ) / NULLIF(mean_qty * mean_qty, 0), 0)
     )
   ) AS log_excess_cv2, /* overdispersion beyond Poisson: (var - mean) / mean^2, on a log scale; scale-free */
-  CASE WHEN s.tenure_months >= 12 THEN se.season_01 ELSE 0 END AS season_01,
-  CASE WHEN s.tenure_months >= 12 THEN se.season_02 ELSE 0 END AS season_02,
-  CASE WHEN s.tenure_months >= 12 THEN se.season_03 ELSE 0 END AS season_03,
-  CASE WHEN s.tenure_months >= 12 THEN se.season_04 ELSE 0 END AS season_04,
-  CASE WHEN s.tenure_months >= 12 THEN se.season_05 ELSE 0 END AS season_05,
-  CASE WHEN s.tenure_months >= 12 THEN se.season_06 ELSE 0 END AS season_06,
-  CASE WHEN s.tenure_months >= 12 THEN se.season_07 ELSE 0 END AS season_07,
-  CASE WHEN s.tenure_months >= 12 THEN se.season_08 ELSE 0 END AS season_08,
-  CASE WHEN s.tenure_months >= 12 THEN se.season_09 ELSE 0 END AS season_09,
-  CASE WHEN s.tenure_months >= 12 THEN se.season_10 ELSE 0 END AS season_10,
-  CASE WHEN s.tenure_months >= 12 THEN se.season_11 ELSE 0 END AS season_11,
-  CASE WHEN s.tenure_months >= 12 THEN se.season_12 ELSE 0 END AS season_12,
+  CASE WHEN n >= 12 THEN season_01 ELSE 0 END AS season_01,
+  CASE WHEN n >= 12 THEN season_02 ELSE 0 END AS season_02,
+  CASE WHEN n >= 12 THEN season_03 ELSE 0 END AS season_03,
+  CASE WHEN n >= 12 THEN season_04 ELSE 0 END AS season_04,
+  CASE WHEN n >= 12 THEN season_05 ELSE 0 END AS season_05,
+  CASE WHEN n >= 12 THEN season_06 ELSE 0 END AS season_06,
+  CASE WHEN n >= 12 THEN season_07 ELSE 0 END AS season_07,
+  CASE WHEN n >= 12 THEN season_08 ELSE 0 END AS season_08,
+  CASE WHEN n >= 12 THEN season_09 ELSE 0 END AS season_09,
+  CASE WHEN n >= 12 THEN season_10 ELSE 0 END AS season_10,
+  CASE WHEN n >= 12 THEN season_11 ELSE 0 END AS season_11,
+  CASE WHEN n >= 12 THEN season_12 ELSE 0 END AS season_12,
   CASE
-    WHEN s.tenure_months >= @min_tenure AND s.active_months >= LEAST(3, @min_tenure)
+    WHEN n >= @min_tenure AND active_months >= LEAST(3, @min_tenure)
     THEN TRUE
     ELSE FALSE
   END AS eligible
-FROM stats AS s
-JOIN trend AS tr
-  USING (shop_id)
-JOIN seasonality AS se
-  USING (shop_id)
-JOIN noise AS nz
-  USING (shop_id)
+FROM noise
 ORDER BY
-  s.shop_id NULLS LAST
+  shop_id NULLS LAST

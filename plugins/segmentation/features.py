@@ -68,7 +68,7 @@ BIGQUERY_HEADER = ("-- GENERATED from include/sql/features_monthly.sql + feature
                    " (INT64, month index = year * 12 + month - 1).\n")
 # Stage two runs per range of shops. The ranges depend on the data only (never on the machine), because the
 # order DuckDB adds a shop's floats in follows what else is in its range: same input, same bits.
-MIN_RANGES = 8
+MIN_RANGES = 4
 RANGE_SHOPS = 50_000  # shops per range at most: bounds each query's memory
 MAX_WORKERS = 8  # concurrent queries by default; with RANGE_SHOPS, keeps the engine inside ENGINE_MEMORY
 ENGINE_MEMORY = "4GB"
@@ -146,7 +146,13 @@ def _run(con, sql: str, params: dict, **relations) -> pa.Table:
                 cur.execute(f"CREATE TEMP VIEW {name} AS {relation}")
             else:
                 cur.register(name, relation)
-        return cur.sql(sql, params=_used(sql, params)).to_arrow_table()
+        return _fetch(cur, sql, params)
+
+
+def _fetch(cur, sql: str, params: dict) -> pa.Table:
+    """The query's rows as arrow, planned once (a relation would plan it twice; a DB-API result copies it)."""
+    cur.execute(f"CREATE TEMP TABLE result AS {sql}", _used(sql, params))
+    return cur.table("result").to_arrow_table()
 
 
 def _parquet(path: str) -> str:
@@ -188,11 +194,17 @@ def available_cores() -> int:
 
 
 def _stage_two(con, low: str | None, high: str | None, parts: int, params: dict, sql: str) -> pa.Table:
-    """Features of the shops in [low, high), reading the parts in month order (a fixed order: fixed bits)."""
+    """Features of the shops in [low, high), reading the parts in month order (a fixed order: fixed bits).
+
+    The range's shop-months are copied into a table of the query's own first: the SQL reads them twice, and a
+    filtered union of every part, scanned twice, costs more than the copy."""
     where = " AND ".join([*([f"shop_id >= '{_quote(low)}'"] if low is not None else []),
                           *([f"shop_id < '{_quote(high)}'"] if high is not None else [])]) or "TRUE"
-    monthly = " UNION ALL ".join(f"SELECT * FROM part_{i} WHERE {where}" for i in range(parts))
-    return _run(con, sql, params, monthly=monthly)
+    with con.cursor() as cur:
+        # a temporary table belongs to this cursor's connection: concurrent ranges do not see each other's
+        cur.execute("CREATE TEMP TABLE monthly AS "
+                    + " UNION ALL ".join(f"SELECT * FROM part_{i} WHERE {where}" for i in range(parts)))
+        return _fetch(cur, sql, params)
 
 
 def features_from_files(paths: list[str], as_of: str, window_months: int, sql_dir: Path,

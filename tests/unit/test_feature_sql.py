@@ -17,8 +17,9 @@ SQL = REPO_ROOT / "include" / "sql"
 # Functions of BigQuery's standard SQL reference that the feature SQL may use (aggregate, math, conditional,
 # array); anything else (REGR_SLOPE, RANGE, PI, ANY_VALUE ... IGNORE NULLS, FILTER) must not reach BigQuery.
 BIGQUERY_FUNCTIONS = {
-    "ABS", "ACOS", "AVG", "CAST", "COALESCE", "COS", "COUNT", "COUNTIF", "GENERATE_ARRAY", "GREATEST", "IF", "LEAST", "LN",
-    "MAX", "MIN", "MOD", "NULLIF", "SIGN", "SIN", "SQRT", "STDDEV_POP", "SUM", "UNNEST",
+    "ABS", "ACOS", "AVG", "CAST", "COALESCE", "COS", "COUNT", "COUNTIF", "FLOOR", "GENERATE_ARRAY", "GREATEST",
+    "IF", "LEAST", "LN", "MAX", "MIN", "MOD", "NULLIF", "POWER", "SIGN", "SIN", "SQRT", "STDDEV_POP", "SUM",
+    "UNNEST",
 }
 
 

@@ -243,6 +243,11 @@ def print_tables(record: dict) -> None:
               ", ".join(f"{k} {v:.3f} s" for k, v in record["dag_parse_seconds"].items()))
 
 
+def save(record: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2, default=str))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 60_000, 300_000, 1_000_000])
@@ -261,10 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     record["dag_parse_seconds"] = bench_dag_parse(args.workdir)
     if args.reference_rows:
         record["reference"] = bench_reference(args.reference_rows, 24, args.last, args.workdir, args.seed)
+    save(record, args.json)
     for n_shops in args.sizes:
         record["sizes"].append(bench_size(n_shops, args.months, args.last, args.workdir, args.seed))
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(record, indent=2, default=str))  # keep what finished if a size fails
+        save(record, args.json)  # keep what finished if a size fails
     print_tables(record)
     print(f"\nJSON record: {args.json}")
     return 0

@@ -1,5 +1,5 @@
 -- Stage one of the features: the window's raw rows per shop and month (one month's file at a time is enough,
--- so the engine runs it per raw partition in parallel). Output relation `monthly`, read by features.sql.
+-- so the engine runs it per raw partition and range of shops). Output relation `monthly`, read by features.sql.
 -- Months are integers (year * 12 + month - 1) so consecutive months differ by one.
 SELECT
     shop_id,

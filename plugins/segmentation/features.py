@@ -66,10 +66,11 @@ DIALECTS = ("duckdb", "bigquery")
 BIGQUERY_HEADER = ("-- GENERATED from include/sql/features_monthly.sql + features.sql by `segmentation feature-sql"
                    " --dialect bigquery`; do not edit.\n-- Query parameters: @first_index, @as_of_index, @min_tenure"
                    " (INT64, month index = year * 12 + month - 1).\n")
-# Stage two runs per range of shops. The ranges depend on the data only (never on the machine), because the
-# order DuckDB adds a shop's floats in follows what else is in its range: same input, same bits.
-MIN_RANGES = 4
-RANGE_SHOPS = 50_000  # shops per range at most: bounds each query's memory
+# The engine runs per range of shops. The ranges depend on the data only (never on the machine), because the
+# order DuckDB adds a shop's floats in follows what else is in its range: same input, same bits. Each range
+# costs a fixed ~50 ms of planning, so they are as large as memory comfortably allows.
+MIN_RANGES = 2
+RANGE_SHOPS = 100_000  # shops per range at most: bounds each query's memory
 MAX_WORKERS = 8  # concurrent queries by default; with RANGE_SHOPS, keeps the engine inside ENGINE_MEMORY
 ENGINE_MEMORY = "4GB"
 
@@ -167,21 +168,15 @@ def compute_features(raw: pa.Table, as_of: str, window_months: int, sql_dir: Pat
         return _run(con, feature_sql(sql_dir), feature_params(as_of, window_months, min_tenure), raw=raw)
 
 
-def _stage_one(con, index: int, path: str, params: dict, sql: str) -> None:
-    """Shop-months of one raw file into table part_<index> (`sql`: features_monthly.sql)."""
+def _range_bounds(con, as_of_path: str) -> list[str | None]:
+    """Contiguous shop_id ranges (at least MIN_RANGES, at most RANGE_SHOPS shops each) cut at quantiles of the
+    as-of month's shops: each range's features come back already in shop order. None = open end."""
+    shops = f"SELECT DISTINCT shop_id FROM ({_parquet(as_of_path)}) WHERE shop_id IS NOT NULL"
     with con.cursor() as cur:
-        cur.execute(f"CREATE TEMP VIEW raw AS {_parquet(path)}")
-        cur.execute(f"CREATE TABLE part_{index} AS {sql}", _used(sql, params))
-
-
-def _shard_bounds(con, part: int) -> list[str | None]:
-    """Contiguous shop_id ranges (at least MIN_RANGES, at most RANGE_SHOPS shops each) cut at quantiles of one
-    month's shops: stage two then returns them already in shop order. None = open end."""
-    with con.cursor() as cur:
-        shops = cur.execute(f"SELECT COUNT(*) FROM part_{part}").fetchone()[0]
-        ranges = max(MIN_RANGES, math.ceil(shops / RANGE_SHOPS))
+        count = cur.execute(f"SELECT COUNT(*) FROM ({shops})").fetchone()[0]
+        ranges = max(MIN_RANGES, math.ceil(count / RANGE_SHOPS))
         quantiles = [k / ranges for k in range(1, ranges)]
-        cuts = cur.execute(f"SELECT quantile_disc(shop_id, {quantiles}) FROM part_{part}").fetchone()[0] or []
+        cuts = cur.execute(f"SELECT quantile_disc(shop_id, {quantiles}) FROM ({shops})").fetchone()[0] or []
     return [None, *sorted(set(c for c in cuts if c is not None)), None]
 
 
@@ -193,18 +188,22 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _stage_two(con, low: str | None, high: str | None, parts: int, params: dict, sql: str) -> pa.Table:
-    """Features of the shops in [low, high), reading the parts in month order (a fixed order: fixed bits).
+def _shop_range(low: str | None, high: str | None) -> str:
+    return " AND ".join([*([f"shop_id >= '{_quote(low)}'"] if low is not None else []),
+                         *([f"shop_id < '{_quote(high)}'"] if high is not None else [])]) or "TRUE"
 
-    The range's shop-months are copied into a table of the query's own first: the SQL reads them twice, and a
-    filtered union of every part, scanned twice, costs more than the copy."""
-    where = " AND ".join([*([f"shop_id >= '{_quote(low)}'"] if low is not None else []),
-                          *([f"shop_id < '{_quote(high)}'"] if high is not None else [])]) or "TRUE"
+
+def _range_features(con, paths: list[str], low: str | None, high: str | None, params: dict,
+                    monthly: str, features: str) -> pa.Table:
+    """Features of the shops in [low, high): stage one per raw file (in month order: fixed bits) into a table of
+    this query's own, which stage two reads twice. Raw files are sorted by shop_id in row groups (the lake
+    writes them so), so a range decodes little beyond its own rows."""
+    where = _shop_range(low, high)
+    per_file = [f"SELECT * FROM (WITH raw AS ({_parquet(path)} WHERE {where})\n{monthly}\n)" for path in paths]
     with con.cursor() as cur:
         # a temporary table belongs to this cursor's connection: concurrent ranges do not see each other's
-        cur.execute("CREATE TEMP TABLE monthly AS "
-                    + " UNION ALL ".join(f"SELECT * FROM part_{i} WHERE {where}" for i in range(parts)))
-        return _fetch(cur, sql, params)
+        cur.execute("CREATE TEMP TABLE monthly AS " + "\nUNION ALL\n".join(per_file), _used(monthly, params))
+        return _fetch(cur, features, params)
 
 
 def features_from_files(paths: list[str], as_of: str, window_months: int, sql_dir: Path,
@@ -212,19 +211,18 @@ def features_from_files(paths: list[str], as_of: str, window_months: int, sql_di
                         scratch: str | None = None) -> tuple[pa.Table, int]:
     """Features from raw parquet files (one per month, the as-of month last), on all cores, and the raw rows.
 
-    Stage one runs per file, stage two per range of shops; each query is single-threaded, so the bits do
-    not depend on how many run at once. The shop-month table stays inside DuckDB (spilling to `scratch`).
+    Each range of shops is one single-threaded query chain, and the ranges depend on the data alone, so the
+    bits do not depend on how many run at once. Shop-months stay inside DuckDB (spilling to `scratch`).
     """
     params = feature_params(as_of, window_months, min_tenure)
-    stage_one, stage_two = monthly_sql(sql_dir), shop_features_sql(sql_dir)
+    monthly, features = monthly_sql(sql_dir), shop_features_sql(sql_dir)
     workers = workers or min(available_cores(), MAX_WORKERS)
     with _engine(scratch) as con, ThreadPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(lambda item: _stage_one(con, *item, params, stage_one), enumerate(paths)))
-        bounds = _shard_bounds(con, len(paths) - 1)
-        shards = list(pool.map(lambda lo_hi: _stage_two(con, *lo_hi, len(paths), params, stage_two),
-                                zip(bounds[:-1], bounds[1:], strict=True)))
+        bounds = _range_bounds(con, paths[-1])
+        ranges = list(pool.map(lambda lo_hi: _range_features(con, paths, *lo_hi, params, monthly, features),
+                               zip(bounds[:-1], bounds[1:], strict=True)))
     raw_rows = sum(pq.ParquetFile(path).metadata.num_rows for path in paths)
-    return pa.concat_tables(shards), raw_rows
+    return pa.concat_tables(ranges), raw_rows
 
 
 def window_partitions(lake: Lake, as_of: str, window_months: int) -> list[str]:

@@ -85,7 +85,7 @@ def test_same_input_gives_bitwise_identical_features():
     assert first.equals(second)
 
 
-# --- the engine: per-partition stage one, per-shard stage two, on all cores ---------------------------------
+# --- the engine: per range of shops, stage one per raw file then stage two, on all cores ----------------------
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +131,48 @@ def test_the_engine_gives_the_same_bits_on_any_number_of_cores(raw_lake):
     assert one.equals(three)
 
 
+def test_raw_partitions_are_sorted_by_shop_in_row_groups_with_statistics(monkeypatch):
+    import io
+
+    import pyarrow.parquet as pq
+
+    from segmentation import storage
+    from segmentation.validate import to_contract
+
+    frame = generate_month(GeneratorSpec(n_shops=300, first_month="2024-01", last_month="2024-12", seed=4), "2024-06")
+    table = to_contract(frame.sample(frac=1.0, random_state=0))  # arrives in any order
+    keys = list(zip(table["shop_id"].to_pylist(), table["product_id"].to_pylist(), strict=True))
+    assert keys == sorted(keys)
+    monkeypatch.setattr(storage, "ROW_GROUP_ROWS", 100)
+    meta = pq.ParquetFile(io.BytesIO(storage.table_to_parquet(table))).metadata
+    assert meta.num_row_groups == math.ceil(table.num_rows / 100)
+    shops = [meta.row_group(i).column(0).statistics for i in range(meta.num_row_groups)]
+    assert all(s.has_min_max for s in shops)
+    assert all(a.max <= b.min for a, b in zip(shops[:-1], shops[1:], strict=True))  # disjoint, in order
+
+
+def test_unsorted_raw_files_give_the_same_features(raw_lake, tmp_path):
+    """Sorted row groups only save decoding: files from before the lake sorted them still read right."""
+    import pyarrow.parquet as pq
+
+    from segmentation.features import features_from_files
+
+    lake, _ = raw_lake
+    paths = sorted(str(p) for p in Path(lake.root).glob("raw/month=*/*/data.parquet"))
+    shuffled = []
+    for i, path in enumerate(paths):
+        table = pq.read_table(path)
+        order = np.random.default_rng(i).permutation(table.num_rows)
+        shuffled.append(str(tmp_path / f"{i:02d}.parquet"))
+        pq.write_table(table.take(order), shuffled[-1], row_group_size=97)
+    want, _ = features_from_files(paths, "2024-12", 24, SQL)
+    got, _ = features_from_files(shuffled, "2024-12", 24, SQL)
+    assert got["shop_id"].equals(want["shop_id"])
+    for column in want.column_names[1:]:
+        np.testing.assert_allclose(got[column].to_numpy(), want[column].to_numpy(), rtol=1e-12, atol=1e-12,
+                                   err_msg=column)
+
+
 def test_a_corrupted_raw_partition_stops_the_features(raw_lake, tmp_path):
     import shutil
 
@@ -146,21 +188,20 @@ def test_a_corrupted_raw_partition_stops_the_features(raw_lake, tmp_path):
         window_features(copy, "2024-12", 24, SQL)
 
 
-def test_shop_ranges_grow_with_the_shops_and_cover_each_shop_once():
-    from segmentation.features import MIN_RANGES, RANGE_SHOPS, _engine, _shard_bounds
+def test_shop_ranges_grow_with_the_shops_and_cover_each_shop_once(tmp_path):
+    from segmentation.features import MIN_RANGES, RANGE_SHOPS, _engine, _range_bounds
 
     shops = 9 * RANGE_SHOPS - 7
+    big, small = tmp_path / "big.parquet", tmp_path / "small.parquet"
     with _engine() as con:
-        con.execute(f"CREATE TABLE part_0 AS SELECT printf('S%08d', i) AS shop_id FROM range({shops}) AS r(i)")
-        bounds = _shard_bounds(con, 0)
-        con.execute("CREATE TABLE small AS SELECT * FROM part_0 LIMIT 100")
-        con.execute("ALTER TABLE part_0 RENAME TO big")
-        con.execute("ALTER TABLE small RENAME TO part_0")
-        few = _shard_bounds(con, 0)
+        # two rows per shop, as a month with two products would have: ranges count shops, not rows
+        con.execute(f"COPY (SELECT printf('S%08d', i // 2) AS shop_id FROM range({2 * shops}) AS r(i)) TO '{big}'")
+        con.execute(f"COPY (SELECT * FROM '{big}' LIMIT 100) TO '{small}'")
+        bounds, few = _range_bounds(con, str(big)), _range_bounds(con, str(small))
         sizes = []
         for low, high in zip(bounds[:-1], bounds[1:], strict=True):
             where = " AND ".join([*([f"shop_id >= '{low}'"] if low else []), *([f"shop_id < '{high}'"] if high else [])])
-            sizes.append(con.execute(f"SELECT COUNT(*) FROM big WHERE {where or 'TRUE'}").fetchone()[0])
+            sizes.append(con.execute(f"SELECT COUNT(DISTINCT shop_id) FROM '{big}' WHERE {where or 'TRUE'}").fetchone()[0])
     assert len(sizes) == 9 and sum(sizes) == shops and max(sizes) <= RANGE_SHOPS
     assert bounds[1:-1] == sorted(bounds[1:-1])
     assert len(few) - 1 == MIN_RANGES  # small months still use every core

@@ -2,9 +2,12 @@
 
 This is the readable reference the parity tests compare the DuckDB engine against
 (tests/unit/test_features_reference.py), and the baseline the benchmark times it against
-(benchmarks/run.py). It follows the SQL's common table expressions one helper at a time, with the same
-semantics, NULLs included: a month whose values are all missing sums to missing, COUNT counts
-non-missing values, STDDEV_POP divides by n, and COALESCE / CASE defaults are applied at the same places.
+(benchmarks/run.py). It computes the definitions the direct way, one helper per step: it builds each shop's
+month-by-month grid over its tenure (a month without sales is a row of zero quantity), fits the trend,
+takes every month's residual, and averages them per calendar month. The SQL reaches the same numbers without
+that grid, from closed forms for the zero months, so the two are independent formulations. The semantics are
+the same, NULLs included: a month whose values are all missing sums to missing, COUNT counts non-missing
+values, standard deviations divide by n, and COALESCE / CASE defaults are applied at the same places.
 NaN plays the part of SQL NULL.
 
 It is vectorised pandas/numpy: shop_id is factorised once (sorted, so positions follow shop_id order) and
@@ -99,7 +102,7 @@ def _monthly(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _shops(monthly: pd.DataFrame, as_of_index: int) -> pd.DataFrame:
-    """Shops with a positive month in the window: first and last sale, active and valued months (CTE shops).
+    """Shops with a positive month in the window: first and last sale, active and valued months.
 
     valued_months counts every month of the window with a value, including months before the first sale.
     """
@@ -120,7 +123,7 @@ def _positions(shops: pd.DataFrame, n_codes: int) -> np.ndarray:
 
 
 def _grid(shops: pd.DataFrame, monthly: pd.DataFrame) -> pd.DataFrame:
-    """Every month from each shop's first sale to as_of, zero quantity where nothing sold (CTE grid)."""
+    """Every month from each shop's first sale to as_of, zero quantity where nothing sold."""
     tenure = shops["tenure"].to_numpy()
     shop = np.repeat(np.arange(len(shops)), tenure)
     start = np.repeat(np.cumsum(tenure) - tenure, tenure)
@@ -136,7 +139,7 @@ def _grid(shops: pd.DataFrame, monthly: pd.DataFrame) -> pd.DataFrame:
 
 def _trend(grid: pd.DataFrame, shops: pd.DataFrame, as_of_index: int) -> pd.DataFrame:
     """OLS of y = ln(1 + qty) on the month index per shop: slope, Sxx and the means the line passes
-    through (CTEs sums and trend). One-month shops get slope 0 and Sxx 0, like the SQL's CASE WHEN n > 1.
+    through. One-month shops get slope 0 and Sxx 0, like the SQL's CASE WHEN n > 1.
 
     y is taken relative to the shop's first month (dy) so that a flat series has exactly zero slope and
     residuals, instead of rounding noise that the SQL's `resid_ss > 0` test would treat as signal.
@@ -161,7 +164,7 @@ def _trend(grid: pd.DataFrame, shops: pd.DataFrame, as_of_index: int) -> pd.Data
 
 
 def _residuals(grid: pd.DataFrame, trend: pd.DataFrame) -> np.ndarray:
-    """ln(1 + qty) minus the shop's fitted trend, per grid month (CTE resid)."""
+    """ln(1 + qty) minus the shop's fitted trend, per grid month."""
     shop = grid["shop"].to_numpy()
     dt = grid["t"].to_numpy() - trend["mean_t"].to_numpy()[shop]
     dy = grid["log_qty"].to_numpy() - trend["y0"].to_numpy()[shop]
@@ -169,8 +172,7 @@ def _residuals(grid: pd.DataFrame, trend: pd.DataFrame) -> np.ndarray:
 
 
 def _seasonality(grid: pd.DataFrame, n_shops: int) -> pd.DataFrame:
-    """Mean residual per calendar month (0 where the tenure misses it) and its first harmonic (CTEs
-    calendar and seasonality)."""
+    """Mean residual per calendar month (0 where the tenure misses it) and its first harmonic."""
     cal = (grid["t"] % 12 + 1).rename("cal")
     season = grid.groupby([grid["shop"], cal])["r"].mean().unstack()
     season = season.reindex(index=range(n_shops), columns=range(1, 13)).fillna(0.0)
@@ -182,7 +184,7 @@ def _seasonality(grid: pd.DataFrame, n_shops: int) -> pd.DataFrame:
 
 
 def _stats(grid: pd.DataFrame, shops: pd.DataFrame, as_of_index: int) -> pd.DataFrame:
-    """Per-shop moments of quantity and residual over the tenure, and the yoy and half windows (CTE stats)."""
+    """Per-shop moments of quantity and residual over the tenure, and the yoy and half windows."""
     t, qty = grid["t"], grid["qty"]
     middle = (shops["first_sale"].to_numpy() + as_of_index) / 2.0
     late = t.to_numpy() > middle[grid["shop"].to_numpy()]
@@ -218,7 +220,7 @@ def _stats(grid: pd.DataFrame, shops: pd.DataFrame, as_of_index: int) -> pd.Data
 
 
 def _entropy(grid: pd.DataFrame, stats: pd.DataFrame) -> pd.Series:
-    """Entropy of each shop's monthly share of its total quantity over months that sold (CTE entropy);
+    """Entropy of each shop's monthly share of its total quantity over months that sold;
     NaN for a shop without such months."""
     sold = grid[grid["qty"] > 0]
     share = sold["qty"].to_numpy() / stats["total_qty"].to_numpy()[sold["shop"].to_numpy()]
@@ -235,7 +237,7 @@ def _seasonal_strength(tenure: np.ndarray, season: pd.DataFrame, resid_ss: np.nd
 
 
 def _sigma2(tenure: np.ndarray, resid_ss: np.ndarray, strength: np.ndarray) -> np.ndarray:
-    """Residual variance left after trend and harmonic, per degree of freedom (CTEs fit and noise)."""
+    """Residual variance left after trend and harmonic, per degree of freedom."""
     dof = np.maximum(tenure - np.where(tenure >= 12, 4, 2), 1)
     return np.maximum(resid_ss * (1 - strength), 1e-6) / dof
 

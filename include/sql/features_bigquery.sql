@@ -149,17 +149,11 @@ WITH monthly AS (
       ) / tr.n
     ) AS std_qty,
     GREATEST(
-      COALESCE(sp.sold_resid_ss, 0) + CASE
-        WHEN tr.zero_months = 1
-        THEN POWER(tr.mean_y + tr.log_slope * (
-          tr.zero_x - tr.mean_x
-        ), 2)
-        ELSE tr.zero_months * POWER(tr.mean_y - tr.log_slope * tr.mean_x, 2) + 2 * (
-          tr.mean_y - tr.log_slope * tr.mean_x
-        ) * tr.log_slope * tr.zero_x + tr.log_slope * tr.log_slope * tr.zero_xx
-      END,
+      COALESCE(sp.sold_resid_ss, 0) + tr.zero_months * POWER(tr.mean_y - tr.log_slope * tr.mean_x, 2) + 2 * (
+        tr.mean_y - tr.log_slope * tr.mean_x
+      ) * tr.log_slope * tr.zero_x + tr.log_slope * tr.log_slope * tr.zero_xx,
       0
-    ) AS resid_ss, /* plus the zero months' residuals, r = -(mean_y + log_slope * (x - mean_x)), summed in closed form; */ /* a single zero month directly, so that a shop declining exactly log-linearly to zero keeps rounding-small */ /* residuals (with two or more zero months the trend cannot pass through them all) */
+    ) AS resid_ss, /* the residual sum of squares: the months that sold (pass two) plus the zero months, whose residual is */ /* r = -(c + log_slope * x) with c = mean_y - log_slope * mean_x, summed in closed form from their count and sums of x and x^2 (exact integers). The expansion cancels only */ /* where the trend runs through the zero months, and it can do that for one month alone: a shop falling */ /* log-linearly to zero in the as-of month, where x = 0 and c is itself rounding-small. */
     FLOOR((
       tr.n + 11 - MOD(@as_of_index - 0, 12)
     ) / 12) AS n_01, /* the tenure's months in each calendar month: the last one is (as_of - cal + 1) % 12 months back, */ /* then every 12 months while inside the tenure */

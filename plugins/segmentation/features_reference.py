@@ -25,6 +25,7 @@ import pandas as pd
 
 from .months import month_index
 
+FLAT_RESID_SS = 1e-9  # below this, residuals are rounding noise (features_schema.yaml, seasonal_strength)
 SEASON_COLUMNS = [f"season_{cal:02d}" for cal in range(1, 13)]
 FEATURE_COLUMNS = [
     "shop_id", "tenure_months", "active_months", "recency_months", "active_share", "log_mean_qty",
@@ -142,7 +143,7 @@ def _trend(grid: pd.DataFrame, shops: pd.DataFrame, as_of_index: int) -> pd.Data
     through. One-month shops get slope 0 and Sxx 0, like the SQL's CASE WHEN n > 1.
 
     y is taken relative to the shop's first month (dy) so that a flat series has exactly zero slope and
-    residuals, instead of rounding noise that the SQL's `resid_ss > 0` test would treat as signal.
+    residuals.
     """
     shop = grid["shop"].to_numpy()
     mean_t = (shops["first_sale"].to_numpy() + as_of_index) / 2  # tenure is every month up to as_of
@@ -229,9 +230,10 @@ def _entropy(grid: pd.DataFrame, stats: pd.DataFrame) -> pd.Series:
 
 
 def _seasonal_strength(tenure: np.ndarray, season: pd.DataFrame, resid_ss: np.ndarray) -> np.ndarray:
-    """Share of the residual sum of squares the annual harmonic explains, capped at 1; 0 under 12 months."""
+    """Share of the residual sum of squares the annual harmonic explains, capped at 1; 0 under 12 months and
+    for a shop whose trend leaves only rounding noise (residual sum of squares at most FLAT_RESID_SS)."""
     amplitude2 = season["season_cos"].to_numpy() ** 2 + season["season_sin"].to_numpy() ** 2
-    defined = (tenure >= 12) & (resid_ss > 0)
+    defined = (tenure >= 12) & (resid_ss > FLAT_RESID_SS)
     ratio = np.divide(tenure * amplitude2 / 2, resid_ss, out=np.zeros(len(tenure)), where=defined)
     return np.where(defined, np.minimum(1, ratio), 0.0)
 

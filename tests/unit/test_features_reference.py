@@ -152,3 +152,21 @@ def test_reference_gives_a_flat_shop_no_trend_residual_or_season(months):
 def test_sql_gives_a_flat_shop_no_seasonal_strength(months):
     # its residuals are rounding noise (~1e-16); the SQL must not read a ratio of rounding errors as seasonality
     assert_parity(_flat_rows(months), AS_OF, 24)
+
+
+def test_an_exactly_log_linear_shop_has_no_residual_and_no_seasonality():
+    """ln(1 + qty) on a straight line: growing 1, 3, 7, 15, 31; declining 7, 3, 1 to a single zero month, which
+    the SQL sums in closed form; and declining over 21 months from 2^20 - 1 to 0. Their residuals are rounding
+    noise in both implementations, so neither reads seasonality into them."""
+    end = month_index(AS_OF)
+    series = {"GROW": [1.0, 3.0, 7.0, 15.0, 31.0], "DECLINE": [7.0, 3.0, 1.0, 0.0],
+              "DECLINE_LONG": [2.0 ** k - 1 for k in range(20, -1, -1)]}
+    rows = [(shop, "p1", t // 12, t % 12 + 1, q, 2 * q)
+            for shop, qs in series.items() for t, q in zip(range(end - len(qs) + 1, end + 1), qs, strict=True)]
+    raw = pd.DataFrame(rows, columns=["shop_id", "product_id", "year", "month", "sales_qty", "sales_value"])
+    features = assert_parity(raw, AS_OF, 24).set_index("shop_id")
+    assert features.loc["GROW", "log_slope"] == pytest.approx(np.log(2))
+    assert features.loc["DECLINE_LONG", "log_slope"] == pytest.approx(-np.log(2))
+    assert (features["resid_std"] < 1e-9).all()
+    assert features.loc["DECLINE_LONG", "tenure_months"] == 21
+    assert (features["seasonal_strength"] == 0).all()

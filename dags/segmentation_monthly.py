@@ -12,6 +12,7 @@ import pendulum
 from airflow.sdk import Param, dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
+from segmentation.config import MAX_SCORE_SHARDS
 from segmentation.notify import notify_failure
 
 DOC_MD = """
@@ -99,7 +100,7 @@ def _kaggle_credentials() -> tuple[str | None, str | None]:
         "invoice_layout": Param("uci", enum=["uci", "plain"], title="Invoice layout",
                                 description="uci: Online Retail columns; plain: customer_id, date, quantity, amount"),
         "n_shops": Param(2000, type="integer", minimum=1, title="Shops (synthetic source)"),
-        "score_shards": Param(None, type=["null", "integer"], minimum=1, maximum=256, title="Score shards",
+        "score_shards": Param(None, type=["null", "integer"], minimum=1, maximum=MAX_SCORE_SHARDS, title="Score shards",
                               description="Parallel scoring tasks, one per shop shard. "
                                           "Empty = SEGMENTATION_SCORE_SHARDS (default 2)."),
     },

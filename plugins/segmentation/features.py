@@ -139,17 +139,6 @@ def _quote(text: str) -> str:
     return text.replace("'", "''")
 
 
-def _run(con, sql: str, params: dict, **relations) -> pa.Table:
-    """One query on its own cursor of `con`, with the named relations (arrow tables or SQL text)."""
-    with con.cursor() as cur:
-        for name, relation in relations.items():
-            if isinstance(relation, str):
-                cur.execute(f"CREATE TEMP VIEW {name} AS {relation}")
-            else:
-                cur.register(name, relation)
-        return _fetch(cur, sql, params)
-
-
 def _fetch(cur, sql: str, params: dict) -> pa.Table:
     """The query's rows as arrow, planned once (a relation would plan it twice; a DB-API result copies it)."""
     cur.execute(f"CREATE TEMP TABLE result AS {sql}", _used(sql, params))
@@ -164,19 +153,21 @@ def _parquet(path: str) -> str:
 def compute_features(raw: pa.Table, as_of: str, window_months: int, sql_dir: Path,
                      min_tenure: int = MIN_TENURE) -> pa.Table:
     """Run both stages as one query over an in-memory monthly-contract table (the definitions, simply)."""
-    with _engine() as con:
-        return _run(con, feature_sql(sql_dir), feature_params(as_of, window_months, min_tenure), raw=raw)
+    with _engine() as con, con.cursor() as cur:
+        cur.register("raw", raw)
+        return _fetch(cur, feature_sql(sql_dir), feature_params(as_of, window_months, min_tenure))
 
 
 def _range_bounds(con, as_of_path: str) -> list[str | None]:
     """Contiguous shop_id ranges (at least MIN_RANGES, at most RANGE_SHOPS shops each) cut at quantiles of the
     as-of month's shops: each range's features come back already in shop order. None = open end."""
-    shops = f"SELECT DISTINCT shop_id FROM ({_parquet(as_of_path)}) WHERE shop_id IS NOT NULL"
-    with con.cursor() as cur:
-        count = cur.execute(f"SELECT COUNT(*) FROM ({shops})").fetchone()[0]
+    with con.cursor() as cur:  # the file is read once: its shops go to a temp table of this cursor's own
+        cur.execute(f"CREATE TEMP TABLE shops AS SELECT DISTINCT shop_id FROM ({_parquet(as_of_path)}) "
+                    "WHERE shop_id IS NOT NULL")
+        count = cur.execute("SELECT COUNT(*) FROM shops").fetchone()[0]
         ranges = max(MIN_RANGES, math.ceil(count / RANGE_SHOPS))
         quantiles = [k / ranges for k in range(1, ranges)]
-        cuts = cur.execute(f"SELECT quantile_disc(shop_id, {quantiles}) FROM ({shops})").fetchone()[0] or []
+        cuts = cur.execute(f"SELECT quantile_disc(shop_id, {quantiles}) FROM shops").fetchone()[0] or []
     return [None, *sorted(set(c for c in cuts if c is not None)), None]
 
 

@@ -174,31 +174,32 @@ class Lake:
             if name not in keep:
                 self.delete(f"{ref.path}/{name}")
 
-    def read_file(self, ref: PartitionRef, name: str, verify: bool = True, manifest: dict | None = None) -> bytes:
-        """One file of a published partition, checked against the manifest's checksum (the given manifest, so a
-        caller that already read it gets exactly the file it names, else the current one)."""
+    def _file_entry(self, ref: PartitionRef, name: str, manifest: dict | None = None) -> dict:
+        """The manifest's entry for one file of a published partition (the given manifest, else the current)."""
         manifest = manifest or self.manifest(ref)
-        if manifest is None:
-            raise PartitionNotFound(f"no published partition at {self.url(ref.path)}")
-        for entry in manifest["files"]:
-            if entry["name"] == name:
-                data = self.get_bytes(f"{ref.path}/{entry['file']}")
-                if verify and sha256_bytes(data) != entry["sha256"]:
-                    raise ChecksumMismatch(
-                        f"{self.url(ref.path)}/{entry['file']} does not match its manifest checksum"
-                    )
-                return data
-        raise PartitionNotFound(f"partition {self.url(ref.path)} has no file named {name!r}")
-
-    def local_file(self, ref: PartitionRef, name: str, scratch_dir: str) -> str:
-        """A local path to one file of a published partition, checked against the manifest's checksum while it
-        is read: the file itself in a local lake, a copy in `scratch_dir` otherwise. For engines that read files."""
-        manifest = self.manifest(ref)
         if manifest is None:
             raise PartitionNotFound(f"no published partition at {self.url(ref.path)}")
         entry = next((e for e in manifest["files"] if e["name"] == name), None)
         if entry is None:
             raise PartitionNotFound(f"partition {self.url(ref.path)} has no file named {name!r}")
+        return entry
+
+    def _checksum_mismatch(self, ref: PartitionRef, entry: dict) -> ChecksumMismatch:
+        return ChecksumMismatch(f"{self.url(ref.path)}/{entry['file']} does not match its manifest checksum")
+
+    def read_file(self, ref: PartitionRef, name: str, verify: bool = True, manifest: dict | None = None) -> bytes:
+        """One file of a published partition, checked against the manifest's checksum (the given manifest, so a
+        caller that already read it gets exactly the file it names, else the current one)."""
+        entry = self._file_entry(ref, name, manifest)
+        data = self.get_bytes(f"{ref.path}/{entry['file']}")
+        if verify and sha256_bytes(data) != entry["sha256"]:
+            raise self._checksum_mismatch(ref, entry)
+        return data
+
+    def local_file(self, ref: PartitionRef, name: str, scratch_dir: str) -> str:
+        """A local path to one file of a published partition, checked against the manifest's checksum while it
+        is read: the file itself in a local lake, a copy in `scratch_dir` otherwise. For engines that read files."""
+        entry = self._file_entry(ref, name)
         source = self._abs(f"{ref.path}/{entry['file']}")
         target = source if self.is_local else os.path.join(scratch_dir, f"{ref.zone}-{ref.key}-{name}")
         digest = hashlib.sha256()
@@ -209,7 +210,7 @@ class Lake:
                 if copy is not None:
                     copy.write(chunk)
         if digest.hexdigest() != entry["sha256"]:
-            raise ChecksumMismatch(f"{self.url(ref.path)}/{entry['file']} does not match its manifest checksum")
+            raise self._checksum_mismatch(ref, entry)
         return target
 
     def remove_partition(self, ref: PartitionRef) -> None:

@@ -8,6 +8,11 @@
 -- rows, and the zero months enter through closed forms (their count, and the sums of their x, are known
 -- from the tenure). Quantities are non-negative (the contract), so a month before the first sale has no
 -- quantity, no log quantity and no products. x = t - $as_of_index (months before the as-of month), y = ln(1 + qty).
+--
+-- The model's inputs (log_level, active_noise, active_trend_t, season_amp_*) are computed over the ACTIVE months
+-- only (the months of the tenure with qty > 0), so a shop that skips a month is not read as erratic: their
+-- least-squares sums come from pass one, their harmonic from pass one's sums of cos and sin of the calendar
+-- month, and the residual left after both is summed directly in pass two.
 WITH shops AS (
     -- one pass over the months that sold: the shops with a sale in the window, and their sums
     SELECT
@@ -38,7 +43,14 @@ WITH shops AS (
         SUM(LN(1 + qty)) FILTER (WHERE t % 12 = 8) AS sy_09,
         SUM(LN(1 + qty)) FILTER (WHERE t % 12 = 9) AS sy_10,
         SUM(LN(1 + qty)) FILTER (WHERE t % 12 = 10) AS sy_11,
-        SUM(LN(1 + qty)) FILTER (WHERE t % 12 = 11) AS sy_12
+        SUM(LN(1 + qty)) FILTER (WHERE t % 12 = 11) AS sy_12,
+        -- the active months' annual harmonic, phase 0 in January: angle 2 pi (cal - 1) / 12 = (t % 12) pi / 6
+        SUM(COS((t % 12) * ACOS(-1) / 6)) AS sum_cos,
+        SUM(SIN((t % 12) * ACOS(-1) / 6)) AS sum_sin,
+        SUM(LN(1 + qty) * COS((t % 12) * ACOS(-1) / 6)) AS sum_y_cos,
+        SUM(LN(1 + qty) * SIN((t % 12) * ACOS(-1) / 6)) AS sum_y_sin,
+        SUM((t - $as_of_index) * COS((t % 12) * ACOS(-1) / 6)) AS sum_x_cos,
+        SUM((t - $as_of_index) * SIN((t % 12) * ACOS(-1) / 6)) AS sum_x_sin
     FROM monthly
     WHERE qty > 0
     GROUP BY shop_id
@@ -65,6 +77,40 @@ trend AS (
         (n - 1) * n * (2 * n - 1) / 6.0 - COALESCE(sold_xx, 0) AS zero_xx
     FROM tenure
 ),
+-- the active months alone (qty > 0, k = active_months): their mean y and x, and their centred sum of squares of
+-- x, (k sum(x^2) - sum(x)^2) / k with an exact integer numerator
+active AS (
+    SELECT
+        *,
+        sy / active_months AS log_level,
+        sold_x / active_months AS mean_x_active,
+        (active_months * sold_xx - sold_x * sold_x) / active_months AS sxx_active,
+        -- the annual harmonic needs a year of tenure and 8 active months; it costs two more parameters
+        CASE WHEN n >= 12 AND active_months >= 8 THEN 4 ELSE 2 END AS active_params
+    FROM trend
+),
+active_trend AS (
+    SELECT
+        *,
+        CASE WHEN active_months >= 3 AND sxx_active > 0
+             THEN (sxy - mean_x_active * sy) / sxx_active ELSE 0 END AS active_slope
+    FROM active
+),
+-- the annual harmonic of the active months' detrended y, r = y - log_level - active_slope * (x - mean_x_active):
+-- 2 / k * sum(r cos) and 2 / k * sum(r sin), from pass one's sums
+active_harmonic AS (
+    SELECT
+        *,
+        CASE WHEN active_params = 4
+             THEN 2.0 / active_months * (sum_y_cos - log_level * sum_cos
+                                         - active_slope * (sum_x_cos - mean_x_active * sum_cos))
+             ELSE 0 END AS season_amp_cos,
+        CASE WHEN active_params = 4
+             THEN 2.0 / active_months * (sum_y_sin - log_level * sum_sin
+                                         - active_slope * (sum_x_sin - mean_x_active * sum_sin))
+             ELSE 0 END AS season_amp_sin
+    FROM active_trend
+),
 -- a second pass over the months with rows, now that each shop's first sale, means and trend are known:
 -- sums that need them, computed from deviations so that a flat shop's residuals stay rounding-small
 spread AS (
@@ -77,9 +123,17 @@ spread AS (
         SUM((m.qty - tr.mean_qty) * (m.qty - tr.mean_qty)) FILTER (WHERE m.qty > 0) AS sold_qty_ss,
         -- the detrended log residual r = y - mean_y - log_slope * (x - mean_x) of the months that sold
         SUM(POWER(LN(1 + m.qty) - tr.mean_y - tr.log_slope * (m.t - $as_of_index - tr.mean_x), 2))
-            FILTER (WHERE m.qty > 0) AS sold_resid_ss
+            FILTER (WHERE m.qty > 0) AS sold_resid_ss,
+        -- the active months' residual after their trend and harmonic, summed directly (a flat shop's stays
+        -- rounding-small)
+        SUM(POWER(LN(1 + m.qty) - tr.log_level - tr.active_slope * (m.t - $as_of_index - tr.mean_x_active)
+                  - tr.season_amp_cos * COS((m.t % 12) * ACOS(-1) / 6)
+                  - tr.season_amp_sin * SIN((m.t % 12) * ACOS(-1) / 6), 2))
+            FILTER (WHERE m.qty > 0) AS active_resid_ss
     FROM monthly AS m
-    JOIN (SELECT shop_id, first_sale, mean_x, mean_y, mean_qty, log_slope FROM trend) AS tr USING (shop_id)
+    JOIN (SELECT shop_id, first_sale, mean_x, mean_y, mean_qty, log_slope,
+                 log_level, mean_x_active, active_slope, season_amp_cos, season_amp_sin
+          FROM active_harmonic) AS tr USING (shop_id)
     GROUP BY m.shop_id
 ),
 stats AS (
@@ -89,6 +143,7 @@ stats AS (
         sp.total_value,
         sp.late_qty,
         sp.early_qty,
+        GREATEST(COALESCE(sp.active_resid_ss, 0), 0) AS active_resid_ss,
         SQRT((COALESCE(sp.sold_qty_ss, 0) + tr.zero_months * tr.mean_qty * tr.mean_qty) / tr.n) AS std_qty,
         -- the residual sum of squares: the months that sold (pass two) plus the zero months, whose residual is
         -- r = -(c + log_slope * x) with c = mean_y - log_slope * mean_x, summed in closed form from their count and sums of x and x^2 (exact integers). The expansion cancels only
@@ -112,7 +167,7 @@ stats AS (
         FLOOR((tr.n + 11 - ($as_of_index - 9) % 12) / 12) AS n_10,
         FLOOR((tr.n + 11 - ($as_of_index - 10) % 12) / 12) AS n_11,
         FLOOR((tr.n + 11 - ($as_of_index - 11) % 12) / 12) AS n_12
-    FROM trend AS tr
+    FROM active_harmonic AS tr
     JOIN spread AS sp USING (shop_id)
 ),
 -- the seasonal profile: mean residual per calendar month, 0 where the tenure misses it. Over a calendar month's
@@ -164,7 +219,9 @@ fit AS (
 noise AS (
     SELECT
         *,
-        GREATEST(resid_ss * (1 - strength), 1e-6) / GREATEST(n - CASE WHEN n >= 12 THEN 4 ELSE 2 END, 1) AS sigma2
+        GREATEST(resid_ss * (1 - strength), 1e-6) / GREATEST(n - CASE WHEN n >= 12 THEN 4 ELSE 2 END, 1) AS sigma2,
+        -- the same over the active months: residual variance per degree of freedom left by trend and harmonic
+        active_resid_ss / GREATEST(active_months - active_params, 1) AS active_sigma2
     FROM fit
 )
 SELECT
@@ -209,6 +266,18 @@ SELECT
     CASE WHEN n >= 12 THEN season_10 ELSE 0 END AS season_10,
     CASE WHEN n >= 12 THEN season_11 ELSE 0 END AS season_11,
     CASE WHEN n >= 12 THEN season_12 ELSE 0 END AS season_12,
+    -- over the active months only (qty > 0): a skipped month moves none of these much
+    log_level,
+    active_slope,
+    season_amp_cos,
+    season_amp_sin,
+    LN(0.05 + SQRT(active_sigma2)) AS active_noise,
+    -- the standard error's residual sum of squares is floored at 1e-6 (as trend_t's): a flat shop's slope and
+    -- residuals are both rounding errors, and their ratio is no trend
+    CASE WHEN active_months >= 3 AND sxx_active > 0
+         THEN SIGN(active_slope) * LN(1 + ABS(active_slope)
+              / SQRT(GREATEST(active_resid_ss, 1e-6) / GREATEST(active_months - active_params, 1) / sxx_active))
+         ELSE 0 END AS active_trend_t,
     CASE WHEN n >= $min_tenure AND active_months >= LEAST(3, $min_tenure) THEN TRUE ELSE FALSE END AS eligible
 FROM noise
 ORDER BY shop_id

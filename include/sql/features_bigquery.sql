@@ -9,6 +9,10 @@
 /* rows, and the zero months enter through closed forms (their count, and the sums of their x, are known */
 /* from the tenure). Quantities are non-negative (the contract), so a month before the first sale has no */
 /* quantity, no log quantity and no products. x = t - $as_of_index (months before the as-of month), y = ln(1 + qty). */
+/* The model's inputs (log_level, active_noise, active_trend_t, season_amp_*) are computed over the ACTIVE months */
+/* only (the months of the tenure with qty > 0), so a shop that skips a month is not read as erratic: their */
+/* least-squares sums come from pass one, their harmonic from pass one's sums of cos and sin of the calendar */
+/* month, and the residual left after both is summed directly in pass two. */
 WITH monthly AS (
   /* Stage one of the features: the window's raw rows per shop and month (one month's file at a time is enough, */
   /* so the engine runs it per raw partition and range of shops). Output relation `monthly`, read by features.sql. */
@@ -58,7 +62,29 @@ WITH monthly AS (
     SUM(IF(MOD(t, 12) = 8, LN(1 + qty), NULL)) AS sy_09,
     SUM(IF(MOD(t, 12) = 9, LN(1 + qty), NULL)) AS sy_10,
     SUM(IF(MOD(t, 12) = 10, LN(1 + qty), NULL)) AS sy_11,
-    SUM(IF(MOD(t, 12) = 11, LN(1 + qty), NULL)) AS sy_12
+    SUM(IF(MOD(t, 12) = 11, LN(1 + qty), NULL)) AS sy_12,
+    SUM(COS((
+      MOD(t, 12)
+    ) * ACOS(-1) / 6)) AS sum_cos, /* the active months' annual harmonic, phase 0 in January: angle 2 pi (cal - 1) / 12 = (t % 12) pi / 6 */
+    SUM(SIN((
+      MOD(t, 12)
+    ) * ACOS(-1) / 6)) AS sum_sin,
+    SUM(LN(1 + qty) * COS((
+      MOD(t, 12)
+    ) * ACOS(-1) / 6)) AS sum_y_cos,
+    SUM(LN(1 + qty) * SIN((
+      MOD(t, 12)
+    ) * ACOS(-1) / 6)) AS sum_y_sin,
+    SUM((
+      t - @as_of_index
+    ) * COS((
+      MOD(t, 12)
+    ) * ACOS(-1) / 6)) AS sum_x_cos,
+    SUM((
+      t - @as_of_index
+    ) * SIN((
+      MOD(t, 12)
+    ) * ACOS(-1) / 6)) AS sum_x_sin
   FROM monthly
   WHERE
     qty > 0
@@ -101,6 +127,49 @@ WITH monthly AS (
       2 * n - 1
     ) / 6.0 - COALESCE(sold_xx, 0) AS zero_xx
   FROM tenure
+), active /* the active months alone (qty > 0, k = active_months): their mean y and x, and their centred sum of squares of */ /* x, (k sum(x^2) - sum(x)^2) / k with an exact integer numerator */ AS (
+  SELECT
+    *,
+    sy / active_months AS log_level,
+    sold_x / active_months AS mean_x_active,
+    (
+      active_months * sold_xx - sold_x * sold_x
+    ) / active_months AS sxx_active,
+    CASE WHEN n >= 12 AND active_months >= 8 THEN 4 ELSE 2 END AS active_params /* the annual harmonic needs a year of tenure and 8 active months; it costs two more parameters */
+  FROM trend
+), active_trend AS (
+  SELECT
+    *,
+    CASE
+      WHEN active_months >= 3 AND sxx_active > 0
+      THEN (
+        sxy - mean_x_active * sy
+      ) / sxx_active
+      ELSE 0
+    END AS active_slope
+  FROM active
+), active_harmonic /* the annual harmonic of the active months' detrended y, r = y - log_level - active_slope * (x - mean_x_active): */ /* 2 / k * sum(r cos) and 2 / k * sum(r sin), from pass one's sums */ AS (
+  SELECT
+    *,
+    CASE
+      WHEN active_params = 4
+      THEN 2.0 / active_months * (
+        sum_y_cos - log_level * sum_cos - active_slope * (
+          sum_x_cos - mean_x_active * sum_cos
+        )
+      )
+      ELSE 0
+    END AS season_amp_cos,
+    CASE
+      WHEN active_params = 4
+      THEN 2.0 / active_months * (
+        sum_y_sin - log_level * sum_sin - active_slope * (
+          sum_x_sin - mean_x_active * sum_sin
+        )
+      )
+      ELSE 0
+    END AS season_amp_sin
+  FROM active_trend
 ), spread /* a second pass over the months with rows, now that each shop's first sale, means and trend are known: */ /* sums that need them, computed from deviations so that a flat shop's residuals stay rounding-small */ AS (
   SELECT
     m.shop_id,
@@ -121,7 +190,23 @@ WITH monthly AS (
         ), 2),
         NULL
       )
-    ) /* the detrended log residual r = y - mean_y - log_slope * (x - mean_x) of the months that sold */ AS sold_resid_ss
+    ) /* the detrended log residual r = y - mean_y - log_slope * (x - mean_x) of the months that sold */ AS sold_resid_ss,
+    SUM(
+      IF(
+        m.qty > 0,
+        POWER(
+          LN(1 + m.qty) - tr.log_level - tr.active_slope * (
+            m.t - @as_of_index - tr.mean_x_active
+          ) - tr.season_amp_cos * COS((
+            MOD(m.t, 12)
+          ) * ACOS(-1) / 6) - tr.season_amp_sin * SIN((
+            MOD(m.t, 12)
+          ) * ACOS(-1) / 6),
+          2
+        ),
+        NULL
+      )
+    ) /* the active months' residual after their trend and harmonic, summed directly (a flat shop's stays */ /* rounding-small) */ AS active_resid_ss
   FROM monthly AS m
   JOIN (
     SELECT
@@ -130,8 +215,13 @@ WITH monthly AS (
       mean_x,
       mean_y,
       mean_qty,
-      log_slope
-    FROM trend
+      log_slope,
+      log_level,
+      mean_x_active,
+      active_slope,
+      season_amp_cos,
+      season_amp_sin
+    FROM active_harmonic
   ) AS tr
     USING (shop_id)
   GROUP BY
@@ -143,6 +233,7 @@ WITH monthly AS (
     sp.total_value,
     sp.late_qty,
     sp.early_qty,
+    GREATEST(COALESCE(sp.active_resid_ss, 0), 0) AS active_resid_ss,
     SQRT(
       (
         COALESCE(sp.sold_qty_ss, 0) + tr.zero_months * tr.mean_qty * tr.mean_qty
@@ -190,7 +281,7 @@ WITH monthly AS (
     FLOOR((
       tr.n + 11 - MOD(@as_of_index - 11, 12)
     ) / 12) AS n_12
-  FROM trend AS tr
+  FROM active_harmonic AS tr
   JOIN spread AS sp
     USING (shop_id)
 ), seasons /* the seasonal profile: mean residual per calendar month, 0 where the tenure misses it. Over a calendar month's */ /* k months, ending j = (as_of - cal + 1) % 12 months back, the mean x is -j - 6 (k - 1). */ AS (
@@ -331,7 +422,8 @@ WITH monthly AS (
     *,
     GREATEST(resid_ss * (
       1 - strength
-    ), 1e-6) / GREATEST(n - CASE WHEN n >= 12 THEN 4 ELSE 2 END, 1) AS sigma2
+    ), 1e-6) / GREATEST(n - CASE WHEN n >= 12 THEN 4 ELSE 2 END, 1) AS sigma2,
+    active_resid_ss /* the same over the active months: residual variance per degree of freedom left by trend and harmonic */ / GREATEST(active_months - active_params, 1) AS active_sigma2
   FROM fit
 )
 SELECT
@@ -399,6 +491,20 @@ SELECT
   CASE WHEN n >= 12 THEN season_10 ELSE 0 END AS season_10,
   CASE WHEN n >= 12 THEN season_11 ELSE 0 END AS season_11,
   CASE WHEN n >= 12 THEN season_12 ELSE 0 END AS season_12,
+  log_level, /* over the active months only (qty > 0): a skipped month moves none of these much */
+  active_slope,
+  season_amp_cos,
+  season_amp_sin,
+  LN(0.05 + SQRT(active_sigma2)) AS active_noise,
+  CASE
+    WHEN active_months >= 3 AND sxx_active > 0
+    THEN SIGN(active_slope) * LN(
+      1 + ABS(active_slope) / SQRT(
+        GREATEST(active_resid_ss, 1e-6) / GREATEST(active_months - active_params, 1) / sxx_active
+      )
+    )
+    ELSE 0
+  END AS active_trend_t, /* the standard error's residual sum of squares is floored at 1e-6 (as trend_t's): a flat shop's slope and */ /* residuals are both rounding errors, and their ratio is no trend */
   CASE
     WHEN n >= @min_tenure AND active_months >= LEAST(3, @min_tenure)
     THEN TRUE

@@ -1,4 +1,5 @@
-"""Clustering in latent space: HDBSCAN with prediction data, and approximate_predict for new months."""
+"""Clustering: HDBSCAN with prediction data (approximate_predict for new months), and the partitioning
+candidates the gates compare it with (KMeans by silhouette, a Gaussian mixture by BIC)."""
 
 from __future__ import annotations
 
@@ -72,6 +73,10 @@ def predict(clusterer, latent: np.ndarray, batch_size: int = 100_000) -> tuple[n
 
     if len(latent) == 0:
         return np.zeros(0, dtype="int64"), np.zeros(0)
+    if hasattr(clusterer, "predict_strength"):
+        parts = [clusterer.predict_strength(latent[i : i + batch_size]) for i in range(0, len(latent), batch_size)]
+        return (np.concatenate([p[0] for p in parts]).astype("int64"),
+                np.concatenate([p[1] for p in parts]).astype("float64"))
     labels, strengths = [], []
     for start in range(0, len(latent), batch_size):
         chunk = latent[start : start + batch_size]
@@ -80,3 +85,88 @@ def predict(clusterer, latent: np.ndarray, batch_size: int = 100_000) -> tuple[n
         labels.append(label)
         strengths.append(strength)
     return np.concatenate(labels).astype("int64"), np.concatenate(strengths).astype("float64")
+
+
+# partitioning candidates: estimator-style wrappers with a hard label and a strength per row ----------------------
+class KMeansClusterer:
+    """KMeans with `n_clusters`; strength = 1 - (distance to the nearest centre / distance to the second)."""
+
+    kind = "kmeans"
+
+    def __init__(self, n_clusters: int, seed: int = 0):
+        self.n_clusters = n_clusters
+        self.seed = seed
+
+    def fit(self, x: np.ndarray) -> KMeansClusterer:
+        from sklearn.cluster import KMeans
+
+        self.model_ = KMeans(n_clusters=self.n_clusters, n_init=10, random_state=self.seed).fit(x)
+        self.labels_ = self.model_.labels_.astype("int64")
+        return self
+
+    def predict_strength(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        distances = np.sort(self.model_.transform(x), axis=1)
+        labels = self.model_.predict(x).astype("int64")
+        strength = 1.0 - distances[:, 0] / np.maximum(distances[:, 1], 1e-12)
+        return labels, np.clip(strength, 0.0, 1.0)
+
+
+class GaussianMixtureClusterer:
+    """Gaussian mixture (full covariances) with `n_clusters`; strength = the posterior of the label."""
+
+    kind = "gmm"
+
+    def __init__(self, n_clusters: int, seed: int = 0):
+        self.n_clusters = n_clusters
+        self.seed = seed
+
+    def fit(self, x: np.ndarray) -> GaussianMixtureClusterer:
+        from sklearn.mixture import GaussianMixture
+
+        self.model_ = GaussianMixture(n_components=self.n_clusters, covariance_type="full", n_init=2,
+                                      reg_covar=1e-4, random_state=self.seed).fit(x)
+        self.labels_ = self.model_.predict(x).astype("int64")
+        return self
+
+    def predict_strength(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        proba = self.model_.predict_proba(x)
+        return proba.argmax(axis=1).astype("int64"), proba.max(axis=1)
+
+
+K_RANGE = range(3, 11)
+SELECTION_SAMPLE = 3_000
+
+
+def kmeans_by_silhouette(x: np.ndarray, seed: int, k_range=K_RANGE) -> KMeansClusterer:
+    """KMeans with k chosen by silhouette on a sample (k from 3: two groups is rarely a useful segmentation)."""
+    from sklearn.metrics import silhouette_score
+
+    best, best_score = None, -np.inf
+    for k in k_range:
+        if k >= len(x):
+            break
+        fitted = KMeansClusterer(k, seed).fit(x)
+        score = silhouette_score(x, fitted.labels_, sample_size=min(len(x), SELECTION_SAMPLE), random_state=seed)
+        if score > best_score:
+            best, best_score = fitted, score
+    return best or KMeansClusterer(min(2, len(x)), seed).fit(x)
+
+
+def gmm_by_bic(x: np.ndarray, seed: int, k_range=K_RANGE) -> GaussianMixtureClusterer:
+    """Gaussian mixture with the number of components chosen by BIC."""
+    best, best_bic = None, np.inf
+    for k in k_range:
+        if k >= len(x):
+            break
+        fitted = GaussianMixtureClusterer(k, seed).fit(x)
+        bic = fitted.model_.bic(x)
+        if bic < best_bic:
+            best, best_bic = fitted, bic
+    return best or GaussianMixtureClusterer(min(2, len(x)), seed).fit(x)
+
+
+def refit_like(clusterer, x: np.ndarray) -> np.ndarray:
+    """Labels of the same kind of clusterer (same k) refitted on other rows: for bootstrap stability."""
+    if hasattr(clusterer, "predict_strength"):
+        return type(clusterer)(clusterer.n_clusters, clusterer.seed).fit(x).labels_
+    return fit_clusterer(x).labels_

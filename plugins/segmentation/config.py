@@ -48,6 +48,7 @@ class Settings:
     drift_feature_psi: float = 0.25
     drift_mix_psi: float = 0.20
     drift_noise_jump: float = 0.10
+    retrain_cooldown_months: int = 2  # months without a drift retrain after one
     rfm: str = "auto"
     warehouse_backend: str = "duckdb"
     warehouse_dsn: str | None = field(default=None, repr=False)
@@ -92,6 +93,7 @@ def load_settings(overrides: dict[str, str] | None = None) -> Settings:
         drift_feature_psi=_env_float("SEGMENTATION_DRIFT_FEATURE_PSI", 0.25, env),
         drift_mix_psi=_env_float("SEGMENTATION_DRIFT_MIX_PSI", 0.20, env),
         drift_noise_jump=_env_float("SEGMENTATION_DRIFT_NOISE_JUMP", 0.10, env),
+        retrain_cooldown_months=_env_int("SEGMENTATION_RETRAIN_COOLDOWN_MONTHS", 2, env),
         rfm=_env("SEGMENTATION_RFM", "auto", env),
         warehouse_backend=_env("SEGMENTATION_WAREHOUSE_BACKEND", "duckdb", env),
         warehouse_dsn=env.get("SEGMENTATION_WAREHOUSE_DSN") or None,
@@ -130,6 +132,8 @@ def validate_settings(settings: Settings) -> None:
         problems.append(f"SEGMENTATION_FEATURE_WORKERS must be between 0 (all cores) and 64, got {settings.feature_workers}")
     if settings.max_model_age_months < 1:
         problems.append(f"SEGMENTATION_MODEL_MAX_AGE_MONTHS must be >= 1, got {settings.max_model_age_months}")
+    if settings.retrain_cooldown_months < 0:
+        problems.append(f"SEGMENTATION_RETRAIN_COOLDOWN_MONTHS must be >= 0, got {settings.retrain_cooldown_months}")
     for name in ("drift_feature_psi", "drift_mix_psi", "drift_noise_jump"):
         if getattr(settings, name) <= 0:
             problems.append(f"SEGMENTATION_{name.upper()} must be > 0, got {getattr(settings, name)}")

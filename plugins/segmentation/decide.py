@@ -1,58 +1,88 @@
 """Stage 4a, decide: train a challenger, reuse the applicable model, or wait for enough history.
 
 Retrain when there is no model for the month, when forced, when the champion is older than the
-configured age, or when drift passes its thresholds (PSI per feature against the champion's training
-reference, PSI of the segment mix, a jump in the noise share). The decision depends only on the month
-and the lake before it, so a re-run reaches the same one. It is recorded in decisions/month=M, where
-train adds its verdict and publish reads both.
+configured age, or when drift passes its thresholds (PSI against the champion's training reference of
+each feature the model lists as stable, PSI of the segment mix, a jump in the noise share).
+
+Drift does not retrain in a loop. After a drift-triggered training (promoted or not), drift cannot
+trigger another one for SEGMENTATION_RETRAIN_COOLDOWN_MONTHS months. And when the latest drift-triggered
+training of the last 3 x that many months had its challenger rejected and the same champion still
+applies, drift retrains again only once a measure that counts has grown past 1.5x its value then (and
+its threshold): the same signal would train the same rejected challenger. Both read the decisions of
+earlier months only, so the decision depends only on the month and the lake before it and a re-run
+reaches the same one. It is recorded in decisions/month=M, where train adds its verdict and publish
+reads both.
 """
 
 from __future__ import annotations
 
 import logging
 
+from . import drift
 from .config import Settings
 from .features import window_partitions
-from .months import month_index
+from .months import add_months, month_index
 from .registry import Registry
 from .storage import Lake, as_of_ref, month_ref
 
 log = logging.getLogger(__name__)
 TRAIN, REUSE, SKIP = "train", "reuse", "skip"
 MIX_SAMPLE = 100_000  # shops scored to measure the segment mix: shares to about +-0.3%, in seconds at any size
+DRIFT_TRIGGER = "drift"  # the `trigger` of a decision to train because of drift
+GROWTH = 1.5  # after a rejected drift challenger, drift retrains only once a measure grows past this factor
+LOOKBACK_PER_COOLDOWN = 3  # months of earlier decisions searched for a rejected drift challenger, per cooldown month
 
 
 def measure_drift(settings: Settings, lake: Lake, registry: Registry, version: str, month: str) -> dict:
-    """Drift of this month's features and segment mix against the champion's training reference."""
-    from . import drift
+    """Drift of this month's features and segment mix against the champion's training reference.
+
+    PSI is recorded for every model feature; `max_feature_psi` (what decides) is over the model's
+    `drift_features` only, listed in the record as `drift_features`."""
     from .evaluate import subsample
     from .score import segments_of
 
     champion = registry.load(version)
     reference = champion.metadata.get("reference")
+    considered = drift.considered_features(champion.metadata)
     frame = lake.read_table(as_of_ref("features", month)).to_pandas()
     eligible = frame[frame["eligible"]]
     if reference is None or eligible.empty:
-        return {"feature_psi": {}, "max_feature_psi": 0.0, "mix_psi": 0.0, "noise_jump": 0.0}
+        return {"feature_psi": {}, "drift_features": considered, "max_feature": None, "max_feature_psi": 0.0,
+                "mix_psi": 0.0, "noise_jump": 0.0}
     names = champion.metadata["features"]
     psi = drift.feature_psi(reference, eligible[names].to_numpy(dtype="float64"), names)
+    psi = {name: round(value, 4) for name, value in psi.items()}
+    worst, worst_psi = drift.worst_feature(psi, considered)
     picked = subsample(len(eligible), MIX_SAMPLE, settings.seed)
     segments, _ = segments_of(champion, eligible.iloc[picked])
     mix = drift.segment_mix(segments)
     trained_noise = champion.metadata.get("metrics", {}).get("noise_share", 0.0)
     return {
-        "feature_psi": {k: round(v, 4) for k, v in psi.items()},
-        "max_feature_psi": round(max(psi.values()), 4),
+        "feature_psi": psi,  # every model feature, for the record
+        "drift_features": considered,  # the features whose drift counts
+        "max_feature": worst,
+        "max_feature_psi": worst_psi,
         "mix_psi": round(drift.mix_psi(champion.metadata.get("segment_shares", {}), mix), 4),
         "noise_jump": round(mix.get("-1", 0.0) - trained_noise, 4),
     }
 
 
+def _considered(measured: dict) -> list[str]:
+    """Features whose drift counts in a measurement (every feature in records made before `drift_features`)."""
+    return list(measured.get("drift_features", measured.get("feature_psi", {})))
+
+
+def _worst(measured: dict) -> str | None:
+    if "max_feature" in measured:
+        return measured["max_feature"]
+    return drift.worst_feature(measured.get("feature_psi", {}), _considered(measured))[0]
+
+
 def drift_reasons(measured: dict, settings: Settings) -> list[str]:
     reasons = []
     if measured["max_feature_psi"] > settings.drift_feature_psi:
-        worst = max(measured["feature_psi"], key=measured["feature_psi"].get)
-        reasons.append(f"feature drift: PSI {measured['max_feature_psi']:.2f} on {worst} > {settings.drift_feature_psi}")
+        reasons.append(f"feature drift: PSI {measured['max_feature_psi']:.2f} on {_worst(measured)} "
+                       f"> {settings.drift_feature_psi}")
     if measured["mix_psi"] > settings.drift_mix_psi:
         reasons.append(f"segment mix drift: PSI {measured['mix_psi']:.2f} > {settings.drift_mix_psi}")
     if measured["noise_jump"] > settings.drift_noise_jump:
@@ -60,6 +90,94 @@ def drift_reasons(measured: dict, settings: Settings) -> list[str]:
     return reasons
 
 
+def _signal(measured: dict, settings: Settings) -> str:
+    """The measures past their thresholds, briefly: 'feature PSI 0.41 on log_aov, segment mix PSI 0.30'."""
+    parts = []
+    if measured["max_feature_psi"] > settings.drift_feature_psi:
+        parts.append(f"feature PSI {measured['max_feature_psi']:.2f} on {_worst(measured)}")
+    if measured["mix_psi"] > settings.drift_mix_psi:
+        parts.append(f"segment mix PSI {measured['mix_psi']:.2f}")
+    if measured["noise_jump"] > settings.drift_noise_jump:
+        parts.append(f"noise share up {measured['noise_jump']:.1%}")
+    return ", ".join(parts)
+
+
+# drift without retrain loops ---------------------------------------------------------------------------------
+def lookback_months(settings: Settings) -> int:
+    """How many earlier months of decisions the cooldown and the hysteresis look at."""
+    return settings.retrain_cooldown_months * LOOKBACK_PER_COOLDOWN
+
+
+def previous_decisions(lake: Lake, month: str, months: int) -> list[dict]:
+    """Recorded decisions of the `months` months strictly before `month`, most recent first."""
+    found = []
+    for back in range(1, months + 1):
+        earlier = add_months(month, -back)
+        manifest = lake.manifest(month_ref("decisions", earlier))
+        if manifest is not None:
+            found.append({**manifest["metadata"], "month": earlier})
+    return found
+
+
+def is_drift_training(record: dict) -> bool:
+    """A decision to train because of drift whose training ran (its verdict is recorded)."""
+    if record.get("decision") != TRAIN or not isinstance(record.get("training"), dict):
+        return False
+    if "trigger" in record:
+        return record["trigger"] == DRIFT_TRIGGER
+    return "drift" in record  # records made before `trigger`: only drift trainings carried a measurement
+
+
+def grown_measures(measured: dict, then: dict, settings: Settings) -> list[str]:
+    """Measures that count now and are past their threshold and GROWTH x their value `then`."""
+    checks = [(f"feature PSI on {name}", measured["feature_psi"].get(name, 0.0),
+               then.get("feature_psi", {}).get(name, 0.0), settings.drift_feature_psi)
+              for name in _considered(measured)]
+    checks += [("segment mix PSI", measured["mix_psi"], then.get("mix_psi", 0.0), settings.drift_mix_psi),
+               ("noise jump", measured["noise_jump"], then.get("noise_jump", 0.0), settings.drift_noise_jump)]
+    return [f"{label} {now:.2f} (was {was:.2f})" for label, now, was, threshold in checks
+            if now > threshold and now > GROWTH * was]
+
+
+def drift_hold(month: str, previous: list[dict], measured: dict, settings: Settings,
+               champion_version: str) -> dict | None:
+    """Whether the drift in `measured` (past a threshold) may retrain, given the earlier decisions.
+
+    None: no drift training in the look-back, retrain. Otherwise {'hold': True|False, 'by': 'cooldown' or
+    'hysteresis', 'since': month of that training, 'reason': ...}: hold=True means keep the champion with
+    that reason; hold=False means retrain, the reason saying why the earlier rejection does not hold it."""
+    window = lookback_months(settings)
+    trainings = [r for r in previous
+                 if 0 < month_index(month) - month_index(r["month"]) <= window and is_drift_training(r)]
+    if not trainings:
+        return None
+    last = max(trainings, key=lambda r: month_index(r["month"]))
+    since, training = last["month"], last["training"]
+    signal = _signal(measured, settings)
+    gap = month_index(month) - month_index(since)
+    challenger = training.get("challenger_version")
+    verdict = "promoted" if training.get("promoted") else "rejected"
+    if gap <= settings.retrain_cooldown_months:
+        return {"hold": True, "by": "cooldown", "since": since,
+                "reason": f"drift ({signal}) but drift retrained in {since} (challenger v{challenger} {verdict}); "
+                          f"cooling down, no drift retrain before "
+                          f"{add_months(since, settings.retrain_cooldown_months + 1)} "
+                          f"(SEGMENTATION_RETRAIN_COOLDOWN_MONTHS={settings.retrain_cooldown_months}); "
+                          f"keeping champion v{champion_version}"}
+    if training.get("promoted") is not False or last.get("model_version") != champion_version:
+        return None  # the challenger was promoted, or another champion applies since: a new situation
+    grown = grown_measures(measured, last.get("drift", {}), settings)
+    if grown:
+        return {"hold": False, "by": "hysteresis", "since": since,
+                "reason": f"grown past {GROWTH}x since the challenger v{challenger} trained on drift in {since} "
+                          f"was rejected: {', '.join(grown)}"}
+    return {"hold": True, "by": "hysteresis", "since": since,
+            "reason": f"drift persists ({signal}) but a challenger trained on this signal in {since} "
+                      f"(v{challenger}) was rejected; keeping champion v{champion_version} until drift grows "
+                      f"past {GROWTH}x"}
+
+
+# the decision -------------------------------------------------------------------------------------------------
 def choose(settings: Settings, lake: Lake, registry: Registry, month: str, force_retrain: bool) -> dict:
     history = len(window_partitions(lake, month, settings.window_months))
     applicable = registry.model_for_month(month)
@@ -73,17 +191,35 @@ def choose(settings: Settings, lake: Lake, registry: Registry, month: str, force
     trained_for = registry.metadata(applicable)["trained_for"]
     if trained_for == month:
         return {"decision": TRAIN, "model_version": applicable,
-                "reason": registry.metadata(applicable).get("reason", "trained for this month")}
+                "reason": registry.metadata(applicable).get("reason", "trained for this month"),
+                **_trigger_of_this_month(lake, month)}
     age = month_index(month) - month_index(trained_for)
     if age > settings.max_model_age_months:
         return {"decision": TRAIN, "model_version": applicable,
                 "reason": f"champion v{applicable} is {age} months old (max {settings.max_model_age_months})"}
     measured = measure_drift(settings, lake, registry, applicable, month)
     reasons = drift_reasons(measured, settings)
-    if reasons:
-        return {"decision": TRAIN, "model_version": applicable, "reason": "; ".join(reasons), "drift": measured}
-    return {"decision": REUSE, "model_version": applicable, "drift": measured,
-            "reason": f"champion v{applicable} (trained for {trained_for}, {age} months old); drift within thresholds"}
+    if not reasons:
+        return {"decision": REUSE, "model_version": applicable, "drift": measured,
+                "reason": f"champion v{applicable} (trained for {trained_for}, {age} months old); drift within thresholds"}
+    held = drift_hold(month, previous_decisions(lake, month, lookback_months(settings)), measured, settings,
+                      applicable)
+    if held and held["hold"]:
+        return {"decision": REUSE, "model_version": applicable, "drift": measured, "reason": held["reason"],
+                "held_by": held["by"], "held_since": held["since"]}
+    if held:
+        reasons.append(held["reason"])
+    return {"decision": TRAIN, "model_version": applicable, "reason": "; ".join(reasons), "drift": measured,
+            "trigger": DRIFT_TRIGGER}
+
+
+def _trigger_of_this_month(lake: Lake, month: str) -> dict:
+    """A re-run after this month's training keeps what triggered it (so the cooldown still counts it)."""
+    manifest = lake.manifest(month_ref("decisions", month))
+    recorded = manifest["metadata"] if manifest else {}
+    if recorded.get("decision") != TRAIN:
+        return {}
+    return {key: recorded[key] for key in ("trigger", "drift") if key in recorded}
 
 
 def decide(settings: Settings, month: str, force_retrain: bool = False) -> dict:

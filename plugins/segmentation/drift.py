@@ -1,4 +1,9 @@
-"""Drift against the champion's training reference: PSI per feature, PSI of the segment mix, noise jump."""
+"""Drift against the champion's training reference: PSI per feature, PSI of the segment mix, noise jump.
+
+Every model feature gets a PSI, but only the features the model lists as stable (`drift_features` in its
+metadata; all its features for models that list none) count towards a retrain: features that move by
+construction as shops age (recency, tenure) drift every month on any cohort and say nothing about the model.
+"""
 
 from __future__ import annotations
 
@@ -31,6 +36,21 @@ def psi(expected: np.ndarray, actual: np.ndarray) -> float:
 
 def feature_psi(reference: dict, x: np.ndarray, names: list[str]) -> dict[str, float]:
     return {name: psi(reference["shares"][i], bin_shares(x[:, i], reference["cuts"][i])) for i, name in enumerate(names)}
+
+
+def considered_features(metadata: dict) -> list[str]:
+    """The model features whose drift counts: the model's `drift_features`, else all of its features."""
+    features = list(metadata["features"])
+    listed = metadata.get("drift_features")
+    return features if listed is None else [name for name in features if name in set(listed)]
+
+
+def worst_feature(psi_by_feature: dict[str, float], considered: list[str]) -> tuple[str | None, float]:
+    """(name, PSI) of the considered feature that drifted most; (None, 0.0) when none is considered."""
+    scored = [(name, psi_by_feature[name]) for name in considered if name in psi_by_feature]
+    if not scored:
+        return None, 0.0
+    return max(scored, key=lambda item: item[1])
 
 
 def feature_reference(x: np.ndarray) -> dict:

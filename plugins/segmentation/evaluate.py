@@ -6,16 +6,15 @@ import logging
 import os
 
 import numpy as np
-from sklearn.cluster import KMeans
-from sklearn.metrics import adjusted_rand_score, silhouette_score
 
 log = logging.getLogger(__name__)
 
 DEFAULT_GATES = {
-    "max_noise_share": 0.25,
-    "min_segments": 2,
-    "max_largest_share": 0.80,
-    "min_stability": 0.60,
+    # of the model's shops (lifecycle rules take the thin histories before the model sees them)
+    "max_noise_share": 0.10,
+    "min_segments": 3,
+    "max_largest_share": 0.60,
+    "min_stability": 0.75,  # mean per-segment bootstrap Jaccard: Hennig's "stable"
     "max_noise_increase_vs_champion": 0.05,
     "max_stability_drop_vs_champion": 0.10,
     "min_ari_when_losing_segments": 0.90,
@@ -72,39 +71,6 @@ def bootstrap_stability(latent: np.ndarray, labels: np.ndarray, fit, rounds: int
             scores[s].append(best)
     per_segment = {str(s): float(np.mean(v)) for s, v in scores.items()}
     return {"per_segment": per_segment, "mean": float(np.mean(list(per_segment.values()))) if per_segment else 0.0}
-
-
-def kmeans_baseline(x: np.ndarray, seed: int, k_range=range(2, 9)) -> dict:
-    """KMeans with k chosen by silhouette."""
-    best = None
-    for k in k_range:
-        if k >= len(x):
-            break
-        labels = KMeans(n_clusters=k, n_init=4, random_state=seed).fit_predict(x)
-        score = float(silhouette_score(x, labels, sample_size=min(len(x), 3000), random_state=seed))
-        if best is None or score > best["silhouette"]:
-            best = {"k": k, "silhouette": score, "labels": labels}
-    return best or {"k": 0, "silhouette": float("nan"), "labels": np.zeros(len(x), dtype=int)}
-
-
-def raw_hdbscan_baseline(x: np.ndarray) -> np.ndarray:
-    from .clustering import fit_clusterer
-
-    return fit_clusterer(x).labels_
-
-
-def baselines(scaled: np.ndarray, challenger_labels: np.ndarray, seed: int) -> dict:
-    """Baselines fitted on the same (sub-sampled) shops, with their agreement with the challenger."""
-    picked = subsample(len(scaled), EVAL_SAMPLE, seed)
-    x, ours = scaled[picked], challenger_labels[picked]
-    raw = raw_hdbscan_baseline(x)
-    kmeans = kmeans_baseline(x, seed)
-    return {
-        "sample": int(len(picked)),
-        "hdbscan_raw": {**size_metrics(raw), "ari_vs_challenger": float(adjusted_rand_score(ours, raw))},
-        "kmeans": {**size_metrics(kmeans["labels"]), "k": kmeans["k"], "silhouette": kmeans["silhouette"],
-                   "ari_vs_challenger": float(adjusted_rand_score(ours, kmeans["labels"]))},
-    }
 
 
 def apply_gates(metrics: dict, champion: dict | None, gates: dict) -> list[str]:

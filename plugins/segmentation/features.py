@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from .config import Settings
+from .lifecycle import with_lifecycle
 from .months import month_index, window
 from .storage import Lake, as_of_ref, month_ref
 
@@ -60,6 +61,17 @@ def model_inputs(sql_dir: Path, with_rfm: bool) -> tuple[list[str], list[float]]
         extra = [n for n in rfm_feature_names(sql_dir) if n not in names]
         names, weights = names + extra, weights + [1.0] * len(extra)
     return names, weights
+
+
+@lru_cache(maxsize=4)
+def customer_schema(sql_dir: Path) -> dict:
+    return yaml.safe_load((Path(sql_dir) / "customer_features.yaml").read_text())
+
+
+def customer_model_inputs(sql_dir: Path) -> tuple[list[str], list[float], list[str]]:
+    """The model's inputs for customer (invoice) data: names, weights (all 1) and the drift-measured subset."""
+    schema = customer_schema(Path(sql_dir))
+    return list(schema["model"]), [1.0] * len(schema["model"]), list(schema["drift"])
 
 
 DIALECTS = ("duckdb", "bigquery")
@@ -232,6 +244,42 @@ def window_features(lake: Lake, as_of: str, window_months: int, sql_dir: Path,
     return table, months, raw_rows
 
 
+def customer_features_sql(sql_dir: Path) -> str:
+    """Customer-level behaviour from invoice lines (`lines` -> one row per customer)."""
+    return (Path(sql_dir) / "customer_features.sql").read_text()
+
+
+def customer_features(lines_paths: list[str], as_of: str, sql_dir: Path) -> pa.Table:
+    """Customer features from the window's invoice-lines files, as of the end of `as_of`."""
+    from .months import add_months, parse_month
+
+    year, cal = parse_month(add_months(as_of, 1))
+    sql = customer_features_sql(sql_dir)
+    union = "\nUNION ALL\n".join(_parquet(path) for path in lines_paths)
+    with _engine() as con, con.cursor() as cur:
+        cur.execute(f"CREATE TEMP TABLE lines AS {union}")
+        return _fetch(cur, sql, {"as_of_end": f"{year:04d}-{cal:02d}-01 00:00:00"})
+
+
+def window_lines(lake: Lake, as_of: str, window_months: int) -> list[str]:
+    """Months of the window with published invoice lines; empty unless the as-of month has them."""
+    if not lake.has_partition(month_ref("lines", as_of)):
+        return []
+    return [m for m in window(as_of, window_months) if lake.has_partition(month_ref("lines", m))]
+
+
+def with_customer_features(lake: Lake, table: pa.Table, as_of: str, window_months: int, sql_dir: Path) -> pa.Table:
+    """The shop features joined with customer features, when the month came with invoice lines."""
+    months = window_lines(lake, as_of, window_months)
+    if not months:
+        return table
+    with tempfile.TemporaryDirectory(prefix="lines-") as scratch:
+        paths = [lake.local_file(month_ref("lines", m), "data.parquet", scratch) for m in months]
+        customers = customer_features(paths, as_of, sql_dir)
+    joined = table.join(customers, "shop_id", join_type="left outer")
+    return joined.sort_by("shop_id") if joined.num_rows else joined
+
+
 def build_features(settings: Settings, month: str) -> dict:
     """Compute and publish features/as_of=month from the window's raw partitions."""
     started = time.perf_counter()
@@ -241,6 +289,8 @@ def build_features(settings: Settings, month: str) -> dict:
     table, months, raw_rows = window_features(lake, month, settings.window_months, settings.sql_dir,
                                               min(MIN_TENURE, settings.min_history_months),
                                               settings.feature_workers or None)
+    table = with_customer_features(lake, table, month, settings.window_months, settings.sql_dir)
+    table = with_lifecycle(table, min(MIN_TENURE, settings.min_history_months))
     lake.write_table(
         as_of_ref("features", month),
         table,

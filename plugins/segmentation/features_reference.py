@@ -5,7 +5,9 @@ This is the readable reference the parity tests compare the DuckDB engine agains
 (benchmarks/run.py). It computes the definitions the direct way, one helper per step: it builds each shop's
 month-by-month grid over its tenure (a month without sales is a row of zero quantity), fits the trend,
 takes every month's residual, and averages them per calendar month. The SQL reaches the same numbers without
-that grid, from closed forms for the zero months, so the two are independent formulations. The semantics are
+that grid, from closed forms for the zero months, so the two are independent formulations. The model's inputs
+over the active months (log_level ... active_trend_t) are fitted here month by month over the grid's months
+that sold; the SQL takes their trend and harmonic from one-pass sums. The semantics are
 the same, NULLs included: a month whose values are all missing sums to missing, COUNT counts non-missing
 values, standard deviations divide by n, and COALESCE / CASE defaults are applied at the same places.
 NaN plays the part of SQL NULL.
@@ -26,12 +28,15 @@ import pandas as pd
 from .months import month_index
 
 FLAT_RESID_SS = 1e-9  # below this, residuals are rounding noise (features_schema.yaml, seasonal_strength)
+MIN_SE_RESID_SS = 1e-6  # floor of the residual sum of squares in a trend's standard error (trend_t, active_trend_t)
+AMP_MIN_TENURE, AMP_MIN_ACTIVE = 12, 8  # the active months' annual harmonic needs a year and 8 active months
 SEASON_COLUMNS = [f"season_{cal:02d}" for cal in range(1, 13)]
+ACTIVE_COLUMNS = ["log_level", "active_slope", "season_amp_cos", "season_amp_sin", "active_noise", "active_trend_t"]
 FEATURE_COLUMNS = [
     "shop_id", "tenure_months", "active_months", "recency_months", "active_share", "log_mean_qty",
     "log_mean_value", "log_breadth", "cv", "entropy_norm", "log_slope", "resid_std", "yoy_growth", "has_yoy",
     "half_growth", "seasonal_strength", "season_cos", "season_sin", "trend_t", "log_noise", "log_excess_cv2",
-    *SEASON_COLUMNS, "eligible",
+    *SEASON_COLUMNS, *ACTIVE_COLUMNS, "eligible",
 ]
 
 
@@ -53,7 +58,8 @@ def reference_features(raw: pd.DataFrame, as_of: str, window_months: int, min_te
     seasonality = _seasonality(grid, len(shops))
     stats = _stats(grid, shops, as_of_index)
     entropy = _entropy(grid, stats)
-    frame = _assemble(shops, trend, seasonality, stats, entropy, min(min_tenure, window_months))
+    on_active = _active(grid, shops, as_of_index)
+    frame = _assemble(shops, trend, seasonality, stats, entropy, on_active, min(min_tenure, window_months))
     frame.insert(0, "shop_id", shop_ids.take(shops["code"].to_numpy()))
     return frame[FEATURE_COLUMNS]
 
@@ -229,6 +235,54 @@ def _entropy(grid: pd.DataFrame, stats: pd.DataFrame) -> pd.Series:
     return h.reindex(range(len(stats)))
 
 
+def _active(grid: pd.DataFrame, shops: pd.DataFrame, as_of_index: int) -> pd.DataFrame:
+    """The features over each shop's active months (the grid's months with qty > 0), fitted directly.
+
+    y = ln(1 + qty) is taken relative to the shop's first sale (an active month) so that a flat shop has
+    exactly zero slope, harmonic and residual. The trend is least squares of y on x = t - as_of; the annual
+    harmonic is 2 / k * sum(r cos) and 2 / k * sum(r sin) of the detrended r at angle 2 pi (cal - 1) / 12
+    (January 0, so a January peak has cos > 0), used only with AMP_MIN_TENURE months of tenure and
+    AMP_MIN_ACTIVE active months; the noise is the residual left after both, per degree of freedom.
+    """
+    n_shops = len(shops)
+    sold = grid[grid["qty"].to_numpy() > 0]
+    shop = sold["shop"].to_numpy()
+    t = sold["t"].to_numpy()
+    y = sold["log_qty"].to_numpy()
+    k = shops["active_months"].to_numpy().astype("float64")
+    tenure = shops["tenure"].to_numpy()
+
+    def per_shop(values: np.ndarray) -> np.ndarray:
+        return np.bincount(shop, weights=values, minlength=n_shops)
+
+    y0 = y[np.searchsorted(shop, np.arange(n_shops))]  # rows are in shop and month order: a shop's first sale
+    dy = y - y0[shop]
+    mean_dy = per_shop(dy) / k
+    x = (t - as_of_index).astype("float64")
+    dx = x - (per_shop(x) / k)[shop]
+    sxx = per_shop(dx * dx)
+    trended = (k >= 3) & (sxx > 0)
+    slope = np.divide(per_shop(dx * dy), sxx, out=np.zeros(n_shops), where=trended)
+    r = dy - mean_dy[shop] - slope[shop] * dx
+    angle = (t % 12) * np.pi / 6
+    cos, sin = np.cos(angle), np.sin(angle)
+    harmonic = (tenure >= AMP_MIN_TENURE) & (k >= AMP_MIN_ACTIVE)
+    amp_cos = np.where(harmonic, 2 / k * per_shop(r * cos), 0.0)
+    amp_sin = np.where(harmonic, 2 / k * per_shop(r * sin), 0.0)
+    e = r - amp_cos[shop] * cos - amp_sin[shop] * sin
+    resid_ss = per_shop(e * e)
+    dof = np.maximum(k - np.where(harmonic, 4, 2), 1)
+    se = np.sqrt(np.divide(np.maximum(resid_ss, MIN_SE_RESID_SS) / dof, sxx, out=np.ones(n_shops), where=trended))
+    return pd.DataFrame({
+        "log_level": y0 + mean_dy,
+        "active_slope": slope,
+        "season_amp_cos": amp_cos,
+        "season_amp_sin": amp_sin,
+        "active_noise": np.log(0.05 + np.sqrt(resid_ss / dof)),
+        "active_trend_t": np.where(trended, np.sign(slope) * np.log(1 + np.abs(slope) / se), 0.0),
+    })
+
+
 def _seasonal_strength(tenure: np.ndarray, season: pd.DataFrame, resid_ss: np.ndarray) -> np.ndarray:
     """Share of the residual sum of squares the annual harmonic explains, capped at 1; 0 under 12 months and
     for a shop whose trend leaves only rounding noise (residual sum of squares at most FLAT_RESID_SS)."""
@@ -241,7 +295,7 @@ def _seasonal_strength(tenure: np.ndarray, season: pd.DataFrame, resid_ss: np.nd
 def _sigma2(tenure: np.ndarray, resid_ss: np.ndarray, strength: np.ndarray) -> np.ndarray:
     """Residual variance left after trend and harmonic, per degree of freedom."""
     dof = np.maximum(tenure - np.where(tenure >= 12, 4, 2), 1)
-    return np.maximum(resid_ss * (1 - strength), 1e-6) / dof
+    return np.maximum(resid_ss * (1 - strength), MIN_SE_RESID_SS) / dof
 
 
 def _trend_t(tenure: np.ndarray, trend: pd.DataFrame, sigma2: np.ndarray) -> np.ndarray:
@@ -263,7 +317,7 @@ def _coalesce(values: np.ndarray, default: float) -> np.ndarray:
 
 
 def _assemble(shops: pd.DataFrame, trend: pd.DataFrame, season: pd.DataFrame, stats: pd.DataFrame,
-              entropy: pd.Series, min_tenure: int) -> pd.DataFrame:
+              entropy: pd.Series, on_active: pd.DataFrame, min_tenure: int) -> pd.DataFrame:
     """The final SELECT: every feature with its CASE / COALESCE defaults, in schema order."""
     tenure = shops["tenure"].to_numpy()
     active = shops["active_months"].to_numpy()
@@ -303,5 +357,7 @@ def _assemble(shops: pd.DataFrame, trend: pd.DataFrame, season: pd.DataFrame, st
     })
     for column in SEASON_COLUMNS:
         frame[column] = np.where(has_12, season[column].to_numpy(), 0.0)
+    for column in ACTIVE_COLUMNS:
+        frame[column] = on_active[column].to_numpy()
     frame["eligible"] = (tenure >= min_tenure) & (active >= min(3, min_tenure))
     return frame

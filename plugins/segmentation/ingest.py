@@ -1,7 +1,8 @@
 """Stage 1, ingest: copy one month from a source into the lake's staging zone.
 
 Staged rows are not visible to later stages: validate checks them and only then publishes them as
-the month's raw partition. Re-ingesting a month replaces its staged rows.
+the month's raw partition. Re-ingesting a month replaces its staged rows. An invoice source also stages the
+month's cleaned invoice lines (staging_lines/month=M), which validate publishes as lines/month=M.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import time
 import pyarrow as pa
 
 from .config import Settings
-from .sources import Source, read_month
+from .sources import Source, read_month, read_month_lines
 from .storage import Lake, month_ref
 
 log = logging.getLogger(__name__)
+LINES_STAGING = "staging_lines"
 
 
 def ingest(settings: Settings, month: str, source: Source) -> dict:
@@ -26,6 +28,12 @@ def ingest(settings: Settings, month: str, source: Source) -> dict:
     ref = month_ref("staging", month)
     table = pa.Table.from_pandas(frame, preserve_index=False)
     lake.write_table(ref, table, {"month": month, "source": source.describe()})
+    lines = read_month_lines(source, month)
+    lines_ref = month_ref(LINES_STAGING, month)
+    if lines is not None:
+        lake.write_table(lines_ref, pa.Table.from_pandas(lines, preserve_index=False), {"month": month})
+    elif lake.has_partition(lines_ref):
+        lake.remove_partition(lines_ref)
     shops = int(frame["shop_id"].nunique()) if "shop_id" in frame else 0
     summary = {
         "month": month,

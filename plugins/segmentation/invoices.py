@@ -27,6 +27,10 @@ TEXT_FIELDS = ("invoice", "product", "description", "customer", "country")
 NUMBER_FIELDS = ("quantity", "price", "amount")
 CONTRACT_COLUMNS = ["shop_id", "product_id", "year", "month", "sales_qty", "sales_value"]
 KEY_COLUMNS = CONTRACT_COLUMNS[:4]
+# the invoice-lines contract (lines/month=M): the cleaned lines that customer-level features are built from
+LINES_COLUMNS = ["customer_id", "invoice_id", "invoice_date", "product_id", "quantity", "value"]
+# Online Retail II as UCI publishes it now names three of the UCI columns differently
+HEADER_ALIASES = {"InvoiceNo": ("Invoice",), "UnitPrice": ("Price",), "CustomerID": ("Customer ID",)}
 DEFAULT_PRODUCT = "ALL"
 RULES = (
     "cancelled",
@@ -126,11 +130,12 @@ def read_invoices(path, layout: InvoiceLayout, mapping_overrides: Mapping[str, s
         raise InvoiceSourceError(str(exc)) from exc
     if not path.exists():
         raise InvoiceSourceError(f"invoice file not found: {path}")
-    raw = _read_raw(path, layout)
+    raw, layout = _read_raw(path, layout)
     return _canonical(raw, layout, path)
 
 
-def _read_raw(path: Path, layout: InvoiceLayout) -> pd.DataFrame:
+def _read_raw(path: Path, layout: InvoiceLayout) -> tuple[pd.DataFrame, InvoiceLayout]:
+    """The file's columns the layout needs, and the layout with any header aliases the file uses."""
     suffix = path.suffix.lower()
     if path.is_dir() or suffix in PARQUET_SUFFIXES:
         return _read_parquet(path, layout)
@@ -139,12 +144,20 @@ def _read_raw(path: Path, layout: InvoiceLayout) -> pd.DataFrame:
     raise InvoiceSourceError(f"unsupported invoice file type {suffix!r} for {path}: use .csv or .parquet")
 
 
-def _read_csv(path: Path, layout: InvoiceLayout) -> pd.DataFrame:
+def with_header_aliases(found: list[str], layout: InvoiceLayout) -> InvoiceLayout:
+    """The layout reading an alias column (e.g. Online Retail II's `Customer ID`) where its own is absent."""
+    overrides = {name: alias for name, column in layout.columns.items() if column not in found
+                 for alias in HEADER_ALIASES.get(column, ()) if alias in found}
+    return layout.with_overrides(overrides)
+
+
+def _read_csv(path: Path, layout: InvoiceLayout) -> tuple[pd.DataFrame, InvoiceLayout]:
     header = _csv_call(path, layout, nrows=0)
+    layout = with_header_aliases(list(header.columns), layout)
     wanted = _check_columns(list(header.columns), layout, path)
     return _csv_call(
         path, layout, usecols=wanted, dtype=str, keep_default_na=False, na_values=NA_STRINGS
-    )
+    ), layout
 
 
 def _csv_call(path: Path, layout: InvoiceLayout, **kwargs) -> pd.DataFrame:
@@ -174,11 +187,12 @@ def _decode_error_offset(path: Path, encoding: str) -> int | None:
     return None
 
 
-def _read_parquet(path: Path, layout: InvoiceLayout) -> pd.DataFrame:
+def _read_parquet(path: Path, layout: InvoiceLayout) -> tuple[pd.DataFrame, InvoiceLayout]:
     try:
         dataset = ds.dataset(str(path), format="parquet")
+        layout = with_header_aliases(dataset.schema.names, layout)
         wanted = _check_columns(dataset.schema.names, layout, path)
-        return dataset.to_table(columns=wanted).to_pandas()
+        return dataset.to_table(columns=wanted).to_pandas(), layout
     except InvoiceSourceError:
         raise
     except Exception as exc:  # pyarrow raises several types for corrupt files
@@ -348,6 +362,25 @@ def aggregate_monthly(clean: pd.DataFrame) -> pd.DataFrame:
         {"shop_id": "str", "product_id": "str", "year": "int64", "month": "int64",
          "sales_qty": "float64", "sales_value": "float64"}
     )[CONTRACT_COLUMNS]
+
+
+def invoice_lines(clean: pd.DataFrame) -> pd.DataFrame:
+    """Clean lines in the invoice-lines contract, sorted by customer, date and invoice. Without an invoice
+    number (the plain layout), a customer's lines at one timestamp are one order."""
+    customer = clean["customer"].astype("str")
+    if "invoice" in clean.columns:
+        invoice = clean["invoice"].astype("str")
+    else:
+        invoice = customer + "@" + clean["date"].dt.strftime("%Y-%m-%dT%H:%M:%S")
+    lines = pd.DataFrame({
+        "customer_id": customer,
+        "invoice_id": invoice,
+        "invoice_date": clean["date"].astype("datetime64[us]"),
+        "product_id": clean["product"].astype("str"),
+        "quantity": clean["quantity"].astype("float64"),
+        "value": clean["value"].astype("float64"),
+    })
+    return lines.sort_values(["customer_id", "invoice_date", "invoice_id", "product_id"], ignore_index=True)
 
 
 def monthly_contract_from_invoices(

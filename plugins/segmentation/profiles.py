@@ -1,8 +1,11 @@
-"""Segment profiles (size, share, feature medians, mean strength) and human-readable names."""
+"""Segment profiles (size, share, feature medians, mean strength) and names a marketer can use."""
 
 from __future__ import annotations
 
 import math
+import re
+from itertools import pairwise
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -10,32 +13,151 @@ PROFILE_FEATURES = [
     "log_mean_qty", "active_share", "cv", "log_slope", "resid_std", "seasonal_strength",
     "season_cos", "season_sin", "yoy_growth", "log_breadth", "recency_months",
 ]
+# the medians a segment's name is derived from, for customer (invoice) data and for shop (monthly) data
+CUSTOMER_NAMING = ["recency_days", "orders", "order_days", "orders_90d", "spend", "aov", "gap_days",
+                   "tenure_days", "products"]
+SHOP_NAMING = ["log_level", "active_share", "active_trend_t", "active_noise", "season_amp_cos", "season_amp_sin",
+               "log_mean_value"]
 SEASONS = {12: "Winter", 1: "Winter", 2: "Winter", 3: "Spring", 4: "Spring", 5: "Spring",
            6: "Summer", 7: "Summer", 8: "Summer", 9: "Autumn", 10: "Autumn", 11: "Autumn"}
 
+# shops (log units): a segment is seasonal, growing/declining, intermittent, erratic or steady, in that order
+SEASONAL_AMPLITUDE = 0.15  # amplitude of the annual harmonic above which the segment peaks in a season
+TREND_T = 1.2              # |active_trend_t| above which the segment clearly grows or declines
+INTERMITTENT_SHARE = 0.6   # active_share below which the segment skips too many months to be steady
+ERRATIC_NOISE = -0.9       # active_noise above which the segment is erratic (steady is around -1.9)
+SIZE_STEP = 0.7            # log_level this far above / below overall makes a steady segment large / small
+
+# customers: ratios of the segment's median to the overall median of all modelled customers
+HIGH_RATIO = 1.5           # clearly above overall (frequency, spend, order value)
+LOW_RATIO = 1 / HIGH_RATIO  # clearly below overall (tenure)
+RISING_RECENCY = 1.5       # recency rising: a frequent segment needs attention
+LAPSING_RECENCY = 2.0      # recency far above overall: at risk when frequent, hibernating otherwise
+
+_NUMBERED = re.compile(r" \d+$")
+
+
+class Qualifier(NamedTuple):
+    """A dimension that can tell two segments with the same base name apart."""
+
+    key: str
+    scale: float             # a difference of one scale is a clear difference
+    words: tuple[str, str]   # (lower, higher)
+    log: bool = False        # compare ln(1 + value) (customer amounts and counts)
+
+
+SHOP_QUALIFIERS = [
+    Qualifier("log_level", SIZE_STEP, ("small", "large")),
+    Qualifier("log_mean_value", SIZE_STEP, ("low value", "high value")),
+    Qualifier("active_share", 0.2, ("intermittent", "regular")),
+    Qualifier("active_noise", 0.5, ("steady", "erratic")),
+    Qualifier("active_trend_t", TREND_T, ("falling", "rising")),
+    Qualifier("season_amplitude", SEASONAL_AMPLITUDE, ("mild", "strong")),
+]
+CUSTOMER_QUALIFIERS = [
+    Qualifier("spend", math.log(HIGH_RATIO), ("low spend", "high spend"), log=True),
+    Qualifier("orders", math.log(HIGH_RATIO), ("fewer orders", "more orders"), log=True),
+    Qualifier("aov", math.log(HIGH_RATIO), ("smaller orders", "bigger orders"), log=True),
+    Qualifier("recency_days", math.log(HIGH_RATIO), ("recent", "less recent"), log=True),
+    Qualifier("tenure_days", math.log(HIGH_RATIO), ("newer", "long-standing"), log=True),
+    Qualifier("products", math.log(HIGH_RATIO), ("narrow range", "wide range"), log=True),
+]
+# what a base name already says, so it is not repeated as a qualifier
+STATED = {
+    "Growing": {"active_trend_t", "season_amplitude"}, "Declining": {"active_trend_t", "season_amplitude"},
+    "Intermittent": {"active_share", "season_amplitude"}, "Erratic": {"active_noise", "season_amplitude"},
+    "Steady": {"active_noise", "season_amplitude"},
+    "Large steady": {"log_level", "active_noise", "season_amplitude"},
+    "Small steady": {"log_level", "active_noise", "season_amplitude"},
+    "Loyal": {"orders"}, "Big spenders": {"aov"}, "Promising": {"tenure_days"}, "Occasional": {"orders"},
+    "Regular": {"orders"}, "Needs attention": {"recency_days"}, "At risk": {"recency_days"},
+    "Hibernating": {"recency_days"},
+}
+
+
+def naming_features(columns) -> list[str]:
+    """The naming medians present in the columns: customer ones when there are orders, else shop ones."""
+    columns = list(columns)
+    chosen = CUSTOMER_NAMING if "orders" in columns else SHOP_NAMING
+    return [c for c in chosen if c in columns]
+
 
 def peak_month(season_cos: float, season_sin: float) -> int:
-    """Calendar month (1-12) where the annual harmonic peaks."""
+    """Calendar month (1-12) where the annual harmonic peaks (phase 0 is January)."""
     angle = math.atan2(season_sin, season_cos) % (2 * math.pi)
-    return int(round(angle / (2 * math.pi) * 12)) % 12 or 12
+    return int(round(angle / (2 * math.pi) * 12)) % 12 + 1
 
 
-def segment_name(profile: dict, overall_log_qty: float) -> str:
-    """A name from a segment's median behavior, e.g. 'Winter-peak seasonal' or 'High-volume steady'."""
-    # seasonal swings also widen the residual spread, so seasonality is recognised before irregularity
-    if profile["seasonal_strength"] > 0.5:
-        return f"{SEASONS[peak_month(profile['season_cos'], profile['season_sin'])]}-peak seasonal"
-    if profile["active_share"] < 0.85 or profile["resid_std"] > 0.6:
-        return "Erratic"
-    if profile["log_slope"] > 0.015:
+def _value(mapping: dict, key: str, default: float = math.nan) -> float:
+    """mapping[key] as a finite float, else the default (missing, None and NaN alike)."""
+    try:
+        value = float(mapping.get(key, default))
+    except (TypeError, ValueError):
+        return default
+    return value if math.isfinite(value) else default
+
+
+def _ratio(profile: dict, overall: dict, key: str) -> float:
+    """Segment median / overall median; NaN when either is missing or overall is not positive."""
+    base = _value(overall, key)
+    return _value(profile, key) / base if base > 0 else math.nan
+
+
+def _amplitude(profile: dict) -> float:
+    """Log amplitude of the annual harmonic; 0 without season keys."""
+    return math.hypot(_value(profile, "season_amp_cos", 0.0), _value(profile, "season_amp_sin", 0.0))
+
+
+def _is_customer(profile: dict, overall: dict) -> bool:
+    return "orders" in profile or "orders" in overall
+
+
+def shop_name(profile: dict, overall: dict) -> str:
+    """Base name of a shop segment: season, trend, regularity, then size."""
+    if _amplitude(profile) > SEASONAL_AMPLITUDE:
+        month = peak_month(_value(profile, "season_amp_cos", 0.0), _value(profile, "season_amp_sin", 0.0))
+        return f"{SEASONS[month]} peak"
+    trend = _value(profile, "active_trend_t")
+    if trend > TREND_T:
         return "Growing"
-    if profile["log_slope"] < -0.015:
+    if trend < -TREND_T:
         return "Declining"
-    if profile["log_mean_qty"] > overall_log_qty + 0.5:
-        return "High-volume steady"
-    if profile["log_mean_qty"] < overall_log_qty - 0.5:
-        return "Low-volume steady"
+    if _value(profile, "active_share") < INTERMITTENT_SHARE:
+        return "Intermittent"
+    if _value(profile, "active_noise") > ERRATIC_NOISE:
+        return "Erratic"
+    size = _value(profile, "log_level") - _value(overall, "log_level")
+    if size >= SIZE_STEP:
+        return "Large steady"
+    if size <= -SIZE_STEP:
+        return "Small steady"
     return "Steady"
+
+
+def customer_name(profile: dict, overall: dict) -> str:
+    """Base name of a repeat-customer segment in RFM terms, from ratios to the overall medians."""
+    recency, orders = _ratio(profile, overall, "recency_days"), _ratio(profile, overall, "orders")
+    if recency >= LAPSING_RECENCY:
+        return "At risk" if orders >= 1 else "Hibernating"
+    if recency >= RISING_RECENCY and orders >= 1:
+        return "Needs attention"
+    if orders >= HIGH_RATIO:
+        return "Champions" if recency <= 1 and _ratio(profile, overall, "spend") >= HIGH_RATIO else "Loyal"
+    if _ratio(profile, overall, "aov") >= HIGH_RATIO:
+        return "Big spenders"
+    if recency <= 1 and _ratio(profile, overall, "tenure_days") <= LOW_RATIO:
+        return "Promising"
+    return "Regular" if orders >= 1 else "Occasional"
+
+
+def segment_name(profile: dict, overall: dict) -> str:
+    """Base name from a segment's medians against the overall medians, e.g. 'Champions' or 'Winter peak'."""
+    return customer_name(profile, overall) if _is_customer(profile, overall) else shop_name(profile, overall)
+
+
+def base_name(name: str) -> str:
+    """'Loyal, high spend' -> 'Loyal', 'Steady 2' -> 'Steady': the part a profile derives."""
+    return _NUMBERED.sub("", name).split(", ")[0]
 
 
 def build_profiles(month: str, scores: pd.DataFrame, features: pd.DataFrame, names: dict[int, str]) -> pd.DataFrame:
@@ -56,22 +178,93 @@ def build_profiles(month: str, scores: pd.DataFrame, features: pd.DataFrame, nam
     return profiles
 
 
-def _base(name: str) -> str:
-    """'Steady 2' -> 'Steady': the profile-derived part of a name made unique with a number."""
-    head, _, tail = name.rpartition(" ")
-    return head if head and tail.isdigit() else name
+def _qualifier_value(profile: dict, qualifier: Qualifier) -> float:
+    if qualifier.key == "season_amplitude":
+        return _amplitude(profile)
+    value = _value(profile, qualifier.key)
+    if not qualifier.log:
+        return value
+    return math.log1p(value) if value > -1 else math.nan
 
 
-def name_segments(centroid_profiles: dict[int, dict], inherited: dict[int, str], overall_log_qty: float) -> dict[int, str]:
-    """Names for segment ids. An id keeps its inherited name while its profile still earns it; otherwise
-    (new id, or a profile that changed character) it gets the name its profile derives, made unique."""
-    derived = {sid: segment_name(profile, overall_log_qty) for sid, profile in centroid_profiles.items()}
-    names = {sid: inherited[sid] for sid in sorted(derived) if sid in inherited and _base(inherited[sid]) == derived[sid]}
-    for segment_id in sorted(derived):
-        if segment_id in names:
+def _widest(ids: list[int], profiles: dict[int, dict], qualifiers: list[Qualifier]):
+    """The qualifier (with its values) along which the ids differ most, relative to its scale; None if none."""
+    best, best_spread = None, 0.0
+    for qualifier in qualifiers:
+        values = {sid: _qualifier_value(profiles[sid], qualifier) for sid in ids}
+        if not all(math.isfinite(v) for v in values.values()):
             continue
-        name, n = derived[segment_id], 2
-        while name in names.values():
-            name, n = f"{derived[segment_id]} {n}", n + 1
-        names[segment_id] = name
-    return names
+        spread = (max(values.values()) - min(values.values())) / qualifier.scale
+        if spread > best_spread:
+            best, best_spread = (qualifier, values), spread
+    return best
+
+
+def _qualify(ids: list[int], profiles: dict[int, dict], qualifiers: list[Qualifier]) -> dict[int, list[str]]:
+    """Words telling the ids apart: split at the widest gap along the qualifier that differs most, recurse."""
+    best = _widest(ids, profiles, qualifiers) if len(ids) > 1 else None
+    if best is None:
+        return {sid: [] for sid in ids}
+    qualifier, values = best
+    order = sorted(ids, key=lambda sid: (values[sid], sid))
+    gaps = [values[b] - values[a] for a, b in pairwise(order)]
+    cut = gaps.index(max(gaps)) + 1
+    rest = [q for q in qualifiers if q is not qualifier]
+    words = {}
+    for part, word in ((order[:cut], qualifier.words[0]), (order[cut:], qualifier.words[1])):
+        words.update({sid: [word, *more] for sid, more in _qualify(part, profiles, rest).items()})
+    return words
+
+
+def _qualifiers_for(base: str, customer: bool) -> list[Qualifier]:
+    stated = STATED.get(base, set())
+    return [q for q in (CUSTOMER_QUALIFIERS if customer else SHOP_QUALIFIERS) if q.key not in stated]
+
+
+def _kept_names(derived: dict[int, str], inherited: dict[int, str]) -> dict[int, str]:
+    """Inherited names whose base the profile still derives (first id wins a duplicated name)."""
+    kept: dict[int, str] = {}
+    for sid in sorted(derived):
+        name = inherited.get(sid)
+        if name and base_name(name) == derived[sid] and name not in kept.values():
+            kept[sid] = name
+    return kept
+
+
+def _free_name(sid: int, words: list[str], base: str, taken: dict[str, int], profiles: dict[int, dict],
+               qualifiers: list[Qualifier]) -> str:
+    """base + words, further qualified against the holder of a taken name, numbered only as a last resort."""
+    name = ", ".join([base, *words])
+    if name in taken:
+        rest = [q for q in qualifiers if not set(q.words) & set(words)]
+        extra = _qualify([sid, taken[name]], profiles, rest)[sid]
+        name = ", ".join([base, *words, *extra])
+    candidate, n = name, 2
+    while candidate in taken:
+        candidate, n = f"{name} {n}", n + 1
+    return candidate
+
+
+def name_segments(profiles: dict[int, dict], inherited: dict[int, str], overall: dict) -> dict[int, str]:
+    """Distinct names for segment ids. An id keeps its inherited name while its profile still derives the same
+    base; the others get their base, qualified by what differs most when several ids derive the same base."""
+    derived = {sid: segment_name(profile, overall) for sid, profile in profiles.items()}
+    names = _kept_names(derived, inherited)
+    for base in sorted(set(derived.values())):
+        group = sorted(sid for sid, b in derived.items() if b == base)
+        qualifiers = _qualifiers_for(base, _is_customer(profiles[group[0]], overall))
+        words = _qualify(group, profiles, qualifiers) if len(group) > 1 else {group[0]: []}
+        for sid in group:
+            if sid not in names:
+                taken = {name: holder for holder, name in names.items()}
+                names[sid] = _free_name(sid, words[sid], base, taken, profiles, qualifiers)
+    return dict(sorted(names.items()))
+
+
+def check_names(profiles: dict[int, dict], names: dict[int, str], overall: dict) -> dict[int, str]:
+    """The monthly check: {segment_id: why} for names whose base the month's profile no longer derives."""
+    problems = {}
+    for sid, name in names.items():
+        if sid in profiles and base_name(name) != (derived := segment_name(profiles[sid], overall)):
+            problems[sid] = f"name '{name}' no longer fits: profile derives '{derived}'"
+    return problems

@@ -14,6 +14,7 @@ import pandas as pd
 
 from .config import Settings
 from .decide import SKIP, read_decision
+from .lifecycle import LIFECYCLE_NAMES
 from .profiles import build_profiles
 from .registry import Registry
 from .storage import Lake, as_of_ref, month_ref, utc_now
@@ -70,7 +71,7 @@ def publish(settings: Settings, month: str, run_id: str | None = None) -> dict:
         model_meta = Registry(lake).metadata(version)
         metrics = {"model": model_meta.get("metrics", {}), "baselines": model_meta.get("baselines", {})}
         features = lake.read_table(as_of_ref("features", month)).to_pandas()
-        names = {int(k): v for k, v in model_meta.get("segment_names", {}).items()}
+        names = {**LIFECYCLE_NAMES, **{int(k): v for k, v in model_meta.get("segment_names", {}).items()}}
         profiles = build_profiles(month, segments, features, names)
     shops = len(segments)
     n_segments = int(segments.loc[segments["segment_id"] >= 0, "segment_id"].nunique()) if shops else 0

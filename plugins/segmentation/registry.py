@@ -54,8 +54,11 @@ class Registry:
 
     def next_segment_id(self) -> int:
         """The first segment id no version has ever used: ids are never recycled."""
+        from .lifecycle import RESERVED_IDS
+
         used = [int(v) for version in self.versions() for v in self.metadata(version).get("segment_map", {}).values()]
-        return max(used) + 1 if used else 0
+        following = max(used) + 1 if used else 0
+        return RESERVED_IDS.stop if following in RESERVED_IDS else following
 
     def find_by_fingerprint(self, fingerprint: str) -> str | None:
         for version in reversed(self.versions()):
@@ -114,6 +117,7 @@ class Registry:
             version=version,
             metadata=metadata,
             scaler=pickle.load(io.BytesIO(blobs["scaler.pkl"])),
-            encoder=encoder_from_bytes(blobs["encoder.keras"], metadata.get("seed", 0)),
+            # an empty encoder file: the model clusters the scaled features without the autoencoder
+            encoder=encoder_from_bytes(blobs["encoder.keras"], metadata.get("seed", 0)) if blobs["encoder.keras"] else None,
             clusterer=pickle.load(io.BytesIO(blobs["clusterer.pkl"])),
         )

@@ -108,17 +108,29 @@ def gate_table(metadata: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["metric", "value", "gate"])
 
 
+CANDIDATE_LABELS = {
+    "autoencoder_hdbscan": "autoencoder + HDBSCAN",
+    "autoencoder_kmeans": "autoencoder + KMeans (k by silhouette)",
+    "hdbscan": "HDBSCAN on scaled features",
+    "kmeans": "KMeans on scaled features (k by silhouette)",
+    "gmm": "Gaussian mixture on scaled features (k by BIC)",
+}
+
+
 def baseline_table(metadata: dict) -> pd.DataFrame:
+    """Every candidate fitted with the model, the chosen one first, with the score the selection used."""
     metrics, baselines = metadata.get("metrics", {}), metadata.get("baselines", {})
-    rows = [{"method": "autoencoder + HDBSCAN (this model)", "segments": metrics.get("segments"),
-             "noise_share": metrics.get("noise_share"), "largest_share": metrics.get("largest_share"),
-             "ari_vs_model": 1.0}]
-    for name, label in (("hdbscan_raw", "HDBSCAN on scaled features"), ("kmeans", "KMeans (k by silhouette)")):
-        if name in baselines:
-            b = baselines[name]
-            rows.append({"method": label + (f", k={b['k']}" if "k" in b else ""), "segments": b["segments"],
-                         "noise_share": b["noise_share"], "largest_share": b["largest_share"],
-                         "ari_vs_model": b["ari_vs_challenger"]})
+    chosen = metadata.get("candidate", "autoencoder_hdbscan")
+    rows = [] if metadata.get("lifecycle_only") else [
+        {"method": CANDIDATE_LABELS.get(chosen, chosen) + " (this model)", "segments": metrics.get("segments"),
+         "noise_share": metrics.get("noise_share"), "largest_share": metrics.get("largest_share"),
+         "stability": metrics.get("stability"), "silhouette": metrics.get("silhouette"),
+         "score": metrics.get("score"), "ari_vs_model": 1.0}]
+    for name, b in baselines.items():
+        rows.append({"method": CANDIDATE_LABELS.get(name, name), "segments": b.get("segments"),
+                     "noise_share": b.get("noise_share"), "largest_share": b.get("largest_share"),
+                     "stability": b.get("stability"), "silhouette": b.get("silhouette"), "score": b.get("score"),
+                     "ari_vs_model": b.get("ari_vs_challenger")})
     return pd.DataFrame(rows)
 
 
@@ -159,15 +171,21 @@ def render(settings: Settings, month: str) -> tuple[str, dict]:
         sample = sample.sample(n=PROJECTION_SAMPLE, random_state=0)
     pngs["segment_sizes.png"] = _png(plot_sizes(history))
     pngs["profiles.png"] = _png(plot_profiles(profiles))
-    pngs["latent_projection.png"] = _png(plot_projection(latent_of(loaded, sample), sample["segment_id"].to_numpy()))
-    pngs["loss_curve.png"] = _png(plot_loss(loaded.metadata.get("loss_history", [])))
+    modelled = sample[sample["eligible"]] if "eligible" in sample else sample
+    model_parts = [f"<p>Lifecycle segments only: {html.escape(loaded.metadata.get('selection', ''))}.</p>"]
+    if loaded.clusterer is not None and len(modelled):
+        pngs["latent_projection.png"] = _png(plot_projection(latent_of(loaded, modelled),
+                                                             modelled["segment_id"].to_numpy()))
+        pngs["loss_curve.png"] = _png(plot_loss(loaded.metadata.get("loss_history", [])))
+        model_parts = [f"<p>{html.escape(loaded.metadata.get('selection', ''))}</p>",
+                       _img("latent projection", pngs["latent_projection.png"]),
+                       _img("loss curve", pngs["loss_curve.png"])]
     parts += [f"<p>Scored with model v{loaded.version} (trained for {loaded.metadata['trained_for']}).</p>",
               "<h2>Segments</h2>", _table(profiles[["segment_id", "name", "shops", "share", "mean_strength"]]),
               _img("segment sizes", pngs["segment_sizes.png"]), _img("profiles", pngs["profiles.png"]),
-              "<h2>Model</h2>", _img("latent projection", pngs["latent_projection.png"]),
-              _img("loss curve", pngs["loss_curve.png"]),
+              "<h2>Model</h2>", *model_parts,
               "<h2>Gate metrics (at training)</h2>", _table(gate_table(loaded.metadata)),
-              "<h2>Baselines on the same month</h2>", _table(baseline_table(loaded.metadata)), "</body></html>"]
+              "<h2>Candidates on the same month</h2>", _table(baseline_table(loaded.metadata)), "</body></html>"]
     return "\n".join(parts), pngs
 
 

@@ -30,6 +30,7 @@ import pyarrow as pa
 
 from . import clustering, model
 from .config import MAX_SCORE_SHARDS, Settings
+from .lifecycle import LIFECYCLE_NAMES, NOT_SEGMENTED
 from .registry import Registry
 from .storage import Lake, PartitionRef, as_of_ref, month_ref, utc_now
 
@@ -53,13 +54,16 @@ PART_SCHEMA = SCORES_SCHEMA.append(pa.field(ROW, pa.int64()))
 
 def latent_of(bundle, frame: pd.DataFrame) -> np.ndarray:
     """Scaled model features -> latent coordinates, for a model bundle (loaded or just fitted)."""
-    x = frame[bundle.metadata["features"]].to_numpy(dtype="float64")
-    return model.encode(bundle.encoder, model.scale(bundle.scaler, x))
+    scaled = model.scale(bundle.scaler, frame[bundle.metadata["features"]].to_numpy(dtype="float64"))
+    # candidates without the autoencoder cluster the scaled features themselves
+    return scaled.astype("float64") if bundle.encoder is None else model.encode(bundle.encoder, scaled)
 
 
 def segments_of(bundle, frame: pd.DataFrame, batch_size: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
     """Stable segment id (-1 = noise) and membership strength per row, in batches."""
     segment_map = {int(k): int(v) for k, v in bundle.metadata.get("segment_map", {}).items()}
+    if bundle.clusterer is None:  # lifecycle only: no candidate passed the gates
+        return np.full(len(frame), NOT_SEGMENTED, dtype="int64"), np.ones(len(frame))
     segments, strengths = [], []
     for start in range(0, len(frame), batch_size):
         label, strength = clustering.predict(bundle.clusterer, latent_of(bundle, frame.iloc[start : start + batch_size]))
@@ -162,8 +166,13 @@ class _MonthInputs:
 
 
 def _scores_table(inputs: _MonthInputs, frame: pd.DataFrame, batch_size: int) -> pa.Table:
-    segment, strength = segments_of(inputs.loaded, frame, batch_size)
-    names = {int(k): v for k, v in inputs.loaded.metadata.get("segment_names", {}).items()}
+    segment, strength = np.full(len(frame), -1, dtype="int64"), np.zeros(len(frame))
+    lifecycle = frame["lifecycle_segment"].to_numpy() if "lifecycle_segment" in frame else np.full(len(frame), np.nan)
+    by_rule = ~pd.isna(lifecycle)
+    segment[by_rule], strength[by_rule] = lifecycle[by_rule].astype("int64"), 1.0
+    modelled = np.flatnonzero(~by_rule)
+    segment[modelled], strength[modelled] = segments_of(inputs.loaded, frame.iloc[modelled], batch_size)
+    names = {**LIFECYCLE_NAMES, **{int(k): v for k, v in inputs.loaded.metadata.get("segment_names", {}).items()}}
     return pa.Table.from_pandas(
         pd.DataFrame(
             {

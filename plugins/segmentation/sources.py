@@ -178,6 +178,26 @@ def _kaggle_month(source: Source, month: str) -> pd.DataFrame:
 
 
 def _invoice_month(source: Source, month: str) -> pd.DataFrame:
+    from .invoices import aggregate_monthly
+
+    return _only_month(aggregate_monthly(_clean_invoices(source)), month, source.path)
+
+
+def read_month_lines(source: Source, month: str) -> pd.DataFrame | None:
+    """The month's cleaned invoice lines (the invoice-lines contract) for an invoice source; None otherwise."""
+    if source.kind != "invoices":
+        return None
+    from .invoices import invoice_lines
+
+    clean = _clean_invoices(source)
+    period = clean["date"].dt.year * 12 + clean["date"].dt.month - 1
+    return invoice_lines(clean.loc[period == month_index(month)])
+
+
+_CLEANED: dict = {}  # one invoice file's cleaned lines, kept while it is unchanged: ingest reads it twice a month
+
+
+def _clean_invoices(source: Source) -> pd.DataFrame:
     from .invoices import PLAIN_LAYOUT, UCI_LAYOUT
 
     layouts = {"uci": UCI_LAYOUT, "plain": PLAIN_LAYOUT}
@@ -185,19 +205,27 @@ def _invoice_month(source: Source, month: str) -> pd.DataFrame:
         raise SourceError(f"unknown invoice layout {source.layout!r}; choose one of {', '.join(layouts)}")
     if not source.path:
         raise SourceError("source 'invoices' needs source_path (an invoice-level CSV or parquet file)")
-    from .invoices import aggregate_monthly, clean_invoices, read_invoices
+    path = Path(source.path)
+    key = (str(path.resolve()), source.layout, *((path.stat().st_mtime_ns, path.stat().st_size) if path.is_file() else ()))
+    if key not in _CLEANED:
+        _CLEANED.clear()
+        _CLEANED[key] = _read_clean_invoices(source, layouts[source.layout])
+    return _CLEANED[key]
+
+
+def _read_clean_invoices(source: Source, layout) -> pd.DataFrame:
+    from .invoices import clean_invoices, read_invoices
     from .validate import check_invoice_lines, format_report
 
-    layout = layouts[source.layout]
     lines = read_invoices(source.path, layout)
     checked = check_invoice_lines(lines, layout.name)
     if not checked["success"]:
         raise SourceDataError(f"invoice file {source.path} breaks the {layout.name} layout contract:\n"
-                          + format_report(checked))
+                              + format_report(checked))
     clean, report = clean_invoices(lines, layout)
     log.info("invoices %s: %d lines in, %d kept; removed per rule: %s", source.path, report["rows_in"],
              report["rows_out"], {k: v for k, v in report.items() if k not in ("rows_in", "rows_out")})
-    return _only_month(aggregate_monthly(clean), month, source.path)
+    return clean
 
 
 def _require_period_columns(columns: list[str], where: str) -> None:

@@ -20,15 +20,16 @@ from sklearn.metrics import adjusted_rand_score
 from . import clustering, drift, evaluate, model
 from .config import Settings
 from .decide import read_decision, record_outcome
-from .features import model_inputs
-from .profiles import PROFILE_FEATURES, name_segments
+from .features import customer_model_inputs, model_inputs
+from .lifecycle import is_customer_data
+from .profiles import name_segments, naming_features
 from .registry import LoadedModel, Registry
 from .score import latent_of, segments_of
 from .stability import align_segments, kept_share
 from .storage import Lake, as_of_ref, month_ref
 
 log = logging.getLogger(__name__)
-METHOD_VERSION = 3
+METHOD_VERSION = 4
 
 
 def training_fingerprint(features_sha: str, feature_names: list[str], settings: Settings) -> str:
@@ -61,43 +62,117 @@ def use_rfm(settings: Settings, lake: Lake, month: str) -> bool:
     return bool(manifest) and str(manifest["metadata"].get("source", "")).startswith("invoices")
 
 
-def fit_model(sample: pd.DataFrame, feature_names: list[str], settings: Settings,
-              weights: list[float] | None = None) -> LoadedModel:
-    """Fit scaler, encoder and clusterer on the training sample (segment map not yet assigned)."""
+def model_features(settings: Settings, lake: Lake, month: str, frame: pd.DataFrame) -> tuple[list[str], list[float], list[str]]:
+    """The model's inputs, their weights and the drift-measured subset: customer-level behaviour when the month
+    came with invoice lines, else the shop features (with RFM when asked)."""
+    if is_customer_data(frame):
+        return customer_model_inputs(settings.sql_dir)
+    names, weights = model_inputs(settings.sql_dir, use_rfm(settings, lake, month))
+    return names, weights, [n for n in names if n not in AGEING_FEATURES]
+
+
+AGEING_FEATURES = ("recency_months", "tenure_months")  # move by construction as shops age: not drift
+CANDIDATES = ("autoencoder_hdbscan", "autoencoder_kmeans", "hdbscan", "kmeans", "gmm")
+PREFERRED_MARGIN = 0.02  # the autoencoder candidates (the product's design) win ties within this score margin
+BASELINE_FIT_SAMPLE = 20_000  # candidates without the autoencoder are fitted on at most this many shops
+
+
+def latent_dim_for(n_features: int, settings: Settings) -> int:
+    """A bottleneck narrower than the input: with as many latent units as inputs an autoencoder learns an identity."""
+    return max(2, min(settings.latent_dim, n_features // 2))
+
+
+def fit_candidates(sample: pd.DataFrame, feature_names: list[str], settings: Settings,
+                   weights: list[float] | None = None) -> dict[str, LoadedModel]:
+    """Fit the scaler and autoencoder once, then every candidate clusterer (segment map not yet assigned)."""
     if len(sample) < 50:
         raise ValueError(f"only {len(sample)} eligible shops to train on; need at least 50")
     x = sample[feature_names].to_numpy(dtype="float64")
     scaler = model.fit_scaler(x, weights)
-    encoder, losses = model.train_autoencoder(model.scale(scaler, x), settings.latent_dim, settings.epochs, settings.seed)
-    metadata = {"features": feature_names, "loss_history": losses, "seed": settings.seed}
-    bundle = LoadedModel(version="challenger", metadata=metadata, scaler=scaler, encoder=encoder, clusterer=None)
-    bundle.clusterer = clustering.fit_clusterer(latent_of(bundle, sample))
-    return bundle
+    scaled = model.scale(scaler, x).astype("float64")
+    latent_dim = latent_dim_for(len(feature_names), settings)
+    encoder, losses = model.train_autoencoder(scaled.astype("float32"), latent_dim, settings.epochs, settings.seed)
+    latent = model.encode(encoder, scaled.astype("float32"))
+    base = scaled[evaluate.subsample(len(scaled), BASELINE_FIT_SAMPLE, settings.seed)]
+    fitted = {
+        "autoencoder_hdbscan": (encoder, clustering.fit_clusterer(latent)),
+        "autoencoder_kmeans": (encoder, clustering.kmeans_by_silhouette(latent, settings.seed)),
+        "hdbscan": (None, clustering.fit_clusterer(base)),
+        "kmeans": (None, clustering.kmeans_by_silhouette(base, settings.seed)),
+        "gmm": (None, clustering.gmm_by_bic(base, settings.seed)),
+    }
+    return {name: LoadedModel(version="challenger", scaler=scaler, encoder=enc, clusterer=clusterer,
+                              metadata={"features": feature_names, "seed": settings.seed, "candidate": name,
+                                        "latent_dim": latent_dim if enc is not None else None,
+                                        "loss_history": losses if enc is not None else []})
+            for name, (enc, clusterer) in fitted.items()}
+
+
+def fit_model(sample: pd.DataFrame, feature_names: list[str], settings: Settings,
+              weights: list[float] | None = None) -> LoadedModel:
+    """The autoencoder + HDBSCAN candidate alone (the product's representation)."""
+    return fit_candidates(sample, feature_names, settings, weights)["autoencoder_hdbscan"]
+
+
+def evaluate_candidate(bundle: LoadedModel, eligible: pd.DataFrame, settings: Settings) -> dict:
+    """Gate metrics of one candidate on the month's modelled shops: sizes, bootstrap stability, silhouette in the
+    scaled feature space (the space every candidate shares)."""
+    from sklearn.metrics import silhouette_score
+
+    space = latent_of(bundle, eligible)
+    labels, _ = clustering.predict(bundle.clusterer, space)
+    metrics = evaluate.size_metrics(labels)
+    picked = evaluate.subsample(len(space), evaluate.EVAL_SAMPLE, settings.seed)
+    stability = evaluate.bootstrap_stability(
+        space[picked], labels[picked], lambda z: clustering.refit_like(bundle.clusterer, z), seed=settings.seed)
+    metrics["stability"] = stability["mean"]
+    metrics["stability_per_cluster"] = stability["per_segment"]
+    scaled = model.scale(bundle.scaler, eligible[bundle.metadata["features"]].to_numpy(dtype="float64"))
+    clustered = np.flatnonzero(labels >= 0)
+    sample = clustered[evaluate.subsample(len(clustered), clustering.SELECTION_SAMPLE, settings.seed)]
+    metrics["silhouette"] = float(silhouette_score(scaled[sample], labels[sample])) \
+        if len(set(labels[sample].tolist())) > 1 else 0.0
+    metrics["score"] = round(metrics["stability"] + metrics["silhouette"] - metrics["noise_share"], 6)
+    return {"metrics": metrics, "labels": labels}
+
+
+def select_candidate(evaluations: dict[str, dict], gates: dict) -> tuple[str | None, dict[str, list[str]], str]:
+    """The best candidate passing the absolute gates (score = stability + silhouette - noise; the autoencoder
+    candidates win within PREFERRED_MARGIN), every candidate's gate failures, and why the pick was made."""
+    failures = {name: evaluate.apply_gates(e["metrics"], None, gates) for name, e in evaluations.items()}
+    passing = [name for name in evaluations if not failures[name]]
+    if not passing:
+        return None, failures, "no candidate passed the gates"
+    best = max(passing, key=lambda n: evaluations[n]["metrics"]["score"])
+    preferred = [n for n in passing if n.startswith("autoencoder")
+                 and evaluations[n]["metrics"]["score"] >= evaluations[best]["metrics"]["score"] - PREFERRED_MARGIN]
+    pick = max(preferred, key=lambda n: evaluations[n]["metrics"]["score"]) if preferred else best
+    scores = ", ".join(f"{n} {evaluations[n]['metrics']['score']:.3f}" + ("" if n in passing else " (fails gates)")
+                       for n in evaluations)
+    return pick, failures, f"selected {pick} by score (stability + silhouette - noise): {scores}"
 
 
 def evaluate_challenger(bundle: LoadedModel, frame: pd.DataFrame, champion: LoadedModel | None,
-                        settings: Settings) -> dict:
-    """Gate metrics for the challenger on this month's eligible shops, with champion and baselines."""
+                        settings: Settings, candidates: dict | None = None) -> dict:
+    """Gate metrics for the challenger on this month's eligible shops, with the champion and the other candidates."""
     eligible = frame[frame["eligible"]].reset_index(drop=True)
-    latent = latent_of(bundle, eligible)
-    labels, _ = clustering.predict(bundle.clusterer, latent)
-    metrics = evaluate.size_metrics(labels)
-    picked = evaluate.subsample(len(latent), evaluate.EVAL_SAMPLE, settings.seed)
-    stability = evaluate.bootstrap_stability(
-        latent[picked], labels[picked], lambda z: clustering.fit_clusterer(z).labels_, seed=settings.seed)
-    metrics["stability"] = stability["mean"]
-    metrics["stability_per_cluster"] = stability["per_segment"]
-    result = {"metrics": metrics, "labels": labels, "shops": eligible["shop_id"].to_numpy()}
-    scaled = model.scale(bundle.scaler, eligible[bundle.metadata["features"]].to_numpy(dtype="float64"))
-    result["baselines"] = evaluate.baselines(scaled, labels, settings.seed)
-    if champion is not None:
+    result = evaluate_candidate(bundle, eligible, settings)
+    result["shops"] = eligible["shop_id"].to_numpy()
+    result["baselines"] = {name: _candidate_summary(e, result["labels"])
+                           for name, e in (candidates or {}).items() if name != bundle.metadata.get("candidate")}
+    if champion is not None and champion.clusterer is not None:
         champion_segments, _ = segments_of(champion, eligible)
         result["champion_segments"] = champion_segments
         result["champion"] = {**evaluate.size_metrics(champion_segments),
                               "stability": champion.metadata.get("metrics", {}).get("stability", 0.0),
                               "version": champion.version}
-        metrics["ari_vs_champion"] = float(adjusted_rand_score(champion_segments, labels))
+        result["metrics"]["ari_vs_champion"] = float(adjusted_rand_score(champion_segments, result["labels"]))
     return result
+
+
+def _candidate_summary(evaluation: dict, chosen_labels: np.ndarray) -> dict:
+    metrics = {k: v for k, v in evaluation["metrics"].items() if not isinstance(v, dict)}
+    return {**metrics, "ari_vs_challenger": float(adjusted_rand_score(chosen_labels, evaluation["labels"]))}
 
 
 def centroids(frame: pd.DataFrame, labels: np.ndarray, names: list[str]) -> dict[int, list[float]]:
@@ -107,7 +182,8 @@ def centroids(frame: pd.DataFrame, labels: np.ndarray, names: list[str]) -> dict
 
 
 def profile_medians(frame: pd.DataFrame, labels: np.ndarray) -> dict[int, dict]:
-    medians = frame[PROFILE_FEATURES].assign(_label=labels).query("_label >= 0").groupby("_label").median()
+    names = naming_features(frame.columns)
+    medians = frame[names].assign(_label=labels).query("_label >= 0").groupby("_label").median()
     return {int(label): row.to_dict() for label, row in medians.iterrows()}
 
 
@@ -120,19 +196,24 @@ def assign_ids(bundle: LoadedModel, evaluation: dict, frame: pd.DataFrame, champ
     new_centroids = centroids(eligible, labels, names)
     old_segments = evaluation.get("champion_segments", np.full(len(labels), -1))
     scale = lambda v: model.scale(bundle.scaler, np.asarray([v], dtype="float64"))[0]  # noqa: E731
-    old_centroids = {int(k): scale(v) for k, v in (champion.metadata.get("segment_centroids", {}) if champion else {}).items()}
+    same_inputs = champion is not None and champion.metadata.get("features") == names
+    old_centroids = {int(k): scale(v) for k, v in champion.metadata.get("segment_centroids", {}).items()} \
+        if same_inputs else {}
     alignment = align_segments(old_segments, labels, registry.next_segment_id(), old_centroids,
                                {k: scale(v) for k, v in new_centroids.items()})
     inherited = champion.metadata.get("segment_names", {}) if champion else {}
     kept_names = {sid: inherited[str(sid)] for sid in alignment.segment_map.values() if str(sid) in inherited}
     by_id = {alignment.segment_map[c]: p for c, p in profile_medians(eligible, labels).items()}
-    segment_names = name_segments(by_id, kept_names, float(eligible["log_mean_qty"].median()))
+    overall = eligible[naming_features(eligible.columns)].median().to_dict()
+    segment_names = name_segments(by_id, kept_names, overall)
     segments = np.array([alignment.segment_map.get(int(c), -1) for c in labels])
     return {
         "segment_map": {str(c): s for c, s in alignment.segment_map.items()},
         "matched_by": {str(alignment.segment_map[c]): how for c, how in alignment.matched_by.items()},
         "retired": alignment.retired,
         "segment_names": {str(k): v for k, v in segment_names.items()},
+        "segment_profiles": {str(k): v for k, v in by_id.items()},
+        "overall_profile": overall,
         "segment_centroids": {str(alignment.segment_map[c]): v for c, v in new_centroids.items()},
         "segment_shares": drift.segment_mix(segments),
         "kept_share_vs_champion": kept_share(old_segments, segments) if champion else None,
@@ -140,14 +221,16 @@ def assign_ids(bundle: LoadedModel, evaluation: dict, frame: pd.DataFrame, champ
 
 
 def train(settings: Settings, month: str) -> dict:
-    """Train a challenger for the month; promote it if it passes the gates (or if there is no champion)."""
+    """Fit the candidates, pick the best that passes the gates, and promote it when it also holds its own against
+    the champion. With no champion and no passing candidate, a lifecycle-only version is promoted instead."""
     started = time.perf_counter()
     lake = Lake(settings.lake_root)
     registry = Registry(lake)
     ref = as_of_ref("features", month)
     manifest = lake.manifest(ref)
     features_sha = next(f["sha256"] for f in manifest["files"] if f["name"] == "data.parquet")
-    names, weights = model_inputs(settings.sql_dir, use_rfm(settings, lake, month))
+    frame = lake.read_table(ref).to_pandas()
+    names, weights, drift_names = model_features(settings, lake, month, frame)
     fingerprint = training_fingerprint(features_sha, names, settings)
     decision = read_decision(settings, month)
     champion_version = registry.model_for_month(month)
@@ -156,14 +239,30 @@ def train(settings: Settings, month: str) -> dict:
         log.info("train %s: identical inputs already trained as v%s; reusing its verdict", month, existing)
         return _conclude(registry, settings, month, existing, decision, champion_version, started, new=False)
 
-    frame = lake.read_table(ref).to_pandas()
     sample = training_sample(frame, settings.train_sample, settings.seed)
-    log.info("train %s: fitting on %d of %d eligible shops (%d features)", month, len(sample),
-             int(frame["eligible"].sum()), len(names))
-    bundle = fit_model(sample, names, settings, weights)
+    eligible = frame[frame["eligible"]].reset_index(drop=True)
+    log.info("train %s: fitting %d candidates on %d of %d modelled shops (%d features; %d by lifecycle rules)",
+             month, len(CANDIDATES), len(sample), len(eligible), len(names), int((~frame["eligible"]).sum()))
+    gates = evaluate.gate_thresholds()
     champion = registry.load(champion_version) if champion_version else None
-    evaluation = evaluate_challenger(bundle, frame, champion, settings)
-    failures = evaluate.apply_gates(evaluation["metrics"], evaluation.get("champion"), evaluate.gate_thresholds())
+    if len(sample) < 50:
+        candidates, evaluations = {}, {}
+        pick, failures, why = None, {}, f"only {len(sample)} shops for the model (need 50)"
+    else:
+        candidates = fit_candidates(sample, names, settings, weights)
+        evaluations = {name: evaluate_candidate(bundle, eligible, settings) for name, bundle in candidates.items()}
+        pick, failures, why = select_candidate(evaluations, gates)
+    log.info("train %s: %s", month, why)
+    if pick is None and champion is None:
+        metadata = _lifecycle_only_metadata(month, decision, fingerprint, names, manifest, settings, evaluations,
+                                            failures, why)
+        version = registry.register(None, b"", None, metadata)
+        return _conclude(registry, settings, month, version, decision, champion_version, started, new=True)
+    if pick is None:  # keep the champion; record the best-scoring candidate as the rejected challenger
+        pick = max(evaluations, key=lambda n: evaluations[n]["metrics"]["score"])
+    bundle = candidates[pick]
+    evaluation = evaluate_challenger(bundle, frame, champion, settings, evaluations)
+    gate_failures = evaluate.apply_gates(evaluation["metrics"], evaluation.get("champion"), gates)
     ids = assign_ids(bundle, evaluation, frame, champion, registry)
     x = sample[names].to_numpy(dtype="float64")
     metadata = {
@@ -171,23 +270,42 @@ def train(settings: Settings, month: str) -> dict:
         "reason": decision["reason"],
         "fingerprint": fingerprint,
         "features": names,
+        "drift_features": drift_names,
         "feature_window": manifest["metadata"]["window"],
         "seed": settings.seed,
-        "latent_dim": settings.latent_dim,
+        "candidate": pick,
+        "selection": why,
+        "latent_dim": bundle.metadata["latent_dim"],
         "epochs": settings.epochs,
         "train_shops": len(sample),
-        "metrics": {**evaluation["metrics"], "final_loss": bundle.metadata["loss_history"][-1]},
+        "metrics": {**evaluation["metrics"], "final_loss": (bundle.metadata["loss_history"] or [None])[-1]},
         "champion_at_training": evaluation.get("champion"),
         "baselines": evaluation["baselines"],
-        "gate_thresholds": evaluate.gate_thresholds(),
-        "gate_failures": failures,
+        "gate_thresholds": gates,
+        "gate_failures": gate_failures,
         "loss_history": bundle.metadata["loss_history"],
         "reference": drift.feature_reference(x),
         "parent": champion_version,
         **ids,
     }
-    version = registry.register(bundle.scaler, model.encoder_to_bytes(bundle.encoder), bundle.clusterer, metadata)
+    encoder = model.encoder_to_bytes(bundle.encoder) if bundle.encoder is not None else b""
+    version = registry.register(bundle.scaler, encoder, bundle.clusterer, metadata)
     return _conclude(registry, settings, month, version, decision, champion_version, started, new=True)
+
+
+def _lifecycle_only_metadata(month, decision, fingerprint, names, manifest, settings, evaluations, failures, why) -> dict:
+    """A version without a clusterer: every modelled shop is 'Active, not segmented' until a candidate passes."""
+    summaries = {n: {k: v for k, v in e["metrics"].items() if not isinstance(v, dict)} for n, e in evaluations.items()}
+    reasons = [f"{n}: {'; '.join(f)}" for n, f in failures.items() if f] or [why]
+    return {
+        "trained_for": month, "reason": decision["reason"], "fingerprint": fingerprint, "features": names,
+        "drift_features": [], "feature_window": manifest["metadata"]["window"], "seed": settings.seed,
+        "candidate": "lifecycle_only", "selection": why, "lifecycle_only": True,
+        "metrics": {"segments": 0, "noise_share": 0.0, "largest_share": 1.0, "stability": 0.0},
+        "baselines": summaries, "gate_thresholds": evaluate.gate_thresholds(), "gate_failures": [],
+        "lifecycle_reasons": reasons, "loss_history": [], "segment_map": {}, "segment_names": {},
+        "segment_shares": {},
+    }
 
 
 def _conclude(registry: Registry, settings: Settings, month: str, version: str, decision: dict,
@@ -196,10 +314,12 @@ def _conclude(registry: Registry, settings: Settings, month: str, version: str, 
     failures = metadata.get("gate_failures", [])
     if champion_version == version:
         promoted, verdict = True, "already the champion"
+    elif metadata.get("lifecycle_only"):
+        promoted = champion_version is None
+        verdict = ("no candidate passed the gates and there is no champion: lifecycle segments only (the model's "
+                   "shops are 'Active, not segmented'); " + " | ".join(metadata.get("lifecycle_reasons", [])))
     elif not failures:
-        promoted, verdict = True, "passed every gate"
-    elif champion_version is None:
-        promoted, verdict = True, "no champion to keep, promoted despite: " + "; ".join(failures)
+        promoted, verdict = True, f"passed every gate; {metadata.get('selection', '')}".rstrip("; ")
     else:
         promoted, verdict = False, f"kept champion v{champion_version}: " + "; ".join(failures)
     if promoted and champion_version != version:

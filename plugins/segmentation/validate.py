@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -296,6 +297,44 @@ def _short(check: dict) -> dict:
             "sample": check["sample_unexpected"], "observed": check["observed"]}
 
 
+def _drop_staged_lines(lake: Lake, month: str) -> None:
+    staged = month_ref("staging_lines", month)
+    if lake.has_partition(staged):
+        lake.remove_partition(staged)
+
+
+def lines_mismatch(lines: pd.DataFrame, monthly: pd.DataFrame) -> str | None:
+    """Why the staged invoice lines do not add up to the month's rows (per customer value and quantity), or None."""
+    by_line = lines.groupby("customer_id")[["quantity", "value"]].sum()
+    by_row = monthly.assign(shop_id=monthly["shop_id"].astype(str)).groupby("shop_id")[["sales_qty", "sales_value"]].sum()
+    joined = by_line.join(by_row, how="outer").fillna(0.0)
+    off = (~np.isclose(joined["quantity"], joined["sales_qty"], rtol=1e-9, atol=1e-6)
+           | ~np.isclose(joined["value"], joined["sales_value"], rtol=1e-9, atol=1e-6))
+    if not off.any():
+        return None
+    example = joined[off].head(3)
+    return (f"{int(off.sum())} customer(s) whose invoice lines do not sum to their monthly rows, e.g. "
+            + "; ".join(f"{c}: lines qty {r.quantity:g} value {r.value:g} vs rows qty {r.sales_qty:g} value {r.sales_value:g}"
+                        for c, r in example.iterrows()))
+
+
+def publish_lines(lake: Lake, month: str, monthly: pd.DataFrame) -> None:
+    """Publish the staged invoice lines as lines/month=M (checked against the month's rows), or remove a
+    stale lines/month=M when the month now comes from a source without lines."""
+    staged = month_ref("staging_lines", month)
+    published = month_ref("lines", month)
+    if not lake.has_partition(staged):
+        if lake.has_partition(published):
+            lake.remove_partition(published)
+        return
+    lines = lake.read_table(staged)
+    problem = lines_mismatch(lines.to_pandas(), monthly)
+    if problem:
+        raise DataValidationError(f"month {month}: staged invoice lines disagree with the staged month: {problem}")
+    lake.write_table(published, lines, {"month": month, "rows": lines.num_rows})
+    lake.remove_partition(staged)
+
+
 def validate(settings: Settings, month: str, run_id: str | None = None) -> dict:
     """Check the staged month; publish it to raw/ or quarantine it and raise DataValidationError."""
     started = time.perf_counter()
@@ -327,6 +366,7 @@ def validate(settings: Settings, month: str, run_id: str | None = None) -> dict:
             {"month": month, "reason": "failed expectations"},
         )
         lake.remove_partition(staged_ref)
+        _drop_staged_lines(lake, month)
         failed = [c for c in report["checks"] if not c["success"] and c["severity"] == "error"]
         log.error("validate %s FAILED (%d of %d expectations); report %s; data docs %s\n%s",
                   month, len(failed), len(report["checks"]), report_path, docs_path, text)
@@ -335,6 +375,7 @@ def validate(settings: Settings, month: str, run_id: str | None = None) -> dict:
             f"{lake.url(f'quarantine/month={month}')}, report at {report_path}, data docs at {docs_path}\n{text}"
         )
     source = lake.manifest(staged_ref)["metadata"].get("source", "")
+    publish_lines(lake, month, frame)  # before raw/: raw is what later stages look for
     lake.write_table(month_ref("raw", month), to_contract(frame),
                      {"month": month, "quality": quality["published_at"], "source": source})
     lake.remove_partition(staged_ref)

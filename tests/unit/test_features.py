@@ -205,3 +205,14 @@ def test_shop_ranges_grow_with_the_shops_and_cover_each_shop_once(tmp_path):
     assert len(sizes) == 9 and sum(sizes) == shops and max(sizes) <= RANGE_SHOPS
     assert bounds[1:-1] == sorted(bounds[1:-1])
     assert len(few) - 1 == MIN_RANGES  # small months still use every core
+
+
+def test_the_model_sees_the_active_month_features():
+    """The model's inputs ignore months without sales (a skipped month is not noise); the tenure-based
+    trend_t, log_noise, log_excess_cv2 and seasonal_strength stay as descriptive columns."""
+    from segmentation.features import model_feature_weights
+
+    assert model_feature_names(SQL) == ["active_share", "log_level", "season_amp_cos", "season_amp_sin",
+                                        "active_noise", "active_trend_t"]
+    assert model_feature_weights(SQL) == [1.0, 1.0, 1.0, 1.0, 1.0, 2.0]
+    assert feature_schema(SQL)["rfm"] == ["recency_months", "active_share", "log_mean_value", "log_breadth"]

@@ -146,6 +146,9 @@ def test_reference_gives_a_flat_shop_no_trend_residual_or_season(months):
     assert row["tenure_months"] == months
     assert row["log_slope"] == row["resid_std"] == row["seasonal_strength"] == row["trend_t"] == 0
     assert row["log_noise"] == pytest.approx(np.log(0.05 + np.sqrt(1e-6 / (months - 4))))
+    assert row["log_level"] == np.log(2)
+    assert row["active_slope"] == row["season_amp_cos"] == row["season_amp_sin"] == row["active_trend_t"] == 0
+    assert row["active_noise"] == np.log(0.05)
 
 
 @pytest.mark.parametrize("months", [12, 24])
@@ -170,3 +173,126 @@ def test_an_exactly_log_linear_shop_has_no_residual_and_no_seasonality():
     assert (features["resid_std"] < 1e-9).all()
     assert features.loc["DECLINE_LONG", "tenure_months"] == 21
     assert (features["seasonal_strength"] == 0).all()
+    # over the active months (DECLINE's zero month left out) the lines are exact too: no harmonic, no noise
+    assert features.loc["DECLINE", "active_slope"] == pytest.approx(-np.log(2))
+    assert features.loc["DECLINE_LONG", "active_months"] == 20
+    assert (features[["season_amp_cos", "season_amp_sin"]].abs() < 1e-9).all().all()
+    np.testing.assert_allclose(features["active_noise"], np.log(0.05), atol=1e-9)
+
+
+# --- the model's inputs over the active months: one skipped month does not move them --------------------------
+
+ACTIVE_FEATURES = ["active_trend_t", "active_noise", "log_level", "season_amp_cos", "season_amp_sin"]
+
+
+def _series_rows(series: dict[str, np.ndarray], skip: dict[str, set[int]] | None = None) -> pd.DataFrame:
+    """Shops selling the given monthly quantities up to AS_OF (the last value in AS_OF); `skip` lists the month
+    indexes a shop has no row in."""
+    end, skip = month_index(AS_OF), skip or {}
+    rows = [(shop, "p1", t // 12, t % 12 + 1, float(q), 2.0 * q)
+            for shop, qty in series.items()
+            for t, q in zip(range(end - len(qty) + 1, end + 1), qty, strict=True) if t not in skip.get(shop, set())]
+    return pd.DataFrame(rows, columns=["shop_id", "product_id", "year", "month", "sales_qty", "sales_value"])
+
+
+def _steady(seed: int = 0, months: int = 24) -> np.ndarray:
+    """About 500 a month, +-5%."""
+    return np.round(500 * np.random.default_rng(seed).uniform(0.95, 1.05, months))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_one_skipped_month_does_not_move_the_active_features(seed):
+    """A steady shop and the same shop without one month's sales, for every month after the first. The old
+    tenure-based log_noise reads the zero month as a collapse; the active-month features barely move. The trend's
+    t moves more than the others where the skipped month has leverage (the ends of the tenure: one point of 24
+    weighs up to 1/6 there), so its 0.15 bound is checked on the middle months."""
+    end, qty = month_index(AS_OF), _steady(seed)
+    skipped = {f"SKIP_{t}": t for t in range(end - 22, end + 1)}
+    raw = _series_rows({"STEADY": qty, **{shop: qty for shop in skipped}}, {shop: {t} for shop, t in skipped.items()})
+    features = assert_parity(raw, AS_OF, 24).set_index("shop_id")
+    features = features[[*ACTIVE_FEATURES, "log_noise"]]
+    steady = features.loc["STEADY"]
+    assert steady["log_level"] == pytest.approx(np.log(501), abs=0.05)
+    for shop, t in skipped.items():
+        change = (features.loc[shop] - steady).abs()
+        assert change["log_noise"] > 2, shop  # the zero month, ln(1 + 0) against ~6.2, dominates the old noise
+        assert (change[["active_noise", "log_level", "season_amp_cos", "season_amp_sin"]] < 0.15).all(), shop
+        if abs(t - (end - 11.5)) <= 4:  # the middle months
+            assert change["active_trend_t"] < 0.15, shop
+
+
+def test_winter_and_summer_peaks_have_opposite_season_amp_cos():
+    cal = (np.arange(month_index(AS_OF) - 23, month_index(AS_OF) + 1) % 12) + 1
+    noise = np.random.default_rng(3).uniform(0.95, 1.05, 24)
+    winter = np.round(200 * np.exp(0.6 * np.cos(2 * np.pi * (cal - 1) / 12)) * noise)  # peaks in January
+    summer = np.round(200 * np.exp(0.6 * np.cos(2 * np.pi * (cal - 7) / 12)) * noise)  # peaks in July
+    features = assert_parity(_series_rows({"WINTER": winter, "SUMMER": summer}), AS_OF, 24).set_index("shop_id")
+    assert features.loc["WINTER", "season_amp_cos"] > 0.2
+    assert features.loc["SUMMER", "season_amp_cos"] < -0.2
+    assert abs(features.loc["WINTER", "season_amp_sin"]) < 0.1 and abs(features.loc["SUMMER", "season_amp_sin"]) < 0.1
+    # the tenure's seasonal_strength sees both alike: only the phase tells them apart
+    assert features.loc["WINTER", "seasonal_strength"] == pytest.approx(features.loc["SUMMER", "seasonal_strength"],
+                                                                         abs=0.1)
+
+
+def test_growth_shows_in_active_trend_t_and_a_flat_shop_does_not():
+    noise = np.random.default_rng(4).uniform(0.95, 1.05, 24)
+    growing = np.round(100 * 1.04 ** np.arange(24) * noise)
+    flat = np.round(100 * noise)
+    features = assert_parity(_series_rows({"GROWING": growing, "FLAT": flat}), AS_OF, 24).set_index("shop_id")
+    assert features.loc["GROWING", "active_trend_t"] > 1.5
+    assert features.loc["GROWING", "active_slope"] == pytest.approx(np.log(1.04), abs=0.005)
+    assert abs(features.loc["FLAT", "active_trend_t"]) < 1
+
+
+def test_the_active_features_of_a_shop_that_sells_every_month_follow_their_formulas():
+    """Every month active: the active-month fit is the plain fit; check it against numpy's least squares."""
+    qty = np.round(300 * 1.01 ** np.arange(20) * np.random.default_rng(6).uniform(0.9, 1.1, 20))
+    row = assert_parity(_series_rows({"S": qty}), AS_OF, 24).iloc[0]
+    t = np.arange(month_index(AS_OF) - 19, month_index(AS_OF) + 1)
+    x, y, angle = t - month_index(AS_OF), np.log1p(qty), 2 * np.pi * (t % 12) / 12
+    slope, intercept = np.polyfit(x, y, 1)
+    r = y - intercept - slope * x
+    a, b = 2 / 20 * (r * np.cos(angle)).sum(), 2 / 20 * (r * np.sin(angle)).sum()
+    s = np.sqrt(((r - a * np.cos(angle) - b * np.sin(angle)) ** 2).sum() / (20 - 4))
+    t_stat = slope / (s / np.sqrt(((x - x.mean()) ** 2).sum()))
+    assert row["log_level"] == pytest.approx(y.mean())
+    assert row["active_slope"] == pytest.approx(slope)
+    assert (row["season_amp_cos"], row["season_amp_sin"]) == pytest.approx((a, b))
+    assert row["active_noise"] == pytest.approx(np.log(0.05 + s))
+    assert row["active_trend_t"] == pytest.approx(np.sign(t_stat) * np.log1p(abs(t_stat)))
+
+
+def test_the_harmonic_needs_a_year_and_eight_active_months():
+    qty, every_third = _steady(5), np.arange(24) % 3 == 0
+    series = {"SHORT": qty[-11:], "EIGHT": np.where(every_third, qty, 0),
+              "SEVEN": np.where(every_third & (np.arange(24) < 21), qty, 0)}
+    features = assert_parity(_series_rows(series), AS_OF, 24).set_index("shop_id")
+    assert features.loc["SHORT", "season_amp_cos"] == features.loc["SHORT", "season_amp_sin"] == 0
+    assert features.loc["SEVEN", "active_months"] == 7 and features.loc["SEVEN", "tenure_months"] == 24
+    assert features.loc["SEVEN", "season_amp_cos"] == features.loc["SEVEN", "season_amp_sin"] == 0
+    assert features.loc["EIGHT", "active_months"] == 8 and features.loc["EIGHT", "season_amp_cos"] != 0
+
+
+@pytest.fixture(scope="module", params=[3, 11])
+def skipping(request) -> pd.DataFrame:
+    """Generated sales where shops skip random months: most rarely, a fifth of them often."""
+    spec = GeneratorSpec(n_shops=300, first_month="2022-07", last_month=AS_OF, seed=request.param,
+                         late_joiner_share=0.25)
+    frame = generate(spec)
+    rng = np.random.default_rng(request.param)
+    shops = frame["shop_id"].unique()
+    rate = pd.Series(np.where(rng.random(len(shops)) < 0.2, 0.5, 0.1), index=shops)
+    t = frame["year"] * 12 + frame["month"] - 1
+    months = pd.DataFrame({"shop_id": frame["shop_id"], "t": t}).drop_duplicates()
+    months = months[rng.random(len(months)) < rate.reindex(months["shop_id"]).to_numpy()]
+    hit = pd.MultiIndex.from_frame(frame[["shop_id"]].assign(t=t)).isin(pd.MultiIndex.from_frame(months))
+    return frame[~hit].reset_index(drop=True)
+
+
+@pytest.mark.parametrize("window_months", [30, 24, 12])
+def test_parity_with_randomly_skipped_months(skipping, window_months):
+    features = assert_parity(skipping, AS_OF, window_months)
+    assert (features["active_share"] < 0.7).any() and (features["active_share"] < 1).mean() > 0.5
+    used = features["season_amp_cos"] != 0
+    assert used.any() and (~used).any()

@@ -1,38 +1,169 @@
+import math
+
 import pandas as pd
 import pytest
 
-from segmentation.profiles import build_profiles, name_segments, peak_month, segment_name
+from segmentation.profiles import (
+    CUSTOMER_NAMING,
+    SHOP_NAMING,
+    base_name,
+    build_profiles,
+    check_names,
+    name_segments,
+    naming_features,
+    peak_month,
+    segment_name,
+)
 
-BASE = {"active_share": 1.0, "resid_std": 0.2, "seasonal_strength": 0.1, "season_cos": 0.0, "season_sin": 0.0,
-        "log_slope": 0.0, "log_mean_qty": 3.0}
+SHOP = {"log_level": 3.0, "active_share": 0.95, "active_trend_t": 0.0, "active_noise": -1.9,
+        "season_amp_cos": 0.0, "season_amp_sin": 0.0, "log_mean_value": 5.0}
+SHOPS_OVERALL = {**SHOP}
+CUSTOMER = {"recency_days": 40.0, "orders": 5.0, "order_days": 5.0, "orders_90d": 1.0, "spend": 1000.0,
+            "aov": 200.0, "gap_days": 60.0, "tenure_days": 400.0, "products": 30.0}
+CUSTOMERS_OVERALL = {**CUSTOMER}
 
 
 @pytest.mark.parametrize(
     "changes, name",
     [
         ({}, "Steady"),
-        ({"log_mean_qty": 5.0}, "High-volume steady"),
-        ({"log_slope": 0.05}, "Growing"),
-        ({"log_slope": -0.05}, "Declining"),
-        ({"active_share": 0.6, "resid_std": 1.4}, "Erratic"),
-        ({"seasonal_strength": 0.9, "season_cos": 0.7, "resid_std": 0.7}, "Winter-peak seasonal"),
-        ({"seasonal_strength": 0.9, "season_cos": -0.7}, "Summer-peak seasonal"),
+        ({"log_level": 4.0}, "Large steady"),
+        ({"log_level": 2.0}, "Small steady"),
+        ({"season_amp_cos": 0.4}, "Winter peak"),
+        ({"season_amp_cos": -0.4}, "Summer peak"),
+        ({"season_amp_sin": 0.4}, "Spring peak"),
+        ({"season_amp_sin": -0.4}, "Autumn peak"),
+        ({"season_amp_cos": 0.3, "active_noise": -0.5}, "Winter peak"),
+        ({"active_trend_t": 2.0}, "Growing"),
+        ({"active_trend_t": -2.0}, "Declining"),
+        ({"active_noise": -0.5}, "Erratic"),
+        ({"active_noise": -0.5, "active_share": 0.4}, "Intermittent"),
+        ({"season_amp_cos": 0.05, "season_amp_sin": 0.05}, "Steady"),
     ],
 )
-def test_names_follow_the_profile(changes, name):
-    assert segment_name({**BASE, **changes}, overall_log_qty=3.0) == name
+def test_shop_names_follow_the_profile(changes, name):
+    assert segment_name({**SHOP, **changes}, SHOPS_OVERALL) == name
 
 
-def test_peak_month_from_the_harmonic():
-    assert peak_month(1.0, 0.0) == 12
-    assert peak_month(-1.0, 0.0) == 6
-    assert peak_month(0.0, 1.0) == 3
+def test_a_shop_profile_without_season_keys_or_with_nan_is_not_seasonal():
+    bare = {k: v for k, v in SHOP.items() if not k.startswith("season")}
+    assert segment_name(bare, SHOPS_OVERALL) == "Steady"
+    assert segment_name({**SHOP, "season_amp_cos": math.nan, "active_trend_t": None}, SHOPS_OVERALL) == "Steady"
+    assert segment_name({}, {}) == "Steady"
 
 
-def test_inherited_names_stay_and_new_names_are_unique():
-    profiles = {0: BASE, 1: BASE, 2: {**BASE, "log_slope": 0.05}}
-    names = name_segments(profiles, {0: "Steady"}, 3.0)
-    assert names == {0: "Steady", 1: "Steady 2", 2: "Growing"}
+@pytest.mark.parametrize(
+    "changes, name",
+    [
+        ({"recency_days": 10, "orders": 15, "spend": 4000, "aov": 260}, "Champions"),
+        ({"recency_days": 30, "orders": 10, "spend": 1200, "aov": 120}, "Loyal"),
+        ({"recency_days": 35, "orders": 3, "spend": 1500, "aov": 500}, "Big spenders"),
+        ({"recency_days": 150, "orders": 8, "spend": 1600}, "At risk"),
+        ({"recency_days": 200, "orders": 2, "spend": 300}, "Hibernating"),
+        ({"recency_days": 70, "orders": 6}, "Needs attention"),
+        ({"recency_days": 15, "orders": 2, "tenure_days": 90, "aov": 180}, "Promising"),
+        ({"orders": 3, "aov": 180}, "Occasional"),
+        ({}, "Regular"),
+    ],
+)
+def test_customer_names_follow_the_profile(changes, name):
+    assert segment_name({**CUSTOMER, **changes}, CUSTOMERS_OVERALL) == name
+
+
+def test_customer_names_tolerate_missing_medians():
+    assert segment_name({"orders": 12, "recency_days": 20}, CUSTOMERS_OVERALL) == "Loyal"
+    assert segment_name({"orders": 4, "recency_days": math.nan}, CUSTOMERS_OVERALL) == "Occasional"
+
+
+def test_peak_month_from_the_harmonic_with_phase_zero_in_january():
+    assert peak_month(1.0, 0.0) == 1
+    assert peak_month(-1.0, 0.0) == 7
+    assert peak_month(0.0, 1.0) == 4
+    assert peak_month(0.0, -1.0) == 10
+
+
+def test_naming_features_follow_the_data_kind():
+    assert naming_features(pd.Index(["shop_id", *CUSTOMER_NAMING, "log_spend"])) == CUSTOMER_NAMING
+    assert naming_features(["orders", "spend"]) == ["orders", "spend"]
+    assert naming_features(["shop_id", *SHOP_NAMING[:-1], "cv"]) == SHOP_NAMING[:-1]
+
+
+def test_base_name_strips_qualifiers_and_numbers():
+    assert base_name("Loyal, high spend") == "Loyal"
+    assert base_name("Steady 2") == "Steady"
+    assert base_name("Winter peak, large, regular") == "Winter peak"
+
+
+def _has_digit(names):
+    return any(ch.isdigit() for name in names.values() for ch in name)
+
+
+def test_two_steady_shop_segments_are_told_apart_by_size_without_numbers():
+    profiles = {0: {**SHOP, "log_level": 3.4}, 1: {**SHOP, "log_level": 2.6}}
+    assert name_segments(profiles, {}, SHOPS_OVERALL) == {0: "Steady, large", 1: "Steady, small"}
+
+
+def test_large_and_small_steady_shops_get_their_own_bases():
+    profiles = {0: {**SHOP, "log_level": 4.0}, 1: {**SHOP, "log_level": 2.0}}
+    assert name_segments(profiles, {}, SHOPS_OVERALL) == {0: "Large steady", 1: "Small steady"}
+
+
+def test_two_winter_peaks_are_qualified_by_what_differs_most():
+    winter = {**SHOP, "season_amp_cos": 0.4}
+    profiles = {3: {**winter, "log_level": 4.0, "active_share": 0.9},
+                4: {**winter, "log_level": 2.5, "active_share": 0.95}}
+    assert name_segments(profiles, {}, SHOPS_OVERALL) == {3: "Winter peak, large", 4: "Winter peak, small"}
+
+
+def test_two_loyal_customer_segments_are_told_apart_by_spend():
+    loyal = {**CUSTOMER, "recency_days": 30, "orders": 10}
+    profiles = {0: {**loyal, "spend": 1400, "aov": 140}, 1: {**loyal, "spend": 800, "aov": 130}}
+    assert name_segments(profiles, {}, CUSTOMERS_OVERALL) == {0: "Loyal, high spend", 1: "Loyal, low spend"}
+
+
+def test_three_segments_with_one_base_get_distinct_names_without_digits():
+    profiles = {0: {**SHOP, "log_level": 3.5}, 1: {**SHOP, "log_level": 2.5},
+                2: {**SHOP, "log_level": 3.4, "active_share": 0.7}}
+    names = name_segments(profiles, {}, SHOPS_OVERALL)
+    assert len(set(names.values())) == 3 and not _has_digit(names)
+    assert all(base_name(name) == "Steady" for name in names.values())
+    assert names[1] == "Steady, small"
+
+
+def test_a_number_is_the_last_resort_for_identical_profiles():
+    assert name_segments({0: SHOP, 1: SHOP}, {}, SHOPS_OVERALL) == {0: "Steady", 1: "Steady 2"}
+
+
+def test_inherited_names_stay_while_true_and_newcomers_are_qualified():
+    profiles = {0: SHOP, 1: {**SHOP, "log_level": 2.5}, 2: {**SHOP, "active_trend_t": 2.0}}
+    names = name_segments(profiles, {0: "Steady", 2: "Growing"}, SHOPS_OVERALL)
+    assert names == {0: "Steady", 1: "Steady, small", 2: "Growing"}
+
+
+def test_an_inherited_name_is_replaced_when_the_profile_changed_character():
+    profiles = {0: {**SHOP, "season_amp_cos": 0.4}, 1: {**SHOP, "active_trend_t": 2.0}}
+    names = name_segments(profiles, {0: "Steady", 1: "Declining"}, SHOPS_OVERALL)
+    assert names == {0: "Winter peak", 1: "Growing"}
+
+
+def test_a_newcomer_colliding_with_a_kept_qualified_name_gets_another_qualifier():
+    # the newcomer is the larger one, so 'large' alone would repeat the kept name
+    profiles = {0: {**SHOP, "log_level": 3.2, "active_share": 0.85}, 1: {**SHOP, "log_level": 3.65}}
+    names = name_segments(profiles, {0: "Steady, large"}, SHOPS_OVERALL)
+    assert names == {0: "Steady, large", 1: "Steady, large, regular"}
+
+
+def test_check_names_flags_a_steady_name_on_a_winter_peak_profile():
+    winter = {**SHOP, "season_amp_cos": 0.4}
+    assert check_names({0: winter, 1: SHOP}, {0: "Steady", 1: "Steady, large"}, SHOPS_OVERALL) == {
+        0: "name 'Steady' no longer fits: profile derives 'Winter peak'"}
+    assert check_names({0: winter}, {0: "Winter peak, small"}, SHOPS_OVERALL) == {}
+
+
+def test_check_names_on_customers():
+    lapsed_loyal = {**CUSTOMER, "recency_days": 150, "orders": 10}
+    problems = check_names({7: lapsed_loyal}, {7: "Loyal, high spend"}, CUSTOMERS_OVERALL)
+    assert problems == {7: "name 'Loyal, high spend' no longer fits: profile derives 'At risk'"}
 
 
 def test_profiles_cover_every_shop_once():
@@ -45,9 +176,3 @@ def test_profiles_cover_every_shop_once():
     assert profiles["shops"].to_dict() == {-1: 1, 0: 2, 1: 2}
     assert profiles.loc[0, "median_cv"] == 1.5 and profiles.loc[0, "mean_strength"] == 0.75
     assert profiles.loc[-1, "name"] == "Noise" and profiles["share"].sum() == pytest.approx(1.0)
-
-
-def test_an_inherited_name_follows_a_profile_that_changed_character():
-    profiles = {0: BASE, 1: {**BASE, "log_slope": 0.05}}
-    names = name_segments(profiles, {0: "Steady 2", 1: "Declining"}, 3.0)
-    assert names == {0: "Steady 2", 1: "Growing"}

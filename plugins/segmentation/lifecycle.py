@@ -1,0 +1,88 @@
+"""Lifecycle segments: transparent rules for the shops and customers whose history is too thin for the model.
+
+Every active shop or customer gets a named segment. Those the rules below catch get a lifecycle segment
+(fixed ids 900-999, the same meaning in every month and model version) and `eligible = False`; the rest are
+the model's to segment. -1 (noise) is left for genuinely atypical shops among the model's.
+
+Customers (invoice data, where orders are known):
+- one order, in the last 90 days: new
+- one order, 91-180 days ago: one-time, recent
+- one order, more than 180 days ago: one-time, lapsed
+- two or more orders, the last more than 365 days ago: lapsed
+
+Shops (monthly data):
+- first sale less than `min_tenure` months ago: new
+- no sale in the last 6 months: lapsed
+- fewer than 3 months with sales: occasional
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+NOT_SEGMENTED = 900  # the model's shops when no model passed its gates (lifecycle-only months)
+NEW_CUSTOMER, ONE_TIME_RECENT, ONE_TIME_LAPSED, LAPSED_CUSTOMER = 901, 902, 903, 904
+NEW_SHOP, LAPSED_SHOP, OCCASIONAL_SHOP = 911, 912, 913
+LIFECYCLE_NAMES = {
+    NOT_SEGMENTED: "Active, not segmented",
+    NEW_CUSTOMER: "New customers",
+    ONE_TIME_RECENT: "One-time buyers, recent",
+    ONE_TIME_LAPSED: "One-time buyers, lapsed",
+    LAPSED_CUSTOMER: "Lapsed repeat customers",
+    NEW_SHOP: "New shops",
+    LAPSED_SHOP: "Lapsed shops",
+    OCCASIONAL_SHOP: "Occasional shops",
+}
+RESERVED_IDS = range(900, 1000)  # never handed out to model segments
+
+NEW_DAYS, RECENT_ONE_TIME_DAYS, LAPSED_DAYS = 90, 180, 365
+LAPSED_SHOP_MONTHS, MIN_ACTIVE_MONTHS = 6, 3
+
+
+def is_customer_data(frame: pd.DataFrame) -> bool:
+    """True when the features carry customer-level order facts (the month came with invoice lines)."""
+    return "orders" in frame.columns and frame["orders"].notna().any()
+
+
+def customer_rules(frame: pd.DataFrame) -> np.ndarray:
+    """Lifecycle segment per customer, or -2 where the model decides."""
+    orders = frame["orders"].fillna(0).to_numpy()
+    recency = frame["recency_days"].fillna(np.inf).to_numpy()
+    return np.select(
+        [(orders <= 1) & (recency <= NEW_DAYS), (orders <= 1) & (recency <= RECENT_ONE_TIME_DAYS), orders <= 1,
+         recency > LAPSED_DAYS],
+        [NEW_CUSTOMER, ONE_TIME_RECENT, ONE_TIME_LAPSED, LAPSED_CUSTOMER],
+        default=-2,
+    ).astype("int64")
+
+
+def shop_rules(frame: pd.DataFrame, min_tenure: int) -> np.ndarray:
+    """Lifecycle segment per shop, or -2 where the model decides."""
+    tenure = frame["tenure_months"].to_numpy()
+    return np.select(
+        [tenure < min_tenure, frame["recency_months"].to_numpy() >= LAPSED_SHOP_MONTHS,
+         frame["active_months"].to_numpy() < min(MIN_ACTIVE_MONTHS, min_tenure)],
+        [NEW_SHOP, LAPSED_SHOP, OCCASIONAL_SHOP],
+        default=-2,
+    ).astype("int64")
+
+
+def lifecycle_segments(frame: pd.DataFrame, min_tenure: int) -> np.ndarray:
+    """Lifecycle segment per row (-2: the model's to segment)."""
+    return customer_rules(frame) if is_customer_data(frame) else shop_rules(frame, min_tenure)
+
+
+def with_lifecycle(table: pa.Table, min_tenure: int) -> pa.Table:
+    """The features with `lifecycle_segment` (null where the model decides) and `eligible` = the model's shops."""
+    frame = table.select([c for c in ("tenure_months", "recency_months", "active_months", "orders", "recency_days")
+                          if c in table.column_names]).to_pandas()
+    segments = lifecycle_segments(frame, min_tenure)
+    modelled = segments == -2
+    table = table.set_column(table.column_names.index("eligible"), "eligible", pa.array(modelled, type=pa.bool_()))
+    return table.append_column("lifecycle_segment", pa.array(np.where(modelled, None, segments).tolist(), type=pa.int64()))
+
+
+def lifecycle_name(segment_id: int) -> str | None:
+    return LIFECYCLE_NAMES.get(int(segment_id))

@@ -1,0 +1,199 @@
+"""Customer (invoice) data: the invoice-lines contract, customer-level features, lifecycle segments, the
+candidates and gates, and the lifecycle-only fallback when no candidate passes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from segmentation import lifecycle
+from segmentation.clustering import GaussianMixtureClusterer, KMeansClusterer, predict
+from segmentation.train import select_candidate
+
+MONTHS = ["2024-01", "2024-02", "2024-03", "2024-04", "2024-05", "2024-06"]
+
+
+def write_invoices(path, n_customers: int = 500, seed: int = 0) -> pd.DataFrame:
+    """Plain-layout invoice lines: one-time buyers, regular repeaters, heavy buyers and lapsing ones."""
+    rng = np.random.default_rng(seed)
+    start = pd.Timestamp("2024-01-01")
+    rows = []
+    for c in range(n_customers):
+        kind = rng.choice(["one_time", "regular", "heavy", "lapsing"], p=[0.35, 0.3, 0.15, 0.2])
+        if kind == "one_time":
+            days = [rng.integers(0, 180)]
+        elif kind == "regular":
+            days = np.arange(rng.integers(0, 20), 181, rng.integers(20, 35))
+        elif kind == "heavy":
+            days = np.arange(rng.integers(0, 7), 181, rng.integers(5, 10))
+        else:
+            days = np.arange(rng.integers(0, 10), 60, rng.integers(10, 20))
+        value = {"one_time": 30, "regular": 60, "heavy": 250, "lapsing": 40}[kind]
+        for day in days:
+            for product in rng.choice(40, size=rng.integers(1, 5), replace=False):
+                rows.append({"customer_id": f"C{c:04d}", "date": start + pd.Timedelta(days=int(day), hours=10),
+                             "quantity": int(rng.integers(1, 6)), "amount": round(value * rng.uniform(0.5, 1.5), 2),
+                             "product_id": f"P{product:03d}"})
+    frame = pd.DataFrame(rows)
+    frame.to_csv(path, index=False)
+    return frame
+
+
+@pytest.fixture
+def invoice_file(tmp_path):
+    path = tmp_path / "invoices.csv"
+    write_invoices(path)
+    return path
+
+
+def run_invoices(settings, path, months=MONTHS):
+    from segmentation.pipeline import run_months
+    from segmentation.sources import Source
+
+    return run_months(settings, months[0], months[-1], Source(kind="invoices", path=str(path), layout="plain"))
+
+
+# lifecycle rules ---------------------------------------------------------------------------------------------
+def test_customer_lifecycle_rules():
+    frame = pd.DataFrame({"orders": [1, 1, 1, 2, 5, 3], "recency_days": [10, 120, 300, 400, 20, 200]})
+    assert lifecycle.customer_rules(frame).tolist() == [
+        lifecycle.NEW_CUSTOMER, lifecycle.ONE_TIME_RECENT, lifecycle.ONE_TIME_LAPSED, lifecycle.LAPSED_CUSTOMER, -2, -2]
+
+
+def test_shop_lifecycle_rules():
+    frame = pd.DataFrame({"tenure_months": [3, 12, 12, 24], "recency_months": [0, 7, 0, 1],
+                          "active_months": [3, 5, 2, 20]})
+    assert lifecycle.shop_rules(frame, min_tenure=6).tolist() == [
+        lifecycle.NEW_SHOP, lifecycle.LAPSED_SHOP, lifecycle.OCCASIONAL_SHOP, -2]
+
+
+def test_a_skipped_month_does_not_make_a_shop_lifecycle():
+    steady = pd.DataFrame({"tenure_months": [24], "recency_months": [1], "active_months": [23]})
+    assert lifecycle.shop_rules(steady, min_tenure=6).tolist() == [-2]
+
+
+# candidates and selection ------------------------------------------------------------------------------------
+def blobs(seed=0):
+    rng = np.random.default_rng(seed)
+    return np.concatenate([rng.normal(c, 0.2, (150, 2)) for c in ((0, 0), (4, 0), (0, 4))])
+
+
+@pytest.mark.parametrize("kind", [KMeansClusterer, GaussianMixtureClusterer])
+def test_partitioning_candidates_predict_labels_and_strength(kind):
+    x = blobs()
+    fitted = kind(3, seed=0).fit(x)
+    labels, strength = predict(fitted, x)
+    assert len(set(labels.tolist())) == 3 and np.array_equal(labels, fitted.labels_)
+    assert ((strength >= 0) & (strength <= 1)).all() and np.median(strength) > 0.5
+    far_between = predict(fitted, np.array([[2.0, 0.0]]))[1][0]  # halfway between two centres: weak membership
+    assert far_between < np.median(strength)
+
+
+def evaluation(score, **metrics):
+    base = {"noise_share": 0.02, "segments": 5, "largest_share": 0.3, "stability": 0.9}
+    return {"metrics": {**base, **metrics, "score": score}}
+
+
+def test_selection_prefers_the_autoencoder_within_the_margin_and_names_why():
+    from segmentation.evaluate import DEFAULT_GATES
+
+    pick, failures, why = select_candidate(
+        {"autoencoder_hdbscan": evaluation(1.50), "kmeans": evaluation(1.51), "gmm": evaluation(1.2)}, DEFAULT_GATES)
+    assert pick == "autoencoder_hdbscan" and not any(failures.values())
+    assert "kmeans 1.510" in why
+    pick, _, _ = select_candidate({"autoencoder_hdbscan": evaluation(1.3), "kmeans": evaluation(1.5)}, DEFAULT_GATES)
+    assert pick == "kmeans"
+
+
+def test_selection_skips_candidates_that_fail_gates():
+    from segmentation.evaluate import DEFAULT_GATES
+
+    pick, failures, _ = select_candidate(
+        {"autoencoder_hdbscan": evaluation(1.9, noise_share=0.4), "gmm": evaluation(1.1)}, DEFAULT_GATES)
+    assert pick == "gmm" and failures["autoencoder_hdbscan"]
+    pick, _, why = select_candidate({"kmeans": evaluation(1.0, segments=1)}, DEFAULT_GATES)
+    assert pick is None and why == "no candidate passed the gates"
+
+
+# invoice lines and customer features ---------------------------------------------------------------------------
+def test_online_retail_ii_headers_are_read_as_uci(tmp_path):
+    from segmentation.invoices import UCI_LAYOUT, read_invoices
+
+    path = tmp_path / "online_retail_ii.csv"
+    pd.DataFrame({"Invoice": ["489434", "C489449"], "StockCode": ["85048", "22087"], "Description": ["a", "b"],
+                  "Quantity": [12, -12], "InvoiceDate": ["2009-12-01 07:45:00", "2009-12-01 10:33:00"],
+                  "Price": [6.95, 0.85], "Customer ID": ["13085.0", "16321.0"], "Country": ["UK", "Australia"]}
+                 ).to_csv(path, index=False)
+    lines = read_invoices(path, UCI_LAYOUT)
+    assert lines["invoice"].tolist() == ["489434", "C489449"]
+    assert lines["price"].tolist() == [6.95, 0.85] and lines["date"].dt.month.tolist() == [12, 12]
+
+
+def test_customer_features_from_lines(tmp_path):
+    from segmentation.config import REPO_ROOT
+    from segmentation.features import customer_features
+
+    lines = pd.DataFrame({
+        "customer_id": ["a", "a", "a", "b"],
+        "invoice_id": ["1", "1", "2", "3"],
+        "invoice_date": pd.to_datetime(["2024-01-01", "2024-01-01", "2024-03-21", "2024-02-01"]),
+        "product_id": ["x", "y", "x", "z"],
+        "quantity": [1.0, 2.0, 1.0, 1.0],
+        "value": [10.0, 20.0, 30.0, 5.0],
+    })
+    path = tmp_path / "lines.parquet"
+    lines.to_parquet(path)
+    out = customer_features([str(path)], "2024-03", REPO_ROOT / "include" / "sql").to_pandas().set_index("shop_id")
+    assert out.loc["a", "orders"] == 2 and out.loc["b", "orders"] == 1
+    assert out.loc["a", "spend"] == 60.0 and out.loc["a", "aov"] == 30.0 and out.loc["a", "products"] == 2
+    assert out.loc["a", "recency_days"] == pytest.approx(11.0)  # 2024-03-21 to 2024-04-01
+    assert out.loc["a", "gap_days"] == pytest.approx(80.0) and pd.isna(out.loc["b", "gap_days"])
+    assert out.loc["a", "orders_90d"] == 1  # the January order is more than 90 days before April 1st
+
+
+def test_invoice_months_segment_every_customer_with_lifecycle_and_model(settings, invoice_file, monkeypatch):
+    from segmentation.publish import warehouse_for
+    from segmentation.storage import Lake, month_ref
+
+    monkeypatch.setenv("SEGMENTATION_MIN_HISTORY_MONTHS", "4")
+    from segmentation.config import load_settings
+
+    settings = load_settings()
+    results = run_invoices(settings, invoice_file)
+    assert [r["decide"]["decision"] for r in results][:3] == ["skip"] * 3
+    lake = Lake(settings.lake_root)
+    assert all(lake.has_partition(month_ref("lines", m)) for m in MONTHS)
+    segments = warehouse_for(settings).query("SELECT * FROM segments WHERE month = ?", ["2024-06"])
+    invoices = pd.read_csv(invoice_file, parse_dates=["date"])
+    assert set(segments["shop_id"]) == set(invoices["customer_id"])  # every customer in the window, once
+    assert segments["segment_name"].notna().all() and not segments["segment_name"].str.match(r"Segment \d").any()
+    by_rule = segments[~segments["eligible"]]
+    assert by_rule["segment_id"].between(900, 999).all() and len(by_rule) > 0
+    orders = invoices.groupby("customer_id")["date"].nunique()
+    one_time = set(orders[orders == 1].index)
+    assert set(by_rule["shop_id"]) >= one_time  # one-off customers are lifecycle segments, never the model's
+    modelled = segments[segments["eligible"]]
+    assert (modelled["segment_id"] < 900).all() and modelled["segment_id"].nunique() >= 2
+    run = warehouse_for(settings).query("SELECT verdict FROM model_runs WHERE month = ?", ["2024-04"])
+    assert "selected" in run.loc[0, "verdict"] or "lifecycle" in run.loc[0, "verdict"]
+
+
+def test_no_passing_candidate_publishes_lifecycle_segments_only(settings, invoice_file, monkeypatch):
+    from segmentation.config import load_settings
+    from segmentation.publish import warehouse_for
+    from segmentation.registry import Registry
+    from segmentation.storage import Lake
+
+    monkeypatch.setenv("SEGMENTATION_MIN_HISTORY_MONTHS", "4")
+    monkeypatch.setenv("SEGMENTATION_GATE_MIN_SEGMENTS", "60")  # no candidate can pass
+    settings = load_settings()
+    run_invoices(settings, invoice_file, MONTHS[:4])
+    run = warehouse_for(settings).query("SELECT * FROM model_runs WHERE month = ?", ["2024-04"]).iloc[0]
+    assert run["promoted"] and "lifecycle segments only" in run["verdict"] and "segments < 60" in run["verdict"]
+    assert Registry(Lake(settings.lake_root)).metadata(run["model_version"])["lifecycle_only"] is True
+    segments = warehouse_for(settings).query("SELECT * FROM segments WHERE month = ?", ["2024-04"])
+    modelled = segments[segments["eligible"]]
+    assert len(modelled) > 0 and (modelled["segment_id"] == lifecycle.NOT_SEGMENTED).all()
+    assert (modelled["segment_name"] == "Active, not segmented").all()
+    assert (segments["segment_id"] >= 0).all()  # nobody is noise: nothing was clustered

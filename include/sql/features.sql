@@ -10,9 +10,10 @@
 -- quantity, no log quantity and no products. x = t - $as_of_index (months before the as-of month), y = ln(1 + qty).
 --
 -- The model's inputs (log_level, active_noise, active_trend_t, season_amp_*) are computed over the ACTIVE months
--- only (the months of the tenure with qty > 0), so a shop that skips a month is not read as erratic: their
--- least-squares sums come from pass one, their harmonic from pass one's sums of cos and sin of the calendar
--- month, and the residual left after both is summed directly in pass two.
+-- only (the months of the tenure with qty > 0), so a shop that skips a month is not read as erratic: level,
+-- slope and annual harmonic are fitted jointly by least squares (y ~ level + slope x + a cos + b sin) from pass
+-- one's sums of x, y and cos and sin of the calendar month, and the residual left after that fit is summed
+-- directly in pass two.
 WITH shops AS (
     -- one pass over the months that sold: the shops with a sale in the window, and their sums
     SELECT
@@ -50,7 +51,10 @@ WITH shops AS (
         SUM(LN(1 + qty) * COS((t % 12) * ACOS(-1) / 6)) AS sum_y_cos,
         SUM(LN(1 + qty) * SIN((t % 12) * ACOS(-1) / 6)) AS sum_y_sin,
         SUM((t - $as_of_index) * COS((t % 12) * ACOS(-1) / 6)) AS sum_x_cos,
-        SUM((t - $as_of_index) * SIN((t % 12) * ACOS(-1) / 6)) AS sum_x_sin
+        SUM((t - $as_of_index) * SIN((t % 12) * ACOS(-1) / 6)) AS sum_x_sin,
+        SUM(COS((t % 12) * ACOS(-1) / 6) * COS((t % 12) * ACOS(-1) / 6)) AS sum_cos_cos,
+        SUM(SIN((t % 12) * ACOS(-1) / 6) * SIN((t % 12) * ACOS(-1) / 6)) AS sum_sin_sin,
+        SUM(COS((t % 12) * ACOS(-1) / 6) * SIN((t % 12) * ACOS(-1) / 6)) AS sum_cos_sin
     FROM monthly
     WHERE qty > 0
     GROUP BY shop_id
@@ -77,37 +81,80 @@ trend AS (
         (n - 1) * n * (2 * n - 1) / 6.0 - COALESCE(sold_xx, 0) AS zero_xx
     FROM tenure
 ),
--- the active months alone (qty > 0, k = active_months): their mean y and x, and their centred sum of squares of
--- x, (k sum(x^2) - sum(x)^2) / k with an exact integer numerator
+-- the active months alone (qty > 0, k = active_months): their means of y, x, cos and sin, and their centred
+-- sums of squares and products (S_uv = sum(u v) - sum(u) sum(v) / k); S_xx has an exact integer numerator
 active AS (
     SELECT
         *,
         sy / active_months AS log_level,
         sold_x / active_months AS mean_x_active,
+        sum_cos / active_months AS mean_cos,
+        sum_sin / active_months AS mean_sin,
         (active_months * sold_xx - sold_x * sold_x) / active_months AS sxx_active,
+        sum_x_cos - sold_x * sum_cos / active_months AS sxc_active,
+        sum_x_sin - sold_x * sum_sin / active_months AS sxs_active,
+        sum_cos_cos - sum_cos * sum_cos / active_months AS scc_active,
+        sum_sin_sin - sum_sin * sum_sin / active_months AS sss_active,
+        sum_cos_sin - sum_cos * sum_sin / active_months AS scs_active,
+        sxy - sold_x * sy / active_months AS sxy_active,
+        sum_y_cos - sy * sum_cos / active_months AS scy_active,
+        sum_y_sin - sy * sum_sin / active_months AS ssy_active,
         -- the annual harmonic needs a year of tenure and 8 active months; it costs two more parameters
         CASE WHEN n >= 12 AND active_months >= 8 THEN 4 ELSE 2 END AS active_params
     FROM trend
 ),
+-- the joint least squares y ~ level + slope x + a cos + b sin: centred by the means, the normal equations are
+-- the 3x3 system M (slope, a, b) = (S_xy, S_cy, S_sy), M = [[S_xx, S_xc, S_xs], [S_xc, S_cc, S_cs],
+-- [S_xs, S_cs, S_ss]], solved by Cramer's rule from the cofactors of M (symmetric: its adjugate is too)
+active_cofactors AS (
+    SELECT
+        *,
+        scc_active * sss_active - scs_active * scs_active AS cof_xx,
+        sxs_active * scs_active - sxc_active * sss_active AS cof_xc,
+        sxc_active * scs_active - scc_active * sxs_active AS cof_xs,
+        sxx_active * sss_active - sxs_active * sxs_active AS cof_cc,
+        sxc_active * sxs_active - sxx_active * scs_active AS cof_cs,
+        sxx_active * scc_active - sxc_active * sxc_active AS cof_ss
+    FROM active
+),
+-- the joint fit where the harmonic is used and M is well conditioned: det(M) above 1e-6 of S_xx k^2 (cos and
+-- sin are at most 1, so det(M) <= S_xx S_cc S_ss <= S_xx k^2); active months on too few calendar months (say
+-- January and July only) make M singular, and the estimate falls back to the sequential one below
+active_det AS (
+    SELECT
+        *,
+        active_params = 4 AND sxx_active * cof_xx + sxc_active * cof_xc + sxs_active * cof_xs
+                              > 1e-6 * sxx_active * active_months * active_months AS active_joint,
+        sxx_active * cof_xx + sxc_active * cof_xc + sxs_active * cof_xs AS det_active
+    FROM active_cofactors
+),
+-- the slope, and its variance per unit residual variance: the (slope, slope) element of M's inverse, or
+-- 1 / S_xx for the plain slope (no harmonic, or the fallback)
 active_trend AS (
     SELECT
         *,
-        CASE WHEN active_months >= 3 AND sxx_active > 0
-             THEN (sxy - mean_x_active * sy) / sxx_active ELSE 0 END AS active_slope
-    FROM active
+        CASE WHEN active_joint
+             THEN (cof_xx * sxy_active + cof_xc * scy_active + cof_xs * ssy_active) / det_active
+             WHEN active_months >= 3 AND sxx_active > 0 THEN sxy_active / sxx_active
+             ELSE 0 END AS active_slope,
+        CASE WHEN active_joint THEN cof_xx / det_active
+             WHEN active_months >= 3 AND sxx_active > 0 THEN 1 / sxx_active END AS active_slope_var
+    FROM active_det
 ),
--- the annual harmonic of the active months' detrended y, r = y - log_level - active_slope * (x - mean_x_active):
--- 2 / k * sum(r cos) and 2 / k * sum(r sin), from pass one's sums
+-- the annual harmonic: jointly fitted; in the fallback, the harmonic of the detrended
+-- r = y - log_level - active_slope * (x - mean_x_active): 2 / k * sum(r cos) and 2 / k * sum(r sin)
 active_harmonic AS (
     SELECT
         *,
-        CASE WHEN active_params = 4
-             THEN 2.0 / active_months * (sum_y_cos - log_level * sum_cos
-                                         - active_slope * (sum_x_cos - mean_x_active * sum_cos))
+        CASE WHEN active_joint
+             THEN (cof_xc * sxy_active + cof_cc * scy_active + cof_cs * ssy_active) / det_active
+             WHEN active_params = 4
+             THEN 2.0 / active_months * (sum_y_cos - log_level * sum_cos - active_slope * sxc_active)
              ELSE 0 END AS season_amp_cos,
-        CASE WHEN active_params = 4
-             THEN 2.0 / active_months * (sum_y_sin - log_level * sum_sin
-                                         - active_slope * (sum_x_sin - mean_x_active * sum_sin))
+        CASE WHEN active_joint
+             THEN (cof_xs * sxy_active + cof_cs * scy_active + cof_ss * ssy_active) / det_active
+             WHEN active_params = 4
+             THEN 2.0 / active_months * (sum_y_sin - log_level * sum_sin - active_slope * sxs_active)
              ELSE 0 END AS season_amp_sin
     FROM active_trend
 ),
@@ -124,15 +171,15 @@ spread AS (
         -- the detrended log residual r = y - mean_y - log_slope * (x - mean_x) of the months that sold
         SUM(POWER(LN(1 + m.qty) - tr.mean_y - tr.log_slope * (m.t - $as_of_index - tr.mean_x), 2))
             FILTER (WHERE m.qty > 0) AS sold_resid_ss,
-        -- the active months' residual after their trend and harmonic, summed directly (a flat shop's stays
-        -- rounding-small)
+        -- the active months' residual after their fit, which passes through the means, summed directly (a flat
+        -- shop's stays rounding-small)
         SUM(POWER(LN(1 + m.qty) - tr.log_level - tr.active_slope * (m.t - $as_of_index - tr.mean_x_active)
-                  - tr.season_amp_cos * COS((m.t % 12) * ACOS(-1) / 6)
-                  - tr.season_amp_sin * SIN((m.t % 12) * ACOS(-1) / 6), 2))
+                  - tr.season_amp_cos * (COS((m.t % 12) * ACOS(-1) / 6) - tr.mean_cos)
+                  - tr.season_amp_sin * (SIN((m.t % 12) * ACOS(-1) / 6) - tr.mean_sin), 2))
             FILTER (WHERE m.qty > 0) AS active_resid_ss
     FROM monthly AS m
-    JOIN (SELECT shop_id, first_sale, mean_x, mean_y, mean_qty, log_slope,
-                 log_level, mean_x_active, active_slope, season_amp_cos, season_amp_sin
+    JOIN (SELECT shop_id, first_sale, mean_x, mean_y, mean_qty, log_slope, log_level, mean_x_active,
+                 mean_cos, mean_sin, active_slope, season_amp_cos, season_amp_sin
           FROM active_harmonic) AS tr USING (shop_id)
     GROUP BY m.shop_id
 ),
@@ -272,11 +319,12 @@ SELECT
     season_amp_cos,
     season_amp_sin,
     LN(0.05 + SQRT(active_sigma2)) AS active_noise,
-    -- the standard error's residual sum of squares is floored at 1e-6 (as trend_t's): a flat shop's slope and
-    -- residuals are both rounding errors, and their ratio is no trend
+    -- t = slope / sqrt(s^2 [M^-1]_xx): the standard error's residual sum of squares is floored at 1e-6 (as
+    -- trend_t's): a flat shop's slope and residuals are both rounding errors, and their ratio is no trend
     CASE WHEN active_months >= 3 AND sxx_active > 0
          THEN SIGN(active_slope) * LN(1 + ABS(active_slope)
-              / SQRT(GREATEST(active_resid_ss, 1e-6) / GREATEST(active_months - active_params, 1) / sxx_active))
+              / SQRT(GREATEST(active_resid_ss, 1e-6) / GREATEST(active_months - active_params, 1)
+                     * active_slope_var))
          ELSE 0 END AS active_trend_t,
     CASE WHEN n >= $min_tenure AND active_months >= LEAST(3, $min_tenure) THEN TRUE ELSE FALSE END AS eligible
 FROM noise

@@ -137,19 +137,37 @@ K_RANGE = range(3, 11)
 SELECTION_SAMPLE = 3_000
 
 
-def kmeans_by_silhouette(x: np.ndarray, seed: int, k_range=K_RANGE) -> KMeansClusterer:
-    """KMeans with k chosen by silhouette on a sample (k from 3: two groups is rarely a useful segmentation)."""
+STABLE_JACCARD = 0.75  # Hennig: a cluster whose bootstrap Jaccard stays above this is stable
+SELECTION_ROUNDS = 3
+SILHOUETTE_TOLERANCE = 0.03  # a finer partition may separate this much less well than the best stable one
+
+
+def kmeans_by_stability(x: np.ndarray, seed: int, k_range=K_RANGE) -> KMeansClusterer:
+    """KMeans with the finest k that is stable and separates about as well as the best stable k: every cluster's
+    bootstrap Jaccard >= STABLE_JACCARD, silhouette within SILHOUETTE_TOLERANCE of the best stable silhouette.
+    (Silhouette alone prefers few clusters: 4 for 7 planted behaviours; stability alone splits continua.)"""
     from sklearn.metrics import silhouette_score
 
-    best, best_score = None, -np.inf
+    from .evaluate import bootstrap_stability, subsample
+
+    sample = x[subsample(len(x), SELECTION_SAMPLE, seed)]
+    scores = {}  # k -> (stable, silhouette)
     for k in k_range:
-        if k >= len(x):
+        if k >= len(sample):
             break
-        fitted = KMeansClusterer(k, seed).fit(x)
-        score = silhouette_score(x, fitted.labels_, sample_size=min(len(x), SELECTION_SAMPLE), random_state=seed)
-        if score > best_score:
-            best, best_score = fitted, score
-    return best or KMeansClusterer(min(2, len(x)), seed).fit(x)
+        fitted = KMeansClusterer(k, seed).fit(sample)
+        jaccard = bootstrap_stability(sample, fitted.labels_, lambda z, k=k: KMeansClusterer(k, seed).fit(z).labels_,
+                                      rounds=SELECTION_ROUNDS, seed=seed)["per_segment"]
+        scores[k] = (min(jaccard.values()) >= STABLE_JACCARD, float(silhouette_score(sample, fitted.labels_)))
+    if not scores:
+        return KMeansClusterer(min(2, len(x)), seed).fit(x)
+    stable = {k: sil for k, (ok, sil) in scores.items() if ok}
+    if stable:
+        best = max(stable.values())
+        k = max(k for k, sil in stable.items() if sil >= best - SILHOUETTE_TOLERANCE)
+    else:
+        k = max(scores, key=lambda k: scores[k][1])
+    return KMeansClusterer(k, seed).fit(x)
 
 
 def gmm_by_bic(x: np.ndarray, seed: int, k_range=K_RANGE) -> GaussianMixtureClusterer:

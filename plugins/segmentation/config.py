@@ -37,6 +37,7 @@ class Settings:
     sql_dir: Path
     window_months: int = 24
     min_history_months: int = 12
+    customer_min_history_months: int = 6
     seed: int = 42
     latent_dim: int = 6
     epochs: int = 60
@@ -83,6 +84,7 @@ def load_settings(overrides: dict[str, str] | None = None) -> Settings:
         sql_dir=Path(_env("SEGMENTATION_SQL_DIR", str(REPO_ROOT / "include" / "sql"), env)),
         window_months=_env_int("SEGMENTATION_WINDOW_MONTHS", 24, env),
         min_history_months=_env_int("SEGMENTATION_MIN_HISTORY_MONTHS", 12, env),
+        customer_min_history_months=_env_int("SEGMENTATION_CUSTOMER_MIN_HISTORY_MONTHS", 6, env),
         seed=_env_int("SEGMENTATION_SEED", 42, env),
         latent_dim=_env_int("SEGMENTATION_LATENT_DIM", 6, env),
         epochs=_env_int("SEGMENTATION_EPOCHS", 60, env),
@@ -108,6 +110,9 @@ def load_settings(overrides: dict[str, str] | None = None) -> Settings:
 
 def validate_settings(settings: Settings) -> None:
     problems = []
+    if not 1 <= settings.customer_min_history_months <= settings.window_months:
+        problems.append("SEGMENTATION_CUSTOMER_MIN_HISTORY_MONTHS must be between 1 and the window "
+                        f"({settings.window_months}), got {settings.customer_min_history_months}")
     if settings.window_months < 1:
         problems.append(f"SEGMENTATION_WINDOW_MONTHS must be >= 1, got {settings.window_months}")
     if not 1 <= settings.min_history_months <= settings.window_months:

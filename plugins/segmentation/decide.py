@@ -178,12 +178,21 @@ def drift_hold(month: str, previous: list[dict], measured: dict, settings: Setti
 
 
 # the decision -------------------------------------------------------------------------------------------------
+def warm_up_months(settings: Settings, lake: Lake, month: str) -> tuple[int, str]:
+    """Months of history needed before a first model, and for what: customer (invoice) data has what it needs
+    sooner (SEGMENTATION_CUSTOMER_MIN_HISTORY_MONTHS) than shop-month data (SEGMENTATION_MIN_HISTORY_MONTHS)."""
+    if lake.has_partition(month_ref("lines", month)):
+        return settings.customer_min_history_months, "customer"
+    return settings.min_history_months, "shop"
+
+
 def choose(settings: Settings, lake: Lake, registry: Registry, month: str, force_retrain: bool) -> dict:
     history = len(window_partitions(lake, month, settings.window_months))
     applicable = registry.model_for_month(month)
-    if history < settings.min_history_months:
+    needed, kind = warm_up_months(settings, lake, month)
+    if history < needed:
         return {"decision": SKIP, "model_version": None,
-                "reason": f"warming up: {history} of {settings.min_history_months} months of history"}
+                "reason": f"warming up: {history} of {needed} months of {kind} history"}
     if force_retrain:
         return {"decision": TRAIN, "model_version": None, "reason": "retrain forced by the force_retrain param"}
     if applicable is None:
@@ -194,6 +203,10 @@ def choose(settings: Settings, lake: Lake, registry: Registry, month: str, force
                 "reason": registry.metadata(applicable).get("reason", "trained for this month"),
                 **_trigger_of_this_month(lake, month)}
     age = month_index(month) - month_index(trained_for)
+    if registry.metadata(applicable).get("lifecycle_only"):
+        return {"decision": TRAIN, "model_version": applicable,
+                "reason": f"champion v{applicable} publishes lifecycle segments only (no candidate passed the gates "
+                          f"in {trained_for}); trying again on {month}'s data"}
     if age > settings.max_model_age_months:
         return {"decision": TRAIN, "model_version": applicable,
                 "reason": f"champion v{applicable} is {age} months old (max {settings.max_model_age_months})"}

@@ -41,26 +41,52 @@ def feature_schema(sql_dir: Path) -> dict:
     return yaml.safe_load((Path(sql_dir) / "features_schema.yaml").read_text())
 
 
+def _model_columns(sql_dir: Path) -> list[dict]:
+    schema = feature_schema(Path(sql_dir))
+    return [c for c in schema["columns"] + schema.get("derived", []) if c["model"]]
+
+
 def model_feature_names(sql_dir: Path) -> list[str]:
-    return [c["name"] for c in feature_schema(Path(sql_dir))["columns"] if c["model"]]
+    return [c["name"] for c in _model_columns(sql_dir)]
 
 
-def model_feature_weights(sql_dir: Path) -> list[float]:
-    """Post-scaling weight of each model feature (schema `weight`, default 1), in model_feature_names order."""
-    return [float(c.get("weight", 1.0)) for c in feature_schema(Path(sql_dir))["columns"] if c["model"]]
+def model_feature_units(sql_dir: Path) -> list[float | None]:
+    """Each model feature's unit (schema `unit`; None: scale by the quantile range), in model_feature_names order."""
+    return [c.get("unit") for c in _model_columns(sql_dir)]
 
 
 def rfm_feature_names(sql_dir: Path) -> list[str]:
     return list(feature_schema(Path(sql_dir)).get("rfm", []))
 
 
-def model_inputs(sql_dir: Path, with_rfm: bool) -> tuple[list[str], list[float]]:
-    """The model's feature names and weights, with the RFM features appended when asked."""
-    names, weights = model_feature_names(sql_dir), model_feature_weights(sql_dir)
+def model_inputs(sql_dir: Path, with_rfm: bool) -> tuple[list[str], list[float | None]]:
+    """The model's feature names and units, with the RFM features (quantile-scaled) appended when asked."""
+    names, units = model_feature_names(sql_dir), model_feature_units(sql_dir)
     if with_rfm:
         extra = [n for n in rfm_feature_names(sql_dir) if n not in names]
-        names, weights = names + extra, weights + [1.0] * len(extra)
-    return names, weights
+        names, units = names + extra, units + [None] * len(extra)
+    return names, units
+
+
+SEASON_Z_MAX = TREND_Z_MAX = 10.0
+
+
+def derived_features(table: pa.Table) -> pa.Table:
+    """The schema's `derived` columns: trend and season as significance scores (see features_schema.yaml)."""
+    import numpy as np
+
+    frame = table.select(["active_trend_t", "season_amp_cos", "season_amp_sin", "active_noise",
+                          "active_months"]).to_pandas()
+    squashed = frame["active_trend_t"].to_numpy()
+    trend_z = np.clip(np.sign(squashed) * np.expm1(np.abs(squashed)), -TREND_Z_MAX, TREND_Z_MAX)
+    cos, sin = frame["season_amp_cos"].to_numpy(), frame["season_amp_sin"].to_numpy()
+    amplitude = np.hypot(cos, sin)
+    resid_std = np.maximum(np.exp(frame["active_noise"].to_numpy()) - 0.05, 1e-3)
+    z = amplitude / (resid_std * np.sqrt(2.0 / np.maximum(frame["active_months"].to_numpy(), 1)))
+    stretch = np.where(amplitude > 0, np.minimum(z, SEASON_Z_MAX) / np.where(amplitude > 0, amplitude, 1.0), 0.0)
+    for name, values in (("trend_z", trend_z), ("season_z_cos", cos * stretch), ("season_z_sin", sin * stretch)):
+        table = table.append_column(name, pa.array(values, type=pa.float64()))
+    return table
 
 
 @lru_cache(maxsize=4)
@@ -68,10 +94,10 @@ def customer_schema(sql_dir: Path) -> dict:
     return yaml.safe_load((Path(sql_dir) / "customer_features.yaml").read_text())
 
 
-def customer_model_inputs(sql_dir: Path) -> tuple[list[str], list[float], list[str]]:
-    """The model's inputs for customer (invoice) data: names, weights (all 1) and the drift-measured subset."""
+def customer_model_inputs(sql_dir: Path) -> tuple[list[str], list[float | None], list[str]]:
+    """The model's inputs for customer (invoice) data: names, units (none: quantile-scaled) and the drift subset."""
     schema = customer_schema(Path(sql_dir))
-    return list(schema["model"]), [1.0] * len(schema["model"]), list(schema["drift"])
+    return list(schema["model"]), [None] * len(schema["model"]), list(schema["drift"])
 
 
 DIALECTS = ("duckdb", "bigquery")
@@ -289,7 +315,7 @@ def build_features(settings: Settings, month: str) -> dict:
     table, months, raw_rows = window_features(lake, month, settings.window_months, settings.sql_dir,
                                               min(MIN_TENURE, settings.min_history_months),
                                               settings.feature_workers or None)
-    table = with_customer_features(lake, table, month, settings.window_months, settings.sql_dir)
+    table = with_customer_features(lake, derived_features(table), month, settings.window_months, settings.sql_dir)
     table = with_lifecycle(table, min(MIN_TENURE, settings.min_history_months))
     lake.write_table(
         as_of_ref("features", month),

@@ -6,8 +6,9 @@ This is the readable reference the parity tests compare the DuckDB engine agains
 month-by-month grid over its tenure (a month without sales is a row of zero quantity), fits the trend,
 takes every month's residual, and averages them per calendar month. The SQL reaches the same numbers without
 that grid, from closed forms for the zero months, so the two are independent formulations. The model's inputs
-over the active months (log_level ... active_trend_t) are fitted here month by month over the grid's months
-that sold; the SQL takes their trend and harmonic from one-pass sums. The semantics are
+over the active months (log_level ... active_trend_t) are fitted here from each shop's centred months that
+sold, the joint least squares solved as a stack of 3x3 systems; the SQL solves the same normal equations in
+closed form (Cramer's rule) from one-pass sums. The semantics are
 the same, NULLs included: a month whose values are all missing sums to missing, COUNT counts non-missing
 values, standard deviations divide by n, and COALESCE / CASE defaults are applied at the same places.
 NaN plays the part of SQL NULL.
@@ -30,6 +31,7 @@ from .months import month_index
 FLAT_RESID_SS = 1e-9  # below this, residuals are rounding noise (features_schema.yaml, seasonal_strength)
 MIN_SE_RESID_SS = 1e-6  # floor of the residual sum of squares in a trend's standard error (trend_t, active_trend_t)
 AMP_MIN_TENURE, AMP_MIN_ACTIVE = 12, 8  # the active months' annual harmonic needs a year and 8 active months
+JOINT_MIN_DET = 1e-6  # below this det(M) / (Sxx k^2), the joint trend-and-harmonic fit falls back (see _active)
 SEASON_COLUMNS = [f"season_{cal:02d}" for cal in range(1, 13)]
 ACTIVE_COLUMNS = ["log_level", "active_slope", "season_amp_cos", "season_amp_sin", "active_noise", "active_trend_t"]
 FEATURE_COLUMNS = [
@@ -239,10 +241,14 @@ def _active(grid: pd.DataFrame, shops: pd.DataFrame, as_of_index: int) -> pd.Dat
     """The features over each shop's active months (the grid's months with qty > 0), fitted directly.
 
     y = ln(1 + qty) is taken relative to the shop's first sale (an active month) so that a flat shop has
-    exactly zero slope, harmonic and residual. The trend is least squares of y on x = t - as_of; the annual
-    harmonic is 2 / k * sum(r cos) and 2 / k * sum(r sin) of the detrended r at angle 2 pi (cal - 1) / 12
-    (January 0, so a January peak has cos > 0), used only with AMP_MIN_TENURE months of tenure and
-    AMP_MIN_ACTIVE active months; the noise is the residual left after both, per degree of freedom.
+    exactly zero slope, harmonic and residual. With AMP_MIN_TENURE months of tenure and AMP_MIN_ACTIVE active
+    months, level, slope and annual harmonic are fitted jointly by least squares, y ~ level + slope x + a cos +
+    b sin with x = t - as_of and angle 2 pi (cal - 1) / 12 (January 0, so a January peak has a > 0): centred by
+    the shop's means, a 3x3 system per shop, solved for all shops at once. Where that system is degenerate
+    (relative determinant at most JOINT_MIN_DET) the fit falls back to the sequential one: the slope of y on x,
+    then 2 / k * sum(r cos) and 2 / k * sum(r sin) of the detrended r. Otherwise the slope alone (no harmonic).
+    The noise is the residual left after the fit, per degree of freedom; the trend's t uses the slope's
+    standard error, sqrt(s^2 [M^-1]_xx) (1 / Sxx for a plain slope).
     """
     n_shops = len(shops)
     sold = grid[grid["qty"].to_numpy() > 0]
@@ -255,24 +261,41 @@ def _active(grid: pd.DataFrame, shops: pd.DataFrame, as_of_index: int) -> pd.Dat
     def per_shop(values: np.ndarray) -> np.ndarray:
         return np.bincount(shop, weights=values, minlength=n_shops)
 
+    def centred(values: np.ndarray) -> np.ndarray:
+        return values - (per_shop(values) / k)[shop]
+
     y0 = y[np.searchsorted(shop, np.arange(n_shops))]  # rows are in shop and month order: a shop's first sale
     dy = y - y0[shop]
     mean_dy = per_shop(dy) / k
-    x = (t - as_of_index).astype("float64")
-    dx = x - (per_shop(x) / k)[shop]
+    dy_c = dy - mean_dy[shop]
+    angle = (t % 12) * np.pi / 6
+    dx, dc, ds = centred((t - as_of_index).astype("float64")), centred(np.cos(angle)), centred(np.sin(angle))
     sxx = per_shop(dx * dx)
     trended = (k >= 3) & (sxx > 0)
-    slope = np.divide(per_shop(dx * dy), sxx, out=np.zeros(n_shops), where=trended)
-    r = dy - mean_dy[shop] - slope[shop] * dx
-    angle = (t % 12) * np.pi / 6
-    cos, sin = np.cos(angle), np.sin(angle)
     harmonic = (tenure >= AMP_MIN_TENURE) & (k >= AMP_MIN_ACTIVE)
-    amp_cos = np.where(harmonic, 2 / k * per_shop(r * cos), 0.0)
-    amp_sin = np.where(harmonic, 2 / k * per_shop(r * sin), 0.0)
-    e = r - amp_cos[shop] * cos - amp_sin[shop] * sin
+    # every shop's centred normal equations M (slope, a, b) = v (symmetric M)
+    m = np.empty((n_shops, 3, 3))
+    m[:, 0, 0] = sxx
+    for i, j in ((0, 1), (0, 2), (1, 1), (1, 2), (2, 2)):
+        m[:, i, j] = m[:, j, i] = per_shop((dx, dc, ds)[i] * (dx, dc, ds)[j])
+    v = np.stack([per_shop(dx * dy_c), per_shop(dc * dy_c), per_shop(ds * dy_c)], axis=1)
+    joint = harmonic & (np.linalg.det(m) > JOINT_MIN_DET * sxx * k * k)
+    # solved for (slope, a, b) and for the first column of M's inverse at once: [M^-1]_xx is its first entry
+    unit = np.zeros((joint.sum(), 3, 1))
+    unit[:, 0] = 1.0
+    solved = np.linalg.solve(m[joint], np.concatenate([v[joint, :, None], unit], axis=2))
+    slope = np.divide(v[:, 0], sxx, out=np.zeros(n_shops), where=trended)  # plain, where not joint
+    slope[joint] = solved[:, 0, 0]
+    slope_var = np.divide(1.0, sxx, out=np.ones(n_shops), where=trended)
+    slope_var[joint] = solved[:, 0, 1]
+    r = dy_c - slope[shop] * dx  # the sequential fallback's detrended y
+    amp_cos = np.where(harmonic, 2 / k * per_shop(r * np.cos(angle)), 0.0)
+    amp_sin = np.where(harmonic, 2 / k * per_shop(r * np.sin(angle)), 0.0)
+    amp_cos[joint], amp_sin[joint] = solved[:, 1, 0], solved[:, 2, 0]
+    e = r - amp_cos[shop] * dc - amp_sin[shop] * ds
     resid_ss = per_shop(e * e)
     dof = np.maximum(k - np.where(harmonic, 4, 2), 1)
-    se = np.sqrt(np.divide(np.maximum(resid_ss, MIN_SE_RESID_SS) / dof, sxx, out=np.ones(n_shops), where=trended))
+    se = np.sqrt(np.maximum(resid_ss, MIN_SE_RESID_SS) / dof * slope_var)
     return pd.DataFrame({
         "log_level": y0 + mean_dy,
         "active_slope": slope,

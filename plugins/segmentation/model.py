@@ -16,11 +16,14 @@ log = logging.getLogger(__name__)
 CLIP = 8.0  # scaled features beyond +/- CLIP are outliers; clipping keeps them from dominating the loss
 
 
-def fit_scaler(x: np.ndarray, weights=None) -> RobustScaler:
-    """Median/IQR scaling: robust to the heavy tails of sales data. Optional per-feature weights (schema
-    `weight`) multiply the scaled, clipped features; they are stored on the scaler so scoring applies them too."""
+def fit_scaler(x: np.ndarray, units=None) -> RobustScaler:
+    """Distance from the median in units: a feature's schema `unit` where it has one (a fixed scale, so the same
+    shop scales the same whatever the month's mix), else its 10-90% quantile range (robust to heavy tails)."""
     scaler = RobustScaler(quantile_range=(10.0, 90.0)).fit(x)
-    scaler.feature_weights_ = None if weights is None else np.asarray(weights, dtype="float64")
+    if units is not None:
+        given = np.array([np.nan if u is None else float(u) for u in units])
+        scaler.scale_ = np.where(np.isnan(given), scaler.scale_, given)
+    scaler.feature_weights_ = None  # models before units weighted features after scaling; scale() still honours it
     return scaler
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 from .config import Settings
 from .decide import SKIP, read_decision
 from .lifecycle import LIFECYCLE_NAMES
-from .profiles import build_profiles
+from .profiles import build_profiles, check_names, naming_features
 from .registry import Registry
 from .storage import Lake, as_of_ref, month_ref, utc_now
 from .warehouse import DuckDBWarehouse
@@ -55,6 +55,23 @@ def _scored_month(lake: Lake, month: str) -> tuple[pd.DataFrame, dict]:
     return segments[SEGMENT_COLUMNS], manifest["metadata"]
 
 
+def check_month_names(month: str, segments: pd.DataFrame, features: pd.DataFrame, model_meta: dict) -> dict:
+    """The model segments whose name no longer fits this month's profile ({id: why}); logged when not empty."""
+    names = {int(k): v for k, v in model_meta.get("segment_names", {}).items()}
+    modelled = features[["shop_id", "eligible"]].merge(segments[["shop_id", "segment_id"]], on="shop_id")
+    modelled = features.loc[features["shop_id"].isin(modelled.loc[modelled["eligible"], "shop_id"])]
+    columns = naming_features(modelled.columns)
+    if not names or modelled.empty or not columns:
+        return {}
+    frame = modelled[["shop_id", *columns]].merge(segments[["shop_id", "segment_id"]], on="shop_id")
+    profiles = {int(sid): row.to_dict() for sid, row in frame.groupby("segment_id")[columns].median().iterrows()
+                if int(sid) in names}
+    misfits = {str(k): v for k, v in check_names(profiles, names, modelled[columns].median().to_dict()).items()}
+    if misfits:
+        log.warning("publish %s: segment names that no longer fit this month's profiles: %s", month, misfits)
+    return misfits
+
+
 def publish(settings: Settings, month: str, run_id: str | None = None) -> dict:
     """Replace the month's rows in the warehouse from scores/month=M and the recorded decision."""
     started = time.perf_counter()
@@ -73,6 +90,7 @@ def publish(settings: Settings, month: str, run_id: str | None = None) -> dict:
         features = lake.read_table(as_of_ref("features", month)).to_pandas()
         names = {**LIFECYCLE_NAMES, **{int(k): v for k, v in model_meta.get("segment_names", {}).items()}}
         profiles = build_profiles(month, segments, features, names)
+        metrics["name_check"] = check_month_names(month, segments, features, model_meta)
     shops = len(segments)
     n_segments = int(segments.loc[segments["segment_id"] >= 0, "segment_id"].nunique()) if shops else 0
     noise = float((segments["segment_id"] == -1).mean()) if shops else None

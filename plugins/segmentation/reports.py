@@ -110,9 +110,9 @@ def gate_table(metadata: dict) -> pd.DataFrame:
 
 CANDIDATE_LABELS = {
     "autoencoder_hdbscan": "autoencoder + HDBSCAN",
-    "autoencoder_kmeans": "autoencoder + KMeans (k by silhouette)",
+    "autoencoder_kmeans": "autoencoder + KMeans (largest stable k)",
     "hdbscan": "HDBSCAN on scaled features",
-    "kmeans": "KMeans on scaled features (k by silhouette)",
+    "kmeans": "KMeans on scaled features (largest stable k)",
     "gmm": "Gaussian mixture on scaled features (k by BIC)",
 }
 

@@ -62,13 +62,13 @@ def use_rfm(settings: Settings, lake: Lake, month: str) -> bool:
     return bool(manifest) and str(manifest["metadata"].get("source", "")).startswith("invoices")
 
 
-def model_features(settings: Settings, lake: Lake, month: str, frame: pd.DataFrame) -> tuple[list[str], list[float], list[str]]:
-    """The model's inputs, their weights and the drift-measured subset: customer-level behaviour when the month
+def model_features(settings: Settings, lake: Lake, month: str, frame: pd.DataFrame) -> tuple[list[str], list, list[str]]:
+    """The model's inputs, their units and the drift-measured subset: customer-level behaviour when the month
     came with invoice lines, else the shop features (with RFM when asked)."""
     if is_customer_data(frame):
         return customer_model_inputs(settings.sql_dir)
-    names, weights = model_inputs(settings.sql_dir, use_rfm(settings, lake, month))
-    return names, weights, [n for n in names if n not in AGEING_FEATURES]
+    names, units = model_inputs(settings.sql_dir, use_rfm(settings, lake, month))
+    return names, units, [n for n in names if n not in AGEING_FEATURES]
 
 
 AGEING_FEATURES = ("recency_months", "tenure_months")  # move by construction as shops age: not drift
@@ -83,12 +83,12 @@ def latent_dim_for(n_features: int, settings: Settings) -> int:
 
 
 def fit_candidates(sample: pd.DataFrame, feature_names: list[str], settings: Settings,
-                   weights: list[float] | None = None) -> dict[str, LoadedModel]:
+                   units: list | None = None) -> dict[str, LoadedModel]:
     """Fit the scaler and autoencoder once, then every candidate clusterer (segment map not yet assigned)."""
     if len(sample) < 50:
         raise ValueError(f"only {len(sample)} eligible shops to train on; need at least 50")
     x = sample[feature_names].to_numpy(dtype="float64")
-    scaler = model.fit_scaler(x, weights)
+    scaler = model.fit_scaler(x, units)
     scaled = model.scale(scaler, x).astype("float64")
     latent_dim = latent_dim_for(len(feature_names), settings)
     encoder, losses = model.train_autoencoder(scaled.astype("float32"), latent_dim, settings.epochs, settings.seed)
@@ -96,9 +96,9 @@ def fit_candidates(sample: pd.DataFrame, feature_names: list[str], settings: Set
     base = scaled[evaluate.subsample(len(scaled), BASELINE_FIT_SAMPLE, settings.seed)]
     fitted = {
         "autoencoder_hdbscan": (encoder, clustering.fit_clusterer(latent)),
-        "autoencoder_kmeans": (encoder, clustering.kmeans_by_silhouette(latent, settings.seed)),
+        "autoencoder_kmeans": (encoder, clustering.kmeans_by_stability(latent, settings.seed)),
         "hdbscan": (None, clustering.fit_clusterer(base)),
-        "kmeans": (None, clustering.kmeans_by_silhouette(base, settings.seed)),
+        "kmeans": (None, clustering.kmeans_by_stability(base, settings.seed)),
         "gmm": (None, clustering.gmm_by_bic(base, settings.seed)),
     }
     return {name: LoadedModel(version="challenger", scaler=scaler, encoder=enc, clusterer=clusterer,
@@ -109,9 +109,9 @@ def fit_candidates(sample: pd.DataFrame, feature_names: list[str], settings: Set
 
 
 def fit_model(sample: pd.DataFrame, feature_names: list[str], settings: Settings,
-              weights: list[float] | None = None) -> LoadedModel:
+              units: list | None = None) -> LoadedModel:
     """The autoencoder + HDBSCAN candidate alone (the product's representation)."""
-    return fit_candidates(sample, feature_names, settings, weights)["autoencoder_hdbscan"]
+    return fit_candidates(sample, feature_names, settings, units)["autoencoder_hdbscan"]
 
 
 def evaluate_candidate(bundle: LoadedModel, eligible: pd.DataFrame, settings: Settings) -> dict:
@@ -230,7 +230,7 @@ def train(settings: Settings, month: str) -> dict:
     manifest = lake.manifest(ref)
     features_sha = next(f["sha256"] for f in manifest["files"] if f["name"] == "data.parquet")
     frame = lake.read_table(ref).to_pandas()
-    names, weights, drift_names = model_features(settings, lake, month, frame)
+    names, units, drift_names = model_features(settings, lake, month, frame)
     fingerprint = training_fingerprint(features_sha, names, settings)
     decision = read_decision(settings, month)
     champion_version = registry.model_for_month(month)
@@ -249,7 +249,7 @@ def train(settings: Settings, month: str) -> dict:
         candidates, evaluations = {}, {}
         pick, failures, why = None, {}, f"only {len(sample)} shops for the model (need 50)"
     else:
-        candidates = fit_candidates(sample, names, settings, weights)
+        candidates = fit_candidates(sample, names, settings, units)
         evaluations = {name: evaluate_candidate(bundle, eligible, settings) for name, bundle in candidates.items()}
         pick, failures, why = select_candidate(evaluations, gates)
     log.info("train %s: %s", month, why)

@@ -40,18 +40,33 @@ def write_invoices(path, n_customers: int = 500, seed: int = 0) -> pd.DataFrame:
     return frame
 
 
-@pytest.fixture
-def invoice_file(tmp_path):
-    path = tmp_path / "invoices.csv"
-    write_invoices(path)
+@pytest.fixture(scope="module")
+def invoice_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("invoices") / "invoices.csv"
+    write_invoices(path, n_customers=400)
     return path
 
 
-def run_invoices(settings, path, months=MONTHS):
+def run_invoices(home, path, months=MONTHS, **env):
+    """The pipeline over `months` of the invoice file in a fresh home (customer warm-up 4 months, short training)."""
+    from segmentation.config import load_settings
     from segmentation.pipeline import run_months
     from segmentation.sources import Source
 
-    return run_months(settings, months[0], months[-1], Source(kind="invoices", path=str(path), layout="plain"))
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in {"SEGMENTATION_HOME": str(home), "SEGMENTATION_CUSTOMER_MIN_HISTORY_MONTHS": "4",
+                            "SEGMENTATION_EPOCHS": "20", **env}.items():
+            mp.setenv(name, value)
+        for name in ("SEGMENTATION_LAKE_ROOT", "SEGMENTATION_WAREHOUSE_PATH"):
+            mp.delenv(name, raising=False)
+        settings = load_settings()
+        results = run_months(settings, months[0], months[-1], Source(kind="invoices", path=str(path), layout="plain"))
+    return settings, results
+
+
+@pytest.fixture(scope="module")
+def six_months(tmp_path_factory, invoice_file):
+    return run_invoices(tmp_path_factory.mktemp("home"), invoice_file)
 
 
 # lifecycle rules ---------------------------------------------------------------------------------------------
@@ -152,16 +167,13 @@ def test_customer_features_from_lines(tmp_path):
     assert out.loc["a", "orders_90d"] == 1  # the January order is more than 90 days before April 1st
 
 
-def test_invoice_months_segment_every_customer_with_lifecycle_and_model(settings, invoice_file, monkeypatch):
+def test_invoice_months_segment_every_customer_with_lifecycle_and_model(six_months, invoice_file):
     from segmentation.publish import warehouse_for
     from segmentation.storage import Lake, month_ref
 
-    monkeypatch.setenv("SEGMENTATION_MIN_HISTORY_MONTHS", "4")
-    from segmentation.config import load_settings
-
-    settings = load_settings()
-    results = run_invoices(settings, invoice_file)
+    settings, results = six_months
     assert [r["decide"]["decision"] for r in results][:3] == ["skip"] * 3
+    assert "of 4 months of customer history" in results[0]["decide"]["reason"]
     lake = Lake(settings.lake_root)
     assert all(lake.has_partition(month_ref("lines", m)) for m in MONTHS)
     segments = warehouse_for(settings).query("SELECT * FROM segments WHERE month = ?", ["2024-06"])
@@ -179,16 +191,14 @@ def test_invoice_months_segment_every_customer_with_lifecycle_and_model(settings
     assert "selected" in run.loc[0, "verdict"] or "lifecycle" in run.loc[0, "verdict"]
 
 
-def test_no_passing_candidate_publishes_lifecycle_segments_only(settings, invoice_file, monkeypatch):
-    from segmentation.config import load_settings
+def test_no_passing_candidate_publishes_lifecycle_segments_only(tmp_path, invoice_file):
     from segmentation.publish import warehouse_for
     from segmentation.registry import Registry
     from segmentation.storage import Lake
 
-    monkeypatch.setenv("SEGMENTATION_MIN_HISTORY_MONTHS", "4")
-    monkeypatch.setenv("SEGMENTATION_GATE_MIN_SEGMENTS", "60")  # no candidate can pass
-    settings = load_settings()
-    run_invoices(settings, invoice_file, MONTHS[:4])
+    # no candidate can pass a gate of 60 segments
+    settings, results = run_invoices(tmp_path, invoice_file, MONTHS[:5], SEGMENTATION_GATE_MIN_SEGMENTS="60")
+    assert results[4]["decide"]["decision"] == "train" and "lifecycle segments only" in results[4]["decide"]["reason"]
     run = warehouse_for(settings).query("SELECT * FROM model_runs WHERE month = ?", ["2024-04"]).iloc[0]
     assert run["promoted"] and "lifecycle segments only" in run["verdict"] and "segments < 60" in run["verdict"]
     assert Registry(Lake(settings.lake_root)).metadata(run["model_version"])["lifecycle_only"] is True

@@ -138,7 +138,7 @@ def invoice_file(tmp_path_factory):
 
 def test_short_invoice_history_gives_segments(home, monkeypatch, invoice_file):
     path, truth = invoice_file
-    monkeypatch.setenv("SEGMENTATION_MIN_HISTORY_MONTHS", "6")
+    monkeypatch.setenv("SEGMENTATION_CUSTOMER_MIN_HISTORY_MONTHS", "6")
     monkeypatch.setenv("SEGMENTATION_EPOCHS", "15")
     from segmentation.config import load_settings
 
@@ -150,18 +150,20 @@ def test_short_invoice_history_gives_segments(home, monkeypatch, invoice_file):
     assert last.loc[last["segment_id"] >= 0, "segment_id"].nunique() >= 2
     assert (last["segment_id"] == -1).mean() < 0.5
     features = Lake(settings.lake_root).read_table(as_of_ref("features", "2023-09"))
-    assert not features.to_pandas().drop(columns=["shop_id"]).isna().any().any()
+    # null only where undefined: the model's customers have no lifecycle segment, single visits no gap
+    assert not features.to_pandas().drop(columns=["shop_id", "lifecycle_segment", "gap_days"]).isna().any().any()
     assert (features.to_pandas()["log_mean_value"] > 0).all()  # values exist for invoice data
     assert set(last["shop_id"]) <= set(truth["shop_id"].str[1:].astype(int).astype(str))
     from segmentation.registry import Registry
 
     features = Registry(Lake(settings.lake_root)).metadata("0001")["features"]
-    assert {"recency_months", "active_share", "log_mean_value", "log_breadth"} <= set(features)  # RFM for customers
+    # customers are segmented on customer-level behaviour from the invoice lines
+    assert {"log_recency_days", "log_orders", "log_aov", "log_gap_days", "log_products"} <= set(features)
 
 
 def test_cli_runs_the_pipeline_on_an_invoice_file(home, monkeypatch, invoice_file, capsys):
     path, _ = invoice_file
-    monkeypatch.setenv("SEGMENTATION_MIN_HISTORY_MONTHS", "6")
+    monkeypatch.setenv("SEGMENTATION_CUSTOMER_MIN_HISTORY_MONTHS", "6")
     monkeypatch.setenv("SEGMENTATION_EPOCHS", "10")
     code = cli(["run", "--from", "2023-01", "--to", "2023-07", "--input", str(path), "--source", "invoices"])
     out = capsys.readouterr().out

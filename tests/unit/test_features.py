@@ -8,6 +8,7 @@ import pytest
 
 from segmentation.config import REPO_ROOT
 from segmentation.features import compute_features, feature_schema, model_feature_names
+from segmentation.features import derived_features as derive
 from segmentation.generate import GeneratorSpec, generate, generate_month
 
 SQL = REPO_ROOT / "include" / "sql"
@@ -24,7 +25,9 @@ def test_output_matches_the_schema_document():
     table = compute_features(raw, "2024-12", 24, SQL)
     schema = feature_schema(SQL)
     assert table.column_names == [c["name"] for c in schema["columns"]]
-    assert set(model_feature_names(SQL)) <= set(table.column_names)
+    derived = {c["name"] for c in feature_schema(SQL)["derived"]}
+    assert set(model_feature_names(SQL)) - derived <= set(table.column_names)
+    assert set(derive(table).column_names) - set(table.column_names) == derived
     assert "log_mean_qty" not in model_feature_names(SQL)  # size stays out of the model
 
 
@@ -209,10 +212,28 @@ def test_shop_ranges_grow_with_the_shops_and_cover_each_shop_once(tmp_path):
 
 def test_the_model_sees_the_active_month_features():
     """The model's inputs ignore months without sales (a skipped month is not noise); the tenure-based
-    trend_t, log_noise, log_excess_cv2 and seasonal_strength stay as descriptive columns."""
-    from segmentation.features import model_feature_weights
+    trend_t, log_noise, log_excess_cv2 and seasonal_strength stay as descriptive columns. Trend and season enter
+    as significance scores derived from the active-month columns, each input measured in its unit."""
+    from segmentation.features import model_feature_units
 
-    assert model_feature_names(SQL) == ["active_share", "log_level", "season_amp_cos", "season_amp_sin",
-                                        "active_noise", "active_trend_t"]
-    assert model_feature_weights(SQL) == [1.0, 1.0, 1.0, 1.0, 1.0, 2.0]
+    assert model_feature_names(SQL) == ["active_share", "log_level", "active_noise", "trend_z", "season_z_cos",
+                                        "season_z_sin"]
+    assert model_feature_units(SQL) == [0.1, 1.5, 0.5, 1.5, 2.0, 2.0]
     assert feature_schema(SQL)["rfm"] == ["recency_months", "active_share", "log_mean_value", "log_breadth"]
+
+
+def test_derived_significance_scores():
+    """A clear season scores far from zero whatever the shop's level; a noisy shop's same amplitude scores less;
+    the trend score undoes the squashing of active_trend_t."""
+    import numpy as np
+    import pyarrow as pa
+
+    table = pa.table({"active_trend_t": [np.log1p(4.0), -np.log1p(4.0), 0.0, np.log1p(50.0)],
+                      "season_amp_cos": [0.5, 0.5, 0.0, 0.0], "season_amp_sin": [0.0, 0.0, 0.0, 0.0],
+                      "active_noise": [np.log(0.05 + 0.1), np.log(0.05 + 0.8), np.log(0.15), np.log(0.15)],
+                      "active_months": [24, 24, 24, 24]})
+    out = derive(table).to_pandas()
+    assert out["trend_z"].round(9).tolist() == [4.0, -4.0, 0.0, 10.0]  # clipped at 10
+    quiet, noisy = out["season_z_cos"][:2]
+    assert quiet == 10.0 and 0 < noisy < 3.1  # 0.5 / (0.8 * sqrt(2 / 24)) = 2.17
+    assert (out.loc[2:, ["season_z_cos", "season_z_sin"]] == 0).all().all()

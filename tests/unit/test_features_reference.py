@@ -200,12 +200,23 @@ def _steady(seed: int = 0, months: int = 24) -> np.ndarray:
     return np.round(500 * np.random.default_rng(seed).uniform(0.95, 1.05, months))
 
 
+def _slope_leverage(t: np.ndarray) -> np.ndarray:
+    """Each month's share of the joint slope's information: x's residual after level and annual harmonic,
+    squared, over its sum (the slope's leverage, the months of `t` all active)."""
+    x, angle = (t - month_index(AS_OF)).astype(float), (t % 12) * np.pi / 6
+    design = np.column_stack([np.ones(len(t)), np.cos(angle), np.sin(angle)])
+    partial = x - design @ np.linalg.lstsq(design, x, rcond=None)[0]
+    return partial ** 2 / (partial ** 2).sum()
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_one_skipped_month_does_not_move_the_active_features(seed):
     """A steady shop and the same shop without one month's sales, for every month after the first. The old
     tenure-based log_noise reads the zero month as a collapse; the active-month features barely move. The trend's
-    t moves more than the others where the skipped month has leverage (the ends of the tenure: one point of 24
-    weighs up to 1/6 there), so its 0.15 bound is checked on the middle months."""
+    t moves more than the others where the skipped month has leverage on the slope: with the harmonic fitted
+    jointly the slope is read mostly from one year against the other, so that is the ends of the tenure and the
+    middle of each year (one month of 24 weighs up to 0.11), and least the turn of the year (0.002 to 0.02). Its
+    0.15 bound is checked on those months, a 0.4 bound on all."""
     end, qty = month_index(AS_OF), _steady(seed)
     skipped = {f"SKIP_{t}": t for t in range(end - 22, end + 1)}
     raw = _series_rows({"STEADY": qty, **{shop: qty for shop in skipped}}, {shop: {t} for shop, t in skipped.items()})
@@ -213,12 +224,13 @@ def test_one_skipped_month_does_not_move_the_active_features(seed):
     features = features[[*ACTIVE_FEATURES, "log_noise"]]
     steady = features.loc["STEADY"]
     assert steady["log_level"] == pytest.approx(np.log(501), abs=0.05)
+    leverage = dict(zip(range(end - 23, end + 1), _slope_leverage(np.arange(end - 23, end + 1)), strict=True))
+    assert sum(lev <= 0.02 for lev in leverage.values()) == 4  # November to February around the turn of 2024
     for shop, t in skipped.items():
         change = (features.loc[shop] - steady).abs()
         assert change["log_noise"] > 2, shop  # the zero month, ln(1 + 0) against ~6.2, dominates the old noise
         assert (change[["active_noise", "log_level", "season_amp_cos", "season_amp_sin"]] < 0.15).all(), shop
-        if abs(t - (end - 11.5)) <= 4:  # the middle months
-            assert change["active_trend_t"] < 0.15, shop
+        assert change["active_trend_t"] < (0.15 if leverage[t] <= 0.02 else 0.4), shop
 
 
 def test_winter_and_summer_peaks_have_opposite_season_amp_cos():
@@ -245,17 +257,143 @@ def test_growth_shows_in_active_trend_t_and_a_flat_shop_does_not():
     assert abs(features.loc["FLAT", "active_trend_t"]) < 1
 
 
+# --- the slope and the annual harmonic are fitted jointly: a season is not read as a trend --------------------
+
+PEAKS = {"WINTER": 1, "SPRING": 4, "SUMMER": 7, "AUTUMN": 10}  # peak calendar month
+PEAK_DIRECTIONS = {"WINTER": (1, 0), "SPRING": (0, 1), "SUMMER": (-1, 0), "AUTUMN": (0, -1)}  # (cos, sin) at the peak
+
+
+def _seasonal(peak: int, slope: float = 0.0, noise: np.ndarray | None = None, months: int = 24) -> np.ndarray:
+    """Monthly quantities up to AS_OF around 200 with an annual swing of 0.6 in ln peaking in calendar month
+    `peak`, and `slope` per month. Without noise ln(1 + qty) is exactly level + slope x + 0.6 cos(...) (float
+    quantities); with it, 200 exp(...) times the noise."""
+    t = np.arange(month_index(AS_OF) - months + 1, month_index(AS_OF) + 1)
+    log_qty = np.log(200) + slope * (t - month_index(AS_OF)) + 0.6 * np.cos(2 * np.pi * (t % 12 + 1 - peak) / 12)
+    return np.expm1(log_qty) if noise is None else np.exp(log_qty) * noise
+
+
+def test_a_season_without_trend_is_not_read_as_a_trend():
+    """Fitted before the harmonic, the slope took up the part of the season that x correlates with over the
+    window (x is not orthogonal to cos and sin over the months of 24): a pure winter peak got active_trend_t
+    -1.77, a summer peak +1.77 (spring and autumn the same). Fitted jointly, the season is the harmonic alone."""
+    features = assert_parity(_series_rows({name: _seasonal(peak) for name, peak in PEAKS.items()}), AS_OF, 24)
+    features = features.set_index("shop_id").loc[list(PEAKS)]
+    assert (features["active_trend_t"].abs() < 0.5).all()
+    assert (features["active_slope"].abs() < 1e-9).all()
+    np.testing.assert_allclose(features[["season_amp_cos", "season_amp_sin"]].to_numpy(),
+                               0.6 * np.array(list(PEAK_DIRECTIONS.values())), atol=1e-9)
+    np.testing.assert_allclose(features["active_noise"], np.log(0.05), atol=1e-9)  # the fit is exact
+
+
+def test_noisy_seasons_without_trend_are_neither_rising_nor_falling():
+    """40 noise draws of +-5%, each on a winter and a summer peak. Before, every winter peak read as falling and
+    every summer peak as rising (mean active_trend_t -1.6 and +1.6). Now their t scatters around 0, and a winter
+    and a summer peak with the same noise differ in their season only: the same slope, t and noise."""
+    noises = [np.random.default_rng(seed).uniform(0.95, 1.05, 24) for seed in range(40)]
+    series = {f"{name}_{i:02d}": _seasonal(PEAKS[name], noise=noise)
+              for i, noise in enumerate(noises) for name in ("WINTER", "SUMMER")}
+    features = assert_parity(_series_rows(series), AS_OF, 24).set_index("shop_id")
+    winter = features[features.index.str.startswith("WINTER")].reset_index(drop=True)
+    summer = features[features.index.str.startswith("SUMMER")].reset_index(drop=True)
+    assert abs(winter["active_trend_t"].mean()) < 0.2 and abs(summer["active_trend_t"].mean()) < 0.2
+    assert (winter["active_trend_t"] - summer["active_trend_t"]).abs().max() < 0.05
+    assert (winter["active_slope"] - summer["active_slope"]).abs().max() < 1e-4
+    assert (winter["season_amp_cos"] > 0.5).all() and (summer["season_amp_cos"] < -0.5).all()
+
+
+def test_a_trend_under_a_season_keeps_its_slope():
+    """3% a month under a swing of 0.6 peaking in each quarter (+-5% noise): the slope is the trend's whatever the
+    peak month (sequentially it was 0.023 under a winter peak and 0.036 under a summer one), and the harmonic
+    points to the peak."""
+    noise = np.random.default_rng(8).uniform(0.95, 1.05, 24)
+    series = {name: _seasonal(peak, slope=0.03, noise=noise) for name, peak in PEAKS.items()}
+    features = assert_parity(_series_rows(series), AS_OF, 24).set_index("shop_id")
+    for name, (cos, sin) in PEAK_DIRECTIONS.items():
+        row = features.loc[name]
+        assert row["active_slope"] == pytest.approx(0.03, abs=0.003), name
+        assert row["active_trend_t"] > 1.5, name
+        assert cos * row["season_amp_cos"] + sin * row["season_amp_sin"] > 0.5, name  # towards the peak
+        assert abs(sin * row["season_amp_cos"] - cos * row["season_amp_sin"]) < 0.05, name  # and not beside it
+    assert features.loc["WINTER", "season_amp_cos"] > 0 > features.loc["SUMMER", "season_amp_cos"]
+
+
+MID_YEAR = [t for t in range(month_index(AS_OF) - 23, month_index(AS_OF) + 1) if 5 <= t % 12 + 1 <= 8]
+
+
+def _skipped_mid_year(series: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Changes of the harmonic and the trend's t when each shop skips one month of May to August (both years)."""
+    shops = {f"{name}_{t}": (name, t) for name in series for t in MID_YEAR}
+    raw = _series_rows({**series, **{shop: series[name] for shop, (name, _) in shops.items()}},
+                       {shop: {t} for shop, (_, t) in shops.items()})
+    features = assert_parity(raw, AS_OF, 24).set_index("shop_id")[["season_amp_cos", "season_amp_sin",
+                                                                   "active_trend_t"]]
+    return pd.DataFrame({shop: features.loc[shop] - features.loc[name] for shop, (name, _) in shops.items()}).T
+
+
+def test_a_skipped_mid_year_month_does_not_move_the_season_or_the_trend():
+    """A pure winter and summer peak without one month of May to August: the joint fit is still exact, so
+    nothing moves (sequentially the harmonic fitted to the detrended months was no longer orthogonal to the
+    trend, and a skipped month of 2024 moved active_trend_t by up to 0.9)."""
+    change = _skipped_mid_year({name: _seasonal(PEAKS[name]) for name in ("WINTER", "SUMMER")})
+    assert len(change) == 2 * 8
+    assert (change.abs() < 0.2).all().all()
+
+
+def test_a_skipped_mid_year_month_of_a_noisy_season_moves_its_trend_by_noise_only():
+    """With +-5% noise (10 draws of a winter peak), skipping a month of May to August moves the harmonic by
+    under 0.02 and the trend's t by about 0.1 on average, in no particular direction; one month's own noise
+    can move it more (mid-year months weigh 0.03 to 0.05 of the slope), so the bound on a single month is loose.
+    Sequentially the change was systematic: 0.4 to 0.7 for June to August 2024."""
+    changes = pd.concat([_skipped_mid_year({f"WINTER{seed}": _seasonal(1, noise=np.random.default_rng(seed).uniform(
+        0.95, 1.05, 24))}) for seed in range(10)])
+    assert (changes[["season_amp_cos", "season_amp_sin"]].abs() < 0.02).all().all()
+    assert changes["active_trend_t"].abs().mean() < 0.2
+    assert abs(changes["active_trend_t"].mean()) < 0.05
+    assert changes["active_trend_t"].abs().max() < 0.5
+
+
+def test_a_degenerate_calendar_falls_back_to_the_sequential_fit():
+    """Active months on two opposite calendar months only (January and July: sin is 0 on both; March and
+    September: sin = sqrt(3) cos) leave the harmonic's normal equations singular: the slope is the plain one and
+    the harmonic the sequential 2 / k * sum(r cos), 2 / k * sum(r sin) of the detrended r. Over four years they
+    have the 8 active months the harmonic needs; a shop on all four quarter months is fitted jointly."""
+    end = month_index(AS_OF)
+    months = {"JAN_JUL": (1, 7), "MAR_SEP": (3, 9), "QUARTERS": (1, 4, 7, 10)}
+    rng = np.random.default_rng(12)
+    rows, fits = [], {}
+    for shop, cals in months.items():
+        t = np.array([t for t in range(end - 47, end + 1) if t % 12 + 1 in cals])
+        qty = np.round(100 * np.exp(0.005 * (t - end) + 0.3 * (t % 12 + 1 == 1)) * rng.uniform(0.9, 1.1, len(t)))
+        rows += [(shop, "p1", m // 12, m % 12 + 1, q, 2 * q) for m, q in zip(t, qty, strict=True)]
+        fits[shop] = (t, np.log1p(qty))
+    raw = pd.DataFrame(rows, columns=["shop_id", "product_id", "year", "month", "sales_qty", "sales_value"])
+    features = assert_parity(raw, AS_OF, 48).set_index("shop_id")
+    assert (features["active_months"] >= 8).all() and np.isfinite(features[ACTIVE_FEATURES].to_numpy()).all()
+    for shop, (t, y) in fits.items():
+        x, angle = (t - end).astype(float), (t % 12) * np.pi / 6
+        row = features.loc[shop]
+        if shop == "QUARTERS":
+            design = np.column_stack([np.ones(len(t)), x, np.cos(angle), np.sin(angle)])
+            expected = np.linalg.lstsq(design, y, rcond=None)[0][1:]
+        else:
+            slope = np.polyfit(x, y, 1)[0]
+            r = y - y.mean() - slope * (x - x.mean())
+            expected = [slope, 2 / len(t) * (r * np.cos(angle)).sum(), 2 / len(t) * (r * np.sin(angle)).sum()]
+        np.testing.assert_allclose(row[["active_slope", "season_amp_cos", "season_amp_sin"]].to_numpy(dtype=float),
+                                   expected, atol=1e-9, err_msg=shop)
+
+
 def test_the_active_features_of_a_shop_that_sells_every_month_follow_their_formulas():
-    """Every month active: the active-month fit is the plain fit; check it against numpy's least squares."""
+    """Every month active: the active-month fit is the plain joint fit; check it against numpy's least squares
+    of y on (1, x, cos, sin) and the slope's standard error from the inverse of the design's normal matrix."""
     qty = np.round(300 * 1.01 ** np.arange(20) * np.random.default_rng(6).uniform(0.9, 1.1, 20))
     row = assert_parity(_series_rows({"S": qty}), AS_OF, 24).iloc[0]
     t = np.arange(month_index(AS_OF) - 19, month_index(AS_OF) + 1)
     x, y, angle = t - month_index(AS_OF), np.log1p(qty), 2 * np.pi * (t % 12) / 12
-    slope, intercept = np.polyfit(x, y, 1)
-    r = y - intercept - slope * x
-    a, b = 2 / 20 * (r * np.cos(angle)).sum(), 2 / 20 * (r * np.sin(angle)).sum()
-    s = np.sqrt(((r - a * np.cos(angle) - b * np.sin(angle)) ** 2).sum() / (20 - 4))
-    t_stat = slope / (s / np.sqrt(((x - x.mean()) ** 2).sum()))
+    design = np.column_stack([np.ones(20), x, np.cos(angle), np.sin(angle)])
+    (_, slope, a, b), rss, *_ = np.linalg.lstsq(design, y, rcond=None)
+    s = np.sqrt(rss[0] / (20 - 4))
+    t_stat = slope / (s * np.sqrt(np.linalg.inv(design.T @ design)[1, 1]))
     assert row["log_level"] == pytest.approx(y.mean())
     assert row["active_slope"] == pytest.approx(slope)
     assert (row["season_amp_cos"], row["season_amp_sin"]) == pytest.approx((a, b))

@@ -21,12 +21,12 @@ def test_a_good_challenger_passes():
 @pytest.mark.parametrize(
     "change, reason",
     [
-        ({"noise_share": 0.4}, "noise share 40.0% > 25%"),
-        ({"segments": 1}, "1 segments < 2"),
-        ({"largest_share": 0.9}, "largest segment 90.0% > 80%"),
-        ({"stability": 0.3}, "bootstrap stability 0.30 < 0.60"),
-        ({"noise_share": 0.2}, "worse than the champion's"),
-        ({"stability": 0.75}, "stability 0.75 worse than the champion's 0.90"),
+        ({"noise_share": 0.4}, "noise share 40.0% > 10%"),
+        ({"segments": 2}, "2 segments < 3"),
+        ({"largest_share": 0.7}, "largest segment 70.0% > 60%"),
+        ({"stability": 0.7}, "bootstrap stability 0.70 < 0.75"),
+        ({"noise_share": 0.09}, "worse than the champion's"),
+        ({"stability": 0.78}, "stability 0.78 worse than the champion's 0.90"),
         ({"segments": 4, "ari_vs_champion": 0.76}, "merges segments the champion separates (5 -> 4"),
     ],
 )

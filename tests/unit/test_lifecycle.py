@@ -146,7 +146,7 @@ def test_monthly_report_has_every_section(lifecycle, sales):
     report = results[-1]["report"]
     assert report["plots"] == ["latent_projection.png", "loss_curve.png", "profiles.png", "segment_sizes.png"]
     page = open(report["path"]).read()
-    for section in ("Decision:", "Segments", "Gate metrics", "Baselines on the same month", "KMeans",
-                    "HDBSCAN on scaled features", "bootstrap stability"):
+    for section in ("Decision:", "Segments", "Gate metrics", "Candidates on the same month", "autoencoder + HDBSCAN",
+                    "HDBSCAN on scaled features", "Gaussian mixture", "bootstrap stability", "(this model)"):
         assert section in page, section
     assert page.count("data:image/png;base64,") == 4

@@ -39,10 +39,15 @@ def test_months_warm_up_then_train_then_reuse(fast, small_sales_file):
     assert segments["segment_id"].min() >= -1 and segments["membership_strength"].between(0, 1).all()
     metrics = json.loads(_table(fast, "SELECT metrics FROM model_runs WHERE decision = 'train'")["metrics"][0])
     assert metrics["model"]["segments"] >= 2
-    assert {"hdbscan_raw", "kmeans"} <= set(metrics["baselines"])
+    # every candidate but the selected one is recorded as a baseline, with the score the selection used
+    chosen = Registry(Lake(fast.lake_root)).metadata("0001")["candidate"]
+    assert set(metrics["baselines"]) | {chosen} == {"autoencoder_hdbscan", "autoencoder_kmeans", "hdbscan", "kmeans",
+                                                    "gmm"}
+    assert all("score" in b and "stability" in b for b in metrics["baselines"].values())
     assert 0 <= metrics["model"]["stability"] <= 1
     features = Registry(Lake(fast.lake_root)).metadata("0001")["features"]
-    assert "log_mean_value" not in features and "trend_t" in features  # shop data: behavior, not size
+    # shop data: behaviour over the months with sales, not raw volume
+    assert "log_mean_value" not in features and {"trend_z", "active_noise", "season_z_cos"} <= set(features)
 
 
 def test_rerunning_a_month_changes_nothing(fast, small_sales_file):

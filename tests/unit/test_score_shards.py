@@ -84,12 +84,16 @@ def test_any_shard_count_publishes_identical_scores(trained, lake):
         assert sha == one_sha, n_shards
         assert data == one_bytes, n_shards
         assert table.equals(one_table), n_shards
-    # rows in the features' order, and the segments the model gives the whole frame in one go
+    # rows in the features' order; the model's shops get the segments the model gives them in one go, the rest
+    # their lifecycle segment
     assert one_table["shop_id"].to_pylist() == features["shop_id"].astype(str).tolist()
     bundle = Registry(lake).load(one_table["model_version"][0].as_py())
-    segment, strength = segments_of(bundle, features)
-    np.testing.assert_array_equal(one_table["segment_id"].to_numpy(), segment)
-    np.testing.assert_array_equal(one_table["membership_strength"].to_numpy(), strength)
+    modelled = features["lifecycle_segment"].isna().to_numpy()
+    segment, strength = segments_of(bundle, features[modelled])
+    np.testing.assert_array_equal(one_table["segment_id"].to_numpy()[modelled], segment)
+    np.testing.assert_array_equal(one_table["membership_strength"].to_numpy()[modelled], strength)
+    np.testing.assert_array_equal(one_table["segment_id"].to_numpy()[~modelled],
+                                  features.loc[~modelled, "lifecycle_segment"].to_numpy())
 
 
 def test_each_shop_is_scored_in_exactly_one_shard(trained, lake):

@@ -17,7 +17,7 @@ DEMO_FROM ?= 2023-01
 DEMO_TO ?= 2024-12
 SAMPLE := $(SEGMENTATION_HOME)/sample/sales.parquet
 
-.PHONY: help install system-deps demo test test-live lint sample airflow-init standalone bench clean
+.PHONY: help install system-deps demo test test-live lint sample airflow-init standalone bench quality clean
 
 help:
 	@echo "make demo   - install, generate sample data, run segmentation_monthly for $(DEMO_FROM)..$(DEMO_TO) through Airflow"
@@ -72,6 +72,11 @@ standalone: install airflow-init
 
 bench: install
 	$(BIN)/python benchmarks/run.py
+
+# Segment quality through `segmentation run`: UCI Online Retail (future-behaviour AUC against KMeans-RFM and a
+# supervised ceiling) and planted shop data from an independent generator and the project's own (about 15 minutes)
+quality: install
+	$(BIN)/python benchmarks/quality.py --json benchmarks/results/quality.json
 
 clean:
 	rm -rf $(SEGMENTATION_HOME)

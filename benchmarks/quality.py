@@ -75,6 +75,34 @@ def candidates_table(home: Path, version: str) -> list[dict]:
     return rows
 
 
+def candidate_labels(home: Path, month: str) -> tuple:
+    """Every candidate fitted afresh on the month's features (the library's own fit), and each one's segments for
+    all shops: lifecycle ids where the rules decide, the candidate's cluster (offset past them) elsewhere."""
+    import numpy as np
+
+    from segmentation.config import load_settings
+    from segmentation.storage import Lake, as_of_ref
+    from segmentation.train import fit_candidates, model_features, training_sample
+
+    os.environ["SEGMENTATION_HOME"] = str(home)
+    settings = load_settings()
+    lake = Lake(settings.lake_root)
+    frame = lake.read_table(as_of_ref("features", month)).to_pandas()
+    names, units, _ = model_features(settings, lake, month, frame)
+    candidates = fit_candidates(training_sample(frame, settings.train_sample, settings.seed), names, settings, units)
+    modelled = frame["eligible"].to_numpy()
+    labelled = {}
+    from segmentation.clustering import predict
+    from segmentation.score import latent_of
+
+    for name, bundle in candidates.items():
+        labels = np.where(modelled, -1, frame["lifecycle_segment"].fillna(-1).to_numpy()).astype("int64")
+        found, _ = predict(bundle.clusterer, latent_of(bundle, frame[modelled]))
+        labels[modelled] = np.where(found >= 0, found + 10_000, -1)
+        labelled[name] = labels
+    return frame[["shop_id", "eligible"]], labelled
+
+
 def month_segments(home: Path, month: str):
     with warehouse(home) as con:
         return con.execute("SELECT shop_id, segment_id, segment_name, eligible, model_version FROM segments "
@@ -127,7 +155,17 @@ def online_retail(workdir: Path) -> dict:
                                 **evaluate_month(lines, segments[["shop_id", "segment_id"]], month, horizon)})
     trained = [r for r in runs if r["decision"] == "train"]
     version = next((r["model_version"] for r in reversed(runs) if r["model_version"]), None)
-    return {"dataset": "online_retail", "seconds": round(seconds, 1), "months": rows, "future": evaluations,
+    compared = []
+    for month, horizon in CUSTOMER_EVALUATIONS:
+        if month in months:
+            shops, labelled = candidate_labels(home, month)
+            for name, labels in labelled.items():
+                segments = pd.DataFrame({"shop_id": shops["shop_id"], "segment_id": labels})
+                found = evaluate_month(lines, segments, month, horizon)
+                compared.append({"month": month, "candidate": name, "auc": found["segments_auc"],
+                                 "r2": found["segments_r2"], "kmeans_rfm_auc": found["kmeans_auc"],
+                                 "ceiling_auc": found["ceiling_auc"], "noise": float((labels == -1).mean())})
+    return {"dataset": "online_retail", "candidate_outcomes": compared, "seconds": round(seconds, 1), "months": rows, "future": evaluations,
             "retrains": len(trained), "runs": [{k: r[k] for k in ("month", "decision", "reason", "promoted", "verdict")}
                                                for r in runs],
             "candidates": candidates_table(home, version) if version else [],
@@ -169,7 +207,13 @@ def planted(workdir: Path, name: str, sales, truth, first: str, last: str) -> di
         previous = segments
         rows.append(row)
     version = next((r["model_version"] for r in reversed(runs) if r["model_version"]), None)
-    return {"dataset": name, "seconds": round(seconds, 1), "months": rows,
+    first = next(r["month"] for r in runs if r["decision"] == "train")
+    shops, labelled = candidate_labels(home, first)
+    scored = shops.merge(truth, on="shop_id")
+    compared = [{"month": first, "candidate": name,
+                 "ari": adjusted_rand_score(scored["behaviour"], labels[shops["shop_id"].isin(scored["shop_id"])]),
+                 "noise": float((labels == -1).mean())} for name, labels in labelled.items()]
+    return {"dataset": name, "candidate_outcomes": compared, "seconds": round(seconds, 1), "months": rows,
             "retrains": sum(r["decision"] == "train" for r in runs),
             "candidates": candidates_table(home, version) if version else [],
             "jaccard": _jaccard(home, version) if version else None, "months_frame": pd.DataFrame(rows)}
@@ -200,6 +244,9 @@ def print_result(result: dict) -> None:
         print(pd.DataFrame(result["future"]).round(3).to_string(index=False))
     if result["candidates"]:
         print(pd.DataFrame(result["candidates"]).round(3).to_string(index=False))
+    if result.get("candidate_outcomes"):
+        print("each candidate fitted on the same month, judged on the outcome:")
+        print(pd.DataFrame(result["candidate_outcomes"]).round(3).to_string(index=False))
 
 
 def main() -> int:

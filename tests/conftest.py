@@ -25,6 +25,14 @@ if str(REPO / "plugins") not in sys.path:
 
 
 @pytest.fixture
+def loose_gates(monkeypatch) -> None:
+    """Gates a few months of a few hundred generated shops can pass: for tests of the pipeline's mechanics (the
+    gates and the lifecycle-only fallback have tests of their own)."""
+    monkeypatch.setenv("SEGMENTATION_GATE_MAX_LARGEST_SHARE", "0.9")
+    monkeypatch.setenv("SEGMENTATION_GATE_MIN_STABILITY", "0.5")
+
+
+@pytest.fixture
 def home(tmp_path, monkeypatch) -> Path:
     """A fresh SEGMENTATION_HOME for one test."""
     monkeypatch.setenv("SEGMENTATION_HOME", str(tmp_path / "home"))

@@ -75,6 +75,7 @@ AGEING_FEATURES = ("recency_months", "tenure_months")  # move by construction as
 CANDIDATES = ("autoencoder_hdbscan", "autoencoder_kmeans", "hdbscan", "kmeans", "gmm")
 PREFERRED_MARGIN = 0.02  # the autoencoder candidates (the product's design) win ties within this score margin
 BASELINE_FIT_SAMPLE = 20_000  # candidates without the autoencoder are fitted on at most this many shops
+EVALUATION_ROWS = 100_000  # candidates are compared on at most this many of the month's model shops
 
 
 def latent_dim_for(n_features: int, settings: Settings) -> int:
@@ -156,7 +157,10 @@ def evaluate_challenger(bundle: LoadedModel, frame: pd.DataFrame, champion: Load
                         settings: Settings, candidates: dict | None = None) -> dict:
     """Gate metrics for the challenger on this month's eligible shops, with the champion and the other candidates."""
     eligible = frame[frame["eligible"]].reset_index(drop=True)
-    result = evaluate_candidate(bundle, eligible, settings)
+    chosen = bundle.metadata.get("candidate")
+    result = dict(candidates[chosen]) if candidates and chosen in candidates \
+        else evaluate_candidate(bundle, eligible, settings)
+    result["metrics"] = dict(result["metrics"])
     result["shops"] = eligible["shop_id"].to_numpy()
     result["baselines"] = {name: _candidate_summary(e, result["labels"])
                            for name, e in (candidates or {}).items() if name != bundle.metadata.get("candidate")}
@@ -241,8 +245,10 @@ def train(settings: Settings, month: str) -> dict:
 
     sample = training_sample(frame, settings.train_sample, settings.seed)
     eligible = frame[frame["eligible"]].reset_index(drop=True)
+    modelled_count = len(eligible)
+    eligible = eligible.iloc[evaluate.subsample(len(eligible), EVALUATION_ROWS, settings.seed + 1)].reset_index(drop=True)
     log.info("train %s: fitting %d candidates on %d of %d modelled shops (%d features; %d by lifecycle rules)",
-             month, len(CANDIDATES), len(sample), len(eligible), len(names), int((~frame["eligible"]).sum()))
+             month, len(CANDIDATES), len(sample), modelled_count, len(names), int((~frame["eligible"]).sum()))
     gates = evaluate.gate_thresholds()
     champion = registry.load(champion_version) if champion_version else None
     if len(sample) < 50:
@@ -261,9 +267,9 @@ def train(settings: Settings, month: str) -> dict:
     if pick is None:  # keep the champion; record the best-scoring candidate as the rejected challenger
         pick = max(evaluations, key=lambda n: evaluations[n]["metrics"]["score"])
     bundle = candidates[pick]
-    evaluation = evaluate_challenger(bundle, frame, champion, settings, evaluations)
+    evaluation = evaluate_challenger(bundle, eligible, champion, settings, evaluations)
     gate_failures = evaluate.apply_gates(evaluation["metrics"], evaluation.get("champion"), gates)
-    ids = assign_ids(bundle, evaluation, frame, champion, registry)
+    ids = assign_ids(bundle, evaluation, eligible, champion, registry)
     x = sample[names].to_numpy(dtype="float64")
     metadata = {
         "trained_for": month,

@@ -20,7 +20,7 @@ def dag(fresh_dags):
 
 
 @pytest.fixture
-def pipeline_home(home, monkeypatch, airflow_db, small_sales_file):
+def pipeline_home(home, monkeypatch, airflow_db, small_sales_file, loose_gates):
     monkeypatch.setenv("SEGMENTATION_MIN_HISTORY_MONTHS", "3")
     monkeypatch.setenv("SEGMENTATION_EPOCHS", "15")
     for name, high in (("FEATURE_PSI", "50"), ("MIX_PSI", "50"), ("NOISE_JUMP", "1")):

@@ -339,7 +339,8 @@ def test_matches_the_duckdb_warehouse(warehouse, tmp_path):
                 assert [str(v) for v in a] == [str(v) for v in b], (sql, column)
 
 
-def test_the_pipeline_publishes_to_postgres_and_reruns_change_nothing(dsn, home, monkeypatch, small_sales_file):
+def test_the_pipeline_publishes_to_postgres_and_reruns_change_nothing(dsn, home, monkeypatch, small_sales_file,
+                                                                          loose_gates):
     """SEGMENTATION_WAREHOUSE_BACKEND=postgres: validate and publish write PostgreSQL; a re-run is a no-op."""
     from segmentation.config import load_settings
     from segmentation.pipeline import run_month, run_months

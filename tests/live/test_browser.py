@@ -54,6 +54,8 @@ PIPELINE_ENV = {
     # the data covers 2023-01 only: a warm-up month, decide -> "skip", nothing trained or scored
     "SEGMENTATION_MIN_HISTORY_MONTHS": "6",
     "SEGMENTATION_EPOCHS": "2",
+    "SEGMENTATION_GATE_MAX_LARGEST_SHARE": "0.9",  # a few months of generated shops: loose gates
+    "SEGMENTATION_GATE_MIN_STABILITY": "0.5",
     # catchup=True would otherwise schedule every month since 2023-01 as soon as the DAG is unpaused
     "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
 }

@@ -69,6 +69,8 @@ pytestmark = [
 PIPELINE_ENV = {
     "SEGMENTATION_MIN_HISTORY_MONTHS": "2",
     "SEGMENTATION_EPOCHS": "30",  # train lasts a few seconds
+    "SEGMENTATION_GATE_MAX_LARGEST_SHARE": "0.9",  # a few months of generated shops: loose gates
+    "SEGMENTATION_GATE_MIN_STABILITY": "0.5",
     "SEGMENTATION_DRIFT_FEATURE_PSI": "50",
     "SEGMENTATION_DRIFT_MIX_PSI": "50",
     "SEGMENTATION_DRIFT_NOISE_JUMP": "1",

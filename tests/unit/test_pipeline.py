@@ -13,7 +13,7 @@ from segmentation.storage import Lake
 
 
 @pytest.fixture
-def fast(home, monkeypatch):
+def fast(home, monkeypatch, loose_gates):
     monkeypatch.setenv("SEGMENTATION_MIN_HISTORY_MONTHS", "3")
     monkeypatch.setenv("SEGMENTATION_EPOCHS", "15")
     for name, high in (("FEATURE_PSI", "50"), ("MIX_PSI", "50"), ("NOISE_JUMP", "1")):

@@ -55,18 +55,25 @@ def _scored_month(lake: Lake, month: str) -> tuple[pd.DataFrame, dict]:
     return segments[SEGMENT_COLUMNS], manifest["metadata"]
 
 
+NAME_CHECK_ROWS = 200_000  # medians of a deterministic sample: exact enough for a name, cheap at 1M shops
+
+
 def check_month_names(month: str, segments: pd.DataFrame, features: pd.DataFrame, model_meta: dict) -> dict:
     """The model segments whose name no longer fits this month's profile ({id: why}); logged when not empty."""
+    from .evaluate import subsample
+
     names = {int(k): v for k, v in model_meta.get("segment_names", {}).items()}
-    modelled = features[["shop_id", "eligible"]].merge(segments[["shop_id", "segment_id"]], on="shop_id")
-    modelled = features.loc[features["shop_id"].isin(modelled.loc[modelled["eligible"], "shop_id"])]
-    columns = naming_features(modelled.columns)
-    if not names or modelled.empty or not columns:
+    columns = naming_features(features.columns)
+    if not names or not columns:
         return {}
-    frame = modelled[["shop_id", *columns]].merge(segments[["shop_id", "segment_id"]], on="shop_id")
+    frame = features.loc[features["eligible"], ["shop_id", *columns]]
+    frame = frame.iloc[subsample(len(frame), NAME_CHECK_ROWS, 0)].merge(segments[["shop_id", "segment_id"]],
+                                                                          on="shop_id")
+    if frame.empty:
+        return {}
     profiles = {int(sid): row.to_dict() for sid, row in frame.groupby("segment_id")[columns].median().iterrows()
                 if int(sid) in names}
-    misfits = {str(k): v for k, v in check_names(profiles, names, modelled[columns].median().to_dict()).items()}
+    misfits = {str(k): v for k, v in check_names(profiles, names, frame[columns].median().to_dict()).items()}
     if misfits:
         log.warning("publish %s: segment names that no longer fit this month's profiles: %s", month, misfits)
     return misfits

@@ -259,7 +259,7 @@ def train(settings: Settings, month: str) -> dict:
         evaluations = {name: evaluate_candidate(bundle, eligible, settings) for name, bundle in candidates.items()}
         pick, failures, why = select_candidate(evaluations, gates)
     log.info("train %s: %s", month, why)
-    if pick is None and champion is None:
+    if pick is None and (champion is None or not evaluations):
         metadata = _lifecycle_only_metadata(month, decision, fingerprint, names, manifest, settings, evaluations,
                                             failures, why)
         version = registry.register(None, b"", None, metadata)
@@ -320,10 +320,13 @@ def _conclude(registry: Registry, settings: Settings, month: str, version: str, 
     failures = metadata.get("gate_failures", [])
     if champion_version == version:
         promoted, verdict = True, "already the champion"
-    elif metadata.get("lifecycle_only"):
-        promoted = champion_version is None
+    elif metadata.get("lifecycle_only") and champion_version is None:
+        promoted = True
         verdict = ("no candidate passed the gates and there is no champion: lifecycle segments only (the model's "
                    "shops are 'Active, not segmented'); " + " | ".join(metadata.get("lifecycle_reasons", [])))
+    elif metadata.get("lifecycle_only"):
+        promoted = False
+        verdict = f"kept champion v{champion_version}: " + " | ".join(metadata.get("lifecycle_reasons", []))
     elif not failures:
         promoted, verdict = True, f"passed every gate; {metadata.get('selection', '')}".rstrip("; ")
     else:

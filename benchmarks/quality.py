@@ -68,7 +68,7 @@ def candidates_table(home: Path, version: str) -> list[dict]:
     from segmentation.storage import Lake
 
     meta = Registry(Lake(str(home / "lake"))).metadata(version)
-    keep = ("segments", "noise_share", "largest_share", "stability", "silhouette", "score")
+    keep = ("segments", "noise_share", "largest_share", "stability", "silhouette", "calinski_harabasz", "score")
     rows = [] if meta.get("lifecycle_only") else [{"candidate": meta.get("candidate") + " (selected)",
                                                    **{k: meta["metrics"].get(k) for k in keep}}]
     rows += [{"candidate": name, **{k: b.get(k) for k in keep}} for name, b in meta.get("baselines", {}).items()]

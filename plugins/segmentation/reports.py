@@ -125,11 +125,12 @@ def baseline_table(metadata: dict) -> pd.DataFrame:
         {"method": CANDIDATE_LABELS.get(chosen, chosen) + " (this model)", "segments": metrics.get("segments"),
          "noise_share": metrics.get("noise_share"), "largest_share": metrics.get("largest_share"),
          "stability": metrics.get("stability"), "silhouette": metrics.get("silhouette"),
-         "score": metrics.get("score"), "ari_vs_model": 1.0}]
+         "calinski_harabasz": metrics.get("calinski_harabasz"), "score": metrics.get("score"), "ari_vs_model": 1.0}]
     for name, b in baselines.items():
         rows.append({"method": CANDIDATE_LABELS.get(name, name), "segments": b.get("segments"),
                      "noise_share": b.get("noise_share"), "largest_share": b.get("largest_share"),
-                     "stability": b.get("stability"), "silhouette": b.get("silhouette"), "score": b.get("score"),
+                     "stability": b.get("stability"), "silhouette": b.get("silhouette"),
+                     "calinski_harabasz": b.get("calinski_harabasz"), "score": b.get("score"),
                      "ari_vs_model": b.get("ari_vs_challenger")})
     return pd.DataFrame(rows)
 

@@ -1,7 +1,7 @@
 -- Customer-level behaviour from invoice lines: one row per customer with a line in the window.
 -- Input relation `lines`: the invoice-lines contract (customer_id, invoice_id, invoice_date, product_id, quantity,
 -- value) of the window's months. $as_of_end is the first instant after the as-of month: "now" for recency.
--- Documented in features_schema.yaml (customer_columns); joined to the shop features by shop_id = customer_id.
+-- Documented in customer_features.yaml; joined to the shop features by shop_id = customer_id.
 WITH orders AS (
     -- an order is an invoice: its time, value and number of distinct products
     SELECT

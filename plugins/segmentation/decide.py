@@ -20,7 +20,7 @@ import logging
 
 from . import drift
 from .config import Settings
-from .features import window_partitions
+from .features import window_lines, window_partitions
 from .months import add_months, month_index
 from .registry import Registry
 from .storage import Lake, as_of_ref, month_ref
@@ -178,6 +178,19 @@ def drift_hold(month: str, previous: list[dict], measured: dict, settings: Setti
 
 
 # the decision -------------------------------------------------------------------------------------------------
+def missing_inputs(lake: Lake, metadata: dict, month: str) -> list[str]:
+    """The model's input features that the month's published features lack (e.g. a customer model on shop data)."""
+    manifest = lake.manifest(as_of_ref("features", month))
+    if manifest is None:
+        return []
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data = lake.read_file(as_of_ref("features", month), "data.parquet", manifest=manifest)
+    columns = set(pq.read_schema(pa.BufferReader(data)).names)
+    return [name for name in metadata.get("features", []) if name not in columns]
+
+
 def warm_up_months(settings: Settings, lake: Lake, month: str) -> tuple[int, str]:
     """Months of history needed before a first model, and for what: customer (invoice) data has what it needs
     sooner (SEGMENTATION_CUSTOMER_MIN_HISTORY_MONTHS) than shop-month data (SEGMENTATION_MIN_HISTORY_MONTHS)."""
@@ -187,9 +200,10 @@ def warm_up_months(settings: Settings, lake: Lake, month: str) -> tuple[int, str
 
 
 def choose(settings: Settings, lake: Lake, registry: Registry, month: str, force_retrain: bool) -> dict:
-    history = len(window_partitions(lake, month, settings.window_months))
     applicable = registry.model_for_month(month)
     needed, kind = warm_up_months(settings, lake, month)
+    history = len(window_lines(lake, month, settings.window_months) if kind == "customer"
+                  else window_partitions(lake, month, settings.window_months))
     if history < needed:
         return {"decision": SKIP, "model_version": None,
                 "reason": f"warming up: {history} of {needed} months of {kind} history"}
@@ -203,6 +217,11 @@ def choose(settings: Settings, lake: Lake, registry: Registry, month: str, force
                 "reason": registry.metadata(applicable).get("reason", "trained for this month"),
                 **_trigger_of_this_month(lake, month)}
     age = month_index(month) - month_index(trained_for)
+    missing = missing_inputs(lake, registry.metadata(applicable), month)
+    if missing:
+        return {"decision": TRAIN, "model_version": applicable,
+                "reason": f"champion v{applicable} needs inputs this month's features do not have "
+                          f"({', '.join(missing[:4])}): the data changed kind; training on what it has"}
     if registry.metadata(applicable).get("lifecycle_only"):
         return {"decision": TRAIN, "model_version": applicable,
                 "reason": f"champion v{applicable} publishes lifecycle segments only (no candidate passed the gates "

@@ -70,8 +70,14 @@ def shop_rules(frame: pd.DataFrame, min_tenure: int) -> np.ndarray:
 
 
 def lifecycle_segments(frame: pd.DataFrame, min_tenure: int) -> np.ndarray:
-    """Lifecycle segment per row (-2: the model's to segment)."""
-    return customer_rules(frame) if is_customer_data(frame) else shop_rules(frame, min_tenure)
+    """Lifecycle segment per row (-2: the model's to segment). In customer data, a customer without invoice lines
+    in the window (months delivered before lines were kept) is judged by the shop rules on its monthly rows."""
+    if not is_customer_data(frame):
+        return shop_rules(frame, min_tenure)
+    segments = customer_rules(frame)
+    without_lines = frame["orders"].isna().to_numpy()
+    segments[without_lines] = shop_rules(frame[without_lines], min_tenure) if without_lines.any() else []
+    return segments
 
 
 def with_lifecycle(table: pa.Table, min_tenure: int) -> pa.Table:

@@ -30,7 +30,8 @@ import pyarrow as pa
 
 from . import clustering, model
 from .config import MAX_SCORE_SHARDS, Settings
-from .lifecycle import LIFECYCLE_NAMES, NOT_SEGMENTED
+from .features import MIN_TENURE
+from .lifecycle import LIFECYCLE_NAMES, NOT_SEGMENTED, lifecycle_segments
 from .registry import Registry
 from .storage import Lake, PartitionRef, as_of_ref, month_ref, utc_now
 
@@ -166,8 +167,16 @@ class _MonthInputs:
 
 
 def _scores_table(inputs: _MonthInputs, frame: pd.DataFrame, batch_size: int) -> pa.Table:
+    missing = [f for f in inputs.loaded.metadata.get("features", []) if f not in frame.columns]
+    if missing:
+        raise RuntimeError(f"features/as_of={inputs.month} lacks the inputs of model v{inputs.version} "
+                           f"({', '.join(missing[:4])}): rebuild the month's features (build_features) first")
     segment, strength = np.full(len(frame), -1, dtype="int64"), np.zeros(len(frame))
-    lifecycle = frame["lifecycle_segment"].to_numpy() if "lifecycle_segment" in frame else np.full(len(frame), np.nan)
+    if "lifecycle_segment" in frame:
+        lifecycle = frame["lifecycle_segment"].to_numpy()
+    else:  # features published before lifecycle segments: the same rules, applied here
+        found = lifecycle_segments(frame, MIN_TENURE)
+        lifecycle = np.where(found == -2, np.nan, found)
     by_rule = ~pd.isna(lifecycle)
     segment[by_rule], strength[by_rule] = lifecycle[by_rule].astype("int64"), 1.0
     modelled = np.flatnonzero(~by_rule)

@@ -206,7 +206,8 @@ def _clean_invoices(source: Source) -> pd.DataFrame:
     if not source.path:
         raise SourceError("source 'invoices' needs source_path (an invoice-level CSV or parquet file)")
     path = Path(source.path)
-    key = (str(path.resolve()), source.layout, *((path.stat().st_mtime_ns, path.stat().st_size) if path.is_file() else ()))
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    key = (str(path.resolve()), source.layout, *((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files))
     if key not in _CLEANED:
         _CLEANED.clear()
         _CLEANED[key] = _read_clean_invoices(source, layouts[source.layout])

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from .lifecycle import RESERVED_IDS
+
 MIN_OVERLAP = 0.3  # share of a new cluster's shops that must sit in the champion segment to inherit its ID
 MAX_CENTROID_DISTANCE = 1.0  # in scaled feature units, for clusters matched by centroid
 
@@ -62,6 +64,8 @@ def align_segments(
     _match_by_centroid(segment_map, matched_by, old_ids, new_ids, old_centroids or {}, new_centroids or {})
     for label in new_ids:
         if label not in segment_map:
+            if next_id in RESERVED_IDS:  # the lifecycle segments' ids are never handed to clusters
+                next_id = RESERVED_IDS.stop
             segment_map[label] = next_id
             matched_by[label] = "new"
             next_id += 1

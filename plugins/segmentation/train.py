@@ -165,7 +165,9 @@ def evaluate_challenger(bundle: LoadedModel, frame: pd.DataFrame, champion: Load
     result["shops"] = eligible["shop_id"].to_numpy()
     result["baselines"] = {name: _candidate_summary(e, result["labels"])
                            for name, e in (candidates or {}).items() if name != bundle.metadata.get("candidate")}
-    if champion is not None and champion.clusterer is not None:
+    comparable = champion is not None and champion.clusterer is not None \
+        and set(champion.metadata["features"]) <= set(eligible.columns)
+    if comparable:
         champion_segments, _ = segments_of(champion, eligible)
         result["champion_segments"] = champion_segments
         result["champion"] = {**evaluate.size_metrics(champion_segments),

@@ -207,3 +207,30 @@ def test_no_passing_candidate_publishes_lifecycle_segments_only(tmp_path, invoic
     assert len(modelled) > 0 and (modelled["segment_id"] == lifecycle.NOT_SEGMENTED).all()
     assert (modelled["segment_name"] == "Active, not segmented").all()
     assert (segments["segment_id"] >= 0).all()  # nobody is noise: nothing was clustered
+
+
+def test_customers_without_lines_are_judged_by_the_shop_rules():
+    frame = pd.DataFrame({"orders": [np.nan, 5, np.nan], "recency_days": [np.nan, 10, np.nan],
+                          "tenure_months": [12, 12, 2], "recency_months": [0, 0, 0], "active_months": [10, 3, 2]})
+    assert lifecycle.lifecycle_segments(frame, min_tenure=6).tolist() == [-2, -2, lifecycle.NEW_SHOP]
+
+
+def test_new_segment_ids_skip_the_lifecycle_range():
+    from segmentation.stability import align_segments
+
+    labels = np.repeat(np.arange(5), 10)
+    alignment = align_segments(np.full(50, -1), labels, 898, {}, {})
+    ids = sorted(alignment.segment_map.values())
+    assert ids == [898, 899, 1000, 1001, 1002] and not set(ids) & set(lifecycle.RESERVED_IDS)
+
+
+def test_a_champion_whose_inputs_are_gone_makes_the_month_train(tmp_path):
+    import pyarrow as pa
+
+    from segmentation.decide import missing_inputs
+    from segmentation.storage import Lake, as_of_ref
+
+    lake = Lake(str(tmp_path / "lake"))
+    lake.write_table(as_of_ref("features", "2024-07"), pa.table({"shop_id": ["a"], "trend_z": [0.0]}), {})
+    assert missing_inputs(lake, {"features": ["log_recency_days", "trend_z"]}, "2024-07") == ["log_recency_days"]
+    assert missing_inputs(lake, {"features": ["trend_z"]}, "2024-07") == []

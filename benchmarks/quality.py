@@ -88,7 +88,7 @@ def candidate_labels(home: Path, month: str) -> tuple:
     settings = load_settings()
     lake = Lake(settings.lake_root)
     frame = lake.read_table(as_of_ref("features", month)).to_pandas()
-    names, units, _ = model_features(settings, lake, month, frame)
+    names, units, _ = model_features(settings, lake, month)
     candidates = fit_candidates(training_sample(frame, settings.train_sample, settings.seed), names, settings, units)
     modelled = frame["eligible"].to_numpy()
     labelled = {}

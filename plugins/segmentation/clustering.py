@@ -1,5 +1,5 @@
 """Clustering: HDBSCAN with prediction data (approximate_predict for new months), and the partitioning
-candidates the gates compare it with (KMeans by silhouette, a Gaussian mixture by BIC)."""
+candidates the gates compare it with (KMeans at the finest stable k, a Gaussian mixture by BIC)."""
 
 from __future__ import annotations
 
@@ -91,8 +91,6 @@ def predict(clusterer, latent: np.ndarray, batch_size: int = 100_000) -> tuple[n
 class KMeansClusterer:
     """KMeans with `n_clusters`; strength = 1 - (distance to the nearest centre / distance to the second)."""
 
-    kind = "kmeans"
-
     def __init__(self, n_clusters: int, seed: int = 0):
         self.n_clusters = n_clusters
         self.seed = seed
@@ -113,8 +111,6 @@ class KMeansClusterer:
 
 class GaussianMixtureClusterer:
     """Gaussian mixture (full covariances) with `n_clusters`; strength = the posterior of the label."""
-
-    kind = "gmm"
 
     def __init__(self, n_clusters: int, seed: int = 0):
         self.n_clusters = n_clusters

@@ -20,7 +20,7 @@ import logging
 
 from . import drift
 from .config import Settings
-from .features import window_lines, window_partitions
+from .features import is_customer_month, window_lines, window_partitions
 from .months import add_months, month_index
 from .registry import Registry
 from .storage import Lake, as_of_ref, month_ref
@@ -33,7 +33,8 @@ GROWTH = 1.5  # after a rejected drift challenger, drift retrains only once a me
 LOOKBACK_PER_COOLDOWN = 3  # months of earlier decisions searched for a rejected drift challenger, per cooldown month
 
 
-def measure_drift(settings: Settings, lake: Lake, registry: Registry, version: str, month: str) -> dict:
+def measure_drift(settings: Settings, lake: Lake, registry: Registry, version: str, month: str,
+                  frame=None) -> dict:
     """Drift of this month's features and segment mix against the champion's training reference.
 
     PSI is recorded for every model feature; `max_feature_psi` (what decides) is over the model's
@@ -44,7 +45,8 @@ def measure_drift(settings: Settings, lake: Lake, registry: Registry, version: s
     champion = registry.load(version)
     reference = champion.metadata.get("reference")
     considered = drift.considered_features(champion.metadata)
-    frame = lake.read_table(as_of_ref("features", month)).to_pandas()
+    if frame is None:
+        frame = lake.read_table(as_of_ref("features", month)).to_pandas()
     eligible = frame[frame["eligible"]]
     if reference is None or eligible.empty:
         return {"feature_psi": {}, "drift_features": considered, "max_feature": None, "max_feature_psi": 0.0,
@@ -78,28 +80,28 @@ def _worst(measured: dict) -> str | None:
     return drift.worst_feature(measured.get("feature_psi", {}), _considered(measured))[0]
 
 
-def drift_reasons(measured: dict, settings: Settings) -> list[str]:
-    reasons = []
+def _exceeded(measured: dict, settings: Settings) -> list[tuple[str, str]]:
+    """Each measure past its threshold: (the reason naming the threshold, the brief signal)."""
+    found = []
     if measured["max_feature_psi"] > settings.drift_feature_psi:
-        reasons.append(f"feature drift: PSI {measured['max_feature_psi']:.2f} on {_worst(measured)} "
-                       f"> {settings.drift_feature_psi}")
+        psi = f"PSI {measured['max_feature_psi']:.2f} on {_worst(measured)}"
+        found.append((f"feature drift: {psi} > {settings.drift_feature_psi}", f"feature {psi}"))
     if measured["mix_psi"] > settings.drift_mix_psi:
-        reasons.append(f"segment mix drift: PSI {measured['mix_psi']:.2f} > {settings.drift_mix_psi}")
+        psi = f"PSI {measured['mix_psi']:.2f}"
+        found.append((f"segment mix drift: {psi} > {settings.drift_mix_psi}", f"segment mix {psi}"))
     if measured["noise_jump"] > settings.drift_noise_jump:
-        reasons.append(f"noise share up {measured['noise_jump']:.1%} > {settings.drift_noise_jump:.0%}")
-    return reasons
+        jump = f"noise share up {measured['noise_jump']:.1%}"
+        found.append((f"{jump} > {settings.drift_noise_jump:.0%}", jump))
+    return found
+
+
+def drift_reasons(measured: dict, settings: Settings) -> list[str]:
+    return [reason for reason, _ in _exceeded(measured, settings)]
 
 
 def _signal(measured: dict, settings: Settings) -> str:
     """The measures past their thresholds, briefly: 'feature PSI 0.41 on log_aov, segment mix PSI 0.30'."""
-    parts = []
-    if measured["max_feature_psi"] > settings.drift_feature_psi:
-        parts.append(f"feature PSI {measured['max_feature_psi']:.2f} on {_worst(measured)}")
-    if measured["mix_psi"] > settings.drift_mix_psi:
-        parts.append(f"segment mix PSI {measured['mix_psi']:.2f}")
-    if measured["noise_jump"] > settings.drift_noise_jump:
-        parts.append(f"noise share up {measured['noise_jump']:.1%}")
-    return ", ".join(parts)
+    return ", ".join(signal for _, signal in _exceeded(measured, settings))
 
 
 # drift without retrain loops ---------------------------------------------------------------------------------
@@ -178,23 +180,15 @@ def drift_hold(month: str, previous: list[dict], measured: dict, settings: Setti
 
 
 # the decision -------------------------------------------------------------------------------------------------
-def missing_inputs(lake: Lake, metadata: dict, month: str) -> list[str]:
-    """The model's input features that the month's published features lack (e.g. a customer model on shop data)."""
-    manifest = lake.manifest(as_of_ref("features", month))
-    if manifest is None:
-        return []
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    data = lake.read_file(as_of_ref("features", month), "data.parquet", manifest=manifest)
-    columns = set(pq.read_schema(pa.BufferReader(data)).names)
-    return [name for name in metadata.get("features", []) if name not in columns]
+def missing_inputs(metadata: dict, columns) -> list[str]:
+    """The model's input features that the month's features lack (e.g. a customer model on shop data)."""
+    return [name for name in metadata.get("features", []) if name not in set(columns)]
 
 
 def warm_up_months(settings: Settings, lake: Lake, month: str) -> tuple[int, str]:
     """Months of history needed before a first model, and for what: customer (invoice) data has what it needs
     sooner (SEGMENTATION_CUSTOMER_MIN_HISTORY_MONTHS) than shop-month data (SEGMENTATION_MIN_HISTORY_MONTHS)."""
-    if lake.has_partition(month_ref("lines", month)):
+    if is_customer_month(lake, month):
         return settings.customer_min_history_months, "customer"
     return settings.min_history_months, "shop"
 
@@ -211,25 +205,26 @@ def choose(settings: Settings, lake: Lake, registry: Registry, month: str, force
         return {"decision": TRAIN, "model_version": None, "reason": "retrain forced by the force_retrain param"}
     if applicable is None:
         return {"decision": TRAIN, "model_version": None, "reason": f"no champion model for {month}"}
-    trained_for = registry.metadata(applicable)["trained_for"]
+    champion = registry.metadata(applicable)
+    trained_for = champion["trained_for"]
     if trained_for == month:
         return {"decision": TRAIN, "model_version": applicable,
-                "reason": registry.metadata(applicable).get("reason", "trained for this month"),
-                **_trigger_of_this_month(lake, month)}
+                "reason": champion.get("reason", "trained for this month"), **_trigger_of_this_month(lake, month)}
     age = month_index(month) - month_index(trained_for)
-    missing = missing_inputs(lake, registry.metadata(applicable), month)
+    frame = lake.read_table(as_of_ref("features", month)).to_pandas()  # read once: inputs and drift
+    missing = missing_inputs(champion, frame.columns)
     if missing:
         return {"decision": TRAIN, "model_version": applicable,
                 "reason": f"champion v{applicable} needs inputs this month's features do not have "
                           f"({', '.join(missing[:4])}): the data changed kind; training on what it has"}
-    if registry.metadata(applicable).get("lifecycle_only"):
+    if champion.get("lifecycle_only"):
         return {"decision": TRAIN, "model_version": applicable,
                 "reason": f"champion v{applicable} publishes lifecycle segments only (no candidate passed the gates "
                           f"in {trained_for}); trying again on {month}'s data"}
     if age > settings.max_model_age_months:
         return {"decision": TRAIN, "model_version": applicable,
                 "reason": f"champion v{applicable} is {age} months old (max {settings.max_model_age_months})"}
-    measured = measure_drift(settings, lake, registry, applicable, month)
+    measured = measure_drift(settings, lake, registry, applicable, month, frame)
     reasons = drift_reasons(measured, settings)
     if not reasons:
         return {"decision": REUSE, "model_version": applicable, "drift": measured,

@@ -287,9 +287,14 @@ def customer_features(lines_paths: list[str], as_of: str, sql_dir: Path) -> pa.T
         return _fetch(cur, sql, {"as_of_end": f"{year:04d}-{cal:02d}-01 00:00:00"})
 
 
+def is_customer_month(lake: Lake, month: str) -> bool:
+    """The month came with invoice lines: its features (and model) are customer-level."""
+    return lake.has_partition(month_ref("lines", month))
+
+
 def window_lines(lake: Lake, as_of: str, window_months: int) -> list[str]:
     """Months of the window with published invoice lines; empty unless the as-of month has them."""
-    if not lake.has_partition(month_ref("lines", as_of)):
+    if not is_customer_month(lake, as_of):
         return []
     return [m for m in window(as_of, window_months) if lake.has_partition(month_ref("lines", m))]
 

@@ -20,8 +20,7 @@ from sklearn.metrics import adjusted_rand_score
 from . import clustering, drift, evaluate, model
 from .config import Settings
 from .decide import read_decision, record_outcome
-from .features import customer_model_inputs, model_inputs
-from .lifecycle import is_customer_data
+from .features import customer_model_inputs, is_customer_month, model_inputs
 from .profiles import name_segments, naming_features
 from .registry import LoadedModel, Registry
 from .score import latent_of, segments_of
@@ -62,10 +61,10 @@ def use_rfm(settings: Settings, lake: Lake, month: str) -> bool:
     return bool(manifest) and str(manifest["metadata"].get("source", "")).startswith("invoices")
 
 
-def model_features(settings: Settings, lake: Lake, month: str, frame: pd.DataFrame) -> tuple[list[str], list, list[str]]:
+def model_features(settings: Settings, lake: Lake, month: str) -> tuple[list[str], list, list[str]]:
     """The model's inputs, their units and the drift-measured subset: customer-level behaviour when the month
     came with invoice lines, else the shop features (with RFM when asked)."""
-    if is_customer_data(frame):
+    if is_customer_month(lake, month):
         return customer_model_inputs(settings.sql_dir)
     names, units = model_inputs(settings.sql_dir, use_rfm(settings, lake, month))
     return names, units, [n for n in names if n not in AGEING_FEATURES]
@@ -107,12 +106,6 @@ def fit_candidates(sample: pd.DataFrame, feature_names: list[str], settings: Set
                                         "latent_dim": latent_dim if enc is not None else None,
                                         "loss_history": losses if enc is not None else []})
             for name, (enc, clusterer) in fitted.items()}
-
-
-def fit_model(sample: pd.DataFrame, feature_names: list[str], settings: Settings,
-              units: list | None = None) -> LoadedModel:
-    """The autoencoder + HDBSCAN candidate alone (the product's representation)."""
-    return fit_candidates(sample, feature_names, settings, units)["autoencoder_hdbscan"]
 
 
 def evaluate_candidate(bundle: LoadedModel, eligible: pd.DataFrame, settings: Settings) -> dict:
@@ -236,8 +229,7 @@ def train(settings: Settings, month: str) -> dict:
     ref = as_of_ref("features", month)
     manifest = lake.manifest(ref)
     features_sha = next(f["sha256"] for f in manifest["files"] if f["name"] == "data.parquet")
-    frame = lake.read_table(ref).to_pandas()
-    names, units, drift_names = model_features(settings, lake, month, frame)
+    names, units, drift_names = model_features(settings, lake, month)
     fingerprint = training_fingerprint(features_sha, names, settings)
     decision = read_decision(settings, month)
     champion_version = registry.model_for_month(month)
@@ -246,6 +238,7 @@ def train(settings: Settings, month: str) -> dict:
         log.info("train %s: identical inputs already trained as v%s; reusing its verdict", month, existing)
         return _conclude(registry, settings, month, existing, decision, champion_version, started, new=False)
 
+    frame = lake.read_table(ref).to_pandas()
     sample = training_sample(frame, settings.train_sample, settings.seed)
     eligible = frame[frame["eligible"]].reset_index(drop=True)
     modelled_count = len(eligible)

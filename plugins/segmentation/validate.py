@@ -23,6 +23,7 @@ import pandas as pd
 import pyarrow as pa
 
 from .config import Settings
+from .ingest import LINES_STAGING
 from .months import add_months, parse_month
 from .storage import Lake, month_ref, utc_now
 
@@ -298,7 +299,7 @@ def _short(check: dict) -> dict:
 
 
 def _drop_staged_lines(lake: Lake, month: str) -> None:
-    staged = month_ref("staging_lines", month)
+    staged = month_ref(LINES_STAGING, month)
     if lake.has_partition(staged):
         lake.remove_partition(staged)
 
@@ -318,21 +319,29 @@ def lines_mismatch(lines: pd.DataFrame, monthly: pd.DataFrame) -> str | None:
                         for c, r in example.iterrows()))
 
 
-def publish_lines(lake: Lake, month: str, monthly: pd.DataFrame) -> None:
-    """Publish the staged invoice lines as lines/month=M (checked against the month's rows), or remove a
-    stale lines/month=M when the month now comes from a source without lines."""
-    staged = month_ref("staging_lines", month)
-    published = month_ref("lines", month)
+def staged_lines(lake: Lake, month: str, monthly: pd.DataFrame) -> pa.Table | None:
+    """The month's staged invoice lines (None without them), checked to add up to the staged month's rows: a
+    mismatch stops validate before anything about the month is written."""
+    staged = month_ref(LINES_STAGING, month)
     if not lake.has_partition(staged):
-        if lake.has_partition(published):
-            lake.remove_partition(published)
-        return
+        return None
     lines = lake.read_table(staged)
     problem = lines_mismatch(lines.to_pandas(), monthly)
     if problem:
         raise DataValidationError(f"month {month}: staged invoice lines disagree with the staged month: {problem}")
+    return lines
+
+
+def publish_lines(lake: Lake, month: str, lines: pa.Table | None) -> None:
+    """Publish the checked invoice lines as lines/month=M, or remove a stale lines/month=M when the month now
+    comes from a source without lines."""
+    published = month_ref("lines", month)
+    if lines is None:
+        if lake.has_partition(published):
+            lake.remove_partition(published)
+        return
     lake.write_table(published, lines, {"month": month, "rows": lines.num_rows})
-    lake.remove_partition(staged)
+    lake.remove_partition(month_ref(LINES_STAGING, month))
 
 
 def validate(settings: Settings, month: str, run_id: str | None = None) -> dict:
@@ -341,6 +350,7 @@ def validate(settings: Settings, month: str, run_id: str | None = None) -> dict:
     lake = Lake(settings.lake_root)
     staged_ref = month_ref("staging", month)
     frame = lake.read_table(staged_ref).to_pandas()
+    lines = staged_lines(lake, month, frame)
     trailing_rows, previous_shops = trailing_context(lake, month)
     with tempfile.TemporaryDirectory() as tmp:
         report = run_checkpoint(frame, month, trailing_rows, previous_shops, Path(tmp))
@@ -375,7 +385,7 @@ def validate(settings: Settings, month: str, run_id: str | None = None) -> dict:
             f"{lake.url(f'quarantine/month={month}')}, report at {report_path}, data docs at {docs_path}\n{text}"
         )
     source = lake.manifest(staged_ref)["metadata"].get("source", "")
-    publish_lines(lake, month, frame)  # before raw/: raw is what later stages look for
+    publish_lines(lake, month, lines)  # before raw/: raw is what later stages look for
     lake.write_table(month_ref("raw", month), to_contract(frame),
                      {"month": month, "quality": quality["published_at"], "source": source})
     lake.remove_partition(staged_ref)

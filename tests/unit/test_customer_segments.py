@@ -224,13 +224,28 @@ def test_new_segment_ids_skip_the_lifecycle_range():
     assert ids == [898, 899, 1000, 1001, 1002] and not set(ids) & set(lifecycle.RESERVED_IDS)
 
 
-def test_a_champion_whose_inputs_are_gone_makes_the_month_train(tmp_path):
+def test_a_champion_whose_inputs_are_gone_makes_the_month_train():
+    from segmentation.decide import missing_inputs
+
+    columns = pd.DataFrame({"shop_id": ["a"], "trend_z": [0.0]}).columns
+    assert missing_inputs({"features": ["log_recency_days", "trend_z"]}, columns) == ["log_recency_days"]
+    assert missing_inputs({"features": ["trend_z"]}, columns) == []
+
+
+def test_invoice_lines_that_do_not_add_up_stop_validate_before_anything_is_written(settings):
     import pyarrow as pa
 
-    from segmentation.decide import missing_inputs
-    from segmentation.storage import Lake, as_of_ref
+    from segmentation.storage import Lake, month_ref
+    from segmentation.validate import DataValidationError, validate
 
-    lake = Lake(str(tmp_path / "lake"))
-    lake.write_table(as_of_ref("features", "2024-07"), pa.table({"shop_id": ["a"], "trend_z": [0.0]}), {})
-    assert missing_inputs(lake, {"features": ["log_recency_days", "trend_z"]}, "2024-07") == ["log_recency_days"]
-    assert missing_inputs(lake, {"features": ["trend_z"]}, "2024-07") == []
+    lake = Lake(settings.lake_root)
+    month_rows = pd.DataFrame({"shop_id": ["c1"], "product_id": ["p"], "year": [2024], "month": [3],
+                               "sales_qty": [2.0], "sales_value": [10.0]})
+    lines = pd.DataFrame({"customer_id": ["c1"], "invoice_id": ["i1"], "invoice_date": pd.to_datetime(["2024-03-02"]),
+                          "product_id": ["p"], "quantity": [2.0], "value": [99.0]})
+    lake.write_table(month_ref("staging", "2024-03"), pa.Table.from_pandas(month_rows), {"month": "2024-03"})
+    lake.write_table(month_ref("staging_lines", "2024-03"), pa.Table.from_pandas(lines), {"month": "2024-03"})
+    with pytest.raises(DataValidationError, match=r"c1: lines qty 2 value 99 vs rows qty 2 value 10"):
+        validate(settings, "2024-03")
+    for zone in ("raw", "lines", "quality", "quarantine"):
+        assert not lake.has_partition(month_ref(zone, "2024-03")), zone

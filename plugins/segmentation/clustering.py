@@ -1,9 +1,11 @@
 """Clustering: HDBSCAN with prediction data (approximate_predict for new months), and the partitioning
-candidates the gates compare it with (KMeans at the finest stable k, a Gaussian mixture by BIC)."""
+candidates the gates compare it with (KMeans at the finest stable k refined by a Gaussian mixture, a Gaussian
+mixture by BIC)."""
 
 from __future__ import annotations
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClusterMixin, clone
 
 
 def min_cluster_size_for(n: int) -> int:
@@ -87,29 +89,59 @@ def predict(clusterer, latent: np.ndarray, batch_size: int = 100_000) -> tuple[n
     return np.concatenate(labels).astype("int64"), np.concatenate(strengths).astype("float64")
 
 
-# partitioning candidates: estimator-style wrappers with a hard label and a strength per row ----------------------
-class KMeansClusterer:
-    """KMeans with `n_clusters`; strength = 1 - (distance to the nearest centre / distance to the second)."""
+# partitioning candidates: scikit-learn estimators with a hard label and a strength per row ----------------------
+REFINE_REG_COVAR = 1e-2  # added to each segment's variances (features are in their units): no segment collapses
+REFINE_MIN_SHARE = 0.01  # a refinement that leaves a segment with fewer rows than this share is not taken
 
-    def __init__(self, n_clusters: int, seed: int = 0):
+
+class KMeansClusterer(BaseEstimator, ClusterMixin):
+    """KMeans with `n_clusters`; with `refine`, then a full-covariance Gaussian mixture started from its clusters.
+
+    KMeans finds the segments but cuts between them halfway, as if every segment had the same spread; the mixture
+    gives each its own shape, so a tight segment (steady shops) keeps the edge members that a broad neighbour
+    (shops with a trend of uncertain size) would take. Strength: 1 - (distance to the nearest centre / to the second),
+    or the label's posterior when refined."""
+
+    def __init__(self, n_clusters: int, seed: int = 0, refine: bool = False):
         self.n_clusters = n_clusters
         self.seed = seed
+        self.refine = refine
 
     def fit(self, x: np.ndarray) -> KMeansClusterer:
         from sklearn.cluster import KMeans
 
         self.model_ = KMeans(n_clusters=self.n_clusters, n_init=10, random_state=self.seed).fit(x)
-        self.labels_ = self.model_.labels_.astype("int64")
+        self.mixture_ = self._refined(x) if self.refine else None
+        self.labels_ = (self.mixture_.predict(x) if self.mixture_ is not None else self.model_.labels_).astype("int64")
         return self
 
+    def _refined(self, x: np.ndarray):
+        """The mixture started from the KMeans clusters, or None when it would empty a segment."""
+        from sklearn.mixture import GaussianMixture
+
+        labels, eye = self.model_.labels_, np.eye(x.shape[1])
+        members = [x[labels == j] for j in range(self.n_clusters)]
+        # started wholly from the KMeans clusters (weights, means and spreads), so no other random start enters
+        precisions = [np.linalg.inv(np.atleast_2d(np.cov(m, rowvar=False)) + REFINE_REG_COVAR * eye) for m in members]
+        mixture = GaussianMixture(n_components=self.n_clusters, covariance_type="full", reg_covar=REFINE_REG_COVAR,
+                                  weights_init=np.array([len(m) for m in members]) / len(x),
+                                  means_init=self.model_.cluster_centers_, precisions_init=np.array(precisions),
+                                  max_iter=200, random_state=self.seed).fit(x)
+        sizes = np.bincount(mixture.predict(x), minlength=self.n_clusters)
+        return mixture if sizes.min() >= REFINE_MIN_SHARE * len(x) else None
+
     def predict_strength(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mixture = getattr(self, "mixture_", None)  # models saved before refinement have none
+        if mixture is not None:
+            proba = mixture.predict_proba(x)
+            return proba.argmax(axis=1).astype("int64"), proba.max(axis=1)
         distances = np.sort(self.model_.transform(x), axis=1)
         labels = self.model_.predict(x).astype("int64")
         strength = 1.0 - distances[:, 0] / np.maximum(distances[:, 1], 1e-12)
         return labels, np.clip(strength, 0.0, 1.0)
 
 
-class GaussianMixtureClusterer:
+class GaussianMixtureClusterer(BaseEstimator, ClusterMixin):
     """Gaussian mixture (full covariances) with `n_clusters`; strength = the posterior of the label."""
 
     def __init__(self, n_clusters: int, seed: int = 0):
@@ -138,10 +170,11 @@ SELECTION_ROUNDS = 3
 SILHOUETTE_TOLERANCE = 0.03  # a finer partition may separate this much less well than the best stable one
 
 
-def kmeans_by_stability(x: np.ndarray, seed: int, k_range=K_RANGE) -> KMeansClusterer:
+def kmeans_by_stability(x: np.ndarray, seed: int, k_range=K_RANGE, refine: bool = True) -> KMeansClusterer:
     """KMeans with the finest k that is stable and separates about as well as the best stable k: every cluster's
     bootstrap Jaccard >= STABLE_JACCARD, silhouette within SILHOUETTE_TOLERANCE of the best stable silhouette.
-    (Silhouette alone prefers few clusters: 4 for 7 planted behaviours; stability alone splits continua.)"""
+    (Silhouette alone prefers few clusters: 4 for 7 planted behaviours; stability alone splits continua.)
+    The chosen k is then fitted on all of x, refined by a Gaussian mixture (see KMeansClusterer)."""
     from sklearn.metrics import silhouette_score
 
     from .evaluate import bootstrap_stability, subsample
@@ -156,14 +189,14 @@ def kmeans_by_stability(x: np.ndarray, seed: int, k_range=K_RANGE) -> KMeansClus
                                       rounds=SELECTION_ROUNDS, seed=seed)["per_segment"]
         scores[k] = (min(jaccard.values()) >= STABLE_JACCARD, float(silhouette_score(sample, fitted.labels_)))
     if not scores:
-        return KMeansClusterer(min(2, len(x)), seed).fit(x)
+        return KMeansClusterer(min(2, len(x)), seed, refine).fit(x)
     stable = {k: sil for k, (ok, sil) in scores.items() if ok}
     if stable:
         best = max(stable.values())
         k = max(k for k, sil in stable.items() if sil >= best - SILHOUETTE_TOLERANCE)
     else:
         k = max(scores, key=lambda k: scores[k][1])
-    return KMeansClusterer(k, seed).fit(x)
+    return KMeansClusterer(k, seed, refine).fit(x)
 
 
 def gmm_by_bic(x: np.ndarray, seed: int, k_range=K_RANGE) -> GaussianMixtureClusterer:
@@ -182,5 +215,5 @@ def gmm_by_bic(x: np.ndarray, seed: int, k_range=K_RANGE) -> GaussianMixtureClus
 def refit_like(clusterer, x: np.ndarray) -> np.ndarray:
     """Labels of the same kind of clusterer (same k) refitted on other rows: for bootstrap stability."""
     if hasattr(clusterer, "predict_strength"):
-        return type(clusterer)(clusterer.n_clusters, clusterer.seed).fit(x).labels_
+        return clone(clusterer).fit(x).labels_
     return fit_clusterer(x).labels_

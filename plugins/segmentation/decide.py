@@ -1,7 +1,7 @@
 """Stage 4a, decide: train a challenger, reuse the applicable model, or wait for enough history.
 
-Retrain when there is no model for the month, when forced, when the champion is older than the
-configured age, or when drift passes its thresholds (PSI against the champion's training reference of
+Retrain when there is no model for the month, when forced, once when the feature window has filled since the
+champion was trained on a partial one, when the champion is older than the configured age, or when drift passes its thresholds (PSI against the champion's training reference of
 each feature the model lists as stable, PSI of the segment mix, a jump in the noise share).
 
 Drift does not retrain in a loop. After a drift-triggered training (promoted or not), drift cannot
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 TRAIN, REUSE, SKIP = "train", "reuse", "skip"
 MIX_SAMPLE = 100_000  # shops scored to measure the segment mix: shares to about +-0.3%, in seconds at any size
 DRIFT_TRIGGER = "drift"  # the `trigger` of a decision to train because of drift
+WINDOW_FILLED_TRIGGER = "window_filled"  # ... because the feature window has filled since the champion was trained
 GROWTH = 1.5  # after a rejected drift challenger, drift retrains only once a measure grows past this factor
 LOOKBACK_PER_COOLDOWN = 3  # months of earlier decisions searched for a rejected drift challenger, per cooldown month
 
@@ -221,6 +222,12 @@ def choose(settings: Settings, lake: Lake, registry: Registry, month: str, force
         return {"decision": TRAIN, "model_version": applicable,
                 "reason": f"champion v{applicable} publishes lifecycle segments only (no candidate passed the gates "
                           f"in {trained_for}); trying again on {month}'s data"}
+    filled = window_filled_since(settings, lake, month, trained_for)
+    if filled:
+        return {"decision": TRAIN, "model_version": applicable,
+                "reason": f"champion v{applicable} was trained on {filled} months of history; the "
+                          f"{settings.window_months}-month feature window is full now (judged on the gates alone)",
+                "trigger": WINDOW_FILLED_TRIGGER}
     if age > settings.max_model_age_months:
         return {"decision": TRAIN, "model_version": applicable,
                 "reason": f"champion v{applicable} is {age} months old (max {settings.max_model_age_months})"}
@@ -238,6 +245,21 @@ def choose(settings: Settings, lake: Lake, registry: Registry, month: str, force
         reasons.append(held["reason"])
     return {"decision": TRAIN, "model_version": applicable, "reason": "; ".join(reasons), "drift": measured,
             "trigger": DRIFT_TRIGGER}
+
+
+def window_filled_since(settings: Settings, lake: Lake, month: str, trained_for: str) -> int | None:
+    """The months of history the champion was trained on, when that was less than the feature window, the window is
+    full now, and no training has run on a full window since: trend and season are measured over the window, so a
+    model fitted while the window was filling (at the warm-up) has not seen what a full one tells apart."""
+    recorded = lake.manifest(month_ref("decisions", trained_for))
+    trained_on = recorded["metadata"].get("history_months") if recorded else None
+    if trained_on is None or trained_on >= settings.window_months:
+        return None
+    if len(window_partitions(lake, month, settings.window_months)) < settings.window_months:
+        return None
+    since = previous_decisions(lake, month, month_index(month) - month_index(trained_for) - 1)
+    tried = any(r.get("decision") == TRAIN and r.get("history_months", 0) >= settings.window_months for r in since)
+    return None if tried else trained_on
 
 
 def _trigger_of_this_month(lake: Lake, month: str) -> dict:

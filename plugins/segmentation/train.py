@@ -19,7 +19,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from . import clustering, drift, evaluate, model
 from .config import Settings
-from .decide import read_decision, record_outcome
+from .decide import WINDOW_FILLED_TRIGGER, read_decision, record_outcome
 from .features import customer_model_inputs, is_customer_month, model_inputs
 from .profiles import name_segments, naming_features
 from .registry import LoadedModel, Registry
@@ -28,7 +28,7 @@ from .stability import align_segments, kept_share
 from .storage import Lake, as_of_ref, month_ref
 
 log = logging.getLogger(__name__)
-METHOD_VERSION = 4
+METHOD_VERSION = 5
 
 
 def training_fingerprint(features_sha: str, feature_names: list[str], settings: Settings) -> str:
@@ -112,7 +112,7 @@ def evaluate_candidate(bundle: LoadedModel, eligible: pd.DataFrame, settings: Se
     """Gate metrics of one candidate on the month's modelled shops: sizes, bootstrap stability, and separation in the
     scaled feature space every candidate shares (silhouette, Calinski-Harabasz). Its score, for the selection:
     Calinski-Harabasz x coverage x stability (silhouette barely tells 4 clusters from the 7 that are there)."""
-    from sklearn.metrics import calinski_harabasz_score, silhouette_score
+    from sklearn.metrics import silhouette_score
 
     space = latent_of(bundle, eligible)
     labels, _ = clustering.predict(bundle.clusterer, space)
@@ -124,14 +124,23 @@ def evaluate_candidate(bundle: LoadedModel, eligible: pd.DataFrame, settings: Se
     metrics["stability_per_cluster"] = stability["per_segment"]
     scaled = model.scale(bundle.scaler, eligible[bundle.metadata["features"]].to_numpy(dtype="float64"))
     clustered = np.flatnonzero(labels >= 0)
-    separated = len(set(labels[clustered].tolist())) > 1
     sample = clustered[evaluate.subsample(len(clustered), clustering.SELECTION_SAMPLE, settings.seed)]
     metrics["silhouette"] = float(silhouette_score(scaled[sample], labels[sample])) \
         if len(set(labels[sample].tolist())) > 1 else 0.0
-    metrics["calinski_harabasz"] = float(calinski_harabasz_score(scaled[clustered], labels[clustered])) \
-        if separated else 0.0
-    metrics["score"] = round(metrics["calinski_harabasz"] * (1 - metrics["noise_share"]) * metrics["stability"], 3)
+    metrics.update(separation_score(scaled, labels, metrics["stability"]))
     return {"metrics": metrics, "labels": labels}
+
+
+def separation_score(scaled: np.ndarray, labels: np.ndarray, stability: float) -> dict:
+    """Calinski-Harabasz of the clustered rows in the shared scaled space, and the selection score: Calinski-Harabasz
+    x coverage x stability (the same measure ranks the candidates and holds a challenger against the champion)."""
+    from sklearn.metrics import calinski_harabasz_score
+
+    clustered = np.flatnonzero(labels >= 0)
+    separated = len(set(labels[clustered].tolist())) > 1
+    ch = float(calinski_harabasz_score(scaled[clustered], labels[clustered])) if separated else 0.0
+    coverage = len(clustered) / len(labels) if len(labels) else 0.0
+    return {"calinski_harabasz": ch, "score": round(ch * coverage * stability, 3)}
 
 
 def select_candidate(evaluations: dict[str, dict], gates: dict) -> tuple[str | None, dict[str, list[str]], str]:
@@ -163,11 +172,20 @@ def evaluate_challenger(bundle: LoadedModel, frame: pd.DataFrame, champion: Load
     if comparable:
         champion_segments, _ = segments_of(champion, eligible)
         result["champion_segments"] = champion_segments
-        result["champion"] = {**evaluate.size_metrics(champion_segments),
-                              "stability": champion.metadata.get("metrics", {}).get("stability", 0.0),
+        stability = champion.metadata.get("metrics", {}).get("stability", 0.0)
+        scaled = model.scale(bundle.scaler, eligible[bundle.metadata["features"]].to_numpy(dtype="float64"))
+        result["champion"] = {**evaluate.size_metrics(champion_segments), "stability": stability,
+                              "score": separation_score(scaled, champion_segments, stability)["score"],
                               "version": champion.version}
         result["metrics"]["ari_vs_champion"] = float(adjusted_rand_score(champion_segments, result["labels"]))
     return result
+
+
+def champion_yardstick(decision: dict, evaluation: dict) -> dict | None:
+    """The champion's metrics on this month that the challenger is held against, or None for the absolute gates
+    alone: a champion fitted while the feature window was filling is no yardstick for segments a full one tells
+    apart (its fewer, immature segments would make the better challenger look like a merge)."""
+    return None if decision.get("trigger") == WINDOW_FILLED_TRIGGER else evaluation.get("champion")
 
 
 def _candidate_summary(evaluation: dict, chosen_labels: np.ndarray) -> dict:
@@ -264,7 +282,7 @@ def train(settings: Settings, month: str) -> dict:
         pick = max(evaluations, key=lambda n: evaluations[n]["metrics"]["score"])
     bundle = candidates[pick]
     evaluation = evaluate_challenger(bundle, eligible, champion, settings, evaluations)
-    gate_failures = evaluate.apply_gates(evaluation["metrics"], evaluation.get("champion"), gates)
+    gate_failures = evaluate.apply_gates(evaluation["metrics"], champion_yardstick(decision, evaluation), gates)
     ids = assign_ids(bundle, evaluation, eligible, champion, registry)
     x = sample[names].to_numpy(dtype="float64")
     metadata = {

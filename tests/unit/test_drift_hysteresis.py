@@ -312,3 +312,50 @@ def test_the_cooldown_setting(home, monkeypatch):
     monkeypatch.setenv("SEGMENTATION_RETRAIN_COOLDOWN_MONTHS", "two")
     with pytest.raises(ValueError, match="SEGMENTATION_RETRAIN_COOLDOWN_MONTHS must be an integer"):
         load_settings()
+
+
+# a champion trained while the feature window was filling retrains once when it is full --------------------------
+@pytest.fixture
+def short_window(feature_drift_only):
+    feature_drift_only.setenv("SEGMENTATION_WINDOW_MONTHS", "6")
+    return feature_drift_only
+
+
+def _trained_on(settings, tiny, history: int) -> Lake:
+    """A champion trained for TRAINED_FOR on `history` months (its decision record says so), raw months after it."""
+    lake, _ = _champion(settings, tiny)
+    first = add_months(TRAINED_FOR, 1 - history)
+    for month in month_range(first, TRAINED_FOR):
+        lake.publish_files(month_ref("raw", month), {}, {"rows": 0})
+    lake.publish_files(month_ref("decisions", TRAINED_FOR), {}, {"decision": TRAIN, "history_months": history})
+    return lake
+
+
+def test_a_champion_from_a_filling_window_retrains_once_when_it_is_full(short_window, tiny_model):
+    settings = load_settings()
+    lake = _trained_on(settings, tiny_model, history=3)
+    assert _run(settings, lake, tiny_model, "2011-03", moved=0.0)["decision"] == REUSE  # 5 of 6 months
+    full = _run(settings, lake, tiny_model, "2011-04", moved=0.0)
+    assert full["decision"] == TRAIN and full["trigger"] == "window_filled", full["reason"]
+    assert "trained on 3 months of history" in full["reason"] and "6-month feature window is full" in full["reason"]
+    after = _run(settings, lake, tiny_model, "2011-05", moved=0.0)  # that challenger was rejected: no loop
+    assert after["decision"] == REUSE, after["reason"]
+
+
+def test_a_champion_trained_on_a_full_window_does_not_retrain_for_it(short_window, tiny_model):
+    settings = load_settings()
+    lake = _trained_on(settings, tiny_model, history=6)
+    assert _run(settings, lake, tiny_model, "2011-04", moved=0.0)["decision"] == REUSE
+
+
+def test_the_window_filled_challenger_is_held_to_the_absolute_gates_only():
+    from segmentation.evaluate import DEFAULT_GATES, apply_gates
+    from segmentation.train import champion_yardstick
+
+    champion = {"segments": 8, "noise_share": 0.0, "stability": 0.94, "version": "0001"}
+    challenger = {"segments": 7, "noise_share": 0.0, "largest_share": 0.3, "stability": 0.99, "ari_vs_champion": 0.54}
+    evaluation = {"champion": champion}
+    drifted = champion_yardstick({"trigger": "drift"}, evaluation)
+    assert any("merges segments" in f for f in apply_gates(challenger, drifted, DEFAULT_GATES))
+    assert champion_yardstick({"trigger": "window_filled"}, evaluation) is None
+    assert apply_gates(challenger, None, DEFAULT_GATES) == []

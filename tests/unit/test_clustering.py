@@ -1,0 +1,70 @@
+"""KMeans refined by a Gaussian mixture: each segment takes its own spread, deterministically, and old models load."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.metrics import adjusted_rand_score
+
+from segmentation.clustering import KMeansClusterer, kmeans_by_stability, predict, refit_like
+
+
+def tight_and_broad(seed=0):
+    """A tight segment (steady shops) beside a broad one four times as spread (uncertain trends), and a third."""
+    rng = np.random.default_rng(seed)
+    tight = rng.normal((0.0, 0.0), 0.4, (1200, 2))
+    broad = rng.normal((4.0, 0.0), 1.6, (400, 2))
+    other = rng.normal((0.0, 6.0), 0.6, (400, 2))
+    return np.concatenate([tight, broad, other]), np.repeat([0, 1, 2], [1200, 400, 400])
+
+
+def test_refinement_moves_the_boundary_to_where_the_spreads_meet():
+    x, truth = tight_and_broad()
+    plain = KMeansClusterer(3, seed=0).fit(x)
+    refined = KMeansClusterer(3, seed=0, refine=True).fit(x)
+    assert refined.mixture_ is not None and plain.mixture_ is None
+    assert adjusted_rand_score(truth, refined.labels_) > adjusted_rand_score(truth, plain.labels_) + 0.05
+    labels, strength = predict(refined, x)
+    assert np.array_equal(labels, refined.labels_) and ((strength >= 0) & (strength <= 1)).all()
+
+
+def test_refinement_is_deterministic_whatever_the_seed():
+    x, _ = tight_and_broad(1)
+    a = KMeansClusterer(3, seed=0, refine=True).fit(x).labels_
+    b = KMeansClusterer(3, seed=0, refine=True).fit(x).labels_
+    c = KMeansClusterer(3, seed=5, refine=True).fit(x).labels_
+    assert np.array_equal(a, b)
+    assert adjusted_rand_score(a, c) > 0.99  # started from the KMeans clusters alone: the seed only reaches KMeans
+
+
+def test_a_refinement_that_would_empty_a_segment_is_not_taken():
+    rng = np.random.default_rng(2)
+    # two far blobs and a handful of points asked to be a third segment: the mixture would swallow it
+    x = np.concatenate([rng.normal(0, 1, (500, 2)), rng.normal(10, 1, (500, 2)), rng.normal(5, 0.01, (3, 2))])
+    fitted = KMeansClusterer(3, seed=0, refine=True).fit(x)
+    if fitted.mixture_ is None:
+        assert np.array_equal(fitted.labels_, fitted.model_.labels_)
+    else:
+        assert np.bincount(fitted.labels_, minlength=3).min() >= 0.01 * len(x)
+
+
+def test_selection_refines_and_bootstrap_refits_the_same_kind():
+    x, truth = tight_and_broad(3)
+    chosen = kmeans_by_stability(x, seed=0, k_range=range(2, 5))
+    assert chosen.refine and chosen.mixture_ is not None and 2 <= chosen.n_clusters <= 4
+    copy = clone(chosen)
+    assert copy.get_params() == chosen.get_params() and not hasattr(copy, "labels_")
+    assert adjusted_rand_score(refit_like(chosen, x), chosen.labels_) > 0.99
+
+
+def test_a_model_saved_before_refinement_still_predicts():
+    x, _ = tight_and_broad(4)
+    fitted = KMeansClusterer(3, seed=0).fit(x)
+    state = {k: v for k, v in fitted.__dict__.items() if k not in ("refine", "mixture_")}
+    old = KMeansClusterer.__new__(KMeansClusterer)
+    old.__dict__.update(state)  # what unpickling a version-4 model gives
+    restored = pickle.loads(pickle.dumps(old))
+    labels, strength = predict(restored, x)
+    assert np.array_equal(labels, fitted.model_.labels_) and strength.max() <= 1

@@ -131,6 +131,7 @@ class KMeansClusterer(BaseEstimator, ClusterMixin):
         return mixture if sizes.min() >= REFINE_MIN_SHARE * len(x) else None
 
     def predict_strength(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = np.asarray(x, dtype=self.model_.cluster_centers_.dtype)  # KMeans predicts only in the dtype it fitted
         mixture = getattr(self, "mixture_", None)  # models saved before refinement have none
         if mixture is not None:
             proba = mixture.predict_proba(x)
@@ -174,29 +175,41 @@ def kmeans_by_stability(x: np.ndarray, seed: int, k_range=K_RANGE, refine: bool 
     """KMeans with the finest k that is stable and separates about as well as the best stable k: every cluster's
     bootstrap Jaccard >= STABLE_JACCARD, silhouette within SILHOUETTE_TOLERANCE of the best stable silhouette.
     (Silhouette alone prefers few clusters: 4 for 7 planted behaviours; stability alone splits continua.)
-    The chosen k is then fitted on all of x, refined by a Gaussian mixture (see KMeansClusterer)."""
-    from sklearn.metrics import silhouette_score
-
-    from .evaluate import bootstrap_stability, subsample
+    With `refine`, each k is judged as it would be fitted: refined by a Gaussian mixture (see KMeansClusterer)
+    where the refinement is as stable and separates about as well as the plain KMeans, plain KMeans elsewhere."""
+    from .evaluate import subsample
 
     sample = x[subsample(len(x), SELECTION_SAMPLE, seed)]
-    scores = {}  # k -> (stable, silhouette)
+    scores = {}  # k -> (stable, silhouette, refined)
     for k in k_range:
         if k >= len(sample):
             break
-        fitted = KMeansClusterer(k, seed).fit(sample)
-        jaccard = bootstrap_stability(sample, fitted.labels_, lambda z, k=k: KMeansClusterer(k, seed).fit(z).labels_,
-                                      rounds=SELECTION_ROUNDS, seed=seed)["per_segment"]
-        scores[k] = (min(jaccard.values()) >= STABLE_JACCARD, float(silhouette_score(sample, fitted.labels_)))
+        plain = _stability_and_separation(KMeansClusterer(k, seed), sample, seed)
+        refined = _stability_and_separation(KMeansClusterer(k, seed, True), sample, seed) if refine else None
+        # on a continuum (customers) the mixture's segments overlap and flip between samples: keep KMeans there
+        take = refined is not None and refined[0] and refined[1] >= plain[1] - SILHOUETTE_TOLERANCE
+        scores[k] = (*(refined if take else plain), take)
     if not scores:
-        return KMeansClusterer(min(2, len(x)), seed, refine).fit(x)
-    stable = {k: sil for k, (ok, sil) in scores.items() if ok}
+        return KMeansClusterer(min(2, len(x)), seed).fit(x)
+    stable = {k: sil for k, (ok, sil, _) in scores.items() if ok}
     if stable:
         best = max(stable.values())
         k = max(k for k, sil in stable.items() if sil >= best - SILHOUETTE_TOLERANCE)
     else:
         k = max(scores, key=lambda k: scores[k][1])
-    return KMeansClusterer(k, seed, refine).fit(x)
+    return KMeansClusterer(k, seed, scores[k][2]).fit(x)
+
+
+def _stability_and_separation(clusterer: KMeansClusterer, sample: np.ndarray, seed: int) -> tuple[bool, float]:
+    """Whether every cluster keeps a bootstrap Jaccard >= STABLE_JACCARD, and the silhouette, on the sample."""
+    from sklearn.metrics import silhouette_score
+
+    from .evaluate import bootstrap_stability
+
+    fitted = clusterer.fit(sample)
+    jaccard = bootstrap_stability(sample, fitted.labels_, lambda z: refit_like(fitted, z),
+                                  rounds=SELECTION_ROUNDS, seed=seed)["per_segment"]
+    return min(jaccard.values()) >= STABLE_JACCARD, float(silhouette_score(sample, fitted.labels_))
 
 
 def gmm_by_bic(x: np.ndarray, seed: int, k_range=K_RANGE) -> GaussianMixtureClusterer:

@@ -53,7 +53,7 @@ def test_a_refinement_that_would_empty_a_segment_is_not_taken():
 def test_selection_refines_and_bootstrap_refits_the_same_kind():
     x, truth = tight_and_broad(3)
     chosen = kmeans_by_stability(x, seed=0, k_range=range(2, 5))
-    assert chosen.refine and chosen.mixture_ is not None and 2 <= chosen.n_clusters <= 4
+    assert chosen.refine and chosen.mixture_ is not None and 2 <= chosen.n_clusters <= 4  # tight beside broad: refined
     copy = clone(chosen)
     assert copy.get_params() == chosen.get_params() and not hasattr(copy, "labels_")
     assert adjusted_rand_score(refit_like(chosen, x), chosen.labels_) > 0.99
@@ -68,3 +68,10 @@ def test_a_model_saved_before_refinement_still_predicts():
     restored = pickle.loads(pickle.dumps(old))
     labels, strength = predict(restored, x)
     assert np.array_equal(labels, fitted.model_.labels_) and strength.max() <= 1
+
+
+def test_without_refine_the_selection_stays_plain_kmeans():
+    x, _ = tight_and_broad(3)
+    chosen = kmeans_by_stability(x, seed=0, k_range=range(2, 5), refine=False)
+    assert not chosen.refine and chosen.mixture_ is None
+    assert np.array_equal(chosen.labels_, chosen.model_.labels_)

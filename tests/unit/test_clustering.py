@@ -75,3 +75,10 @@ def test_without_refine_the_selection_stays_plain_kmeans():
     chosen = kmeans_by_stability(x, seed=0, k_range=range(2, 5), refine=False)
     assert not chosen.refine and chosen.mixture_ is None
     assert np.array_equal(chosen.labels_, chosen.model_.labels_)
+
+
+def test_a_segment_too_small_for_a_spread_of_its_own_keeps_kmeans():
+    rng = np.random.default_rng(6)
+    x = np.concatenate([rng.normal(0, 1, (300, 3)), rng.normal(8, 1, (300, 3)), [[30.0, 30.0, 30.0]]])
+    fitted = KMeansClusterer(3, seed=0, refine=True).fit(x)  # the lone far row is a segment of one
+    assert fitted.mixture_ is None and np.array_equal(fitted.labels_, fitted.model_.labels_)

@@ -81,6 +81,13 @@ class Source:
         return f"{self.kind} {self.path}"
 
 
+def delivery_name(source: Source, month: str) -> str:
+    """Where the month's rows come from, for errors: the month's own file for a landing source."""
+    if source.kind == "landing" and source.path:
+        return landing_files(source.path).get(month) or source.describe()
+    return source.describe()
+
+
 def read_month(source: Source, month: str) -> pd.DataFrame:
     """The rows the source holds for one month."""
     require_past_month(month)

@@ -47,6 +47,8 @@ NON_PRODUCT_PATTERN = r"(?i)^gift_"
 CSV_SUFFIXES = (".csv", ".txt", ".gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 NA_STRINGS = ["", "nan", "NaN", "NULL", "null", "None"]
+# a UTC offset after a time of day: "10:00:00+01:00", "10:00+0200", "10:00Z"; group 1 is the time itself
+UTC_OFFSET = r"(\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(?:Z|UTC|[+-]\d{2}(?::?\d{2})?)$"
 MAX_EXAMPLES = 5
 
 
@@ -244,11 +246,14 @@ def _as_number(values: pd.Series, column: str, path: Path) -> pd.Series:
 
 
 def _parse_dates(values: pd.Series, date_format: str | None, column: str, path: Path) -> pd.Series:
-    """Dates in the layout's format (or inferred), falling back to ISO 8601; raises on any left unparsed."""
+    """Dates in the layout's format (or inferred), falling back to ISO 8601; raises on any left unparsed.
+
+    Dates with UTC offsets, one or several, are read at the local time written on the invoice (the offset is
+    dropped), so an order belongs to the day and month printed on it."""
     if pd.api.types.is_datetime64_any_dtype(values):
-        parsed = values
+        parsed = values.dt.tz_localize(None) if getattr(values.dt, "tz", None) is not None else values
     else:
-        text = values.astype("str").str.strip()
+        text = values.astype("str").str.strip().str.replace(UTC_OFFSET, r"\1", regex=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "could not infer format" when inferring
             parsed = pd.to_datetime(text, format=date_format, errors="coerce")

@@ -7,6 +7,7 @@ invoice, product, description, quantity, date, price, amount, customer, country.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import gzip
 import logging
@@ -87,6 +88,32 @@ class InvoiceLayout:
         return dataclasses.replace(self, columns={**self.columns, **overrides})
 
 
+def parse_columns(text: str | None) -> dict[str, str]:
+    """A column mapping such as `customer="Customer ID",price=Price` as {canonical field: file column}."""
+    if not text or not text.strip():
+        return {}
+    mapping = {}
+    for item in next(csv.reader([text], skipinitialspace=True)):
+        name, sep, column = item.partition("=")
+        name, column = name.strip(), column.strip().strip('"').strip("'")
+        if not sep or not name or not column:
+            raise InvoiceSourceError(f"column mapping {text!r}: {item!r} is not field=column")
+        if name not in CANONICAL_FIELDS:
+            raise InvoiceSourceError(f"column mapping {text!r}: unknown field {name!r}; "
+                                     f"fields are {', '.join(CANONICAL_FIELDS)}")
+        mapping[name] = column
+    return mapping
+
+
+def with_reading(layout: InvoiceLayout, columns: Mapping[str, str] | None, date_format: str | None) -> InvoiceLayout:
+    """The layout reading some fields from other columns and its dates in another format."""
+    try:
+        layout = layout.with_overrides(columns)
+    except ValueError as exc:
+        raise InvoiceSourceError(str(exc)) from exc
+    return dataclasses.replace(layout, date_format=date_format) if date_format else layout
+
+
 UCI_LAYOUT = InvoiceLayout(
     name="uci",
     columns={
@@ -126,10 +153,7 @@ PLAIN_LAYOUT = InvoiceLayout(
 def read_invoices(path, layout: InvoiceLayout, mapping_overrides: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Invoice lines from a CSV or parquet file, renamed to canonical fields and typed."""
     path = Path(path)
-    try:
-        layout = layout.with_overrides(mapping_overrides)
-    except ValueError as exc:
-        raise InvoiceSourceError(str(exc)) from exc
+    layout = with_reading(layout, mapping_overrides, None)
     if not path.exists():
         raise InvoiceSourceError(f"invoice file not found: {path}")
     raw, layout = _read_raw(path, layout)

@@ -52,6 +52,8 @@ class Source:
     first_month: str = "2023-01"
     dataset: str = "tanulkumarsrivastava/sales-dataset"
     layout: str = "uci"
+    columns: tuple[tuple[str, str], ...] = ()  # invoice files: (canonical field, file column) read instead
+    date_format: str | None = None  # invoice files: strftime format of the dates (ISO 8601 is always tried)
     cache_dir: str | None = None
     credentials: tuple[str | None, str | None] = field(default=(None, None), repr=False, compare=False)
 
@@ -68,6 +70,8 @@ class Source:
             first_month=params.get("first_month", "2023-01"),
             dataset=params.get("kaggle_dataset") or cls.dataset,
             layout=params.get("invoice_layout") or "uci",
+            columns=invoice_columns(params.get("invoice_columns")),
+            date_format=params.get("invoice_date_format") or None,
             **extra,
         )
 
@@ -77,8 +81,17 @@ class Source:
         if self.kind == "kaggle":
             return f"kaggle dataset {self.dataset}"
         if self.kind == "invoices":
-            return f"invoices {self.path} ({self.layout} layout)"
+            mapping = "".join(f", {name} from {column!r}" for name, column in self.columns)
+            dates = f", dates {self.date_format}" if self.date_format else ""
+            return f"invoices {self.path} ({self.layout} layout{mapping}{dates})"
         return f"{self.kind} {self.path}"
+
+
+def invoice_columns(mapping: str | dict | None) -> tuple[tuple[str, str], ...]:
+    """An invoice column mapping (`customer="Customer ID",price=Price`, or a dict) as Source.columns."""
+    from .invoices import parse_columns
+
+    return tuple(sorted((dict(mapping) if isinstance(mapping, dict) else parse_columns(mapping)).items()))
 
 
 def delivery_name(source: Source, month: str) -> str:
@@ -295,7 +308,8 @@ def _clean_invoices(source: Source) -> pd.DataFrame:
         raise SourceError("source 'invoices' needs source_path (an invoice-level CSV or parquet file)")
     path = Path(source.path)
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    key = (str(path.resolve()), source.layout, *((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files))
+    key = (str(path.resolve()), source.layout, source.columns, source.date_format,
+           *((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files))
     if key not in _CLEANED:
         _CLEANED.clear()
         _CLEANED[key] = _read_clean_invoices(source, layouts[source.layout])
@@ -303,9 +317,10 @@ def _clean_invoices(source: Source) -> pd.DataFrame:
 
 
 def _read_clean_invoices(source: Source, layout) -> pd.DataFrame:
-    from .invoices import clean_invoices, read_invoices
+    from .invoices import clean_invoices, read_invoices, with_reading
     from .validate import check_invoice_lines, format_report
 
+    layout = with_reading(layout, dict(source.columns), source.date_format)
     lines = read_invoices(source.path, layout)
     checked = check_invoice_lines(lines, layout.name)
     if not checked["success"]:

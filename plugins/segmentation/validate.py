@@ -412,13 +412,15 @@ def publish_lines(lake: Lake, month: str, lines: pa.Table | None) -> None:
     lake.remove_partition(month_ref(LINES_STAGING, month))
 
 
-def publish_quality(settings: Settings, lake: Lake, report: dict, files: dict[str, bytes], run_id: str | None) -> dict:
-    """The month's quality record: quality/month=M and its data_quality_runs row; returns the manifest."""
+def publish_quality(settings: Settings, lake: Lake, report: dict, files: dict[str, bytes],
+                    run_id: str | None) -> tuple[dict, str, str]:
+    """The month's quality record: quality/month=M and its data_quality_runs row; returns the manifest and the
+    report's and data docs' paths."""
     month = report["month"]
     quality = lake.publish_files(month_ref("quality", month), files, {"month": month, "success": report["success"]})
     report_path, docs_path = _report_paths(lake, month_ref("quality", month), quality)
     record_quality(settings, report, run_id, report_path, docs_path)
-    return quality
+    return quality, report_path, docs_path
 
 
 def _report_paths(lake: Lake, ref, manifest: dict) -> tuple[str, str]:
@@ -432,7 +434,8 @@ def reject(settings: Settings, lake: Lake, report: dict, text: str, files: dict[
     keeps its quality record, raw rows and everything after them: the rejection is only in quarantine/."""
     month = report["month"]
     staged_ref = month_ref("staging", month)
-    delivery = lake.manifest(staged_ref)["metadata"].get("delivery", "")
+    staged = lake.manifest(staged_ref)["metadata"]
+    delivery = staged.get("delivery") or staged.get("source") or "the staged delivery"
     quarantine_ref = month_ref("quarantine", month)
     quarantined = lake.publish_files(
         quarantine_ref, {"data.parquet": lake.read_file(staged_ref, "data.parquet"), **files},
@@ -467,8 +470,7 @@ def validate(settings: Settings, month: str, run_id: str | None = None) -> dict:
     files = {"result.json": json.dumps(report, indent=2, default=str).encode(), "report.md": text.encode(), **docs}
     if not report["success"]:
         reject(settings, lake, report, text, files, run_id)
-    quality = publish_quality(settings, lake, report, files, run_id)
-    report_path, docs_path = _report_paths(lake, month_ref("quality", month), quality)
+    quality, report_path, docs_path = publish_quality(settings, lake, report, files, run_id)
     warnings = [c for c in report["checks"] if not c["success"] and c["severity"] == "warning"]
     if warnings:
         log.warning("validate %s: %d warning(s), not failing the month:\n%s", month, len(warnings),

@@ -278,6 +278,29 @@ def test_repair_gzip_csv_is_read_decompressed(published):
     (landing / f"{MONTH}.csv.gz").write_bytes(gzip.compress(month_frame().to_csv(index=False).encode()))
     raw = _published_rows(settings, Source(kind="landing", path=str(landing)))
     assert len(raw) == len(month_frame()) and raw["sales_qty"].sum() == pytest.approx(month_frame()["sales_qty"].sum())
+    many = landing.parent / "sales.csv.gz"
+    many.write_bytes(gzip.compress(three_months().to_csv(index=False).encode()))
+    assert _published_rows(settings, Source(kind="file", path=str(many))).equals(raw)
+
+
+def test_an_open_notebook_session_is_waited_for(published, caplog):
+    """An analyst's read-only DuckDB session on the warehouse while validate records the month."""
+    import subprocess
+    import sys
+
+    settings, landing = published
+    landing_csv(month_frame())(landing)
+    ingest(settings, MONTH, Source(kind="landing", path=str(landing)))
+    code = ("import duckdb, sys, time; con = duckdb.connect(sys.argv[1], read_only=True); print('open', flush=True); "
+            "time.sleep(6)")
+    reader = subprocess.Popen([sys.executable, "-c", code, str(settings.warehouse_path)], stdout=subprocess.PIPE,
+                              text=True)
+    assert reader.stdout.readline().strip() == "open"
+    validate(settings, MONTH)
+    assert reader.wait(10) == 0  # the reader was not disturbed, validate waited for it
+    assert f"warehouse {settings.warehouse_path} is held by" in caplog.text and f"(PID {reader.pid})" in caplog.text
+    assert bool(warehouse_for(settings).query("SELECT success FROM data_quality_runs WHERE month = ?", [MONTH])
+                .iloc[0, 0])
 
 
 def test_repair_nullable_and_decimal_columns_are_read_as_numbers(published):

@@ -216,6 +216,8 @@ def _decode_error_offset(path: Path, encoding: str) -> int | None:
 def _read_parquet(path: Path, layout: InvoiceLayout) -> tuple[pd.DataFrame, InvoiceLayout]:
     try:
         dataset = ds.dataset(str(path), format="parquet")
+        if path.is_dir() and not dataset.files:
+            raise InvoiceSourceError(f"folder {path} holds no parquet files")
         layout = with_header_aliases(dataset.schema.names, layout)
         wanted = _check_columns(dataset.schema.names, layout, path)
         return dataset.to_table(columns=wanted).to_pandas(), layout

@@ -264,11 +264,18 @@ def _describe_failure(check: dict, frame: pd.DataFrame) -> None:
     column = check["kwargs"].get("column")
     if check["expectation"] == "expect_column_values_to_be_in_type_list" and column in frame:
         check.update(observed=f"column type {frame[column].dtype}", unexpected_count=None, sample_unexpected=[],
-                     unexpected_rows=[])
+                     unexpected_rows=[_row_typing_the_column(frame[column])] if len(frame) else [])
     rows = [i for i in check.get("unexpected_rows") or [] if i in frame.index]
     if not rows and check["expectation"] == "expect_column_max_to_be_between" and len(frame):
         rows = [frame.index[0]]  # the largest value is out of range, so every row is
     check["example_row"] = _row_dict(frame.loc[rows[0]]) if rows else None
+
+
+def _row_typing_the_column(values: pd.Series):
+    """The row that gives a column its wrong type: the first missing value or value that is not a number (a
+    decimal comma, a word), else the first row (the whole column has the type, e.g. years as text)."""
+    odd = values.isna() | ~values.astype(str).str.fullmatch(NUMBER_PATTERN)
+    return values.index[odd][0] if odd.any() else values.index[0]
 
 
 def _row_dict(row: pd.Series) -> dict:

@@ -90,6 +90,13 @@ def landing_csv(frame: pd.DataFrame):
     return deliver
 
 
+def landing_parquet(frame: pd.DataFrame):
+    def deliver(landing: Path) -> Source:
+        frame.to_parquet(landing / f"{MONTH}.parquet", index=False)
+        return Source(kind="landing", path=str(landing))
+    return deliver
+
+
 def landing_bytes(data: bytes, suffix: str = "csv"):
     def deliver(landing: Path) -> Source:
         (landing / f"{MONTH}.{suffix}").write_bytes(data)
@@ -181,6 +188,9 @@ REJECTED = {
                                      SourceError, ["sales.csv", "1 row(s) name no month", "'month': 13"]),
     "year as text": (many_months_file(_text_years()), SourceError,
                      ["sales.parquet", "column year holds", "string", "'year': '2023'"]),
+    "year as text in a month's parquet": (landing_parquet(month_frame().astype({"year": str})), DataValidationError,
+                                          [f"{MONTH}.parquet", "FAIL expect_column_values_to_be_in_type_list year: "
+                                           "observed column type", "'year': '2023'"]),
     "month as a timestamp": (many_months_file(three_months().assign(month=pd.Timestamp("2023-03-01"))),
                              SourceError, ["sales.parquet", "column month holds timestamp", "'month': datetime"]),
     "blank shop id": (landing_csv(with_row(month_frame(), 11, shop_id="   ")), DataValidationError,

@@ -37,8 +37,9 @@ Re-running a month replaces exactly that month and changes nothing when inputs a
 A warm-up month skips the scoring tasks; `publish` still records it.
 
 **Params** (Trigger DAG w/ config): `month` (YYYY-MM, overrides the data interval), `force_retrain`,
-`source` (`file` or `synthetic`), `source_path` (monthly-contract parquet/CSV), `n_shops` (synthetic),
-`score_shards` (1-256 parallel scoring tasks; empty = the setting).
+`source` (`file`, `landing`, `kaggle`, `invoices` or `synthetic`), `source_path` (monthly-contract parquet/CSV,
+invoice file or landing prefix), `invoice_layout`, `invoice_columns` (e.g. `customer="Customer ID",price=Price`),
+`invoice_date_format`, `n_shops` (synthetic), `score_shards` (1-256 parallel scoring tasks; empty = the setting).
 Backfill: `airflow backfill create --dag-id segmentation_monthly --from-date 2024-01-01 --to-date 2024-12-01`.
 """
 
@@ -99,6 +100,13 @@ def _kaggle_credentials() -> tuple[str | None, str | None]:
         "kaggle_dataset": Param("tanulkumarsrivastava/sales-dataset", type="string", title="Kaggle dataset"),
         "invoice_layout": Param("uci", enum=["uci", "plain"], title="Invoice layout",
                                 description="uci: Online Retail columns; plain: customer_id, date, quantity, amount"),
+        "invoice_columns": Param(None, type=["null", "string"], title="Invoice column mapping",
+                                 description='Columns read instead of the layout\'s, e.g. customer="Customer ID",'
+                                             "price=Price. Fields: invoice, product, description, quantity, date, "
+                                             "price, amount, customer, country."),
+        "invoice_date_format": Param(None, type=["null", "string"], title="Invoice date format",
+                                     description="strftime format of the invoice dates, e.g. %d/%m/%Y %H:%M "
+                                                 "(ISO 8601 is always tried). Empty = the layout's."),
         "n_shops": Param(2000, type="integer", minimum=1, title="Shops (synthetic source)"),
         "score_shards": Param(None, type=["null", "integer"], minimum=1, maximum=MAX_SCORE_SHARDS, title="Score shards",
                               description="Parallel scoring tasks, one per shop shard. "

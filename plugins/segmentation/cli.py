@@ -3,6 +3,8 @@
     segmentation generate --shops 2000 --from 2023-01 --to 2024-12 --out sales.parquet
     segmentation run --from 2024-01 --to 2024-12 --input sales.parquet
     segmentation run --from 2011-01 --to 2011-12 --input online_retail.csv --source invoices --layout uci
+    segmentation run --from 2010-01 --to 2011-12 --input retail_ii.csv --source invoices \
+        --columns customer="Customer ID",price=Price --date-format "%d/%m/%Y %H:%M"
     segmentation stage features --month 2024-03
     segmentation summary
     segmentation feature-sql --dialect bigquery --raw-table my-project.sales.raw_monthly
@@ -17,7 +19,7 @@ import sys
 from pathlib import Path
 
 from .config import load_settings
-from .sources import Source
+from .sources import Source, invoice_columns
 
 
 def _generate(args) -> int:
@@ -51,6 +53,7 @@ def _source(args, settings) -> Source:
     """The source named on the command line (a monthly-contract file by default when --input is given)."""
     kind = args.source or ("file" if args.input else "synthetic")
     return Source(kind=kind, path=args.input, n_shops=args.shops, layout=args.layout, dataset=args.dataset,
+                  columns=invoice_columns(args.columns), date_format=args.date_format,
                   cache_dir=str(settings.home / "cache" / "kaggle"))
 
 
@@ -109,6 +112,11 @@ def _add_source_options(parser) -> None:
                         help="default: file when --input is given, else synthetic")
     parser.add_argument("--layout", default="uci", choices=["uci", "plain"], help="invoice layout (--source invoices)")
     parser.add_argument("--dataset", default="tanulkumarsrivastava/sales-dataset", help="Kaggle dataset (--source kaggle)")
+    parser.add_argument("--columns", metavar="FIELD=COLUMN,...",
+                        help='invoice columns read instead of the layout\'s, e.g. customer="Customer ID",price=Price '
+                             "(fields: invoice, product, description, quantity, date, price, amount, customer, country)")
+    parser.add_argument("--date-format", metavar="FORMAT",
+                        help='strftime format of invoice dates, e.g. "%%d/%%m/%%Y %%H:%%M" (ISO 8601 is always tried)')
 
 
 def build_parser() -> argparse.ArgumentParser:

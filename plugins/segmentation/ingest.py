@@ -13,7 +13,7 @@ import time
 import pyarrow as pa
 
 from .config import Settings
-from .sources import Source, read_month, read_month_lines
+from .sources import Source, delivery_name, read_month, read_month_lines
 from .storage import Lake, month_ref
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ def ingest(settings: Settings, month: str, source: Source) -> dict:
     lake = Lake(settings.lake_root)
     ref = month_ref("staging", month)
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    lake.write_table(ref, table, {"month": month, "source": source.describe()})
+    lake.write_table(ref, table, {"month": month, "source": source.describe(), "delivery": delivery_name(source, month)})
     lines = read_month_lines(source, month)
     lines_ref = month_ref(LINES_STAGING, month)
     if lines is not None:

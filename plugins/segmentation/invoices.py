@@ -7,6 +7,7 @@ invoice, product, description, quantity, date, price, amount, customer, country.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import gzip
 import logging
@@ -47,6 +48,8 @@ NON_PRODUCT_PATTERN = r"(?i)^gift_"
 CSV_SUFFIXES = (".csv", ".txt", ".gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 NA_STRINGS = ["", "nan", "NaN", "NULL", "null", "None"]
+# a UTC offset after a time of day: "10:00:00+01:00", "10:00+0200", "10:00Z"; group 1 is the time itself
+UTC_OFFSET = r"(\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(?:Z|UTC|[+-]\d{2}(?::?\d{2})?)$"
 MAX_EXAMPLES = 5
 
 
@@ -83,6 +86,32 @@ class InvoiceLayout:
         if not overrides:
             return self
         return dataclasses.replace(self, columns={**self.columns, **overrides})
+
+
+def parse_columns(text: str | None) -> dict[str, str]:
+    """A column mapping such as `customer="Customer ID",price=Price` as {canonical field: file column}."""
+    if not text or not text.strip():
+        return {}
+    mapping = {}
+    for item in next(csv.reader([text], skipinitialspace=True)):
+        name, sep, column = item.partition("=")
+        name, column = name.strip(), column.strip().strip('"').strip("'")
+        if not sep or not name or not column:
+            raise InvoiceSourceError(f"column mapping {text!r}: {item!r} is not field=column")
+        if name not in CANONICAL_FIELDS:
+            raise InvoiceSourceError(f"column mapping {text!r}: unknown field {name!r}; "
+                                     f"fields are {', '.join(CANONICAL_FIELDS)}")
+        mapping[name] = column
+    return mapping
+
+
+def with_reading(layout: InvoiceLayout, columns: Mapping[str, str] | None, date_format: str | None) -> InvoiceLayout:
+    """The layout reading some fields from other columns and its dates in another format."""
+    try:
+        layout = layout.with_overrides(columns)
+    except ValueError as exc:
+        raise InvoiceSourceError(str(exc)) from exc
+    return dataclasses.replace(layout, date_format=date_format) if date_format else layout
 
 
 UCI_LAYOUT = InvoiceLayout(
@@ -124,10 +153,7 @@ PLAIN_LAYOUT = InvoiceLayout(
 def read_invoices(path, layout: InvoiceLayout, mapping_overrides: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Invoice lines from a CSV or parquet file, renamed to canonical fields and typed."""
     path = Path(path)
-    try:
-        layout = layout.with_overrides(mapping_overrides)
-    except ValueError as exc:
-        raise InvoiceSourceError(str(exc)) from exc
+    layout = with_reading(layout, mapping_overrides, None)
     if not path.exists():
         raise InvoiceSourceError(f"invoice file not found: {path}")
     raw, layout = _read_raw(path, layout)
@@ -190,6 +216,8 @@ def _decode_error_offset(path: Path, encoding: str) -> int | None:
 def _read_parquet(path: Path, layout: InvoiceLayout) -> tuple[pd.DataFrame, InvoiceLayout]:
     try:
         dataset = ds.dataset(str(path), format="parquet")
+        if path.is_dir() and not dataset.files:
+            raise InvoiceSourceError(f"folder {path} holds no parquet files")
         layout = with_header_aliases(dataset.schema.names, layout)
         wanted = _check_columns(dataset.schema.names, layout, path)
         return dataset.to_table(columns=wanted).to_pandas(), layout
@@ -244,11 +272,14 @@ def _as_number(values: pd.Series, column: str, path: Path) -> pd.Series:
 
 
 def _parse_dates(values: pd.Series, date_format: str | None, column: str, path: Path) -> pd.Series:
-    """Dates in the layout's format (or inferred), falling back to ISO 8601; raises on any left unparsed."""
+    """Dates in the layout's format (or inferred), falling back to ISO 8601; raises on any left unparsed.
+
+    Dates with UTC offsets, one or several, are read at the local time written on the invoice (the offset is
+    dropped), so an order belongs to the day and month printed on it."""
     if pd.api.types.is_datetime64_any_dtype(values):
-        parsed = values
+        parsed = values.dt.tz_localize(None) if getattr(values.dt, "tz", None) is not None else values
     else:
-        text = values.astype("str").str.strip()
+        text = values.astype("str").str.strip().str.replace(UTC_OFFSET, r"\1", regex=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "could not infer format" when inferring
             parsed = pd.to_datetime(text, format=date_format, errors="coerce")

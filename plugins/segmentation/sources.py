@@ -11,12 +11,17 @@ A source returns the month's rows as delivered (or as aggregated); checking and 
 
 from __future__ import annotations
 
+import gzip
 import io
 import logging
+import zlib
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from .generate import GeneratorSpec, generate_month
@@ -25,6 +30,9 @@ from .months import month_index, parse_month
 log = logging.getLogger(__name__)
 SOURCE_KINDS = ("file", "landing", "kaggle", "invoices", "synthetic")
 CONTRACT_COLUMNS = ["shop_id", "product_id", "year", "month", "sales_qty", "sales_value"]
+PERIOD_COLUMNS = ("year", "month")
+GZIP_MAGIC = b"\x1f\x8b"
+LANDING_SUFFIXES = ("csv", "csv.gz", "parquet")
 
 
 class SourceError(ValueError):
@@ -44,6 +52,8 @@ class Source:
     first_month: str = "2023-01"
     dataset: str = "tanulkumarsrivastava/sales-dataset"
     layout: str = "uci"
+    columns: tuple[tuple[str, str], ...] = ()  # invoice files: (canonical field, file column) read instead
+    date_format: str | None = None  # invoice files: strftime format of the dates (ISO 8601 is always tried)
     cache_dir: str | None = None
     credentials: tuple[str | None, str | None] = field(default=(None, None), repr=False, compare=False)
 
@@ -60,6 +70,8 @@ class Source:
             first_month=params.get("first_month", "2023-01"),
             dataset=params.get("kaggle_dataset") or cls.dataset,
             layout=params.get("invoice_layout") or "uci",
+            columns=invoice_columns(params.get("invoice_columns")),
+            date_format=params.get("invoice_date_format") or None,
             **extra,
         )
 
@@ -69,12 +81,29 @@ class Source:
         if self.kind == "kaggle":
             return f"kaggle dataset {self.dataset}"
         if self.kind == "invoices":
-            return f"invoices {self.path} ({self.layout} layout)"
+            mapping = "".join(f", {name} from {column!r}" for name, column in self.columns)
+            dates = f", dates {self.date_format}" if self.date_format else ""
+            return f"invoices {self.path} ({self.layout} layout{mapping}{dates})"
         return f"{self.kind} {self.path}"
+
+
+def invoice_columns(mapping: str | dict | None) -> tuple[tuple[str, str], ...]:
+    """An invoice column mapping (`customer="Customer ID",price=Price`, or a dict) as Source.columns."""
+    from .invoices import parse_columns
+
+    return tuple(sorted((dict(mapping) if isinstance(mapping, dict) else parse_columns(mapping)).items()))
+
+
+def delivery_name(source: Source, month: str) -> str:
+    """Where the month's rows come from, for errors: the month's own file for a landing source."""
+    if source.kind == "landing" and source.path:
+        return landing_files(source.path).get(month) or source.describe()
+    return source.describe()
 
 
 def read_month(source: Source, month: str) -> pd.DataFrame:
     """The rows the source holds for one month."""
+    require_past_month(month)
     readers = {"synthetic": _synthetic_month, "file": _file_month, "landing": _landing_month,
                "kaggle": _kaggle_month, "invoices": _invoice_month}
     return readers[source.kind](source, month)
@@ -87,12 +116,52 @@ def _synthetic_month(source: Source, month: str) -> pd.DataFrame:
     return generate_month(spec, month)
 
 
+def require_past_month(month: str, now: datetime | None = None) -> None:
+    """No sales can have been delivered for a month after the current one (UTC)."""
+    today = now or datetime.now(UTC)
+    current = f"{today.year:04d}-{today.month:02d}"
+    if month_index(month) > month_index(current):
+        raise SourceDataError(f"month {month} is in the future (the current month is {current}): "
+                              "no sales can have been delivered for it; check the run's month")
+
+
 def _only_month(frame: pd.DataFrame, month: str, where: str) -> pd.DataFrame:
     _require_period_columns(list(frame.columns), where)
+    _require_valid_periods(ds.dataset(pa.Table.from_pandas(frame, preserve_index=False)), where)
     year, cal = parse_month(month)
-    years = pd.to_numeric(frame["year"], errors="coerce")
-    months = pd.to_numeric(frame["month"], errors="coerce")
-    return frame[(years == year) & (months == cal)].reset_index(drop=True)
+    return frame[(frame["year"] == year) & (frame["month"] == cal)].reset_index(drop=True)
+
+
+def _require_valid_periods(dataset: ds.Dataset, where: str) -> None:
+    """Every row of a many-month file must name its month: numeric year and month, month 1-12. A row that names
+    none belongs to no month, and selecting months would drop it without a word."""
+    for column in PERIOD_COLUMNS:
+        kind = dataset.schema.field(column).type
+        if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+            example = _example_row(dataset, _not_a_number(column, kind))
+            raise SourceDataError(f"{where}: column {column} holds {kind} values, not whole numbers, "
+                                  f"e.g. row {example}")
+    year, month = ds.field("year"), ds.field("month")
+    no_month = (year.is_null(nan_is_null=True) | month.is_null(nan_is_null=True) | (pc.floor(year) != year)
+                | (pc.floor(month) != month) | (month < 1) | (month > 12) | (year < 1))
+    count = dataset.count_rows(filter=no_month)
+    if count:
+        raise SourceDataError(f"{where}: {count} row(s) name no month (year or month missing, not whole, or month "
+                              f"outside 1-12) and would belong to none, e.g. row {_example_row(dataset, no_month)}")
+
+
+def _not_a_number(column: str, kind: pa.DataType) -> ds.Expression | None:
+    """Rows whose text value is not digits (for text columns); None: every row is an example."""
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return ~pc.utf8_is_digit(pc.utf8_trim_whitespace(ds.field(column))) | ds.field(column).is_null()
+    return None
+
+
+def _example_row(dataset: ds.Dataset, rows: ds.Expression | None) -> dict:
+    matches = dataset.head(1, filter=rows) if rows is not None else pa.table({})
+    if matches.num_rows == 0:
+        matches = dataset.head(1)
+    return matches.to_pylist()[0]
 
 
 def _file_month(source: Source, month: str) -> pd.DataFrame:
@@ -103,11 +172,9 @@ def _file_month(source: Source, month: str) -> pd.DataFrame:
         raise SourceError(f"source file not found: {path}")
     year, cal = parse_month(month)
     if path.suffix.lower() in (".parquet", ".pq") or path.is_dir():
-        try:
-            dataset = ds.dataset(str(path), format="parquet")
-        except Exception as exc:  # pyarrow raises several types for corrupt files
-            raise SourceDataError(f"cannot read parquet {path}: {exc}") from exc
+        dataset = _parquet_dataset(path)
         _require_period_columns(dataset.schema.names, str(path))
+        _require_valid_periods(dataset, str(path))
         table = dataset.to_table(filter=(ds.field("year") == year) & (ds.field("month") == cal))
         return table.to_pandas()
     if path.suffix.lower() in (".csv", ".txt", ".gz"):
@@ -115,7 +182,19 @@ def _file_month(source: Source, month: str) -> pd.DataFrame:
     raise SourceDataError(f"unsupported file type {path.suffix!r} for {path}: use .parquet or .csv")
 
 
+def _parquet_dataset(path: Path) -> ds.Dataset:
+    """A parquet file, or a folder of them, as one dataset; a folder without any is an error, not an empty month."""
+    try:
+        dataset = ds.dataset(str(path), format="parquet")
+    except Exception as exc:  # pyarrow raises several types for corrupt files
+        raise SourceDataError(f"cannot read parquet {path}: {exc}") from exc
+    if path.is_dir() and not dataset.files:
+        raise SourceDataError(f"folder {path} holds no parquet files")
+    return dataset
+
+
 def _read_csv(data: bytes, where: str) -> pd.DataFrame:
+    data = _gunzipped(data, where)
     if not data.strip():
         raise SourceDataError(f"{where} is empty")
     try:
@@ -123,13 +202,34 @@ def _read_csv(data: bytes, where: str) -> pd.DataFrame:
     except UnicodeDecodeError as exc:
         raise SourceDataError(f"{where} is not UTF-8: undecodable byte at offset {exc.start}") from exc
     try:
-        return pd.read_csv(io.StringIO(text), dtype={"shop_id": "string", "product_id": "string"})
+        frame = pd.read_csv(io.StringIO(text), dtype={"shop_id": "string", "product_id": "string"})
     except Exception as exc:
         raise SourceDataError(f"cannot read CSV {where}: {exc}") from exc
+    _require_single_header(frame, where)
+    return frame
+
+
+def _gunzipped(data: bytes, where: str) -> bytes:
+    """The bytes of a gzip-compressed file decompressed (recognised by content, whatever the name says)."""
+    if not data.startswith(GZIP_MAGIC):
+        return data
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise SourceDataError(f"{where} is gzip-compressed but cannot be decompressed: {exc}") from exc
+
+
+def _require_single_header(frame: pd.DataFrame, where: str) -> None:
+    """A header line repeated inside the file (files concatenated with their headers) is not a row."""
+    repeats = (frame.astype("string") == pd.Series(frame.columns, index=frame.columns).astype("string")).all(axis=1)
+    if len(frame.columns) and repeats.any():
+        lines = [int(i) + 2 for i in frame.index[repeats][:3]]  # +1 for the header, +1 for counting from 1
+        raise SourceDataError(f"{where}: line(s) {', '.join(map(str, lines))} repeat the header line "
+                              f"({','.join(map(str, frame.columns))}); were files concatenated with their headers?")
 
 
 def landing_files(prefix: str) -> dict[str, str]:
-    """Month -> file URL for files named YYYY-MM.csv / YYYY-MM.parquet under a landing prefix."""
+    """Month -> file URL for files named YYYY-MM.csv, YYYY-MM.csv.gz or YYYY-MM.parquet under a landing prefix."""
     import fsspec
 
     fs, root = fsspec.core.url_to_fs(prefix)
@@ -139,7 +239,7 @@ def landing_files(prefix: str) -> dict[str, str]:
     for path in sorted(fs.ls(root, detail=False)):
         name = path.rstrip("/").rsplit("/", 1)[-1]
         stem, _, suffix = name.partition(".")
-        if suffix in ("csv", "parquet"):
+        if suffix in LANDING_SUFFIXES:
             try:
                 parse_month(stem)
             except ValueError:
@@ -156,7 +256,8 @@ def _landing_month(source: Source, month: str) -> pd.DataFrame:
         raise SourceError("source 'landing' needs source_path (the landing folder or gs:// prefix)")
     files = landing_files(source.path)
     if month not in files:
-        raise SourceError(f"no landing file for {month} under {source.path} (expected {month}.csv or {month}.parquet)")
+        raise SourceError(f"no landing file for {month} under {source.path} "
+                          f"(expected {month}.csv, {month}.csv.gz or {month}.parquet)")
     with fsspec.open(files[month], "rb") as handle:
         data = handle.read()
     if files[month].endswith(".parquet"):
@@ -207,7 +308,8 @@ def _clean_invoices(source: Source) -> pd.DataFrame:
         raise SourceError("source 'invoices' needs source_path (an invoice-level CSV or parquet file)")
     path = Path(source.path)
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    key = (str(path.resolve()), source.layout, *((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files))
+    key = (str(path.resolve()), source.layout, source.columns, source.date_format,
+           *((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files))
     if key not in _CLEANED:
         _CLEANED.clear()
         _CLEANED[key] = _read_clean_invoices(source, layouts[source.layout])
@@ -215,9 +317,10 @@ def _clean_invoices(source: Source) -> pd.DataFrame:
 
 
 def _read_clean_invoices(source: Source, layout) -> pd.DataFrame:
-    from .invoices import clean_invoices, read_invoices
+    from .invoices import clean_invoices, read_invoices, with_reading
     from .validate import check_invoice_lines, format_report
 
+    layout = with_reading(layout, dict(source.columns), source.date_format)
     lines = read_invoices(source.path, layout)
     checked = check_invoice_lines(lines, layout.name)
     if not checked["success"]:

@@ -1,11 +1,14 @@
 """Stage 2, validate: a Great Expectations suite on the staged month, then publish or quarantine.
 
-Pass: the rows are typed to the monthly contract and published as raw/month=M.
-Fail: the staged rows move to quarantine/month=M with the report, nothing downstream is touched,
-and DataValidationError names the failed expectations with sample bad values.
-Either way the results land in quality/month=M (result.json, report.md and Great Expectations data
-docs) and in the warehouse's data_quality_runs table. Warn-level expectations (row count far from the
-trailing median, a spike in the share of new shops) are reported but never fail the month.
+Pass: the rows are typed to the monthly contract and published as raw/month=M; the results land in
+quality/month=M (result.json, report.md and Great Expectations data docs) and in the warehouse's
+data_quality_runs table.
+Fail: the staged rows move to quarantine/month=M with the results, nothing downstream is touched, and
+DataValidationError names the delivery, the failed expectations, sample bad values and an example bad row.
+A month that was never published also gets the failure as its quality record; a rejected re-delivery of a
+published month leaves everything about that month (quality record included) as it was.
+Warn-level expectations (row count far from the trailing median, a spike in the share of new shops) are
+reported but never fail the month.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .config import Settings
 from .ingest import LINES_STAGING
@@ -40,6 +44,10 @@ TRAILING_MONTHS = 6
 ROW_COUNT_BAND = (0.5, 2.0)  # warn outside this multiple of the trailing median row count
 NEW_SHOP_SHARE_LIMIT = 0.30  # warn when more than this share of the month's shops were absent last month
 NEW_SHOP_COLUMN = "__is_new_shop"  # added by validation for the warning suite; reserved
+NUMBER_COLUMNS = ["year", "month", "sales_qty", "sales_value"]
+# an id is printable and neither blank nor padded: " S1", "S1 " and "S\x01" would each be a new shop
+ID_PATTERN = r"^[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+NUMBER_PATTERN = r"^\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*$"  # what a number delivered as text must look like
 
 CONTRACT_SCHEMA = pa.schema(
     [
@@ -57,10 +65,13 @@ class DataValidationError(ValueError):
     """The month's data broke the contract; the message lists what failed and where."""
 
 
-def monthly_contract_suite(month: str, columns: list[str], helper_columns: tuple[str, ...] = ()):
+def monthly_contract_suite(month: str, columns: list[str], helper_columns: tuple[str, ...] = (),
+                           text_columns: tuple[str, ...] = ()):
     """The Great Expectations suite for one month of the monthly contract.
 
     helper_columns: columns validation itself adds for warn-level checks (allowed, never delivered).
+    text_columns: number columns delivered as text; each value must then look like a number, so the report
+    names the values that do not (a decimal comma, a stray word) rather than every row of the column.
     """
     import great_expectations as gx
     import great_expectations.expectations as gxe
@@ -78,19 +89,39 @@ def monthly_contract_suite(month: str, columns: list[str], helper_columns: tuple
         gxe.ExpectColumnValuesToBeInTypeList(column="month", type_list=INT_TYPES),
         gxe.ExpectColumnValuesToBeInTypeList(column="sales_qty", type_list=NUMBER_TYPES),
         gxe.ExpectCompoundColumnsToBeUnique(column_list=KEY_COLUMNS),
-        gxe.ExpectColumnValuesToBeInSet(column="year", value_set=[year]),
-        gxe.ExpectColumnValuesToBeInSet(column="month", value_set=[cal]),
-        gxe.ExpectColumnValuesToBeBetween(column="sales_qty", min_value=0, max_value=MAX_QTY),
+        gxe.ExpectColumnValuesToMatchRegex(column="shop_id", regex=ID_PATTERN),
+        gxe.ExpectColumnValuesToMatchRegex(column="product_id", regex=ID_PATTERN),
     ]
     expectations += [gxe.ExpectColumnValuesToNotBeNull(column=c) for c in REQUIRED_COLUMNS]
-    if "sales_value" in columns:
+    if "sales_value" in columns:  # all or nothing: a value for some rows only is a broken export
         expectations += [
             gxe.ExpectColumnValuesToBeInTypeList(column="sales_value", type_list=NUMBER_TYPES),
-            gxe.ExpectColumnValuesToBeBetween(column="sales_value", min_value=0, max_value=MAX_QTY * 1e3),
+            gxe.ExpectColumnValuesToNotBeNull(column="sales_value"),
         ]
+    ranges = {
+        "year": [gxe.ExpectColumnValuesToBeInSet(column="year", value_set=[year])],
+        "month": [gxe.ExpectColumnValuesToBeInSet(column="month", value_set=[cal])],
+        "sales_qty": [gxe.ExpectColumnValuesToBeBetween(column="sales_qty", min_value=0, max_value=MAX_QTY),
+                      gxe.ExpectColumnMaxToBeBetween(column="sales_qty", min_value=0, strict_min=True)],  # not all 0
+        "sales_value": [gxe.ExpectColumnValuesToBeBetween(column="sales_value", min_value=0, max_value=MAX_QTY * 1e3)],
+    }
+    for column, checks in ranges.items():
+        if column not in columns:
+            continue
+        # comparing text with numbers says nothing useful: text columns get the number-shape check instead
+        expectations += ([gxe.ExpectColumnValuesToMatchRegex(column=column, regex=NUMBER_PATTERN)]
+                         if column in text_columns else checks)
     for expectation in expectations:
-        suite.add_expectation(expectation)
+        if _columns_present(expectation, columns):
+            suite.add_expectation(expectation)
     return suite
+
+
+def _columns_present(expectation, columns: list[str]) -> bool:
+    """Whether the columns an expectation reads were delivered: a missing column is the column-set check's to
+    report, once, not every check on that column's ("could not evaluate")."""
+    needed = [getattr(expectation, "column", None), *(getattr(expectation, "column_list", None) or [])]
+    return all(c is None or c in columns for c in needed)
 
 
 def invoice_lines_suite(layout_name: str, columns: list[str]):
@@ -156,7 +187,8 @@ def run_checkpoint(frame: pd.DataFrame, month: str, trailing_rows: list[int], pr
     if previous_shops is not None and "shop_id" in checked:
         checked[NEW_SHOP_COLUMN] = (~checked["shop_id"].astype(str).isin(previous_shops)).astype(int)
     helpers = tuple(c for c in checked.columns if c not in frame.columns)
-    suites = {"error": monthly_contract_suite(month, list(frame.columns), helpers),
+    text = tuple(c for c in NUMBER_COLUMNS if c in frame and not pd.api.types.is_numeric_dtype(frame[c]))
+    suites = {"error": monthly_contract_suite(month, list(frame.columns), helpers, text),
               "warning": warning_suite(month, trailing_rows, NEW_SHOP_COLUMN in helpers)}
     definitions = []
     for severity, suite in suites.items():
@@ -174,6 +206,9 @@ def run_checkpoint(frame: pd.DataFrame, month: str, trailing_rows: list[int], pr
     for identifier, run in result.run_results.items():
         severity = next((sev for name, sev in severity_of.items() if name in str(identifier)), "error")
         checks += [{**_check_summary(r.to_json_dict()), "severity": severity} for r in run.results]
+    for check in checks:
+        if not check["success"]:
+            _describe_failure(check, frame)
     success = all(c["success"] for c in checks if c["severity"] == "error")
     return {"month": month, "success": success, "rows": len(frame), "checks": checks}
 
@@ -182,6 +217,16 @@ def run_suite(frame: pd.DataFrame, month: str) -> dict:
     """The contract suite alone on a frame (no trailing context), for quick checks and tests."""
     with tempfile.TemporaryDirectory() as tmp:
         return run_checkpoint(frame, month, [], None, Path(tmp))
+
+
+def staged_frame(table: pa.Table) -> pd.DataFrame:
+    """The staged rows as delivered, with two repairs: decimal columns become float64, and pandas nullable
+    integers and floats plain numpy ones (missing values as NaN), which Great Expectations' type checks know."""
+    columns = [pc.cast(c, pa.float64()) if pa.types.is_decimal(c.type) else c for c in table.columns]
+    frame = pa.table(columns, names=table.column_names).to_pandas()  # without the pandas metadata: numpy dtypes
+    if "sales_value" in frame and frame["sales_value"].isna().all():
+        frame = frame.drop(columns=["sales_value"])  # an empty optional column is an absent one
+    return frame
 
 
 def _gx_compatible(frame: pd.DataFrame) -> pd.DataFrame:
@@ -197,7 +242,10 @@ def _check_summary(result: dict) -> dict:
     config = result["expectation_config"]
     kwargs = {k: v for k, v in config["kwargs"].items() if k not in ("batch_id",)}
     details = result.get("result") or {}
-    exception = (result.get("exception_info") or {}).get("exception_message")
+    info = result.get("exception_info") or {}
+    if "exception_message" not in info:  # one entry per metric that failed to compute
+        info = next(iter(info.values()), {})
+    exception = info.get("exception_message")
     return {
         "expectation": config["type"],
         "kwargs": kwargs,
@@ -205,8 +253,33 @@ def _check_summary(result: dict) -> dict:
         "observed": details.get("observed_value", details.get("details")),
         "unexpected_count": details.get("unexpected_count"),
         "sample_unexpected": details.get("partial_unexpected_list", [])[:5],
+        "unexpected_rows": details.get("partial_unexpected_index_list", [])[:5],
         "exception": exception,
     }
+
+
+def _describe_failure(check: dict, frame: pd.DataFrame) -> None:
+    """Point a failed check at the delivery: an example bad row, and a column's type where the whole column is
+    the problem (a type check on a text column calls every row unexpected, good ones included)."""
+    column = check["kwargs"].get("column")
+    if check["expectation"] == "expect_column_values_to_be_in_type_list" and column in frame:
+        check.update(observed=f"column type {frame[column].dtype}", unexpected_count=None, sample_unexpected=[],
+                     unexpected_rows=[_row_typing_the_column(frame[column])] if len(frame) else [])
+    rows = [i for i in check.get("unexpected_rows") or [] if i in frame.index]
+    if not rows and check["expectation"] == "expect_column_max_to_be_between" and len(frame):
+        rows = [frame.index[0]]  # the largest value is out of range, so every row is
+    check["example_row"] = _row_dict(frame.loc[rows[0]]) if rows else None
+
+
+def _row_typing_the_column(values: pd.Series):
+    """The row that gives a column its wrong type: the first missing value or value that is not a number (a
+    decimal comma, a word), else the first row (the whole column has the type, e.g. years as text)."""
+    odd = values.isna() | ~values.astype(str).str.fullmatch(NUMBER_PATTERN)
+    return values.index[odd][0] if odd.any() else values.index[0]
+
+
+def _row_dict(row: pd.Series) -> dict:
+    return {k: (None if pd.isna(v) else v.item() if hasattr(v, "item") else v) for k, v in row.items()}
 
 
 def format_report(report: dict) -> str:
@@ -229,6 +302,8 @@ def _failure_detail(check: dict) -> str:
         parts.append(f"{check['unexpected_count']} bad rows, e.g. {check['sample_unexpected']}")
     elif check["observed"] is not None:
         parts.append(f"observed {check['observed']}")
+    if check.get("example_row"):
+        parts.append(f"example row {check['example_row']}")
     if check["exception"]:
         parts.append(f"could not evaluate: {check['exception'].splitlines()[0][:200]}")
     return ": " + "; ".join(parts) if parts else ""
@@ -344,46 +419,69 @@ def publish_lines(lake: Lake, month: str, lines: pa.Table | None) -> None:
     lake.remove_partition(month_ref(LINES_STAGING, month))
 
 
+def publish_quality(settings: Settings, lake: Lake, report: dict, files: dict[str, bytes],
+                    run_id: str | None) -> tuple[dict, str, str]:
+    """The month's quality record: quality/month=M and its data_quality_runs row; returns the manifest and the
+    report's and data docs' paths."""
+    month = report["month"]
+    quality = lake.publish_files(month_ref("quality", month), files, {"month": month, "success": report["success"]})
+    report_path, docs_path = _report_paths(lake, month_ref("quality", month), quality)
+    record_quality(settings, report, run_id, report_path, docs_path)
+    return quality, report_path, docs_path
+
+
+def _report_paths(lake: Lake, ref, manifest: dict) -> tuple[str, str]:
+    folder = os.path.dirname(manifest["files"][0]["file"])
+    return lake.url(f"{ref.path}/{folder}/report.md"), lake.url(f"{ref.path}/{folder}/data_docs/index.html")
+
+
+def reject(settings: Settings, lake: Lake, report: dict, text: str, files: dict[str, bytes],
+           run_id: str | None) -> None:
+    """Quarantine the staged month with its results and raise DataValidationError. A month already published
+    keeps its quality record, raw rows and everything after them: the rejection is only in quarantine/."""
+    month = report["month"]
+    staged_ref = month_ref("staging", month)
+    staged = lake.manifest(staged_ref)["metadata"]
+    delivery = staged.get("delivery") or staged.get("source") or "the staged delivery"
+    quarantine_ref = month_ref("quarantine", month)
+    quarantined = lake.publish_files(
+        quarantine_ref, {"data.parquet": lake.read_file(staged_ref, "data.parquet"), **files},
+        {"month": month, "reason": "failed expectations", "delivery": delivery},
+    )
+    report_path, docs_path = _report_paths(lake, quarantine_ref, quarantined)
+    if not lake.has_partition(month_ref("raw", month)):
+        publish_quality(settings, lake, report, files, run_id)
+    lake.remove_partition(staged_ref)
+    _drop_staged_lines(lake, month)
+    failed = [c for c in report["checks"] if not c["success"] and c["severity"] == "error"]
+    log.error("validate %s FAILED (%d of %d expectations) on %s; report %s; data docs %s\n%s",
+              month, len(failed), len(report["checks"]), delivery, report_path, docs_path, text)
+    raise DataValidationError(
+        f"month {month} from {delivery} failed {len(failed)} expectation(s); input quarantined at "
+        f"{lake.url(quarantine_ref.path)}, report at {report_path}, data docs at {docs_path}\n{text}"
+    )
+
+
 def validate(settings: Settings, month: str, run_id: str | None = None) -> dict:
     """Check the staged month; publish it to raw/ or quarantine it and raise DataValidationError."""
     started = time.perf_counter()
     lake = Lake(settings.lake_root)
     staged_ref = month_ref("staging", month)
-    frame = lake.read_table(staged_ref).to_pandas()
+    frame = staged_frame(lake.read_table(staged_ref))
     lines = staged_lines(lake, month, frame)
     trailing_rows, previous_shops = trailing_context(lake, month)
     with tempfile.TemporaryDirectory() as tmp:
         report = run_checkpoint(frame, month, trailing_rows, previous_shops, Path(tmp))
         docs = data_docs_files(Path(tmp))
     text = format_report(report)
-    quality = lake.publish_files(
-        month_ref("quality", month),
-        {"result.json": json.dumps(report, indent=2, default=str).encode(), "report.md": text.encode(), **docs},
-        {"month": month, "success": report["success"]},
-    )
-    folder = os.path.dirname(quality["files"][0]["file"])
-    report_path = lake.url(f"quality/month={month}/{folder}/report.md")
-    docs_path = lake.url(f"quality/month={month}/{folder}/data_docs/index.html")
-    record_quality(settings, report, run_id, report_path, docs_path)
+    files = {"result.json": json.dumps(report, indent=2, default=str).encode(), "report.md": text.encode(), **docs}
+    if not report["success"]:
+        reject(settings, lake, report, text, files, run_id)
+    quality, report_path, docs_path = publish_quality(settings, lake, report, files, run_id)
     warnings = [c for c in report["checks"] if not c["success"] and c["severity"] == "warning"]
     if warnings:
         log.warning("validate %s: %d warning(s), not failing the month:\n%s", month, len(warnings),
                     "\n".join(line for line in text.splitlines() if line.startswith("- WARN")))
-    if not report["success"]:
-        lake.publish_files(
-            month_ref("quarantine", month),
-            {"data.parquet": lake.read_file(staged_ref, "data.parquet"), "report.md": text.encode()},
-            {"month": month, "reason": "failed expectations"},
-        )
-        lake.remove_partition(staged_ref)
-        _drop_staged_lines(lake, month)
-        failed = [c for c in report["checks"] if not c["success"] and c["severity"] == "error"]
-        log.error("validate %s FAILED (%d of %d expectations); report %s; data docs %s\n%s",
-                  month, len(failed), len(report["checks"]), report_path, docs_path, text)
-        raise DataValidationError(
-            f"month {month} failed {len(failed)} expectation(s); input quarantined at "
-            f"{lake.url(f'quarantine/month={month}')}, report at {report_path}, data docs at {docs_path}\n{text}"
-        )
     source = lake.manifest(staged_ref)["metadata"].get("source", "")
     publish_lines(lake, month, lines)  # before raw/: raw is what later stages look for
     lake.write_table(month_ref("raw", month), to_contract(frame),

@@ -1,7 +1,9 @@
 """The warehouse: DuckDB tables defined in include/sql/warehouse, written one month at a time.
 
 DuckDB allows one writer per file. Airflow serialises the publish task with a one-slot pool; a file
-lock here also protects against writers outside Airflow (the CLI, a second scheduler).
+lock here also protects against writers outside Airflow (the CLI, a second scheduler). A process outside
+the pipeline holding the file (an analyst's notebook, even read-only) is waited for, a bounded time, and
+then named in a WarehouseBusyError.
 """
 
 from __future__ import annotations
@@ -10,11 +12,18 @@ import contextlib
 import fcntl
 import logging
 import re
+import time
 from pathlib import Path
 
 import pandas as pd
 
 log = logging.getLogger(__name__)
+LOCK_WAIT_SECONDS = 120.0  # how long to wait for another process to let go of the DuckDB file
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<holder>.+?) \(PID (?P<pid>\d+)\)")
+
+
+class WarehouseBusyError(RuntimeError):
+    """Another process held the warehouse file for longer than the pipeline waits."""
 
 
 def _statements(path: Path) -> list[str]:
@@ -52,15 +61,39 @@ class SqlWarehouse:
         raise NotImplementedError
 
 
+def lock_holder(message: str) -> str:
+    """The process DuckDB names as holding the file's lock ("python3.11 (PID 4242)"), or "another process"."""
+    match = _LOCK_HOLDER.search(message)
+    return f"{match['holder']} (PID {match['pid']})" if match else "another process"
+
+
 class DuckDBWarehouse(SqlWarehouse):
-    def __init__(self, db_path: Path, sql_dir: Path):
+    def __init__(self, db_path: Path, sql_dir: Path, lock_wait_seconds: float = LOCK_WAIT_SECONDS):
         self.db_path = Path(db_path)
         self.sql = Path(sql_dir) / "warehouse" / "duckdb"
+        self.lock_wait_seconds = lock_wait_seconds
 
     def connect(self, read_only: bool = False):
+        """A connection to the file, waiting (bounded) while another process holds its lock."""
         import duckdb
 
-        return duckdb.connect(str(self.db_path), read_only=read_only)
+        deadline = time.monotonic() + self.lock_wait_seconds
+        pause = 0.1
+        while True:
+            try:
+                return duckdb.connect(str(self.db_path), read_only=read_only)
+            except duckdb.IOException as exc:
+                if "Could not set lock" not in str(exc):
+                    raise
+                holder = lock_holder(str(exc))
+                if time.monotonic() + pause > deadline:
+                    raise WarehouseBusyError(
+                        f"the warehouse {self.db_path} is held by {holder} and was not released within "
+                        f"{self.lock_wait_seconds:g}s; close that session (e.g. a notebook's duckdb.connect) "
+                        "and run the task again") from exc
+                log.warning("warehouse %s is held by %s; waiting", self.db_path, holder)
+                time.sleep(pause)
+                pause = min(pause * 2, 2.0)
 
     def ensure_tables(self, con) -> None:
         for statement in _statements(self.sql / "tables.sql"):

@@ -48,7 +48,7 @@ def test_monthly_schedule_catchup_retries_and_params(dagbag):
     assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"
     assert dag.catchup is True and dag.max_active_runs == 1
     assert dag.doc_md and "force_retrain" in dag.doc_md
-    assert {"month", "force_retrain", "source", "source_path"} <= set(dag.params.keys())
+    assert {"month", "force_retrain", "source", "source_path", "invoice_columns", "invoice_date_format"} <= set(dag.params.keys())
     assert all(task.retries >= 1 for task in dag.tasks)
     assert dag.get_task("publish").pool == "warehouse"
 

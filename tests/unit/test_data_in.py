@@ -200,3 +200,41 @@ def test_invoice_file_breaking_its_layout_contract_is_rejected(settings, tmp_pat
         ingest(settings, "2023-01", Source(kind="invoices", path=str(path)))
     assert "FAIL expect_column_values_to_not_be_null customer" in str(failure.value)
     assert not Lake(settings.lake_root).has_partition(month_ref("staging", "2023-01"))
+
+
+def _renamed_invoices(tmp_path):
+    """Invoice lines with their own headers and day-first dates: the first date reads either way, the second
+    only day-first."""
+    path = tmp_path / "export.csv"
+    path.write_text("Client Nr,Booked,Units,Total\n"
+                    "c1,03/02/2011 10:00,2,20.5\nc2,25/02/2011 11:30,1,7\nc1,26/03/2011 09:00,4,12\n")
+    return path
+
+
+def test_cli_reads_invoice_columns_and_date_format(home, tmp_path, capsys):
+    path = _renamed_invoices(tmp_path)
+    args = ["stage", "ingest", "--month", "2011-02", "--input", str(path), "--source", "invoices", "--layout", "plain"]
+    assert cli(args) == 2
+    assert "lacks column(s) customer_id (customer)" in capsys.readouterr().err
+    mapping = ["--columns", 'customer="Client Nr",date=Booked,quantity=Units,amount=Total']
+    assert cli(args + mapping) == 2
+    err = capsys.readouterr().err
+    assert "unparseable date(s) in Booked" in err and "'25/02/2011 11:30'" in err
+    assert cli(args + mapping + ["--date-format", "%d/%m/%Y %H:%M"]) == 0
+    from segmentation.config import load_settings
+
+    staged = Lake(load_settings().lake_root).read_table(month_ref("staging", "2011-02")).to_pandas()
+    assert sorted(zip(staged["shop_id"], staged["sales_value"], strict=True)) == [("c1", 20.5), ("c2", 7.0)]
+
+
+def test_dag_params_carry_the_invoice_columns_and_date_format(tmp_path):
+    params = {"source": "invoices", "source_path": str(_renamed_invoices(tmp_path)), "invoice_layout": "plain",
+              "invoice_columns": 'customer="Client Nr", date=Booked, quantity=Units, amount=Total',
+              "invoice_date_format": "%d/%m/%Y %H:%M"}
+    source = Source.from_params(params)
+    assert dict(source.columns) == {"customer": "Client Nr", "date": "Booked", "quantity": "Units", "amount": "Total"}
+    from segmentation.sources import read_month
+
+    assert read_month(source, "2011-03")[["shop_id", "sales_qty"]].values.tolist() == [["c1", 4.0]]
+    with pytest.raises(ValueError, match="unknown field 'client'"):
+        Source.from_params({**params, "invoice_columns": "client=Client Nr"})

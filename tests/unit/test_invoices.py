@@ -259,4 +259,7 @@ def test_unreadable_files(tmp_path):
     xlsx.write_bytes(b"PK\x03\x04")
     with pytest.raises(InvoiceSourceError, match="unsupported"):
         read_invoices(xlsx, UCI_LAYOUT)
+    (tmp_path / "exports").mkdir()
+    with pytest.raises(InvoiceSourceError, match="exports holds no parquet files"):
+        read_invoices(tmp_path / "exports", UCI_LAYOUT)
     assert issubclass(InvoiceSourceError, ValueError)

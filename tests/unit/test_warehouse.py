@@ -1,9 +1,13 @@
 import multiprocessing
+import subprocess
+import sys
+import time
 
 import pandas as pd
+import pytest
 
 from segmentation.config import REPO_ROOT
-from segmentation.warehouse import DuckDBWarehouse
+from segmentation.warehouse import DuckDBWarehouse, WarehouseBusyError
 
 SQL = REPO_ROOT / "include" / "sql"
 
@@ -61,3 +65,39 @@ def test_concurrent_writers_are_serialised(tmp_path):
     assert [w.exitcode for w in workers] == [0] * 6
     warehouse = DuckDBWarehouse(path, SQL)
     assert warehouse.query("SELECT COUNT(DISTINCT month) m, COUNT(*) n FROM segments").iloc[0].tolist() == [6, 1200]
+
+
+def _reader_holding(path, seconds: float) -> subprocess.Popen:
+    """A separate process with a read-only session open on the file for `seconds` (an analyst's notebook)."""
+    code = ("import duckdb, sys, time; con = duckdb.connect(sys.argv[1], read_only=True); "
+            "print('open', flush=True); time.sleep(float(sys.argv[2]))")
+    reader = subprocess.Popen([sys.executable, "-c", code, str(path), str(seconds)], stdout=subprocess.PIPE, text=True)
+    assert reader.stdout.readline().strip() == "open"
+    return reader
+
+
+def test_a_reader_outside_the_pipeline_is_waited_for(tmp_path):
+    path = tmp_path / "w.duckdb"
+    DuckDBWarehouse(path, SQL).replace_month("2024-01", *_rows("2024-01", 5))
+    reader = _reader_holding(path, 1.5)
+    started = time.monotonic()
+    DuckDBWarehouse(path, SQL, lock_wait_seconds=30).replace_month("2024-02", *_rows("2024-02", 3))
+    assert time.monotonic() - started >= 1.0  # it waited for the reader instead of failing
+    reader.wait(10)
+    assert DuckDBWarehouse(path, SQL).query("SELECT COUNT(*) n FROM segments")["n"][0] == 8
+
+
+def test_a_reader_that_stays_is_named_after_a_bounded_wait(tmp_path):
+    path = tmp_path / "w.duckdb"
+    DuckDBWarehouse(path, SQL).replace_month("2024-01", *_rows("2024-01", 5))
+    before = path.read_bytes()
+    reader = _reader_holding(path, 30)
+    try:
+        with pytest.raises(WarehouseBusyError) as busy:
+            DuckDBWarehouse(path, SQL, lock_wait_seconds=1).record_quality("2024-01", pd.DataFrame({"month": ["2024-01"]}))
+    finally:
+        reader.kill()
+        reader.wait(10)
+    message = str(busy.value)
+    assert str(path) in message and f"PID {reader.pid}" in message and "within 1s" in message
+    assert path.read_bytes() == before

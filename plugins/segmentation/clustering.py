@@ -125,7 +125,7 @@ class KMeansClusterer(BaseEstimator, ClusterMixin):
         return self
 
     def _refined(self, x: np.ndarray):
-        """The mixture started from the KMeans clusters, or None when it would empty a segment."""
+        """The mixture started from the KMeans clusters, or None when it would empty a segment or bloat one."""
         from sklearn.mixture import GaussianMixture
 
         labels, eye = self.model_.labels_, np.eye(x.shape[1])
@@ -139,7 +139,9 @@ class KMeansClusterer(BaseEstimator, ClusterMixin):
                                   means_init=self.model_.cluster_centers_, precisions_init=np.array(precisions),
                                   max_iter=200, random_state=self.seed).fit(x)
         sizes = np.bincount(mixture.predict(x), minlength=self.n_clusters)
-        return mixture if sizes.min() >= REFINE_MIN_SHARE * len(x) else None
+        # nor one that lets a broad segment swallow its neighbours (past half the rows, as HDBSCAN may not either)
+        largest_allowed = max(np.bincount(labels).max(), MAX_CLUSTER_SHARE * len(x))
+        return mixture if sizes.min() >= REFINE_MIN_SHARE * len(x) and sizes.max() <= largest_allowed else None
 
     def predict_strength(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = np.asarray(x, dtype=self.model_.cluster_centers_.dtype)  # KMeans predicts only in the dtype it fitted

@@ -149,3 +149,50 @@ def test_scoring_fans_out_over_shards_and_warm_up_skips_it(dag, pipeline_home, s
     assert (home / "lake" / "scores" / "month=2023-03" / "_manifest.json").read_text() == scores_manifest
     pd.testing.assert_frame_equal(query(home, "SELECT * FROM segments WHERE month = '2023-03' ORDER BY shop_id"),
                                   segments)
+
+
+def asset_events(run_id: str) -> dict[str, dict]:
+    """The extra of each asset event a run emitted, by asset name, from Airflow's metadata DB."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(select(AssetModel.name, AssetEvent.extra).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+                               .where(AssetEvent.source_run_id == run_id)).all()
+    return {name: extra for name, extra in rows}
+
+
+def test_publish_emits_asset_events_and_the_export_dag_writes_the_extract(fresh_dags, pipeline_home):
+    home, monthly, export = pipeline_home, fresh_dags["segmentation_monthly"], fresh_dags["segmentation_export"]
+    runs = {month: run_month(monthly, month) for month in ("2023-01", "2023-02", "2023-03")}
+    assert all(run.state == "success" for run in runs.values())
+    result = run_month(monthly, "2023-04")
+    assert result.state == "success"
+    events = asset_events(result.run_id)
+    assert set(events) == {"segmentation_segments", "segmentation_segment_profiles", "segmentation_model_runs"}
+    shops = query(home, "SELECT COUNT(*) n FROM segments WHERE month = '2023-04'")["n"][0]
+    profiles = query(home, "SELECT COUNT(*) n FROM segment_profiles WHERE month = '2023-04'")["n"][0]
+    assert {n: (e["month"], e["model_version"], e["rows"]) for n, e in events.items()} == {
+        "segmentation_segments": ("2023-04", "0001", shops),
+        "segmentation_segment_profiles": ("2023-04", "0001", profiles),
+        "segmentation_model_runs": ("2023-04", "0001", 1),
+    }
+    assert shops > 500 and len({e["content_sha"] for e in events.values()}) == 3
+    warm_up = asset_events(runs["2023-02"].run_id)  # a warm-up month still tells consumers
+    assert warm_up["segmentation_segments"]["rows"] == 0 and warm_up["segmentation_segments"]["model_version"] is None
+    rerun = asset_events(run_month(monthly, "2023-04").run_id)
+    assert rerun == events  # same content, same hashes: a consumer can tell a re-run from a change
+
+    assert export.test(run_conf={"month": "2023-04"}).state == "success"
+    folder = home / "lake" / "exports" / "month=2023-04"
+    manifest = (folder / "_manifest.json").read_text()
+    extract = pd.read_csv(next(folder.glob("*/segments.csv")), dtype={"shop_id": str})
+    expected = query(home, """SELECT cur.shop_id, cur.segment_id, prev.segment_id IS DISTINCT FROM cur.segment_id AS changed
+                              FROM segments cur LEFT JOIN segments prev ON prev.shop_id = cur.shop_id
+                              AND prev.month = '2023-03' WHERE cur.month = '2023-04' ORDER BY cur.shop_id""")
+    assert extract["shop_id"].tolist() == expected["shop_id"].tolist()
+    assert extract["segment_id"].tolist() == expected["segment_id"].tolist()
+    assert extract["changed"].tolist() == expected["changed"].tolist()
+    assert export.test(run_conf={"month": "2023-04"}).state == "success"
+    assert (folder / "_manifest.json").read_text() == manifest  # the same bytes: the extract is left as it is

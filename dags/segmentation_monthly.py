@@ -96,7 +96,8 @@ def _kaggle_credentials() -> tuple[str | None, str | None]:
                                     "kaggle: the dataset below; invoices: invoice lines (layout below)"),
         "source_path": Param(None, type=["null", "string"], title="Source file or prefix",
                              description="For file/invoices: the file; for landing: the folder or gs:// prefix. "
-                                         "Empty = $SEGMENTATION_HOME/sample/sales.parquet"),
+                                         "Empty = $SEGMENTATION_HOME/sample/sales.parquet "
+                                         "(for landing: SEGMENTATION_LANDING)"),
         "kaggle_dataset": Param("tanulkumarsrivastava/sales-dataset", type="string", title="Kaggle dataset"),
         "invoice_layout": Param("uci", enum=["uci", "plain"], title="Invoice layout",
                                 description="uci: Online Retail columns; plain: customer_id, date, quantity, amount"),
@@ -118,7 +119,8 @@ def segmentation_monthly():
 
         settings = _settings()
         params = dict(context["params"])
-        params["source_path"] = params.get("source_path") or str(settings.home / "sample" / "sales.parquet")
+        default_path = settings.landing if params.get("source") == "landing" else settings.home / "sample" / "sales.parquet"
+        params["source_path"] = params.get("source_path") or str(default_path)
         extra = {}
         if params.get("source") == "kaggle":
             extra = {"cache_dir": str(settings.home / "cache" / "kaggle"), "credentials": _kaggle_credentials()}

@@ -287,8 +287,13 @@ def storage_options_for(root: str) -> dict:
 
 
 def url_to_fs(url: str):
-    """(filesystem, path inside it) for any URL the pipeline reads (a source file), with the lake's storage options."""
-    return _url_to_fs(url, storage_options_for(url))
+    """(filesystem, path inside it) for any URL the pipeline reads (a source file), with the lake's storage options.
+
+    Cached listings of the path are dropped first, as the lake does, so a file written since shows up."""
+    fs, path = _url_to_fs(url, storage_options_for(url))
+    if not is_local(fs):
+        fs.invalidate_cache(path)
+    return fs, path
 
 
 def _url_to_fs(root: str, options: dict):

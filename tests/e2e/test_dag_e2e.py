@@ -163,10 +163,25 @@ def asset_events(run_id: str) -> dict[str, dict]:
     return {name: extra for name, extra in rows}
 
 
+def unpause_and_queued_runs(dag_id: str) -> set[tuple[str, str]]:
+    """Unpause a DAG (as `airflow dags unpause` does) and list its (target DAG, asset) runs queued by asset events."""
+    from airflow.models.asset import AssetDagRunQueue, AssetModel
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select, update
+
+    with create_session() as session:
+        session.execute(update(DagModel).where(DagModel.dag_id == dag_id).values(is_paused=False))
+        rows = session.execute(select(AssetDagRunQueue.target_dag_id, AssetModel.name)
+                               .join(AssetModel, AssetDagRunQueue.asset_id == AssetModel.id)).all()
+    return {tuple(row) for row in rows}
+
+
 def test_publish_emits_asset_events_and_the_export_dag_writes_the_extract(fresh_dags, pipeline_home):
     home, monthly, export = pipeline_home, fresh_dags["segmentation_monthly"], fresh_dags["segmentation_export"]
     runs = {month: run_month(monthly, month) for month in ("2023-01", "2023-02", "2023-03")}
     assert all(run.state == "success" for run in runs.values())
+    assert ("segmentation_export", "segmentation_segments") not in unpause_and_queued_runs("segmentation_export")
     result = run_month(monthly, "2023-04")
     assert result.state == "success"
     events = asset_events(result.run_id)
@@ -179,6 +194,8 @@ def test_publish_emits_asset_events_and_the_export_dag_writes_the_extract(fresh_
         "segmentation_model_runs": ("2023-04", "0001", 1),
     }
     assert shops > 500 and len({e["content_sha"] for e in events.values()}) == 3
+    # the scheduler's queue: the segments event asks for a run of the (unpaused) consumer
+    assert ("segmentation_export", "segmentation_segments") in unpause_and_queued_runs("segmentation_export")
     warm_up = asset_events(runs["2023-02"].run_id)  # a warm-up month still tells consumers
     assert warm_up["segmentation_segments"]["rows"] == 0 and warm_up["segmentation_segments"]["model_version"] is None
     rerun = asset_events(run_month(monthly, "2023-04").run_id)

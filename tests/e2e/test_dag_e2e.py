@@ -152,15 +152,33 @@ def test_scoring_fans_out_over_shards_and_warm_up_skips_it(dag, pipeline_home, s
 
 
 def asset_events(run_id: str) -> dict[str, dict]:
-    """The extra of each asset event a run emitted, by asset name, from Airflow's metadata DB."""
+    """The extra of each asset event a run emitted, by asset name (the latest), from Airflow's metadata DB."""
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
     with create_session() as session:
         rows = session.execute(select(AssetModel.name, AssetEvent.extra).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-                               .where(AssetEvent.source_run_id == run_id)).all()
-    return {name: extra for name, extra in rows}
+                               .where(AssetEvent.source_run_id == run_id).order_by(AssetEvent.id)).all()
+    return {name: extra for name, extra in rows}  # a re-run keeps the run id: its (later) events win
+
+
+def as_triggering_events(run_ids: list[str]):
+    """The asset events these runs emitted, as a consumer run's `triggering_asset_events` holds them."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.sdk.execution_time.comms import AssetEventDagRunReferenceResult
+    from airflow.sdk.execution_time.context import TriggeringAssetEventsAccessor
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(select(AssetModel.name, AssetModel.uri, AssetEvent)
+                               .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+                               .where(AssetEvent.source_run_id.in_(run_ids))).all()
+        return TriggeringAssetEventsAccessor.build(AssetEventDagRunReferenceResult(
+            asset={"name": name, "uri": uri, "extra": {}}, extra=event.extra, source_task_id=event.source_task_id,
+            source_dag_id=event.source_dag_id, source_run_id=event.source_run_id, source_map_index=event.source_map_index,
+            source_aliases=[], timestamp=event.timestamp) for name, uri, event in rows)
 
 
 def unpause_and_queued_runs(dag_id: str) -> set[tuple[str, str]]:
@@ -200,6 +218,10 @@ def test_publish_emits_asset_events_and_the_export_dag_writes_the_extract(fresh_
     assert warm_up["segmentation_segments"]["rows"] == 0 and warm_up["segmentation_segments"]["model_version"] is None
     rerun = asset_events(run_month(monthly, "2023-04").run_id)
     assert rerun == events  # same content, same hashes: a consumer can tell a re-run from a change
+    from segmentation.airflow_assets import triggering_months
+
+    # one consumer run may stand for several publishes (a backfill): it exports each month they name
+    assert triggering_months(as_triggering_events([runs["2023-03"].run_id, result.run_id])) == ["2023-03", "2023-04"]
 
     assert export.test(run_conf={"month": "2023-04"}).state == "success"
     folder = home / "lake" / "exports" / "month=2023-04"

@@ -1,7 +1,7 @@
 """Watch the landing prefix and start segmentation_monthly for every new or corrected monthly file.
 
-Files named YYYY-MM.csv or YYYY-MM.parquet under SEGMENTATION_LANDING (default $SEGMENTATION_HOME/landing,
-or gs://bucket/landing). A file is triggered once per content (sha256): re-dropping the same file does
+Files named YYYY-MM.csv or YYYY-MM.parquet under the setting SEGMENTATION_LANDING (default
+$SEGMENTATION_HOME/landing, or gs://bucket/landing; environment over the `segmentation_settings` Variable). A file is triggered once per content (sha256): re-dropping the same file does
 nothing; a corrected file for a month triggers a run that replaces that month.
 """
 
@@ -17,11 +17,9 @@ DOC_MD = __doc__
 
 
 def _landing_prefix() -> str:
-    import os
-
     from segmentation.airflow_settings import settings_in_airflow
 
-    return os.environ.get("SEGMENTATION_LANDING") or str(settings_in_airflow().home / "landing")
+    return settings_in_airflow().landing
 
 
 @dag(

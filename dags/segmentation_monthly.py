@@ -12,6 +12,7 @@ import pendulum
 from airflow.sdk import Param, dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
+from segmentation.airflow_assets import warehouse_assets
 from segmentation.config import MAX_SCORE_SHARDS
 from segmentation.notify import notify_failure
 
@@ -30,7 +31,7 @@ Each run processes **one calendar month**: its data interval `[first day, first 
 | `plan_scoring` | picks the shard count (`score_shards` param, else `SEGMENTATION_SCORE_SHARDS`) |
 | `score_shard` | one mapped task per shop shard ("shard 2 of 4"): segment id + membership strength (`-1` = noise) for its shops, in `score_parts/month=M/shard=KKK-of-NNN` |
 | `combine_scores` | checks every part, publishes `scores/month=M` in the features' order (identical at any shard count), removes the parts |
-| `publish` | replaces the month in the warehouse (`segments`, `segment_profiles`, `model_runs`); pool `warehouse` (1 slot) |
+| `publish` | replaces the month in the warehouse (`segments`, `segment_profiles`, `model_runs`); pool `warehouse` (1 slot); emits one asset event per table (`segmentation_segments`, ...) with the month, model version, row count and content hash in its extra |
 | `report` | HTML report with plots in the lake's `reports/month=M`; the task log names its path |
 
 Re-running a month replaces exactly that month and changes nothing when inputs are unchanged.
@@ -96,7 +97,8 @@ def _kaggle_credentials() -> tuple[str | None, str | None]:
                                     "kaggle: the dataset below; invoices: invoice lines (layout below)"),
         "source_path": Param(None, type=["null", "string"], title="Source file or prefix",
                              description="For file/invoices: the file; for landing: the folder or gs:// prefix. "
-                                         "Empty = $SEGMENTATION_HOME/sample/sales.parquet"),
+                                         "Empty = $SEGMENTATION_HOME/sample/sales.parquet "
+                                         "(for landing: SEGMENTATION_LANDING)"),
         "kaggle_dataset": Param("tanulkumarsrivastava/sales-dataset", type="string", title="Kaggle dataset"),
         "invoice_layout": Param("uci", enum=["uci", "plain"], title="Invoice layout",
                                 description="uci: Online Retail columns; plain: customer_id, date, quantity, amount"),
@@ -125,7 +127,8 @@ def segmentation_monthly():
 
         settings = _settings()
         params = dict(context["params"])
-        params["source_path"] = params.get("source_path") or str(settings.home / "sample" / "sales.parquet")
+        default_path = settings.landing if params.get("source") == "landing" else settings.home / "sample" / "sales.parquet"
+        params["source_path"] = params.get("source_path") or str(default_path)
         extra = {}
         if params.get("source") == "kaggle":
             extra = {"cache_dir": str(settings.home / "cache" / "kaggle"), "credentials": _kaggle_credentials()}
@@ -201,11 +204,16 @@ def segmentation_monthly():
             raise ValueError(f"score_shard results disagree on the shard count: {sorted(n_shards)}")
         return combine(_settings(), _month(context), n_shards.pop())
 
-    @task(trigger_rule="none_failed_min_one_success", pool=WAREHOUSE_POOL)
+    @task(trigger_rule="none_failed_min_one_success", pool=WAREHOUSE_POOL, outlets=warehouse_assets())
     def publish(**context) -> dict:
+        """Replace the month in the warehouse; one asset event per table, its extra naming month and content."""
+        from segmentation.airflow_assets import event_extra, warehouse_asset
         from segmentation.publish import publish as publish_month
 
-        return publish_month(_settings(), _month(context), run_id=context["run_id"])
+        published = publish_month(_settings(), _month(context), run_id=context["run_id"])
+        for table in published["tables"]:
+            context["outlet_events"][warehouse_asset(table)].extra = event_extra(published, table)
+        return published
 
     @task
     def report(**context) -> dict:

@@ -3,7 +3,7 @@
 - Environment variables `SEGMENTATION_*` win.
 - The Airflow Variable `segmentation_settings` (a JSON object of SEGMENTATION_* values) fills in the rest.
 - Connections: `SEGMENTATION_WAREHOUSE_CONN_ID` (default `segmentation_warehouse`) for a PostgreSQL warehouse,
-  `SEGMENTATION_GCP_CONN_ID` (default `google_cloud_default`) for a gs:// lake and BigQuery.
+  `SEGMENTATION_GCP_CONN_ID` (default `google_cloud_default`) for a gs:// lake or landing prefix and BigQuery.
 Airflow is imported inside the functions: the library stays usable without it.
 """
 
@@ -56,7 +56,8 @@ def settings_in_airflow() -> Settings:
             raise ValueError(f"SEGMENTATION_WAREHOUSE_BACKEND=postgres needs the Airflow connection "
                              f"{settings.warehouse_conn_id!r} (or SEGMENTATION_WAREHOUSE_DSN)") from None
         settings = dataclasses.replace(settings, warehouse_dsn=postgres_dsn(connection))
-    if settings.lake_root.startswith(("gs://", "gcs://")) and not os.environ.get("STORAGE_EMULATOR_HOST"):
+    on_gcs = any(url.startswith(("gs://", "gcs://")) for url in (settings.lake_root, settings.landing))
+    if on_gcs and not os.environ.get("STORAGE_EMULATOR_HOST"):  # the lake and the landing prefix share them
         use_gcs_credentials(google_credentials(settings.gcp_conn_id))
     return settings
 

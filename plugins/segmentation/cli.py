@@ -50,9 +50,11 @@ def _run(args) -> int:
 
 
 def _source(args, settings) -> Source:
-    """The source named on the command line (a monthly-contract file by default when --input is given)."""
+    """The source named on the command line (a monthly-contract file by default when --input is given; the landing
+    source reads SEGMENTATION_LANDING without one)."""
     kind = args.source or ("file" if args.input else "synthetic")
-    return Source(kind=kind, path=args.input, n_shops=args.shops, layout=args.layout, dataset=args.dataset,
+    path = args.input or (settings.landing if kind == "landing" else None)
+    return Source(kind=kind, path=path, n_shops=args.shops, layout=args.layout, dataset=args.dataset,
                   columns=invoice_columns(args.columns), date_format=args.date_format,
                   cache_dir=str(settings.home / "cache" / "kaggle"))
 

@@ -7,7 +7,7 @@ SEGMENTATION_HOME (default: `.local/` in the repository).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -57,6 +57,31 @@ class Settings:
     gcp_conn_id: str = "google_cloud_default"
     bq_project: str | None = None
     bq_dataset: str | None = None
+    landing: str = ""  # load_settings: $SEGMENTATION_HOME/landing
+    notify: str = "log"
+    # gates: of the model's shops (lifecycle rules take the thin histories before the model sees them)
+    gate_max_noise_share: float = 0.10
+    gate_min_segments: int = 3
+    gate_max_largest_share: float = 0.60
+    gate_min_stability: float = 0.75  # mean per-segment bootstrap Jaccard: Hennig's "stable"
+    gate_max_noise_increase_vs_champion: float = 0.05
+    gate_max_stability_drop_vs_champion: float = 0.10
+    gate_min_ari_when_losing_segments: float = 0.90
+
+    @property
+    def gates(self) -> dict:
+        """The gate thresholds by the names evaluate.apply_gates reads (max_noise_share, ...)."""
+        return {name.removeprefix("gate_"): getattr(self, name) for name in GATE_FIELDS}
+
+    @property
+    def notify_targets(self) -> list[str]:
+        """SEGMENTATION_NOTIFY as a list of targets (log, email:a@x;b@y, slack:<connection id>)."""
+        return [target.strip() for target in self.notify.split(",") if target.strip()]
+
+
+GATE_FIELDS = tuple(f.name for f in fields(Settings) if f.name.startswith("gate_"))
+DEFAULT_GATES = {name.removeprefix("gate_"): Settings.__dataclass_fields__[name].default for name in GATE_FIELDS}
+NOTIFY_KINDS = ("log", "email", "slack")
 
 
 def _env_float(name: str, default: float, env=None) -> float:
@@ -68,6 +93,16 @@ def _env_float(name: str, default: float, env=None) -> float:
 
 
 WAREHOUSE_BACKENDS = ("duckdb", "postgres", "bigquery")
+
+
+def _env_gates(env) -> dict:
+    """SEGMENTATION_GATE_<NAME> for each gate field, over its default."""
+    gates = {}
+    for name in GATE_FIELDS:
+        default = Settings.__dataclass_fields__[name].default
+        read = _env_int if isinstance(default, int) else _env_float
+        gates[name] = read(f"SEGMENTATION_{name.upper()}", default, env)
+    return gates
 
 
 def load_settings(overrides: dict[str, str] | None = None) -> Settings:
@@ -103,6 +138,9 @@ def load_settings(overrides: dict[str, str] | None = None) -> Settings:
         gcp_conn_id=_env("SEGMENTATION_GCP_CONN_ID", "google_cloud_default", env),
         bq_project=env.get("SEGMENTATION_BQ_PROJECT") or None,
         bq_dataset=env.get("SEGMENTATION_BQ_DATASET") or None,
+        landing=_env("SEGMENTATION_LANDING", str(home / "landing"), env),
+        notify=_env("SEGMENTATION_NOTIFY", "log", env),
+        **_env_gates(env),
     )
     validate_settings(settings)
     return settings
@@ -129,8 +167,10 @@ def validate_settings(settings: Settings) -> None:
                         f"got {settings.warehouse_backend!r}")
     if settings.warehouse_backend == "bigquery" and not (settings.bq_project and settings.bq_dataset):
         problems.append("SEGMENTATION_WAREHOUSE_BACKEND=bigquery needs SEGMENTATION_BQ_PROJECT and SEGMENTATION_BQ_DATASET")
-    if not settings.lake_root.startswith(("gs://", "gcs://", "/", "file://")) and "://" in settings.lake_root:
-        problems.append(f"SEGMENTATION_LAKE_ROOT must be a local path or gs://bucket/prefix, got {settings.lake_root!r}")
+    for name, url in (("SEGMENTATION_LAKE_ROOT", settings.lake_root), ("SEGMENTATION_LANDING", settings.landing)):
+        if not url.startswith(("gs://", "gcs://", "/", "file://")) and "://" in url:
+            problems.append(f"{name} must be a local path or gs://bucket/prefix, got {url!r}")
+    problems += _notify_problems(settings.notify_targets) + _gate_problems(settings)
     if settings.rfm not in ("auto", "on", "off"):
         problems.append(f"SEGMENTATION_RFM must be auto, on or off, got {settings.rfm!r}")
     if not 0 <= settings.feature_workers <= 64:
@@ -146,3 +186,27 @@ def validate_settings(settings: Settings) -> None:
         problems.append(f"SQL directory not found: {settings.sql_dir} (set SEGMENTATION_SQL_DIR)")
     if problems:
         raise ValueError("invalid segmentation settings:\n  " + "\n  ".join(problems))
+
+
+def _notify_problems(targets: list[str]) -> list[str]:
+    problems = []
+    for target in targets:
+        kind, _, value = target.partition(":")
+        addresses = [address for address in value.split(";") if address.strip()]
+        if kind not in NOTIFY_KINDS:
+            problems.append(f"SEGMENTATION_NOTIFY: unknown target {target!r}; use log, email:a@x.org;b@y.org or "
+                            "slack:<connection id>")
+        elif kind == "email" and not (addresses and all("@" in address for address in addresses)):
+            problems.append(f"SEGMENTATION_NOTIFY: {target!r} must name e-mail addresses (email:a@x.org;b@y.org)")
+    return problems
+
+
+def _gate_problems(settings: Settings) -> list[str]:
+    problems = []
+    if settings.gate_min_segments < 1:
+        problems.append(f"SEGMENTATION_GATE_MIN_SEGMENTS must be >= 1, got {settings.gate_min_segments}")
+    for name in GATE_FIELDS:
+        value = getattr(settings, name)
+        if name != "gate_min_segments" and not 0 <= value <= 1:
+            problems.append(f"SEGMENTATION_{name.upper()} must be between 0 and 1, got {value}")
+    return problems

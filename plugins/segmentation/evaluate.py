@@ -3,32 +3,14 @@
 from __future__ import annotations
 
 import logging
-import os
 
 import numpy as np
 
+from .config import DEFAULT_GATES  # noqa: F401  (the default thresholds, for callers of apply_gates; Settings.gates)
+
 log = logging.getLogger(__name__)
 
-DEFAULT_GATES = {
-    # of the model's shops (lifecycle rules take the thin histories before the model sees them)
-    "max_noise_share": 0.10,
-    "min_segments": 3,
-    "max_largest_share": 0.60,
-    "min_stability": 0.75,  # mean per-segment bootstrap Jaccard: Hennig's "stable"
-    "max_noise_increase_vs_champion": 0.05,
-    "max_stability_drop_vs_champion": 0.10,
-    "min_ari_when_losing_segments": 0.90,
-}
 EVAL_SAMPLE = 5_000
-
-
-def gate_thresholds() -> dict:
-    """Gate thresholds, overridable as SEGMENTATION_GATE_<NAME> environment variables."""
-    gates = {}
-    for name, default in DEFAULT_GATES.items():
-        raw = os.environ.get(f"SEGMENTATION_GATE_{name.upper()}")
-        gates[name] = type(default)(raw) if raw not in (None, "") else default
-    return gates
 
 
 def size_metrics(labels: np.ndarray) -> dict:

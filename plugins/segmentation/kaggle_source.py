@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .sources import SourceDataError, SourceError
+
 DEFAULT_DATASET = "tanulkumarsrivastava/sales-dataset"
 MARKER_NAME = "_complete.json"
 DATA_SUFFIXES = (".csv", ".parquet", ".pq")
@@ -48,8 +50,13 @@ _ALIASES = {
 }
 
 
-class KaggleSourceError(ValueError):
-    """The Kaggle dataset cannot be delivered: no credentials, refused, unknown, or holds no data file."""
+class KaggleSourceError(SourceError):
+    """The Kaggle dataset could not be delivered this time (network, Kaggle's own errors): may succeed on retry."""
+
+
+class KaggleDataError(KaggleSourceError, SourceDataError):
+    """The Kaggle dataset cannot be used as asked: no or refused credentials, unknown dataset, no data file, no
+    monthly-contract columns. Retrying won't help."""
 
 
 def credentials_from_env() -> tuple[str | None, str | None]:
@@ -66,7 +73,7 @@ def download_dataset(dataset: str, dest_dir: Path, username: str | None = None, 
     if username is None and key is None:
         username, key = credentials_from_env()
     if bool(username) != bool(key):
-        raise KaggleSourceError(
+        raise KaggleDataError(
             f"incomplete Kaggle credentials for dataset {dataset!r}: give both a username and a key"
         )
     dest_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -75,7 +82,7 @@ def download_dataset(dataset: str, dest_dir: Path, username: str | None = None, 
         _download_into(dataset, tmp, username, key)
         files = _data_files(tmp)
         if not files:
-            raise KaggleSourceError(f"Kaggle dataset {dataset!r} holds no CSV or parquet file")
+            raise KaggleDataError(f"Kaggle dataset {dataset!r} holds no CSV or parquet file")
         _write_marker(tmp, dataset, files)
         _install(tmp, dest_dir, dataset)
     finally:
@@ -89,7 +96,7 @@ def read_monthly_contract(dest_dir: Path) -> pd.DataFrame:
     dest_dir = Path(dest_dir)
     files = _data_files(dest_dir)
     if not files:
-        raise KaggleSourceError(f"no CSV or parquet file in {dest_dir}")
+        raise KaggleDataError(f"no CSV or parquet file in {dest_dir}")
     frames = [_normalise(_read(dest_dir / name), name) for name in files]
     frame = pd.concat(frames, ignore_index=True)
     value_cols = ["sales_qty"] + (["sales_value"] if "sales_value" in frame else [])
@@ -147,7 +154,7 @@ def _download_into(dataset: str, target: Path, username: str | None, key: str | 
                 try:
                     api.authenticate()
                 except SystemExit:
-                    raise KaggleSourceError(
+                    raise KaggleDataError(
                         f"no Kaggle credentials to download dataset {dataset!r}: pass username and key, "
                         "or set KAGGLE_USERNAME and KAGGLE_KEY, or provide kaggle.json in KAGGLE_CONFIG_DIR"
                     ) from None
@@ -163,18 +170,17 @@ def _download_into(dataset: str, target: Path, username: str | None, key: str | 
 
 
 def _translate(exc: Exception, dataset: str, key: str | None) -> KaggleSourceError:
-    """A KaggleSourceError naming the dataset, with the key masked out of the original message."""
+    """A KaggleSourceError naming the dataset, with the key masked out of the original message: a KaggleDataError
+    (no retry) when Kaggle refused the credentials or does not know the dataset."""
     response = getattr(exc, "response", None)
     status = getattr(response, "status_code", None)
     detail = _mask(f"{type(exc).__name__}: {exc}", key)
     if status in (401, 403):
-        reason = f"Kaggle refused the credentials (HTTP {status})"
-    elif status == 404:
-        reason = "Kaggle dataset not found (HTTP 404; or not visible to this account)"
-    elif status is not None:
-        reason = f"Kaggle answered HTTP {status}"
-    else:
-        reason = "download failed"
+        return KaggleDataError(f"Kaggle refused the credentials (HTTP {status}) for dataset {dataset!r} ({detail})")
+    if status == 404:
+        return KaggleDataError(f"Kaggle dataset not found (HTTP 404; or not visible to this account) for dataset "
+                               f"{dataset!r} ({detail})")
+    reason = f"Kaggle answered HTTP {status}" if status is not None else "download failed"
     return KaggleSourceError(f"{reason} for dataset {dataset!r} ({detail})")
 
 
@@ -258,7 +264,7 @@ def _normalise(frame: pd.DataFrame, name: str) -> pd.DataFrame:
         frame = frame.assign(year=dates.dt.year, month=dates.dt.month)
     missing = [c for c in CONTRACT_KEYS + ["sales_qty"] if c not in frame]
     if missing:
-        raise KaggleSourceError(f"{name}: missing monthly-contract column(s) {', '.join(missing)}")
+        raise KaggleDataError(f"{name}: missing monthly-contract column(s) {', '.join(missing)}")
     try:
         out = pd.DataFrame(
             {
@@ -270,7 +276,7 @@ def _normalise(frame: pd.DataFrame, name: str) -> pd.DataFrame:
             }
         )
     except (ValueError, TypeError) as exc:
-        raise KaggleSourceError(f"{name}: year/month must be whole numbers ({exc})") from exc
+        raise KaggleDataError(f"{name}: year/month must be whole numbers ({exc})") from exc
     if "sales_value" in frame:
         out["sales_value"] = pd.to_numeric(frame["sales_value"], errors="coerce").astype("float64")
     return out

@@ -8,44 +8,26 @@ triggered files lives next to the files: `<prefix>/_triggered.json`.
 
 from __future__ import annotations
 
-import hashlib
-import json
-
-import fsspec
-
 from .sources import landing_files
+from .storage import Lake
 
 LEDGER = "_triggered.json"
 
 
-def _ledger_path(prefix: str) -> str:
-    return f"{prefix.rstrip('/')}/{LEDGER}"
-
-
 def read_ledger(prefix: str) -> dict:
-    try:
-        with fsspec.open(_ledger_path(prefix), "rb") as handle:
-            return json.loads(handle.read())
-    except FileNotFoundError:
-        return {}
-
-
-def file_sha(url: str) -> str:
-    digest = hashlib.sha256()
-    with fsspec.open(url, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    landing = Lake(prefix, create=False)
+    return landing.get_json(LEDGER) if landing.exists(LEDGER) else {}
 
 
 def pending_months(prefix: str) -> list[dict]:
     """Landing files that are new or changed since they were last triggered, oldest month first."""
+    landing = Lake(prefix, create=False)
     ledger = read_ledger(prefix)
     pending = []
-    for month, url in sorted(landing_files(prefix).items()):
-        sha = file_sha(url)
+    for month, name in sorted(landing_files(prefix).items()):
+        sha = landing.file_sha256(name)
         if ledger.get(month, {}).get("sha256") != sha:
-            pending.append({"month": month, "path": url, "sha256": sha})
+            pending.append({"month": month, "path": landing.url(name), "sha256": sha})
     return pending
 
 
@@ -54,5 +36,4 @@ def mark_triggered(prefix: str, items: list[dict], when: str) -> None:
     ledger = read_ledger(prefix)
     for item in items:
         ledger[item["month"]] = {"sha256": item["sha256"], "path": item["path"], "triggered_at": when}
-    fs, path = fsspec.core.url_to_fs(_ledger_path(prefix))
-    fs.pipe_file(path, json.dumps(ledger, indent=2, sort_keys=True).encode())
+    Lake(prefix, create=False).put_json(LEDGER, ledger)

@@ -1,6 +1,7 @@
 """Failure notifications: an on-failure callback naming the month, the stage and the reason.
 
-Targets come from SEGMENTATION_NOTIFY, a comma-separated list (default `log`):
+Targets come from the setting SEGMENTATION_NOTIFY (environment over the `segmentation_settings` Variable),
+a comma-separated list (default `log`):
 - `log`: an ERROR line in the task log (always written);
 - `email:a@x.org;b@y.org`: Airflow's SmtpNotifier through the `smtp_default` connection;
 - `slack:<connection id>`: Airflow's SlackNotifier, when the Slack provider is installed.
@@ -9,7 +10,6 @@ Targets come from SEGMENTATION_NOTIFY, a comma-separated list (default `log`):
 from __future__ import annotations
 
 import logging
-import os
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,15 @@ def failure_message(summary: dict) -> str:
 
 
 def targets() -> list[str]:
-    return [t.strip() for t in os.environ.get("SEGMENTATION_NOTIFY", "log").split(",") if t.strip()]
+    """The configured targets; only `log` when the settings do not load (the failure being reported may be that)."""
+    from .airflow_settings import variable_overrides
+    from .config import load_settings
+
+    try:
+        return load_settings(variable_overrides()).notify_targets
+    except Exception as exc:  # a notifier must not fail on the problem it reports
+        log.warning("settings unusable, notifying the task log only: %s", " ".join(str(exc).split()))
+        return ["log"]
 
 
 def notify_failure(context) -> None:
@@ -55,8 +63,6 @@ def notify_failure(context) -> None:
                 _email(value, summary, message, context)
             elif kind == "slack":
                 _slack(value, message, context)
-            elif kind != "log":
-                log.warning("unknown notification target %r in SEGMENTATION_NOTIFY", target)
         except Exception as exc:  # a broken notifier must not hide the failure it reports
             log.warning("could not notify %s: %s", kind, exc)
 

@@ -11,12 +11,14 @@ import logging
 import time
 
 import pandas as pd
+import pyarrow as pa
 
 from .config import Settings
 from .decide import SKIP, read_decision
 from .lifecycle import LIFECYCLE_NAMES
 from .profiles import build_profiles, check_names, naming_features
 from .registry import Registry
+from .score import content_sha
 from .storage import Lake, as_of_ref, month_ref, utc_now
 from .warehouse import DuckDBWarehouse
 
@@ -53,6 +55,17 @@ def _scored_month(lake: Lake, month: str) -> tuple[pd.DataFrame, dict]:
     segments = lake.read_table(month_ref("scores", month)).to_pandas()
     segments["scored_at"] = pd.Timestamp(manifest["metadata"]["scored_at"]).tz_localize(None)
     return segments[SEGMENT_COLUMNS], manifest["metadata"]
+
+
+RUN_IDENTITY_COLUMNS = ("run_id", "published_at")  # differ between runs that publish the same content
+
+
+def table_summaries(segments: pd.DataFrame, profiles: pd.DataFrame | None, run: pd.DataFrame) -> dict:
+    """Rows and content hash of what the month holds in each table, for the DAG's asset events."""
+    frames = {"segments": segments, "segment_profiles": profiles if profiles is not None else pd.DataFrame(),
+              "model_runs": run.drop(columns=list(RUN_IDENTITY_COLUMNS))}
+    return {name: {"rows": len(frame), "content_sha": content_sha(pa.Table.from_pandas(frame, preserve_index=False))}
+            for name, frame in frames.items()}
 
 
 NAME_CHECK_ROWS = 200_000  # medians of a deterministic sample: exact enough for a name, cheap at 1M shops
@@ -101,12 +114,6 @@ def publish(settings: Settings, month: str, run_id: str | None = None) -> dict:
     shops = len(segments)
     n_segments = int(segments.loc[segments["segment_id"] >= 0, "segment_id"].nunique()) if shops else 0
     noise = float((segments["segment_id"] == -1).mean()) if shops else None
-    current = warehouse.current_run(month)
-    if current and current.get("scores_sha") == scores_sha and current["decision"] == decision["decision"] \
-            and current.get("model_version") == version and current.get("reason") == decision["reason"]:
-        log.info("publish %s: warehouse already holds these %d rows (%s); nothing written", month, shops,
-                 settings.warehouse_path)
-        return {"month": month, "rows": shops, "written": False}
     run = pd.DataFrame([{
         "month": month,
         "run_id": run_id,
@@ -125,9 +132,17 @@ def publish(settings: Settings, month: str, run_id: str | None = None) -> dict:
         "scores_sha": scores_sha,
         "published_at": pd.Timestamp(utc_now()).tz_localize(None),
     }])
+    outcome = {"month": month, "rows": shops, "model_version": version,
+               "tables": table_summaries(segments, profiles, run)}
+    current = warehouse.current_run(month)
+    if current and current.get("scores_sha") == scores_sha and current["decision"] == decision["decision"] \
+            and current.get("model_version") == version and current.get("reason") == decision["reason"]:
+        log.info("publish %s: warehouse already holds these %d rows (%s); nothing written", month, shops,
+                 settings.warehouse_path)
+        return {**outcome, "written": False}
     warehouse.replace_month(month, segments, run, profiles)
     seconds = round(time.perf_counter() - started, 3)
     log.info("publish %s: replaced the month in %s: %d segment rows (%d segments, noise %s), decision %s (%.2fs)",
              month, settings.warehouse_path, shops, n_segments,
              "n/a" if noise is None else f"{100 * noise:.1f}%", decision["decision"], seconds)
-    return {"month": month, "rows": shops, "segments": n_segments, "written": True, "seconds": seconds}
+    return {**outcome, "segments": n_segments, "written": True, "seconds": seconds}

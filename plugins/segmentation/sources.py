@@ -17,7 +17,7 @@ import logging
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pandas as pd
 import pyarrow as pa
@@ -26,6 +26,7 @@ import pyarrow.dataset as ds
 
 from .generate import GeneratorSpec, generate_month
 from .months import month_index, parse_month
+from .storage import Lake, is_local, url_to_fs
 
 log = logging.getLogger(__name__)
 SOURCE_KINDS = ("file", "landing", "kaggle", "invoices", "synthetic")
@@ -165,31 +166,33 @@ def _example_row(dataset: ds.Dataset, rows: ds.Expression | None) -> dict:
 
 
 def _file_month(source: Source, month: str) -> pd.DataFrame:
+    """The month's rows of a monthly-contract file (or folder of parquet files), local or gs://."""
     if not source.path:
         raise SourceError("source 'file' needs source_path (a monthly-contract parquet or CSV file)")
-    path = Path(source.path)
-    if not path.exists():
-        raise SourceError(f"source file not found: {path}")
+    fs, path = url_to_fs(source.path)
+    if not fs.exists(path):
+        raise SourceError(f"source file not found: {source.path}")
     year, cal = parse_month(month)
-    if path.suffix.lower() in (".parquet", ".pq") or path.is_dir():
-        dataset = _parquet_dataset(path)
-        _require_period_columns(dataset.schema.names, str(path))
-        _require_valid_periods(dataset, str(path))
+    suffix = PurePosixPath(path).suffix.lower()
+    if suffix in (".parquet", ".pq") or fs.isdir(path):
+        dataset = _parquet_dataset(fs, path, source.path)
+        _require_period_columns(dataset.schema.names, source.path)
+        _require_valid_periods(dataset, source.path)
         table = dataset.to_table(filter=(ds.field("year") == year) & (ds.field("month") == cal))
         return table.to_pandas()
-    if path.suffix.lower() in (".csv", ".txt", ".gz"):
-        return _only_month(_read_csv(path.read_bytes(), str(path)), month, str(path))
-    raise SourceDataError(f"unsupported file type {path.suffix!r} for {path}: use .parquet or .csv")
+    if suffix in (".csv", ".txt", ".gz"):
+        return _only_month(_read_csv(fs.cat_file(path), source.path), month, source.path)
+    raise SourceDataError(f"unsupported file type {suffix!r} for {source.path}: use .parquet or .csv")
 
 
-def _parquet_dataset(path: Path) -> ds.Dataset:
+def _parquet_dataset(fs, path: str, where: str) -> ds.Dataset:
     """A parquet file, or a folder of them, as one dataset; a folder without any is an error, not an empty month."""
-    try:
-        dataset = ds.dataset(str(path), format="parquet")
+    try:  # pyarrow's own local filesystem where it can: it reads the row groups of the month only
+        dataset = ds.dataset(path, format="parquet", filesystem=None if is_local(fs) else fs)
     except Exception as exc:  # pyarrow raises several types for corrupt files
-        raise SourceDataError(f"cannot read parquet {path}: {exc}") from exc
-    if path.is_dir() and not dataset.files:
-        raise SourceDataError(f"folder {path} holds no parquet files")
+        raise SourceDataError(f"cannot read parquet {where}: {exc}") from exc
+    if fs.isdir(path) and not dataset.files:
+        raise SourceDataError(f"folder {where} holds no parquet files")
     return dataset
 
 
@@ -229,43 +232,37 @@ def _require_single_header(frame: pd.DataFrame, where: str) -> None:
 
 
 def landing_files(prefix: str) -> dict[str, str]:
-    """Month -> file URL for files named YYYY-MM.csv, YYYY-MM.csv.gz or YYYY-MM.parquet under a landing prefix."""
-    import fsspec
-
-    fs, root = fsspec.core.url_to_fs(prefix)
-    if not fs.exists(root):
-        return {}
+    """Month -> file name for files named YYYY-MM.csv, YYYY-MM.csv.gz or YYYY-MM.parquet directly under a landing
+    prefix."""
     found = {}
-    for path in sorted(fs.ls(root, detail=False)):
-        name = path.rstrip("/").rsplit("/", 1)[-1]
+    for name in Lake(prefix, create=False).list_dir(""):
         stem, _, suffix = name.partition(".")
         if suffix in LANDING_SUFFIXES:
             try:
                 parse_month(stem)
             except ValueError:
                 continue
-            found[stem] = f"{prefix.rstrip('/')}/{name}"
+            found[stem] = name
     return found
 
 
 def _landing_month(source: Source, month: str) -> pd.DataFrame:
     """The file delivered for exactly this month; rows of other months are left for validate to reject."""
-    import fsspec
-
     if not source.path:
         raise SourceError("source 'landing' needs source_path (the landing folder or gs:// prefix)")
     files = landing_files(source.path)
     if month not in files:
         raise SourceError(f"no landing file for {month} under {source.path} "
                           f"(expected {month}.csv, {month}.csv.gz or {month}.parquet)")
-    with fsspec.open(files[month], "rb") as handle:
-        data = handle.read()
-    if files[month].endswith(".parquet"):
+    landing = Lake(source.path, create=False)
+    url = landing.url(files[month])
+    data = landing.get_bytes(files[month])
+    if url.endswith(".parquet"):
         try:
             return pd.read_parquet(io.BytesIO(data))
         except Exception as exc:
-            raise SourceDataError(f"cannot read parquet {files[month]}: {exc}") from exc
-    return _read_csv(data, files[month])
+            raise SourceDataError(f"cannot read parquet {url}: {exc}") from exc
+    return _read_csv(data, url)
 
 
 def _kaggle_month(source: Source, month: str) -> pd.DataFrame:

@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 MANIFEST = "_manifest.json"
-ZONES = ("staging", "raw", "quality", "quarantine", "features", "decisions", "models", "scores", "reports")
+ZONES = ("staging", "raw", "quality", "quarantine", "features", "decisions", "models", "scores", "reports", "exports")
 
 
 class PartitionNotFound(FileNotFoundError):
@@ -63,14 +63,18 @@ def utc_now() -> str:
 
 
 class Lake:
-    """Read and publish partitions under a root URL through fsspec."""
+    """Read and publish partitions under a root URL through fsspec.
 
-    def __init__(self, root: str, storage_options: dict | None = None):
+    Other folders the pipeline reads and writes (the landing prefix) use the same class with `create=False`, so
+    they get the same credentials, emulator settings, atomic writes and fresh listings.
+    """
+
+    def __init__(self, root: str, storage_options: dict | None = None, create: bool = True):
         self.root = root.rstrip("/")
         options = storage_options_for(self.root) if storage_options is None else dict(storage_options)
         self.fs, self._root_path = _url_to_fs(self.root, options)
-        self.is_local = "file" in _protocols(self.fs)
-        if self.is_local:
+        self.is_local = is_local(self.fs)
+        if self.is_local and create:
             os.makedirs(self._root_path, exist_ok=True)
 
     def __repr__(self) -> str:
@@ -101,6 +105,14 @@ class Lake:
 
     def get_bytes(self, relative: str) -> bytes:
         return self.fs.cat_file(self._abs(relative))
+
+    def file_sha256(self, relative: str) -> str:
+        """sha256 of one stored object, read in chunks (landing files can be large)."""
+        digest = hashlib.sha256()
+        with self.fs.open(self._abs(relative), "rb") as handle:
+            while chunk := handle.read(8 << 20):
+                digest.update(chunk)
+        return digest.hexdigest()
 
     def exists(self, relative: str) -> bool:
         target = self._abs(relative)
@@ -274,6 +286,16 @@ def storage_options_for(root: str) -> dict:
     return {}
 
 
+def url_to_fs(url: str):
+    """(filesystem, path inside it) for any URL the pipeline reads (a source file), with the lake's storage options.
+
+    Cached listings of the path are dropped first, as the lake does, so a file written since shows up."""
+    fs, path = _url_to_fs(url, storage_options_for(url))
+    if not is_local(fs):
+        fs.invalidate_cache(path)
+    return fs, path
+
+
 def _url_to_fs(root: str, options: dict):
     """(filesystem, path inside it) for a root URL.
 
@@ -286,6 +308,10 @@ def _url_to_fs(root: str, options: dict):
 
         return GCSFileSystem(**options), GCSFileSystem._strip_protocol(root)
     return fsspec.core.url_to_fs(root, **options)
+
+
+def is_local(fs) -> bool:
+    return "file" in _protocols(fs)
 
 
 def _protocols(fs) -> tuple[str, ...]:

@@ -40,7 +40,7 @@ def training_fingerprint(features_sha: str, feature_names: list[str], settings: 
         "epochs": settings.epochs,
         "train_sample": settings.train_sample,
         "method": METHOD_VERSION,
-        "gates": evaluate.gate_thresholds(),
+        "gates": settings.gates,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -263,7 +263,7 @@ def train(settings: Settings, month: str) -> dict:
     eligible = eligible.iloc[evaluate.subsample(len(eligible), EVALUATION_ROWS, settings.seed + 1)].reset_index(drop=True)
     log.info("train %s: fitting %d candidates on %d of %d modelled shops (%d features; %d by lifecycle rules)",
              month, len(CANDIDATES), len(sample), modelled_count, len(names), int((~frame["eligible"]).sum()))
-    gates = evaluate.gate_thresholds()
+    gates = settings.gates
     champion = registry.load(champion_version) if champion_version else None
     if len(sample) < 50:
         candidates, evaluations = {}, {}
@@ -322,7 +322,7 @@ def _lifecycle_only_metadata(month, decision, fingerprint, names, manifest, sett
         "drift_features": [], "feature_window": manifest["metadata"]["window"], "seed": settings.seed,
         "candidate": "lifecycle_only", "selection": why, "lifecycle_only": True,
         "metrics": {"segments": 0, "noise_share": 0.0, "largest_share": 1.0, "stability": 0.0},
-        "baselines": summaries, "gate_thresholds": evaluate.gate_thresholds(), "gate_failures": [],
+        "baselines": summaries, "gate_thresholds": settings.gates, "gate_failures": [],
         "lifecycle_reasons": reasons, "loss_history": [], "segment_map": {}, "segment_names": {},
         "segment_shares": {},
     }

@@ -29,6 +29,7 @@ def test_dag_file_parses_fast_without_heavy_imports(dag_file):
     probe = textwrap.dedent(f"""
         import sys, time, importlib.util
         import airflow.sdk  # Airflow itself is loaded by the parser before any DAG file
+        from airflow.dag_processing.dagbag import DagBag  # and so is the parser (with SQLAlchemy)
         from airflow.timetables.interval import CronDataIntervalTimetable
         sys.path.insert(0, {str(REPO / "plugins")!r})
         start = time.perf_counter()
@@ -99,3 +100,22 @@ def test_score_shards_param_is_validated(dagbag):
     for bad in (0, 257, -3, "four", 2.5):
         with pytest.raises(ParamValidationError):
             shards.resolve(bad)
+
+
+def test_publish_declares_an_asset_per_warehouse_table(dagbag):
+    outlets = dagbag.dags["segmentation_monthly"].get_task("publish").outlets
+    assert [(a.name, a.uri) for a in outlets] == [
+        ("segmentation_segments", "x-segmentation://warehouse/segments"),
+        ("segmentation_segment_profiles", "x-segmentation://warehouse/segment_profiles"),
+        ("segmentation_model_runs", "x-segmentation://warehouse/model_runs"),
+    ]
+
+
+def test_export_runs_on_the_segments_asset(dagbag):
+    dag = dagbag.dags["segmentation_export"]
+    assert type(dag.timetable).__name__ == "AssetTriggeredTimetable"
+    assert [a.name for a in dag.timetable.asset_condition.objects] == ["segmentation_segments"]
+    assert dag.get_task("export").upstream_task_ids == {"months_to_export"}
+    assert dag.get_task("export").pool == "warehouse"
+    assert all(task.retries >= 1 for task in dag.tasks)
+    assert dag.params.get_param("month").resolve(None) is None

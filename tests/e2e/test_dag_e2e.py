@@ -149,3 +149,89 @@ def test_scoring_fans_out_over_shards_and_warm_up_skips_it(dag, pipeline_home, s
     assert (home / "lake" / "scores" / "month=2023-03" / "_manifest.json").read_text() == scores_manifest
     pd.testing.assert_frame_equal(query(home, "SELECT * FROM segments WHERE month = '2023-03' ORDER BY shop_id"),
                                   segments)
+
+
+def asset_events(run_id: str) -> dict[str, dict]:
+    """The extra of each asset event a run emitted, by asset name (the latest), from Airflow's metadata DB."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(select(AssetModel.name, AssetEvent.extra).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+                               .where(AssetEvent.source_run_id == run_id).order_by(AssetEvent.id)).all()
+    return {name: extra for name, extra in rows}  # a re-run keeps the run id: its (later) events win
+
+
+def as_triggering_events(run_ids: list[str]):
+    """The asset events these runs emitted, as a consumer run's `triggering_asset_events` holds them."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.sdk.execution_time.comms import AssetEventDagRunReferenceResult
+    from airflow.sdk.execution_time.context import TriggeringAssetEventsAccessor
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(select(AssetModel.name, AssetModel.uri, AssetEvent)
+                               .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+                               .where(AssetEvent.source_run_id.in_(run_ids))).all()
+        return TriggeringAssetEventsAccessor.build(AssetEventDagRunReferenceResult(
+            asset={"name": name, "uri": uri, "extra": {}}, extra=event.extra, source_task_id=event.source_task_id,
+            source_dag_id=event.source_dag_id, source_run_id=event.source_run_id, source_map_index=event.source_map_index,
+            source_aliases=[], timestamp=event.timestamp) for name, uri, event in rows)
+
+
+def unpause_and_queued_runs(dag_id: str) -> set[tuple[str, str]]:
+    """Unpause a DAG (as `airflow dags unpause` does) and list its (target DAG, asset) runs queued by asset events."""
+    from airflow.models.asset import AssetDagRunQueue, AssetModel
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select, update
+
+    with create_session() as session:
+        session.execute(update(DagModel).where(DagModel.dag_id == dag_id).values(is_paused=False))
+        rows = session.execute(select(AssetDagRunQueue.target_dag_id, AssetModel.name)
+                               .join(AssetModel, AssetDagRunQueue.asset_id == AssetModel.id)).all()
+    return {tuple(row) for row in rows}
+
+
+def test_publish_emits_asset_events_and_the_export_dag_writes_the_extract(fresh_dags, pipeline_home):
+    home, monthly, export = pipeline_home, fresh_dags["segmentation_monthly"], fresh_dags["segmentation_export"]
+    runs = {month: run_month(monthly, month) for month in ("2023-01", "2023-02", "2023-03")}
+    assert all(run.state == "success" for run in runs.values())
+    assert ("segmentation_export", "segmentation_segments") not in unpause_and_queued_runs("segmentation_export")
+    result = run_month(monthly, "2023-04")
+    assert result.state == "success"
+    events = asset_events(result.run_id)
+    assert set(events) == {"segmentation_segments", "segmentation_segment_profiles", "segmentation_model_runs"}
+    shops = query(home, "SELECT COUNT(*) n FROM segments WHERE month = '2023-04'")["n"][0]
+    profiles = query(home, "SELECT COUNT(*) n FROM segment_profiles WHERE month = '2023-04'")["n"][0]
+    assert {n: (e["month"], e["model_version"], e["rows"]) for n, e in events.items()} == {
+        "segmentation_segments": ("2023-04", "0001", shops),
+        "segmentation_segment_profiles": ("2023-04", "0001", profiles),
+        "segmentation_model_runs": ("2023-04", "0001", 1),
+    }
+    assert shops > 500 and len({e["content_sha"] for e in events.values()}) == 3
+    # the scheduler's queue: the segments event asks for a run of the (unpaused) consumer
+    assert ("segmentation_export", "segmentation_segments") in unpause_and_queued_runs("segmentation_export")
+    warm_up = asset_events(runs["2023-02"].run_id)  # a warm-up month still tells consumers
+    assert warm_up["segmentation_segments"]["rows"] == 0 and warm_up["segmentation_segments"]["model_version"] is None
+    rerun = asset_events(run_month(monthly, "2023-04").run_id)
+    assert rerun == events  # same content, same hashes: a consumer can tell a re-run from a change
+    from segmentation.airflow_assets import triggering_months
+
+    # one consumer run may stand for several publishes (a backfill): it exports each month they name
+    assert triggering_months(as_triggering_events([runs["2023-03"].run_id, result.run_id])) == ["2023-03", "2023-04"]
+
+    assert export.test(run_conf={"month": "2023-04"}).state == "success"
+    folder = home / "lake" / "exports" / "month=2023-04"
+    manifest = (folder / "_manifest.json").read_text()
+    extract = pd.read_csv(next(folder.glob("*/segments.csv")), dtype={"shop_id": str})
+    expected = query(home, """SELECT cur.shop_id, cur.segment_id, prev.segment_id IS DISTINCT FROM cur.segment_id AS changed
+                              FROM segments cur LEFT JOIN segments prev ON prev.shop_id = cur.shop_id
+                              AND prev.month = '2023-03' WHERE cur.month = '2023-04' ORDER BY cur.shop_id""")
+    assert extract["shop_id"].tolist() == expected["shop_id"].tolist()
+    assert extract["segment_id"].tolist() == expected["segment_id"].tolist()
+    assert extract["changed"].tolist() == expected["changed"].tolist()
+    assert export.test(run_conf={"month": "2023-04"}).state == "success"
+    assert (folder / "_manifest.json").read_text() == manifest  # the same bytes: the extract is left as it is

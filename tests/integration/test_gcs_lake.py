@@ -230,3 +230,31 @@ def test_pipeline_stages_on_a_gcs_lake(emulator, tmp_path, monkeypatch):
     assert summary["path"] == f"gs://{emulator.bucket}/{prefix}/features/as_of=2023-03"
     assert read_features(settings, "2023-03").num_rows == summary["shops"] > 0
     assert Lake(settings.lake_root).partitions("raw") == ["month=2023-01", "month=2023-02", "month=2023-03"]
+
+
+def test_landing_prefix_and_source_files_on_gcs(emulator):
+    """The landing watcher's listing, hashing and ledger, and the landing and file sources, on gs:// (emulator)."""
+    import io
+
+    from segmentation.generate import GeneratorSpec, generate, generate_month
+    from segmentation.landing import mark_triggered, pending_months, read_ledger
+    from segmentation.sources import Source, read_month
+
+    store = GcsStore(emulator, f"landing-{uuid.uuid4().hex[:8]}")
+    january = generate_month(GeneratorSpec(n_shops=30, seed=1), "2024-01")
+    store.write("2024-01.csv", january.to_csv(index=False).encode())
+    store.write("notes.txt", b"not a month")
+    pending = pending_months(store.url)
+    assert [(p["month"], p["path"]) for p in pending] == [("2024-01", f"{store.url}/2024-01.csv")]
+    mark_triggered(store.url, pending, "run-1")
+    assert pending_months(store.url) == [] and read_ledger(store.url)["2024-01"]["triggered_at"] == "run-1"
+    assert len(read_month(Source(kind="landing", path=store.url), "2024-01")) == len(january)
+
+    history = generate(GeneratorSpec(n_shops=30, first_month="2023-01", last_month="2023-03", seed=2))
+    parquet = io.BytesIO()
+    history.to_parquet(parquet, index=False)
+    store.write("history/sales.parquet", parquet.getvalue())
+    store.write("history/sales.csv", history.to_csv(index=False).encode())
+    expected = len(history[history["month"] == 2])
+    for name in ("sales.parquet", "sales.csv"):
+        assert len(read_month(Source(kind="file", path=f"{store.url}/history/{name}"), "2023-02")) == expected, name

@@ -42,6 +42,19 @@ def test_kaggle_source_through_the_dag(dag, home, airflow_db, kaggle_connection,
     assert KEY not in capsys.readouterr().out
 
 
+def test_a_refused_key_fails_ingest_at_once_without_retries(dag, home, airflow_db, kaggle_connection, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_KAGGLE_DEFAULT", json.dumps({"conn_type": "generic", "login": USER,
+                                                                  "password": "wrong-" + KEY}))
+    sales = generate(GeneratorSpec(n_shops=20, first_month="2023-01", last_month="2023-01"))
+    datasets = {"tanulkumarsrivastava/sales-dataset": kaggle_standin.make_zip({"sales.csv": sales.to_csv(index=False).encode()})}
+    with kaggle_standin.running(datasets, USER, KEY, lifetime=60):
+        run = dag.test(logical_date=pendulum.datetime(2023, 2, 1), run_conf={"source": "kaggle"})
+    assert run.state == "failed"
+    ingest = next(ti for ti in run.get_task_instances() if ti.task_id == "ingest")
+    assert ingest.task.retries == 2  # the task retries other errors; this one is not worth a retry
+    assert (ingest.state, ingest.try_number) == ("failed", 1)
+
+
 def test_invoice_source_through_the_dag(dag, home, airflow_db, tmp_path):
     frame = generate(GeneratorSpec(n_shops=60, first_month="2023-01", last_month="2023-02"))
     path = tmp_path / "retail.csv"

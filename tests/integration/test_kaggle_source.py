@@ -11,11 +11,13 @@ import pytest
 from segmentation.generate import GeneratorSpec, generate
 from segmentation.kaggle_source import (
     DEFAULT_DATASET,
+    KaggleDataError,
     KaggleSourceError,
     credentials_from_env,
     download_dataset,
     read_monthly_contract,
 )
+from segmentation.sources import SourceDataError
 
 from . import kaggle_standin
 
@@ -114,8 +116,9 @@ def test_explicit_credentials_win_over_environment(standin, tmp_path, monkeypatc
 def test_wrong_key_is_refused_without_leaking_it(standin, tmp_path, caplog, capsys):
     caplog.set_level(logging.DEBUG)
     wrong = "w" + secrets.token_hex(16)
-    with pytest.raises(KaggleSourceError) as info:
+    with pytest.raises(KaggleDataError) as info:  # unusable input: the DAG fails it without retries
         download_dataset(DEFAULT_DATASET, tmp_path / "kaggle", username=USER, key=wrong)
+    assert isinstance(info.value, SourceDataError)
 
     message = str(info.value)
     assert DEFAULT_DATASET in message and "401" in message
@@ -127,20 +130,21 @@ def test_wrong_key_is_refused_without_leaking_it(standin, tmp_path, caplog, caps
 
 
 def test_unknown_dataset(standin, tmp_path):
-    with pytest.raises(KaggleSourceError, match="not found.*someone/missing"):
+    with pytest.raises(KaggleDataError, match="not found.*someone/missing"):
         download_dataset("someone/missing", tmp_path / "kaggle")
     assert not (tmp_path / "kaggle").exists()
 
 
 def test_dataset_without_tables(standin, tmp_path):
-    with pytest.raises(KaggleSourceError, match=f"{EMPTY_DATASET}.*no CSV or parquet"):
+    with pytest.raises(KaggleDataError, match=f"{EMPTY_DATASET}.*no CSV or parquet"):
         download_dataset(EMPTY_DATASET, tmp_path / "kaggle")
     assert not (tmp_path / "kaggle").exists() and _leftovers(tmp_path) == []
 
 
 def test_half_download_is_never_visible(standin, tmp_path):
-    with pytest.raises(KaggleSourceError, match=CORRUPT_DATASET):
+    with pytest.raises(KaggleSourceError, match=CORRUPT_DATASET) as info:
         download_dataset(CORRUPT_DATASET, tmp_path / "kaggle")
+    assert not isinstance(info.value, SourceDataError)  # a broken transfer may come through on a retry
     assert not (tmp_path / "kaggle").exists() and _leftovers(tmp_path) == []
 
 
@@ -148,13 +152,13 @@ def test_missing_credentials(standin, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("KAGGLE_USERNAME")
     monkeypatch.delenv("KAGGLE_KEY")
     assert credentials_from_env() == (None, None)
-    with pytest.raises(KaggleSourceError, match=f"no Kaggle credentials.*{DEFAULT_DATASET}"):
+    with pytest.raises(KaggleDataError, match=f"no Kaggle credentials.*{DEFAULT_DATASET}"):
         download_dataset(DEFAULT_DATASET, tmp_path / "kaggle")
     assert standin.requests == []
 
 
 def test_half_given_credentials(tmp_path):
-    with pytest.raises(KaggleSourceError, match="incomplete"):
+    with pytest.raises(KaggleDataError, match="incomplete"):
         download_dataset(DEFAULT_DATASET, tmp_path / "kaggle", username=USER, key="")
 
 
@@ -179,7 +183,7 @@ def test_read_tolerates_header_spelling_and_dates(tmp_path):
 
 def test_read_rejects_files_without_contract_columns(tmp_path):
     (tmp_path / "a.csv").write_text("x,y\n1,2\n")
-    with pytest.raises(KaggleSourceError, match="missing monthly-contract"):
+    with pytest.raises(KaggleDataError, match="missing monthly-contract"):
         read_monthly_contract(tmp_path)
 
 
@@ -201,3 +205,16 @@ def test_kaggle_months_run_through_the_pipeline(standin, sales, home, monkeypatc
     raw = Lake(settings.lake_root).read_table(month_ref("raw", "2023-02")).to_pandas()
     assert len(raw) == len(sales[sales["month"] == 2])
     assert KEY not in repr(source)
+
+
+@pytest.mark.parametrize(("status", "retryable"), [(401, False), (403, False), (404, False), (429, True), (503, True)])
+def test_only_kaggle_trouble_of_its_own_is_retried(status, retryable):
+    import requests
+
+    from segmentation.kaggle_source import _translate
+
+    response = requests.Response()
+    response.status_code = status
+    error = _translate(requests.HTTPError(f"{status} for url", response=response), DEFAULT_DATASET, KEY)
+    assert isinstance(error, KaggleSourceError) and str(status) in str(error) and DEFAULT_DATASET in str(error)
+    assert isinstance(error, SourceDataError) is not retryable

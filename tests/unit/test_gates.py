@@ -5,7 +5,6 @@ from segmentation.evaluate import (
     DEFAULT_GATES,
     apply_gates,
     bootstrap_stability,
-    gate_thresholds,
     size_metrics,
 )
 
@@ -39,9 +38,13 @@ def test_losing_a_segment_that_agrees_with_the_champion_is_allowed():
     assert apply_gates({**GOOD, "segments": 4, "ari_vs_champion": 0.97}, CHAMPION, DEFAULT_GATES) == []
 
 
-def test_thresholds_come_from_the_environment(monkeypatch):
+def test_thresholds_come_from_the_settings(home, monkeypatch):
+    from segmentation.config import load_settings
+
+    assert load_settings().gates == DEFAULT_GATES
     monkeypatch.setenv("SEGMENTATION_GATE_MAX_NOISE_SHARE", "0.5")
-    assert gate_thresholds()["max_noise_share"] == 0.5
+    assert load_settings({"SEGMENTATION_GATE_MIN_SEGMENTS": "4"}).gates == {**DEFAULT_GATES, "max_noise_share": 0.5,
+                                                                            "min_segments": 4}
 
 
 def test_size_metrics_and_stability():

@@ -94,8 +94,8 @@ def test_failed_gates_keep_the_champion(lifecycle, sales):
     _no_drift(lifecycle)
     settings = _settings(lifecycle)
     run_months(settings, "2023-01", "2023-06", sales["base"])
-    lifecycle.setenv("SEGMENTATION_GATE_MIN_SEGMENTS", "40")
-    result = run_month(settings, "2023-07", sales["base"], force_retrain=True)
+    strict = _settings(lifecycle, GATE_MIN_SEGMENTS=40)
+    result = run_month(strict, "2023-07", sales["base"], force_retrain=True)
     assert result["train"]["promoted"] is False
     assert "segments < 40" in result["train"]["verdict"]
     registry = Registry(Lake(settings.lake_root))

@@ -79,3 +79,34 @@ def test_the_warehouse_backend_follows_the_settings(home, monkeypatch):
     warehouse = warehouse_for(load_settings())
     assert (type(warehouse).__name__, warehouse.project, warehouse.dataset) == ("BigQueryWarehouse", "my-project",
                                                                                 "segmentation")
+
+
+def test_gates_notify_and_landing_are_settings(home, monkeypatch):
+    settings = load_settings()
+    assert (settings.landing, settings.notify_targets, settings.gates["min_segments"]) == (str(home / "landing"),
+                                                                                           ["log"], 3)
+    monkeypatch.setenv("AIRFLOW_VAR_SEGMENTATION_SETTINGS", json.dumps({
+        "SEGMENTATION_GATE_MIN_STABILITY": 0.6, "SEGMENTATION_NOTIFY": "log,email:a@x.org;b@y.org",
+        "SEGMENTATION_LANDING": "gs://bucket/landing", "SEGMENTATION_GATE_MIN_SEGMENTS": 4}))
+    monkeypatch.setenv("SEGMENTATION_GATE_MIN_SEGMENTS", "5")  # the environment wins over the Variable
+    settings = settings_in_airflow()
+    assert (settings.gates["min_stability"], settings.gates["min_segments"]) == (0.6, 5)
+    assert settings.notify_targets == ["log", "email:a@x.org;b@y.org"]
+    assert settings.landing == "gs://bucket/landing"
+
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("SEGMENTATION_GATE_MIN_SEGMENTS", "three", "SEGMENTATION_GATE_MIN_SEGMENTS must be an integer"),
+        ("SEGMENTATION_GATE_MIN_SEGMENTS", "0", "SEGMENTATION_GATE_MIN_SEGMENTS must be >= 1"),
+        ("SEGMENTATION_GATE_MAX_NOISE_SHARE", "10", "SEGMENTATION_GATE_MAX_NOISE_SHARE must be between 0 and 1"),
+        ("SEGMENTATION_NOTIFY", "log,pager:ops", "SEGMENTATION_NOTIFY: unknown target 'pager:ops'"),
+        ("SEGMENTATION_NOTIFY", "email:ops", "SEGMENTATION_NOTIFY: 'email:ops' must name e-mail addresses"),
+        ("SEGMENTATION_LANDING", "s3://bucket/landing", "SEGMENTATION_LANDING must be a local path or gs://"),
+    ],
+)
+def test_bad_gates_notify_and_landing_name_the_variable_at_task_start(home, monkeypatch, name, value, message):
+    monkeypatch.setenv("AIRFLOW_VAR_SEGMENTATION_SETTINGS", json.dumps({name: value}))
+    with pytest.raises(ValueError, match=message):
+        settings_in_airflow()

@@ -74,7 +74,7 @@ bench: install
 	$(BIN)/python benchmarks/run.py
 
 # Segment quality through `segmentation run`: UCI Online Retail (future-behaviour AUC against KMeans-RFM and a
-# supervised ceiling) and planted shop data from an independent generator and the project's own (about 15 minutes)
+# supervised ceiling) and planted shop data from an independent generator (also over 36 months with the defaults) and the project's own (about 20 minutes)
 quality: install
 	$(BIN)/python benchmarks/quality.py --json benchmarks/results/quality.json
 

@@ -15,7 +15,7 @@ Planted data: ARI against the planted behaviours, noise share, largest share, an
 segment id from one month to the next (planted behaviours do not change). Every data set: the candidates the gates
 compared (autoencoder + HDBSCAN against HDBSCAN, KMeans and a GMM on the scaled features) with the selection.
 
-    .venv/bin/python benchmarks/quality.py                         # everything (about 15 minutes on 2 cores)
+    .venv/bin/python benchmarks/quality.py                         # everything (about 20 minutes on 2 cores)
     .venv/bin/python benchmarks/quality.py --datasets online_retail --json out.json
 """
 

@@ -98,7 +98,8 @@ def invoice_columns(mapping: str | dict | None) -> tuple[tuple[str, str], ...]:
 def delivery_name(source: Source, month: str) -> str:
     """Where the month's rows come from, for errors: the month's own file for a landing source."""
     if source.kind == "landing" and source.path:
-        return landing_files(source.path).get(month) or source.describe()
+        name = landing_files(source.path).get(month)
+        return Lake(source.path, create=False).url(name) if name else source.describe()
     return source.describe()
 
 

@@ -112,7 +112,7 @@ def evaluate_candidate(bundle: LoadedModel, eligible: pd.DataFrame, settings: Se
     """Gate metrics of one candidate on the month's modelled shops: sizes, bootstrap stability, and separation in the
     scaled feature space every candidate shares (silhouette, Calinski-Harabasz). Its score, for the selection:
     Calinski-Harabasz x coverage x stability (silhouette barely tells 4 clusters from the 7 that are there)."""
-    from sklearn.metrics import silhouette_score
+    from sklearn.metrics import calinski_harabasz_score, silhouette_score
 
     space = latent_of(bundle, eligible)
     labels, _ = clustering.predict(bundle.clusterer, space)
@@ -127,20 +127,11 @@ def evaluate_candidate(bundle: LoadedModel, eligible: pd.DataFrame, settings: Se
     sample = clustered[evaluate.subsample(len(clustered), clustering.SELECTION_SAMPLE, settings.seed)]
     metrics["silhouette"] = float(silhouette_score(scaled[sample], labels[sample])) \
         if len(set(labels[sample].tolist())) > 1 else 0.0
-    metrics.update(separation_score(scaled, labels, metrics["stability"]))
-    return {"metrics": metrics, "labels": labels}
-
-
-def separation_score(scaled: np.ndarray, labels: np.ndarray, stability: float) -> dict:
-    """Calinski-Harabasz of the clustered rows in the shared scaled space, and the selection score: Calinski-Harabasz
-    x coverage x stability (the same measure ranks the candidates and holds a challenger against the champion)."""
-    from sklearn.metrics import calinski_harabasz_score
-
-    clustered = np.flatnonzero(labels >= 0)
     separated = len(set(labels[clustered].tolist())) > 1
-    ch = float(calinski_harabasz_score(scaled[clustered], labels[clustered])) if separated else 0.0
-    coverage = len(clustered) / len(labels) if len(labels) else 0.0
-    return {"calinski_harabasz": ch, "score": round(ch * coverage * stability, 3)}
+    metrics["calinski_harabasz"] = float(calinski_harabasz_score(scaled[clustered], labels[clustered])) \
+        if separated else 0.0
+    metrics["score"] = round(metrics["calinski_harabasz"] * (1 - metrics["noise_share"]) * metrics["stability"], 3)
+    return {"metrics": metrics, "labels": labels}
 
 
 def select_candidate(evaluations: dict[str, dict], gates: dict) -> tuple[str | None, dict[str, list[str]], str]:
@@ -172,10 +163,8 @@ def evaluate_challenger(bundle: LoadedModel, frame: pd.DataFrame, champion: Load
     if comparable:
         champion_segments, _ = segments_of(champion, eligible)
         result["champion_segments"] = champion_segments
-        stability = champion.metadata.get("metrics", {}).get("stability", 0.0)
-        scaled = model.scale(bundle.scaler, eligible[bundle.metadata["features"]].to_numpy(dtype="float64"))
-        result["champion"] = {**evaluate.size_metrics(champion_segments), "stability": stability,
-                              "score": separation_score(scaled, champion_segments, stability)["score"],
+        result["champion"] = {**evaluate.size_metrics(champion_segments),
+                              "stability": champion.metadata.get("metrics", {}).get("stability", 0.0),
                               "version": champion.version}
         result["metrics"]["ari_vs_champion"] = float(adjusted_rand_score(champion_segments, result["labels"]))
     return result

@@ -129,9 +129,9 @@ def segmentation_monthly():
         params = dict(context["params"])
         default_path = settings.landing if params.get("source") == "landing" else settings.home / "sample" / "sales.parquet"
         params["source_path"] = params.get("source_path") or str(default_path)
-        extra = {}
+        extra = {"cache_dir": str(settings.home / "cache" / params.get("source", "file"))}
         if params.get("source") == "kaggle":
-            extra = {"cache_dir": str(settings.home / "cache" / "kaggle"), "credentials": _kaggle_credentials()}
+            extra["credentials"] = _kaggle_credentials()
         try:
             return ingest_month(settings, _month(context), Source.from_params(params, **extra))
         except (SourceDataError, InvoiceSourceError) as exc:

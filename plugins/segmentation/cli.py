@@ -90,7 +90,7 @@ def _source(args, settings) -> Source:
     path = args.input or (settings.landing if kind == "landing" else None)
     return Source(kind=kind, path=path, n_shops=args.shops, layout=args.layout, dataset=args.dataset,
                   columns=invoice_columns(args.columns), date_format=args.date_format,
-                  cache_dir=str(settings.home / "cache" / "kaggle"))
+                  cache_dir=str(settings.home / "cache" / kind))
 
 
 def _stage(args) -> int:

@@ -54,6 +54,7 @@ class Settings:
     warehouse_backend: str = "duckdb"
     warehouse_dsn: str | None = field(default=None, repr=False)
     warehouse_conn_id: str = "segmentation_warehouse"
+    warehouse_wait_seconds: float = 120.0  # how long a DuckDB writer waits for another process's session
     gcp_conn_id: str = "google_cloud_default"
     bq_project: str | None = None
     bq_dataset: str | None = None
@@ -135,6 +136,7 @@ def load_settings(overrides: dict[str, str] | None = None) -> Settings:
         warehouse_backend=_env("SEGMENTATION_WAREHOUSE_BACKEND", "duckdb", env),
         warehouse_dsn=env.get("SEGMENTATION_WAREHOUSE_DSN") or None,
         warehouse_conn_id=_env("SEGMENTATION_WAREHOUSE_CONN_ID", "segmentation_warehouse", env),
+        warehouse_wait_seconds=_env_float("SEGMENTATION_WAREHOUSE_WAIT_SECONDS", 120.0, env),
         gcp_conn_id=_env("SEGMENTATION_GCP_CONN_ID", "google_cloud_default", env),
         bq_project=env.get("SEGMENTATION_BQ_PROJECT") or None,
         bq_dataset=env.get("SEGMENTATION_BQ_DATASET") or None,
@@ -182,6 +184,8 @@ def validate_settings(settings: Settings) -> None:
     for name in ("drift_feature_psi", "drift_mix_psi", "drift_noise_jump"):
         if getattr(settings, name) <= 0:
             problems.append(f"SEGMENTATION_{name.upper()} must be > 0, got {getattr(settings, name)}")
+    if settings.warehouse_wait_seconds < 0:
+        problems.append(f"SEGMENTATION_WAREHOUSE_WAIT_SECONDS must be >= 0, got {settings.warehouse_wait_seconds}")
     if not settings.sql_dir.is_dir():
         problems.append(f"SQL directory not found: {settings.sql_dir} (set SEGMENTATION_SQL_DIR)")
     if problems:

@@ -28,6 +28,7 @@ def test_defaults_live_under_the_home(home):
         ("SEGMENTATION_DRIFT_MIX_PSI", "-1", "SEGMENTATION_DRIFT_MIX_PSI must be > 0"),
         ("SEGMENTATION_RFM", "maybe", "SEGMENTATION_RFM must be auto, on or off"),
         ("SEGMENTATION_FEATURE_WORKERS", "-1", "SEGMENTATION_FEATURE_WORKERS must be between 0"),
+        ("SEGMENTATION_WAREHOUSE_WAIT_SECONDS", "-5", "SEGMENTATION_WAREHOUSE_WAIT_SECONDS must be >= 0"),
     ],
 )
 def test_bad_values_name_the_variable(home, monkeypatch, name, value, message):

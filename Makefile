@@ -31,7 +31,7 @@ $(BIN)/python:
 $(VENV)/.installed: $(BIN)/python requirements.txt constraints.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
 	$(BIN)/uv pip install --python $(BIN)/python -r requirements.txt -c constraints.txt
-	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
+	$(BIN)/uv pip install --python $(BIN)/python -c constraints.txt -e ".[test]"
 	touch $@
 
 install: $(VENV)/.installed

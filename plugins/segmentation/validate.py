@@ -213,12 +213,6 @@ def run_checkpoint(frame: pd.DataFrame, month: str, trailing_rows: list[int], pr
     return {"month": month, "success": success, "rows": len(frame), "checks": checks}
 
 
-def run_suite(frame: pd.DataFrame, month: str) -> dict:
-    """The contract suite alone on a frame (no trailing context), for quick checks and tests."""
-    with tempfile.TemporaryDirectory() as tmp:
-        return run_checkpoint(frame, month, [], None, Path(tmp))
-
-
 def staged_frame(table: pa.Table) -> pd.DataFrame:
     """The staged rows as delivered, with two repairs: decimal columns become float64, and pandas nullable
     integers and floats plain numpy ones (missing values as NaN), which Great Expectations' type checks know."""

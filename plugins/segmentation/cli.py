@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from .config import load_settings
+from .contract import DEFAULT_KAGGLE_DATASET, INVOICE_FIELDS, INVOICE_LAYOUTS, SOURCE_KINDS
 from .home_lock import hold_home
 from .sources import Source, invoice_columns
 
@@ -146,13 +147,13 @@ def _feature_sql(args) -> int:
 
 
 def _add_source_options(parser) -> None:
-    parser.add_argument("--source", choices=["file", "landing", "kaggle", "invoices", "synthetic"],
+    parser.add_argument("--source", choices=SOURCE_KINDS,
                         help="default: file when --input is given, else synthetic")
-    parser.add_argument("--layout", default="uci", choices=["uci", "plain"], help="invoice layout (--source invoices)")
-    parser.add_argument("--dataset", default="tanulkumarsrivastava/sales-dataset", help="Kaggle dataset (--source kaggle)")
+    parser.add_argument("--layout", default="uci", choices=INVOICE_LAYOUTS, help="invoice layout (--source invoices)")
+    parser.add_argument("--dataset", default=DEFAULT_KAGGLE_DATASET, help="Kaggle dataset (--source kaggle)")
     parser.add_argument("--columns", metavar="FIELD=COLUMN,...",
                         help='invoice columns read instead of the layout\'s, e.g. customer="Customer ID",price=Price '
-                             "(fields: invoice, product, description, quantity, date, price, amount, customer, country)")
+                             f"(fields: {', '.join(INVOICE_FIELDS)})")
     parser.add_argument("--date-format", metavar="FORMAT",
                         help='strftime format of invoice dates, e.g. "%%d/%%m/%%Y %%H:%%M" (ISO 8601 is always tried)')
 

@@ -22,7 +22,6 @@ SEGMENT_SHARES = {
     "declining": 0.12,
     "erratic": 0.19,
 }
-CONTRACT_COLUMNS = ["shop_id", "product_id", "year", "month", "sales_qty", "sales_value"]
 
 
 @dataclass(frozen=True)

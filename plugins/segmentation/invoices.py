@@ -21,15 +21,13 @@ import numpy as np
 import pandas as pd
 import pyarrow.dataset as ds
 
+from .contract import INVOICE_FIELDS, INVOICE_LINE_TYPES, KEY_COLUMNS, MONTHLY_COLUMNS
+
 log = logging.getLogger(__name__)
 
-CANONICAL_FIELDS = ("invoice", "product", "description", "quantity", "date", "price", "amount", "customer", "country")
 TEXT_FIELDS = ("invoice", "product", "description", "customer", "country")
 NUMBER_FIELDS = ("quantity", "price", "amount")
-CONTRACT_COLUMNS = ["shop_id", "product_id", "year", "month", "sales_qty", "sales_value"]
-KEY_COLUMNS = CONTRACT_COLUMNS[:4]
 # the invoice-lines contract (lines/month=M): the cleaned lines that customer-level features are built from
-LINES_COLUMNS = ["customer_id", "invoice_id", "invoice_date", "product_id", "quantity", "value"]
 # Online Retail II as UCI publishes it now names three of the UCI columns differently
 HEADER_ALIASES = {"InvoiceNo": ("Invoice",), "UnitPrice": ("Price",), "CustomerID": ("Customer ID",)}
 DEFAULT_PRODUCT = "ALL"
@@ -69,7 +67,7 @@ class InvoiceLayout:
     value_is_amount: bool = False  # True: the line's value is `amount`; False: quantity * price
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.columns) - set(CANONICAL_FIELDS))
+        unknown = sorted(set(self.columns) - set(INVOICE_FIELDS))
         if unknown:
             raise ValueError(f"layout {self.name!r}: unknown field(s) {', '.join(unknown)}")
         missing = [f for f in self.required if f not in self.columns]
@@ -98,9 +96,9 @@ def parse_columns(text: str | None) -> dict[str, str]:
         name, column = name.strip(), column.strip().strip('"').strip("'")
         if not sep or not name or not column:
             raise InvoiceSourceError(f"column mapping {text!r}: {item!r} is not field=column")
-        if name not in CANONICAL_FIELDS:
+        if name not in INVOICE_FIELDS:
             raise InvoiceSourceError(f"column mapping {text!r}: unknown field {name!r}; "
-                                     f"fields are {', '.join(CANONICAL_FIELDS)}")
+                                     f"fields are {', '.join(INVOICE_FIELDS)}")
         mapping[name] = column
     return mapping
 
@@ -240,7 +238,7 @@ def _check_columns(found: list[str], layout: InvoiceLayout, path: Path) -> list[
 
 def _canonical(raw: pd.DataFrame, layout: InvoiceLayout, path: Path) -> pd.DataFrame:
     out = pd.DataFrame(index=raw.index)
-    for name in CANONICAL_FIELDS:
+    for name in INVOICE_FIELDS:
         column = layout.columns.get(name)
         if column is None or column not in raw.columns:
             continue
@@ -392,7 +390,7 @@ def aggregate_monthly(clean: pd.DataFrame) -> pd.DataFrame:
     return monthly.astype(
         {"shop_id": "str", "product_id": "str", "year": "int64", "month": "int64",
          "sales_qty": "float64", "sales_value": "float64"}
-    )[CONTRACT_COLUMNS]
+    )[MONTHLY_COLUMNS]
 
 
 def invoice_lines(clean: pd.DataFrame) -> pd.DataFrame:
@@ -411,7 +409,8 @@ def invoice_lines(clean: pd.DataFrame) -> pd.DataFrame:
         "quantity": clean["quantity"].astype("float64"),
         "value": clean["value"].astype("float64"),
     })
-    return lines.sort_values(["customer_id", "invoice_date", "invoice_id", "product_id"], ignore_index=True)
+    return lines[list(INVOICE_LINE_TYPES)].sort_values(["customer_id", "invoice_date", "invoice_id", "product_id"],
+                                                       ignore_index=True)
 
 
 def monthly_contract_from_invoices(

@@ -27,13 +27,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from .contract import DEFAULT_KAGGLE_DATASET, MONTHLY_COLUMNS, SOURCE_KINDS
 from .generate import GeneratorSpec, generate_month
 from .months import month_index, parse_month
 from .storage import Lake, is_local, url_to_fs
 
 log = logging.getLogger(__name__)
-SOURCE_KINDS = ("file", "landing", "kaggle", "invoices", "synthetic")
-CONTRACT_COLUMNS = ["shop_id", "product_id", "year", "month", "sales_qty", "sales_value"]
 PERIOD_COLUMNS = ("year", "month")
 GZIP_MAGIC = b"\x1f\x8b"
 LANDING_SUFFIXES = ("csv", "csv.gz", "parquet")
@@ -54,7 +53,7 @@ class Source:
     n_shops: int = 2_000
     seed: int = 7
     first_month: str = "2023-01"
-    dataset: str = "tanulkumarsrivastava/sales-dataset"
+    dataset: str = DEFAULT_KAGGLE_DATASET
     layout: str = "uci"
     columns: tuple[tuple[str, str], ...] = ()  # invoice files: (canonical field, file column) read instead
     date_format: str | None = None  # invoice files: strftime format of the dates (ISO 8601 is always tried)
@@ -116,7 +115,7 @@ def read_month(source: Source, month: str) -> pd.DataFrame:
 
 def _synthetic_month(source: Source, month: str) -> pd.DataFrame:
     if month_index(month) < month_index(source.first_month):
-        return pd.DataFrame(columns=CONTRACT_COLUMNS)
+        return pd.DataFrame(columns=MONTHLY_COLUMNS)
     spec = GeneratorSpec(n_shops=source.n_shops, seed=source.seed, first_month=source.first_month, last_month=month)
     return generate_month(spec, month)
 

@@ -264,7 +264,9 @@ def test_landing_prefix_and_source_files_on_gcs(emulator):
 def test_invoice_files_on_gcs(emulator, tmp_path):
     """An invoice file on gs:// is read through the storage layer (emulator settings), re-read when replaced,
     and named by its URL in errors."""
-    from segmentation.invoices import InvoiceSourceError, write_uci_sample
+    from support.samples import write_uci_sample
+
+    from segmentation.invoices import InvoiceSourceError
     from segmentation.sources import Source, read_month
 
     store = GcsStore(emulator, f"invoices-{uuid.uuid4().hex[:8]}")

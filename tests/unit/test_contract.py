@@ -1,9 +1,10 @@
 """The contracts are written once (segmentation.contract) and everything that types or lists them follows it."""
 
 import pyarrow as pa
+from support.samples import write_uci_sample
 
 from segmentation.contract import INVOICE_LINE_TYPES, MONTHLY_TYPES, SOURCE_KINDS
-from segmentation.invoices import UCI_LAYOUT, clean_invoices, invoice_lines, read_invoices, write_uci_sample
+from segmentation.invoices import UCI_LAYOUT, clean_invoices, invoice_lines, read_invoices
 from segmentation.validate import CONTRACT_SCHEMA
 
 

@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from support.samples import inject_bad_rows
 
 from segmentation.contract import MONTHLY_COLUMNS
 from segmentation.generate import (
@@ -8,7 +9,6 @@ from segmentation.generate import (
     generate,
     generate_month,
     ground_truth,
-    inject_bad_rows,
 )
 
 

@@ -2,6 +2,7 @@ import logging
 
 import pandas as pd
 import pytest
+from support.samples import write_uci_sample
 
 from segmentation.contract import MONTHLY_COLUMNS
 from segmentation.invoices import (
@@ -13,7 +14,6 @@ from segmentation.invoices import (
     clean_invoices,
     monthly_contract_from_invoices,
     read_invoices,
-    write_uci_sample,
 )
 
 UCI_HEADER = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"

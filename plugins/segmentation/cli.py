@@ -60,7 +60,7 @@ def _source(args, settings) -> Source:
 
 
 def _stage(args) -> int:
-    from . import decide, features, ingest, publish, score, train, validate
+    from . import decide, features, ingest, publish, reports, score, train, validate
 
     settings = load_settings()
     month = args.month
@@ -72,6 +72,7 @@ def _stage(args) -> int:
         "train": lambda: train.train(settings, month),
         "score": lambda: score.score(settings, month),
         "publish": lambda: publish.publish(settings, month),
+        "report": lambda: reports.report(settings, month),
     }
     print(json.dumps(calls[args.name](), indent=2, default=str))
     return 0
@@ -144,7 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_run)
 
     stage = sub.add_parser("stage", help="run one stage for one month")
-    stage.add_argument("name", choices=["ingest", "validate", "features", "decide", "train", "score", "publish"])
+    stage.add_argument("name", choices=["ingest", "validate", "features", "decide", "train", "score", "publish",
+                                          "report"])
     stage.add_argument("--month", required=True)
     stage.add_argument("--input")
     _add_source_options(stage)

@@ -273,7 +273,7 @@ def business_view(lake: Lake, month: str, scores: pd.DataFrame, features: pd.Dat
             measure_share=float(per_segment.get(segment_id, 0.0)) / total if total > 0 else 0.0,
             profile=customer_profile(group) if customers else shop_profile(group, has_values),
             joined=joined, left=left, new=new, products=products.get(segment_id, pd.DataFrame())))
-    cards.sort(key=lambda c: (-c.measure_share, -c.shops, c.segment_id))
+    cards.sort(key=lambda c: (-c.shops, c.segment_id))
     buyers = int(by_shop[by_shop > 0].index.isin(segment_of.index).sum())
     return BusinessView(month, customers, measure, total, buyers, cards, moves)
 
@@ -301,6 +301,12 @@ svg.sankey text{font-size:11px;font-family:sans-serif}
 """
 
 
+def _lift(lift: float) -> str:
+    if not math.isfinite(lift):
+        return ""
+    return " · >99x" if lift > 99 else f" · {lift:.1f}x"
+
+
 def _card_html(card: Card, view: BusinessView) -> str:
     colour = segment_colour(card.segment_id)
     kind = {"model": "segment", "lifecycle": "lifecycle rule", "noise": "atypical"}[card.kind]
@@ -315,7 +321,7 @@ def _card_html(card: Card, view: BusinessView) -> str:
         items = "".join(
             f'<li><span class="bar" style="width:{100 * row.share / top:.0f}%"></span>'
             f'<span>{html.escape(row.product_id)}</span><span>{percent(row.share)}'
-            f'{"" if not math.isfinite(row.lift) else f" · {row.lift:.1f}x"}</span></li>'
+            f'{_lift(row.lift)}</span></li>'
             for row in card.products.itertuples())
         products = f"<ol>{items}</ol>"
     return (f'<article class="card" data-segment="{card.segment_id}" style="--c:{colour}">'
@@ -440,8 +446,7 @@ def render_business(view: BusinessView) -> str:
              f"({model_segments} found by the model, {len(view.cards) - model_segments} by lifecycle rules"
              f"{' or atypical' if any(c.kind == 'noise' for c in view.cards) else ''}); "
              f"<b>{view.buyers:,}</b> of them {'bought' if view.customers else 'sold'} this month, "
-             f"{view.measure} <b>{amount(view.total_measure)}</b>. Cards are ordered by share of "
-             f"{view.measure}; profile values are the segment's medians over the feature window.</p>",
+             f"{view.measure} <b>{amount(view.total_measure)}</b>. Cards are ordered by size; profile values are the segment's medians over the feature window.</p>",
              "<div class='cards' id='segment-cards'>", *(_card_html(c, view) for c in view.cards), "</div>",
              "<h2 id='movements'>Movements since last month</h2>"]
     moves = view.movements

@@ -16,6 +16,7 @@ import logging
 import numpy as np
 import pandas as pd
 
+from . import tracking
 from .config import Settings
 from .decide import SKIP, read_decision
 from .publish import warehouse_for
@@ -203,6 +204,7 @@ def report(settings: Settings, month: str) -> dict:
     page, pngs = render(settings, month)
     lake = Lake(settings.lake_root)
     manifest = lake.publish_files(month_ref("reports", month), {"report.html": page.encode(), **pngs}, {"month": month})
+    tracking.log_report(settings, month, read_decision(settings, month), page)  # optional; never raises
     stored = next(f["file"] for f in manifest["files"] if f["name"] == "report.html")
     path = lake.url(f"reports/month={month}/{stored}")
     log.info("report %s: %s (%d plots)", month, path, len(pngs))

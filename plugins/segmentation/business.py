@@ -175,10 +175,9 @@ def month_sales(lake: Lake, month: str) -> tuple[pd.DataFrame, str]:
 def top_products(sales: pd.DataFrame, segment_of: pd.Series, n: int = TOP_PRODUCTS) -> dict[int, pd.DataFrame]:
     """Per segment: its n biggest products by share of the segment's revenue (volume) this month, and their lift
     (that share over the product's share of all shops' revenue). Ties go to the smaller product id."""
-    frame = sales.assign(segment_id=sales["shop_id"].map(segment_of)).dropna(subset=["segment_id"])
+    frame = sales.merge(segment_of.rename("segment_id"), left_on="shop_id", right_index=True)  # a hash join
     if frame.empty:
         return {}
-    frame["segment_id"] = frame["segment_id"].astype("int64")
     overall = frame.groupby("product_id")["measure"].sum()
     overall_share = overall / overall.sum() if overall.sum() > 0 else overall * 0
     by = frame.groupby(["segment_id", "product_id"], as_index=False)["measure"].sum()
@@ -221,7 +220,7 @@ def movements(current: pd.DataFrame, previous: pd.DataFrame | None) -> dict | No
     same = both["segment_id"].astype("int64") == both["segment_id_before"].astype("int64")
     lapsed_now = both["segment_id"].astype("int64").isin(LAPSED_IDS)
     lapsed_before = both["segment_id_before"].astype("int64").isin(LAPSED_IDS)
-    names_before = dict(zip(previous["segment_id"].astype("int64"), previous["segment_name"], strict=False))
+    names_before = {int(k): v for k, v in previous.groupby("segment_id")["segment_name"].first().items()}
     return {
         "flows": flows,
         "stayed": int(same.sum()),
@@ -230,7 +229,13 @@ def movements(current: pd.DataFrame, previous: pd.DataFrame | None) -> dict | No
         "gone": len(gone),
         "lapsed": int((lapsed_now & ~lapsed_before).sum()),
         "names_before": names_before,
+        "models": (_model_of(previous), _model_of(current)),
     }
+
+
+def _model_of(scores: pd.DataFrame) -> str | None:
+    versions = scores["model_version"].dropna().unique() if "model_version" in scores else []
+    return str(versions[0]) if len(versions) == 1 else None
 
 
 def _segment_moves(moves: dict | None, segment_id: int) -> tuple[int, int, int]:
@@ -254,7 +259,8 @@ def business_view(lake: Lake, month: str, scores: pd.DataFrame, features: pd.Dat
     segment_of = scores.set_index(scores["shop_id"].astype(str))["segment_id"]
     by_shop = sales.groupby("shop_id")["measure"].sum()
     total = float(by_shop.sum())
-    per_segment = by_shop.groupby(by_shop.index.map(segment_of)).sum() if len(by_shop) else pd.Series(dtype=float)
+    per_segment = by_shop.to_frame().merge(segment_of.rename("segment_id"), left_index=True, right_index=True) \
+        .groupby("segment_id")["measure"].sum()
     products = top_products(sales, segment_of)
     previous_ref = month_ref("scores", add_months(month, -1))
     previous = lake.read_table(previous_ref).to_pandas() if lake.has_partition(previous_ref) else None
@@ -293,12 +299,16 @@ STYLE = """
 .card li{position:relative;padding:1px 4px;margin:1px 0;display:flex;justify-content:space-between}
 .card li .bar{position:absolute;left:0;top:0;bottom:0;background:var(--c);opacity:.18;border-radius:2px}
 .card li span{position:relative}
-.summary{font-size:14px}.moves-summary li{margin:2px 0}
+.summary{font-size:14px}.note{background:#fff8e1;border-left:4px solid #f0b400;padding:6px 10px;font-size:13px}.moves-summary li{margin:2px 0}
 table.matrix{border-collapse:collapse;font-size:11px;margin:1em 0}
 table.matrix th,table.matrix td{border:1px solid #e4e4e4;padding:2px 5px;text-align:right}
 table.matrix th{background:#fafafa;font-weight:normal;max-width:90px}table.matrix td.same{font-weight:bold}
 svg.sankey text{font-size:11px;font-family:sans-serif}
 """
+
+
+def _signed(count: int, sign: str) -> str:
+    return f"{sign}{count:,}" if count else "0"
 
 
 def _lift(lift: float) -> str:
@@ -313,8 +323,8 @@ def _card_html(card: Card, view: BusinessView) -> str:
     profile = "".join(f"<dt>{html.escape(label)}</dt><dd>{html.escape(value)}</dd>" for label, value in card.profile)
     moves = ""
     if view.movements is not None:
-        moves = (f'<p class="moves">since last month: <b>+{card.joined:,}</b> from other segments, '
-                 f'<b>−{card.left:,}</b> to others, <b>{card.new:,}</b> new</p>')
+        moves = (f'<p class="moves">since last month: <b>{_signed(card.joined, "+")}</b> from other segments, '
+                 f'<b>{_signed(card.left, "−")}</b> to others, <b>{card.new:,}</b> new</p>')
     products = "<p class='moves'>no sales this month</p>"
     if not card.products.empty:
         top = card.products["share"].max()
@@ -367,7 +377,7 @@ def _sankey(view: BusinessView, width: int = 960, label_space: int = 210, gap: i
     (left, left_height), (right, right_height) = layout(left_ids, left_size), layout(right_ids, right_size)
     height = int(max(left_height, right_height))
     x0, x1, bar = label_space, width - label_space, 12
-    label = {NEW: f"new {view.noun}", GONE: "no longer scored"}
+    label = {NEW: "not scored last month", GONE: "no longer scored"}
 
     def name(node, side):
         if node in label:
@@ -416,7 +426,7 @@ def _matrix(view: BusinessView) -> str:
 
     def head(node, before):
         if node == NEW:
-            return f"new {view.noun}"
+            return "not scored last month"
         if node == GONE:
             return "no longer scored"
         return html.escape((view.movements["names_before"] if before else names_now).get(node, str(node)))
@@ -434,6 +444,14 @@ def _matrix(view: BusinessView) -> str:
         cells.append("</tr>")
     cells.append("</table>")
     return "".join(cells)
+
+
+def _model_change(moves: dict) -> str:
+    before, now = moves["models"]
+    if before is None or now is None or before == now:
+        return ""
+    return (f"<p class='note' id='model-change'>The model changed since last month (v{before} → v{now}): part of "
+            "these movements comes from the new model's segments, not from changed behaviour.</p>")
 
 
 def render_business(view: BusinessView) -> str:
@@ -462,6 +480,7 @@ def render_business(view: BusinessView) -> str:
             f"<li><b>{moves['new']:,}</b> new (not scored last month)</li>",
             f"<li><b>{moves['lapsed']:,}</b> lapsed (moved into a lapsed segment)</li>",
             f"<li><b>{moves['gone']:,}</b> no longer scored (no sale in the feature window)</li></ul>",
+            _model_change(moves),
             "<div id='sankey'>", _sankey(view), "</div>",
             "<details open><summary>Transition matrix (counts)</summary>", _matrix(view), "</details>"]
     parts.append("</section>")

@@ -18,6 +18,7 @@ A re-run (the same month and version) finds its run and adds nothing twice.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -60,15 +61,31 @@ def split_credentials(uri: str) -> tuple[str, str | None, str | None]:
     return urllib.parse.urlunsplit(parts._replace(netloc=host)), user, password
 
 
+@contextlib.contextmanager
+def _mlflow_environment(settings: Settings):
+    """For the duration of one tracking call: quick request defaults (unless set) and the URI's credentials as
+    MLFLOW_TRACKING_USERNAME / _PASSWORD (which they win over); the environment is restored afterwards, so the
+    credentials do not stay in the process's environment or reach its children."""
+    _, user, password = split_credentials(settings.mlflow_tracking_uri)
+    wanted = {name: os.environ.get(name, value) for name, value in REQUEST_DEFAULTS.items()}
+    if user is not None:
+        wanted.update(MLFLOW_TRACKING_USERNAME=user, MLFLOW_TRACKING_PASSWORD=password or "")
+    saved = {name: os.environ.get(name) for name in wanted}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def _client(settings: Settings):
-    for name, value in REQUEST_DEFAULTS.items():
-        os.environ.setdefault(name, value)
-    uri, user, password = split_credentials(settings.mlflow_tracking_uri)
-    if user is not None:  # the URI's user info wins over MLFLOW_TRACKING_USERNAME / _PASSWORD
-        os.environ["MLFLOW_TRACKING_USERNAME"] = user
-        os.environ["MLFLOW_TRACKING_PASSWORD"] = password or ""
     from mlflow import MlflowClient
 
+    uri = split_credentials(settings.mlflow_tracking_uri)[0]
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
@@ -77,7 +94,8 @@ def _guarded(what: str, settings: Settings, call, *args):
     if not enabled(settings):
         return None
     try:
-        return call(settings, *args)
+        with _mlflow_environment(settings):
+            return call(settings, *args)
     except ImportError:
         log.warning("%s: SEGMENTATION_MLFLOW_TRACKING_URI is set but mlflow is not installed "
                     "(pip install 'segmentation[mlflow]'); nothing tracked", what)

@@ -9,6 +9,7 @@ only a warning says so. The credentials in the URI never reach a log or the serv
 from __future__ import annotations
 
 import logging
+import os
 
 import pytest
 
@@ -101,6 +102,7 @@ def test_training_is_tracked_and_the_champion_registered(server, pipeline_env, s
     out, err = capfd.readouterr()
     assert SECRET not in caplog.text + out + err
     assert SECRET not in repr(run.data.tags) + repr(run.data.params)
+    assert "MLFLOW_TRACKING_PASSWORD" not in os.environ  # handed to MLflow for each call only
     assert "MLflow run" in caplog.text
 
 

@@ -17,7 +17,7 @@ DEMO_FROM ?= 2023-01
 DEMO_TO ?= 2024-12
 SAMPLE := $(SEGMENTATION_HOME)/sample/sales.parquet
 
-.PHONY: help install system-deps demo test test-live lint sample airflow-init standalone bench quality clean
+.PHONY: help install system-deps mlflow-server demo test test-live lint sample airflow-init standalone bench quality clean
 
 help:
 	@echo "make demo   - install, generate sample data, run segmentation_monthly for $(DEMO_FROM)..$(DEMO_TO) through Airflow"
@@ -31,14 +31,20 @@ $(BIN)/python:
 $(VENV)/.installed: $(BIN)/python requirements.txt constraints.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
 	$(BIN)/uv pip install --python $(BIN)/python -r requirements.txt -c constraints.txt
-	$(BIN)/uv pip install --python $(BIN)/python -c constraints.txt -e ".[test]"
+	$(BIN)/uv pip install --python $(BIN)/python -c constraints.txt -e ".[test,mlflow]"
 	touch $@
 
 install: $(VENV)/.installed
 
-# Debian's PostgreSQL server binaries, for the PostgreSQL warehouse tests (installed only when missing)
+# Debian's PostgreSQL server binaries (the PostgreSQL warehouse tests) and Chromium (the report's browser check),
+# installed only when missing
 system-deps:
 	bash scripts/install_postgres.sh > /dev/null
+	bash scripts/install_browser.sh > /dev/null
+
+# The MLflow tracking server the experiment-tracking test starts, in its own virtualenv (see the script)
+mlflow-server: install
+	UV=$(BIN)/uv bash scripts/install_mlflow_server.sh > /dev/null
 
 $(SAMPLE): | $(VENV)/.installed
 	$(BIN)/segmentation generate --shops $(DEMO_SHOPS) --from $(DEMO_FROM) --to $(DEMO_TO) --out $(SAMPLE)
@@ -55,7 +61,7 @@ airflow-init: $(AIRFLOW_HOME)/airflow.db
 demo: install sample airflow-init
 	$(BIN)/python scripts/run_demo.py --from $(DEMO_FROM) --to $(DEMO_TO)
 
-test: install system-deps
+test: install system-deps mlflow-server
 	$(BIN)/python -m pytest
 
 # A real Airflow (api-server, scheduler, dag-processor) driven through the REST API v2, the UI in headless

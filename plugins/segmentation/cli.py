@@ -95,7 +95,7 @@ def _source(args, settings) -> Source:
 
 
 def _stage(args) -> int:
-    from . import decide, features, ingest, publish, score, train, validate
+    from . import decide, features, ingest, publish, reports, score, train, validate
 
     settings = load_settings()
     month = args.month
@@ -107,6 +107,7 @@ def _stage(args) -> int:
         "train": lambda: train.train(settings, month),
         "score": lambda: score.score(settings, month),
         "publish": lambda: publish.publish(settings, month),
+        "report": lambda: reports.report(settings, month),
     }
     with hold_home(settings.home, f"segmentation stage {args.name} --month {month}", args.wait):
         result = calls[args.name]()
@@ -188,7 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_run)
 
     stage = sub.add_parser("stage", help="run one stage for one month")
-    stage.add_argument("name", choices=["ingest", "validate", "features", "decide", "train", "score", "publish"])
+    stage.add_argument("name", choices=["ingest", "validate", "features", "decide", "train", "score", "publish",
+                                          "report"])
     stage.add_argument("--month", required=True)
     stage.add_argument("--input")
     _add_source_options(stage)

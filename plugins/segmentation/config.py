@@ -60,6 +60,9 @@ class Settings:
     bq_dataset: str | None = None
     landing: str = ""  # load_settings: $SEGMENTATION_HOME/landing
     notify: str = "log"
+    # experiment tracking (segmentation/tracking.py): off unless a tracking URI is set; may hold credentials
+    mlflow_tracking_uri: str | None = field(default=None, repr=False)
+    mlflow_experiment: str = "segmentation"
     # gates: of the model's shops (lifecycle rules take the thin histories before the model sees them)
     gate_max_noise_share: float = 0.10
     gate_min_segments: int = 3
@@ -142,6 +145,8 @@ def load_settings(overrides: dict[str, str] | None = None) -> Settings:
         bq_dataset=env.get("SEGMENTATION_BQ_DATASET") or None,
         landing=_env("SEGMENTATION_LANDING", str(home / "landing"), env),
         notify=_env("SEGMENTATION_NOTIFY", "log", env),
+        mlflow_tracking_uri=env.get("SEGMENTATION_MLFLOW_TRACKING_URI") or None,
+        mlflow_experiment=_env("SEGMENTATION_MLFLOW_EXPERIMENT", "segmentation", env),
         **_env_gates(env),
     )
     validate_settings(settings)
@@ -173,6 +178,7 @@ def validate_settings(settings: Settings) -> None:
         if not url.startswith(("gs://", "gcs://", "/", "file://")) and "://" in url:
             problems.append(f"{name} must be a local path or gs://bucket/prefix, got {url!r}")
     problems += _notify_problems(settings.notify_targets) + _gate_problems(settings)
+    problems += _mlflow_problems(settings)
     if settings.rfm not in ("auto", "on", "off"):
         problems.append(f"SEGMENTATION_RFM must be auto, on or off, got {settings.rfm!r}")
     if not 0 <= settings.feature_workers <= 64:
@@ -190,6 +196,21 @@ def validate_settings(settings: Settings) -> None:
         problems.append(f"SQL directory not found: {settings.sql_dir} (set SEGMENTATION_SQL_DIR)")
     if problems:
         raise ValueError("invalid segmentation settings:\n  " + "\n  ".join(problems))
+
+
+MLFLOW_SCHEMES = ("http", "https", "file", "sqlite", "postgresql", "mysql", "databricks")
+
+
+def _mlflow_problems(settings: Settings) -> list[str]:
+    uri = settings.mlflow_tracking_uri
+    problems = []
+    if uri is not None and uri.partition(":")[0] not in MLFLOW_SCHEMES:
+        # the value itself is not repeated: it may carry credentials
+        problems.append("SEGMENTATION_MLFLOW_TRACKING_URI must be an MLflow tracking URI starting with one of "
+                        f"{', '.join(s + ':' for s in MLFLOW_SCHEMES)}")
+    if not settings.mlflow_experiment.strip():
+        problems.append("SEGMENTATION_MLFLOW_EXPERIMENT must not be empty")
+    return problems
 
 
 def _notify_problems(targets: list[str]) -> list[str]:

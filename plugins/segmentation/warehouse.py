@@ -4,6 +4,9 @@ DuckDB allows one writer per file. Airflow serialises the publish task with a on
 lock here also protects against writers outside Airflow (the CLI, a second scheduler). A process outside
 the pipeline holding the file (an analyst's notebook, even read-only) is waited for, a bounded time, and
 then named in a WarehouseBusyError.
+
+A long-running reader (the lookup API in the api-server) reads through a DuckDBReader, which holds the file
+only while its queries run, so it never keeps the monthly publish out.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import contextlib
 import fcntl
 import logging
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -127,3 +131,68 @@ class DuckDBWarehouse(SqlWarehouse):
     def query(self, sql: str, params: list | None = None) -> pd.DataFrame:
         with self.connect(read_only=True) as con:
             return con.execute(sql, params or []).fetchdf()
+
+
+class DuckDBReader:
+    """Read-only queries on a DuckDB warehouse file for a long-running process, such as the lookup API.
+
+    Opening a DuckDB database costs tens of milliseconds; attaching a file to an open in-memory DuckDB costs a
+    few. The reader keeps one in-memory DuckDB and attaches the file read-only while at least one query runs,
+    detaching it as soon as none does: between requests it holds no lock, so a writer (publish) gets in.
+    While a writer holds the file, a query waits up to `lock_wait_seconds`, then raises WarehouseBusyError.
+    """
+
+    ALIAS = "warehouse"
+
+    def __init__(self, db_path: Path, lock_wait_seconds: float = 5.0):
+        import duckdb
+
+        self.db_path = Path(db_path)
+        self.lock_wait_seconds = lock_wait_seconds
+        self._engine = duckdb.connect(":memory:")
+        self._guard = threading.Lock()
+        self._running = 0  # queries using the attached file
+
+    def query(self, sql: str, params: list | None = None) -> pd.DataFrame:
+        """Run a read-only query; unqualified table names are the warehouse's."""
+        with self._attached(), self._engine.cursor() as cursor:
+            cursor.execute(f"USE {self.ALIAS}")
+            return cursor.execute(sql, params or []).fetchdf()
+
+    @contextlib.contextmanager
+    def _attached(self):
+        """The file attached for the duration of the block, shared by the queries running at the same time."""
+        with self._guard:
+            if self._running == 0:
+                self._attach()
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._guard:
+                self._running -= 1
+                if self._running == 0:
+                    self._engine.execute(f"DETACH {self.ALIAS}")
+
+    def _attach(self) -> None:
+        """ATTACH the file read-only, waiting (bounded) while a writer holds it."""
+        import duckdb
+
+        if not self.db_path.exists():
+            raise FileNotFoundError(f"no warehouse at {self.db_path}: nothing has been published yet")
+        path = str(self.db_path).replace("'", "''")
+        deadline = time.monotonic() + self.lock_wait_seconds
+        pause = 0.05
+        while True:
+            try:
+                self._engine.execute(f"ATTACH '{path}' AS {self.ALIAS} (READ_ONLY)")
+                return
+            except duckdb.IOException as exc:
+                if "Could not set lock" not in str(exc):
+                    raise
+                if time.monotonic() + pause > deadline:
+                    raise WarehouseBusyError(
+                        f"the warehouse {self.db_path} is held by {lock_holder(str(exc))} (a writer); "
+                        "try again shortly") from exc
+                time.sleep(pause)
+                pause = min(pause * 2, 0.5)

@@ -54,7 +54,9 @@ def readers(tmp_path_factory):
         for index, month in enumerate(MONTHS):
             for warehouse in (duck, postgres):
                 warehouse.replace_month(month, *_month(index))
-        yield {"duckdb": DuckDBReader(duck_path), "postgres": postgres}
+        duck_reader = DuckDBReader(duck_path)
+        yield {"duckdb": duck_reader, "postgres": postgres}
+        duck_reader.close()
 
 
 @pytest.mark.parametrize("ask", [

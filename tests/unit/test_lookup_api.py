@@ -14,9 +14,10 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from segmentation.lookup import reader_for
+from segmentation.lookup import HISTORY_SQL, reader_for
 from segmentation.lookup_api import URL_PREFIX, create_app
 from segmentation.publish import SEGMENT_COLUMNS, warehouse_for
+from segmentation.warehouse import DuckDBReader, writer_lock
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN_FILE = REPO / "plugins" / "segmentation_lookup_plugin.py"
@@ -77,8 +78,16 @@ def tokens(airflow_db) -> dict[str, str]:
 
 
 @pytest.fixture
-def api(settings, warehouse, tokens) -> TestClient:
-    client = TestClient(create_app(lambda: reader_for(settings, lock_wait_seconds=0.3)))
+def reader(settings, warehouse):
+    """The DuckDB reader the API uses: it keeps the file attached between requests here (a long linger)."""
+    reader = DuckDBReader(settings.warehouse_path, lock_wait_seconds=0.3, linger_seconds=600)
+    yield reader
+    reader.close()
+
+
+@pytest.fixture
+def api(reader, tokens) -> TestClient:
+    client = TestClient(create_app(lambda: reader))
     client.headers["Authorization"] = f"Bearer {tokens['viewer']}"
     return client
 
@@ -185,11 +194,20 @@ def test_segment_shops_page_in_shop_order(api):
     assert api.get("/months/2024-01/segments/1/shops", params={"limit": 1001}).status_code == 422
 
 
-def _hold_for_writing(path) -> subprocess.Popen:
-    """Another process with the DuckDB file open for writing (as publish has it), until its stdin closes."""
+def _hold_for_writing(path, retry_seconds: float = 0) -> subprocess.Popen:
+    """Another process with the DuckDB file open for writing, without the writer lock, until its stdin closes
+    (trying to open it for up to retry_seconds)."""
     code = textwrap.dedent(f"""
-        import sys, duckdb
-        con = duckdb.connect({str(path)!r})
+        import sys, time, duckdb
+        deadline = time.monotonic() + {retry_seconds}
+        while True:
+            try:
+                con = duckdb.connect({str(path)!r})
+                break
+            except duckdb.IOException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
         print("holding", flush=True)
         sys.stdin.read()
     """)
@@ -198,7 +216,7 @@ def _hold_for_writing(path) -> subprocess.Popen:
     return holder
 
 
-def test_while_a_writer_holds_the_warehouse_lookups_are_503_with_retry_after(api, settings):
+def test_while_another_process_holds_the_file_lookups_are_503_with_retry_after(api, settings):
     holder = _hold_for_writing(settings.warehouse_path)
     try:
         busy = api.get("/shops/S1/history")
@@ -210,14 +228,23 @@ def test_while_a_writer_holds_the_warehouse_lookups_are_503_with_retry_after(api
     assert api.get("/shops/S1/history").status_code == 200
 
 
-def test_between_requests_the_api_leaves_the_file_to_a_writer(api, settings):
-    assert api.get("/shops/S1/history").json()["total_entries"] == 2
+def test_a_writer_taking_the_writer_lock_makes_the_reader_let_go(api, reader, settings):
+    assert api.get("/shops/S1/history").status_code == 200 and reader.attached  # kept between requests
+    with writer_lock(settings.warehouse_path):  # what publish takes before it opens the file
+        waited = api.get("/shops/S1/history")
+        assert waited.status_code == 503  # the writer did not finish within the reader's wait
+        assert not reader.attached  # and the reader let go of the file for it
+    assert api.get("/shops/S1/history").status_code == 200 and reader.attached
+
+
+def test_publish_in_another_process_gets_the_file_from_the_api_and_is_served(api, reader, settings):
+    assert api.get("/shops/S1/history").json()["total_entries"] == 2 and reader.attached
     writer = textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(REPO / "plugins")!r})
         import pandas as pd
         from segmentation.warehouse import DuckDBWarehouse
-        warehouse = DuckDBWarehouse({str(settings.warehouse_path)!r}, {str(settings.sql_dir)!r}, lock_wait_seconds=0)
+        warehouse = DuckDBWarehouse({str(settings.warehouse_path)!r}, {str(settings.sql_dir)!r}, lock_wait_seconds=60)
         segments = pd.DataFrame([{{"month": "2024-03", "shop_id": "S1", "segment_id": 2, "segment_name": "At risk",
             "membership_strength": 0.5, "eligible": True, "model_version": "0002", "scored_at": pd.Timestamp("2024-04-01")}}])
         run = pd.DataFrame([{{"month": "2024-03", "decision": "reuse", "reason": "test", "model_version": "0002",
@@ -227,6 +254,17 @@ def test_between_requests_the_api_leaves_the_file_to_a_writer(api, settings):
     subprocess.run([sys.executable, "-c", writer], check=True, capture_output=True, timeout=120)
     history = api.get("/shops/S1/history").json()["history"]
     assert [(h["month"], h["segment_id"]) for h in history] == [("2024-01", 1), ("2024-02", 1), ("2024-03", 2)]
+
+
+def test_an_idle_reader_lets_go_after_its_linger_for_writers_without_the_lock(settings, warehouse):
+    reader = DuckDBReader(settings.warehouse_path, linger_seconds=0)
+    try:
+        assert len(reader.query("SELECT * FROM segments WHERE shop_id = ?", ["S1"])) == 2
+        holder = _hold_for_writing(settings.warehouse_path, retry_seconds=30)  # gets the file: the reader let go
+        holder.stdin.close()
+        assert holder.wait(timeout=30) == 0
+    finally:
+        reader.close()
 
 
 def test_nothing_published_yet_is_503(settings, tokens):
@@ -267,3 +305,18 @@ def test_plugin_file_imports_no_app_no_pandas_no_driver():
     """)
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == ""
+
+
+def test_queries_from_many_threads_share_the_attachment_while_it_comes_and_goes(settings, warehouse):
+    from concurrent.futures import ThreadPoolExecutor
+
+    reader = DuckDBReader(settings.warehouse_path, linger_seconds=0)  # detached whenever idle: attach churn
+    shops = [row[0] for row in JANUARY] * 40
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            months = list(pool.map(lambda shop: tuple(reader.query(HISTORY_SQL, [shop])["month"]), shops))
+    finally:
+        reader.close()
+    expected = {shop: tuple(sorted({"2024-01", "2024-02"} if shop in {r[0] for r in FEBRUARY} else {"2024-01"}))
+                for shop in shops}
+    assert months == [expected[shop] for shop in shops]

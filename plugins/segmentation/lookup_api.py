@@ -16,6 +16,7 @@ are published as the ``segmentation_segments`` asset). No token: 401; a token th
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -128,8 +129,11 @@ def reader_from_airflow():
     return lookup.reader_for(settings_in_airflow())
 
 
-def _reader(request: Request):
-    """The app's warehouse reader, opened on first use (a failure is logged and retried on the next request)."""
+async def _reader(request: Request):
+    """The app's warehouse reader, opened on first use (a failure is logged and retried on the next request).
+
+    A coroutine, so that a request does not hop to a worker thread for it; opening happens once (it reads the
+    settings, the Airflow Variable among them) and briefly blocks the event loop then."""
     state = request.app.state
     if state.reader is None:
         with state.reader_lock:
@@ -221,9 +225,17 @@ def airflow_access():
     return Depends(requires_access_asset("GET"))
 
 
+@contextlib.asynccontextmanager
+async def _close_reader_on_shutdown(app: FastAPI):
+    yield
+    reader = app.state.reader
+    if hasattr(reader, "close"):  # DuckDBReader: lets go of the file and stops its watcher
+        reader.close()
+
+
 def create_app(open_reader: Callable[[], object] = reader_from_airflow) -> FastAPI:
     """The lookup API. open_reader gives the warehouse reader, called on the first request."""
-    app = FastAPI(title="Segment lookup", version="1",
+    app = FastAPI(title="Segment lookup", version="1", lifespan=_close_reader_on_shutdown,
                   description=__doc__.split("\n\n", 1)[1], dependencies=[airflow_access()])
     app.state.open_reader = open_reader
     app.state.reader = None

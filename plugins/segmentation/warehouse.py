@@ -177,6 +177,7 @@ class DuckDBReader:
         self._attachment = 0  # increases with every ATTACH; 0 or negative: detached
         self._running = 0  # queries using the attached file
         self._idle_since = time.monotonic()
+        self._watcher: threading.Thread | None = None
 
     @property
     def attached(self) -> bool:
@@ -231,8 +232,9 @@ class DuckDBReader:
                 time.sleep(pause)  # holding the state: no other query may attach meanwhile
                 pause = min(pause * 2, 0.5)
         self._attachment = abs(self._attachment) + 1
-        threading.Thread(target=self._watch, args=(self._attachment,), daemon=True,
-                         name=f"duckdb-reader-watch-{self._attachment}").start()
+        self._watcher = threading.Thread(target=self._watch, args=(self._attachment,), daemon=True,
+                                         name=f"duckdb-reader-watch-{self._attachment}")
+        self._watcher.start()
 
     def _watch(self, attachment: int) -> None:
         """Detach once no query runs and a writer waits or nobody queried for linger_seconds."""
@@ -252,8 +254,11 @@ class DuckDBReader:
         self._state.notify_all()
 
     def close(self) -> None:
-        """Detach the file (if attached) and close the in-memory DuckDB."""
+        """Detach the file, stop the watcher and close the in-memory DuckDB (queries still running fail)."""
         with self._state:
-            if self.attached and self._running == 0:
+            if self.attached:
                 self._detach()
+            watcher = self._watcher
+        if watcher is not None:
+            watcher.join()
         self._engine.close()

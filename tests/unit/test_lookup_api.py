@@ -320,3 +320,13 @@ def test_queries_from_many_threads_share_the_attachment_while_it_comes_and_goes(
     expected = {shop: tuple(sorted({"2024-01", "2024-02"} if shop in {r[0] for r in FEBRUARY} else {"2024-01"}))
                 for shop in shops}
     assert months == [expected[shop] for shop in shops]
+
+
+def test_shutting_the_app_down_closes_its_reader(settings, warehouse, tokens):
+    reader = DuckDBReader(settings.warehouse_path, linger_seconds=600)
+    with TestClient(create_app(lambda: reader), headers={"Authorization": f"Bearer {tokens['viewer']}"}) as client:
+        assert client.get("/months").status_code == 200 and reader.attached
+    assert not reader.attached
+    holder = _hold_for_writing(settings.warehouse_path)  # the file is free at once
+    holder.stdin.close()
+    assert holder.wait(timeout=30) == 0

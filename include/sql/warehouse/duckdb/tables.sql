@@ -88,3 +88,6 @@ CREATE TABLE IF NOT EXISTS data_quality_runs (
     data_docs_path VARCHAR,
     checked_at     TIMESTAMP NOT NULL
 );
+
+-- One shop's segment history (the lookup API) probes this instead of scanning every month's rows.
+CREATE INDEX IF NOT EXISTS segments_by_shop ON segments (shop_id);

@@ -94,3 +94,6 @@ CREATE TABLE IF NOT EXISTS data_quality_runs (
     data_docs_path text,
     checked_at     timestamp NOT NULL
 );
+
+-- One shop's segment history (the lookup API) probes this; the primary key leads with month.
+CREATE INDEX IF NOT EXISTS segments_by_shop ON segments (shop_id, month);

@@ -6,6 +6,7 @@
     segmentation run --from 2010-01 --to 2011-12 --input retail_ii.csv --source invoices \
         --columns customer="Customer ID",price=Price --date-format "%d/%m/%Y %H:%M"
     segmentation stage features --month 2024-03
+    segmentation stage recommend --month 2024-03
     segmentation summary
     segmentation feature-sql --dialect bigquery --raw-table my-project.sales.raw_monthly
 """
@@ -45,7 +46,8 @@ def _run(args) -> int:
         decision = result["decide"]
         scored = result.get("score", {})
         print(f"{decision['month']}: {decision['decision']:<6} shops={scored.get('shops', 0):>7} "
-              f"segments={scored.get('segments', 0)} noise={scored.get('noise_share', 0):.1%}  ({decision['reason']})")
+              f"segments={scored.get('segments', 0)} noise={scored.get('noise_share', 0):.1%} "
+              f"recommendations={result['recommend']['rows']}  ({decision['reason']})")
     return _summary(args)
 
 
@@ -60,7 +62,7 @@ def _source(args, settings) -> Source:
 
 
 def _stage(args) -> int:
-    from . import decide, features, ingest, publish, score, train, validate
+    from . import decide, features, ingest, publish, recommend, score, train, validate
 
     settings = load_settings()
     month = args.month
@@ -72,6 +74,7 @@ def _stage(args) -> int:
         "train": lambda: train.train(settings, month),
         "score": lambda: score.score(settings, month),
         "publish": lambda: publish.publish(settings, month),
+        "recommend": lambda: recommend.recommend(settings, month),
     }
     print(json.dumps(calls[args.name](), indent=2, default=str))
     return 0
@@ -144,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_run)
 
     stage = sub.add_parser("stage", help="run one stage for one month")
-    stage.add_argument("name", choices=["ingest", "validate", "features", "decide", "train", "score", "publish"])
+    stage.add_argument("name", choices=["ingest", "validate", "features", "decide", "train", "score", "publish",
+                                        "recommend"])
     stage.add_argument("--month", required=True)
     stage.add_argument("--input")
     _add_source_options(stage)

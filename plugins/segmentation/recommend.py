@@ -1,0 +1,401 @@
+"""Stage 7, recommend: for each shop, the top N products it has not bought yet, with a score and a reason.
+
+Runs after publish. Reads the month's segments (scores/month=M) and the window's raw partitions (shop, product,
+month) from the lake, does the work in DuckDB (integer keys, spilling to a scratch folder, shops in ranges so
+memory stays bounded at a million shops) and replaces the month in the warehouse tables `recommendations`
+and `recommendation_runs` in one transaction. A re-run with the same inputs makes the same rows, finds their
+fingerprint already in `recommendation_runs` and writes nothing.
+
+Methods (SEGMENTATION_RECOMMEND_METHOD; `scope` says whose purchases count: the shop's segment or all shops):
+
+    itemcf            item-based collaborative filter over all shops (the default, chosen by measurement)
+    segment_itemcf    the same, with co-purchases counted among the shop's segment only
+    popular           the products most shops bought recently
+    segment_popular   the products most shops of the shop's segment bought recently (shrunk toward all shops')
+
+Item-based: two products are similar when the same shops bought both (cosine over the shops' 30 most recent
+products); a candidate scores the sum of its similarities to what the shop bought, a recent purchase weighing
+more (half-life 1 month), scaled to the shop's best candidate, plus 0.2 x its popularity scaled to the best
+(which also fills a list that similarity alone leaves short). `benchmarks/recommend_quality.py` measures all
+four on held-out months; on Online Retail and on planted shop data the segment's purchases did not make better
+lists than all shops' (see README, "Recommendations").
+
+Every sum is of fixed-point integers and every ordering names all its keys (score, then the product's buyers,
+then product id), so the same input gives the same rows on any number of threads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+
+from .config import Settings
+from .decide import read_decision
+from .features import available_cores, is_customer_month, window_partitions
+from .months import month_index
+from .storage import Lake, month_ref, utc_now
+
+log = logging.getLogger(__name__)
+FIXED = 1_000_000  # weights and similarities in fixed point: their sums are exact, whatever the order
+ALL_SHOPS = -1  # the group of all shops (and the only group of noise shops, which have no segment)
+RANGE_SHOPS = 100_000  # shops scored per query: bounds the candidates held at once
+ENGINE_MEMORY = "3GB"
+METHODS = {"itemcf": ("itemcf", "all"), "segment_itemcf": ("itemcf", "segment"),  # config.RECOMMEND_METHODS
+           "popular": ("popular", "all"), "segment_popular": ("popular", "segment")}
+OUTPUT_COLUMNS = ["month", "shop_id", "rank", "product_id", "score", "reason", "segment_id"]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How recommendations are made."""
+
+    method: str = "itemcf"  # itemcf | popular
+    scope: str = "all"  # all | segment: whose purchases count
+    top_n: int = 10
+    half_life_months: float = 1.0  # a purchase k months before the month weighs 0.5 ** (k / half-life)
+    recent_products: int = 30  # item-based: a shop's most recent products are its basket
+    neighbours: int = 50  # item-based: the most similar products kept per product
+    popularity_weight: float = 0.2  # item-based: weight of the scaled popularity next to the scaled similarity
+    prior_shops: float = 20.0  # segment popularity: a segment's shares are shrunk toward all shops' by this many shops
+
+    @property
+    def name(self) -> str:
+        return next(name for name, spec in METHODS.items() if spec == (self.method, self.scope))
+
+    def describe(self) -> str:
+        """The method and its parameters, as recorded in recommendation_runs.method."""
+        common = f"top {self.top_n}, half-life {self.half_life_months:g} months"
+        if self.method == "popular":
+            prior = f", prior {self.prior_shops:g} shops" if self.scope == "segment" else ""
+            return f"{self.name} ({common}{prior})"
+        return (f"{self.name} ({common}, basket {self.recent_products} products, {self.neighbours} neighbours, "
+                f"popularity weight {self.popularity_weight:g})")
+
+
+def recipe_for(settings: Settings) -> Recipe:
+    method, scope = METHODS[settings.recommend_method]
+    return Recipe(method=method, scope=scope, top_n=settings.recommend_top_n)
+
+
+# --- the engine -------------------------------------------------------------------------------------------------
+
+def _quote(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def _parquet(paths: list[str], columns: str) -> str:
+    files = ", ".join(f"'{_quote(p)}'" for p in paths)
+    return f"SELECT {columns} FROM read_parquet([{files}], hive_partitioning = false)"
+
+
+def engine(scratch: str):
+    """An in-memory DuckDB that spills to `scratch` beyond ENGINE_MEMORY."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(f"SET memory_limit = '{ENGINE_MEMORY}'")
+    con.execute(f"SET temp_directory = '{_quote(scratch)}'")
+    con.execute(f"SET threads TO {available_cores()}")
+    return con
+
+
+def load_members(con, scores_path: str) -> None:
+    """`members`: the month's scored shops with an integer key (in shop_id order) and their segment."""
+    con.execute("CREATE OR REPLACE TEMP TABLE members AS "
+                "SELECT row_number() OVER (ORDER BY shop_id) AS sid, shop_id, segment_id, segment_name "
+                f"FROM ({_parquet([scores_path], 'shop_id, segment_id, segment_name')})")
+
+
+def load_history(con, raw_paths: list[str], as_of_index: int, half_life: float) -> None:
+    """`products` (integer keys) and `bought`: each scored shop's products in the window, with how many months
+    ago it last bought each and that purchase's weight (fixed point)."""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE pairs AS
+        SELECT m.sid, r.product_id, ANY_VALUE(m.segment_id) AS segment_id,
+               {as_of_index} - MAX(r.year * 12 + r.month - 1) AS age
+        FROM ({_parquet(raw_paths, 'shop_id, product_id, year, month, sales_qty')}) r JOIN members m USING (shop_id)
+        WHERE r.sales_qty > 0 AND r.year * 12 + r.month - 1 <= {as_of_index}
+        GROUP BY m.sid, r.product_id""")
+    con.execute("CREATE OR REPLACE TEMP TABLE products AS SELECT product_id, row_number() OVER (ORDER BY product_id) "
+                "AS pid FROM (SELECT DISTINCT product_id FROM pairs)")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE bought AS
+        SELECT p.sid, k.pid, p.segment_id, p.age,
+               CAST(round({FIXED} * pow(0.5, p.age / {float(half_life)})) AS BIGINT) AS w
+        FROM pairs p JOIN products k USING (product_id)""")
+    con.execute("DROP TABLE pairs")
+
+
+def group_of(scope: str, alias: str = "m") -> str:
+    """SQL: a shop's group (of `alias`, a members row): its segment (noise: all shops) or, with scope all, all shops."""
+    if scope == "segment":
+        return f"CASE WHEN {alias}.segment_id >= 0 THEN {alias}.segment_id ELSE {ALL_SHOPS} END"
+    return str(ALL_SHOPS)
+
+
+def popularity(con, prior: float) -> None:
+    """`popular`: per group (each segment and ALL_SHOPS) and product: the shops that bought it, the group's size
+    and the recency-weighted share of the group's shops that bought it (a segment's shrunk toward all shops'
+    by `prior` shops), and its rank in the group."""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE popular AS
+        WITH sizes AS (SELECT segment_id AS gid, COUNT(*) AS shops FROM members WHERE segment_id >= 0 GROUP BY 1),
+        overall AS (SELECT pid, SUM(w) AS w, COUNT(*) AS buyers, (SELECT COUNT(*) FROM members) AS shops
+                    FROM bought GROUP BY pid),
+        per_group AS (SELECT segment_id AS gid, pid, SUM(w) AS w, COUNT(*) AS buyers
+                      FROM bought WHERE segment_id >= 0 GROUP BY 1, 2),
+        shares AS (
+            SELECT s.gid, o.pid, COALESCE(g.buyers, 0) AS buyers, s.shops, o.buyers AS buyers_all,
+                   (COALESCE(g.w, 0) + {float(prior)} * o.w / o.shops) / ({FIXED} * (s.shops + {float(prior)})) AS share
+            FROM sizes s CROSS JOIN overall o LEFT JOIN per_group g ON g.gid = s.gid AND g.pid = o.pid
+            UNION ALL
+            SELECT {ALL_SHOPS}, pid, buyers, shops, buyers, w / ({FIXED} * shops) FROM overall)
+        SELECT *, row_number() OVER (PARTITION BY gid ORDER BY share DESC, buyers_all DESC, pid) AS place,
+               MAX(share) OVER (PARTITION BY gid) AS best_share
+        FROM shares""")
+
+
+def item_neighbours(con, scope: str, recent_products: int, neighbours: int) -> None:
+    """`basket` (each shop's most recent products) and `neighbours`: per group and product, the products most
+    often bought by the same shops of the group (cosine of their buyer sets, fixed point)."""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE basket AS
+        SELECT sid, pid, gid, w FROM (
+            SELECT sid, pid, w, {group_of(scope, 'bought')} AS gid,
+                   row_number() OVER (PARTITION BY sid ORDER BY age, pid) AS place FROM bought)
+        WHERE place <= {int(recent_products)}""")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE neighbours AS
+        WITH buyers AS (SELECT gid, pid, COUNT(*) AS n FROM basket GROUP BY gid, pid),
+        co AS (SELECT a.gid, a.pid AS a, b.pid AS b, COUNT(*) AS co
+               FROM basket a JOIN basket b ON a.sid = b.sid AND a.pid <> b.pid
+               GROUP BY a.gid, a.pid, b.pid),
+        sim AS (SELECT co.gid, co.a, co.b, co.co / sqrt(na.n * nb.n) AS sim
+                FROM co JOIN buyers na ON na.gid = co.gid AND na.pid = co.a
+                        JOIN buyers nb ON nb.gid = co.gid AND nb.pid = co.b)
+        SELECT gid, a, b, CAST(round({FIXED} * sim) AS BIGINT) AS sim
+        FROM (SELECT *, row_number() OVER (PARTITION BY gid, a ORDER BY sim DESC, b) AS place FROM sim)
+        WHERE place <= {int(neighbours)}""")
+
+
+def _range(low: int, high: int, alias: str = "") -> str:
+    prefix = f"{alias}." if alias else ""
+    return f"{prefix}sid >= {low} AND {prefix}sid < {high}"
+
+
+def popular_candidates(recipe: Recipe, low: int, high: int) -> str:
+    """SQL: for the shops in [low, high), their group's most popular products they have not bought (enough of
+    the group's list that N remain after removing what the shop owns)."""
+    return f"""
+        SELECT s.sid, p.pid, 0 AS affinity
+        FROM shops s JOIN popular p ON p.gid = s.gid AND p.place <= {recipe.top_n} + s.owned
+        ANTI JOIN bought b ON b.sid = s.sid AND b.pid = p.pid
+        WHERE {_range(low, high, 's')}"""
+
+
+def similar_candidates(low: int, high: int) -> str:
+    """SQL: for the shops in [low, high), the products similar to their basket they have not bought, with the sum
+    of similarities times purchase weights (exact integers)."""
+    return f"""
+        SELECT h.sid, s.b AS pid, SUM(s.sim * h.w) AS affinity
+        FROM basket h JOIN neighbours s ON s.gid = h.gid AND s.a = h.pid
+        ANTI JOIN bought o ON o.sid = h.sid AND o.pid = s.b
+        WHERE {_range(low, high, 'h')}
+        GROUP BY h.sid, s.b"""
+
+
+def candidates_sql(recipe: Recipe, low: int, high: int) -> str:
+    """SQL: the candidates of the shops in [low, high) with their score and the product's buyers (the tie-break).
+
+    Popular: the group's recency-weighted share. Item-based: the affinity scaled to the shop's best, plus
+    popularity_weight x the share scaled to the group's best."""
+    popular = popular_candidates(recipe, low, high)
+    if recipe.method == "popular":
+        merged = f"SELECT sid, pid, CAST(0 AS HUGEINT) AS affinity FROM ({popular})"
+        score = "p.share"
+    else:
+        merged = (f"SELECT sid, pid, MAX(affinity) AS affinity FROM ({similar_candidates(low, high)} "
+                  f"UNION ALL {popular}) GROUP BY sid, pid")
+        score = (f"c.affinity / GREATEST(MAX(c.affinity) OVER (PARTITION BY c.sid), 1) "
+                 f"+ {float(recipe.popularity_weight)} * p.share / p.best_share")
+    return f"""
+        SELECT c.sid, c.pid, {score} AS score, c.affinity, p.buyers_all
+        FROM ({merged}) c JOIN shops s USING (sid) JOIN popular p ON p.gid = s.gid AND p.pid = c.pid"""
+
+
+def rank_range(con, recipe: Recipe, low: int, high: int) -> None:
+    """Append the top N of the shops in [low, high) to `recommended` (sid, pid, rank, score, affinity)."""
+    con.execute(f"""
+        INSERT INTO recommended
+        SELECT sid, pid, rank, score, affinity FROM (
+            SELECT *, row_number() OVER (PARTITION BY sid ORDER BY score DESC, buyers_all DESC, pid) AS rank
+            FROM ({candidates_sql(recipe, low, high)}))
+        WHERE rank <= {recipe.top_n}""")
+
+
+def rank_all(con, recipe: Recipe) -> None:
+    """`shops` (each member's group and how many products it owns) and `recommended`: every member's top N,
+    computed RANGE_SHOPS shops at a time."""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE shops AS
+        SELECT m.sid, {group_of(recipe.scope)} AS gid, COUNT(b.pid) AS owned
+        FROM members m LEFT JOIN bought b USING (sid) GROUP BY m.sid, gid""")
+    con.execute("CREATE OR REPLACE TEMP TABLE recommended (sid BIGINT, pid BIGINT, rank BIGINT, score DOUBLE, "
+                "affinity HUGEINT)")
+    shops = con.execute("SELECT COUNT(*) FROM members").fetchone()[0]
+    for low in range(1, shops + 1, RANGE_SHOPS):
+        rank_range(con, recipe, low, low + RANGE_SHOPS)
+
+
+# --- reasons and output -----------------------------------------------------------------------------------------
+
+def because_sql(recipe: Recipe) -> str:
+    """SQL: per recommendation with an affinity, the (at most two) basket products that point to it most."""
+    if recipe.method == "popular":
+        return "SELECT NULL::BIGINT AS sid, NULL::BIGINT AS pid, NULL::VARCHAR AS since LIMIT 0"
+    return """
+        SELECT sid, pid, string_agg(product_id, ' and ' ORDER BY part DESC, product_id) AS since
+        FROM (SELECT r.sid, r.pid, k.product_id, s.sim * h.w AS part,
+                     row_number() OVER (PARTITION BY r.sid, r.pid ORDER BY s.sim * h.w DESC, k.product_id) AS place
+              FROM recommended r JOIN basket h ON h.sid = r.sid
+              JOIN neighbours s ON s.gid = h.gid AND s.a = h.pid AND s.b = r.pid
+              JOIN products k ON k.pid = h.pid
+              WHERE r.affinity > 0)
+        WHERE place <= 2
+        GROUP BY sid, pid"""
+
+
+def _bought_by(alias: str, noun: str) -> str:
+    """SQL: '412 of the 1,930 customers in Champions' (a segment) or '812 of all 4,334 customers' (all shops)."""
+    return (f"CASE WHEN {alias}.gid = {ALL_SHOPS} THEN format('{{:,d}} of all {{:,d}} {noun}', {alias}.buyers, "
+            f"{alias}.shops) ELSE format('{{:,d}} of the {{:,d}} {noun} in {{}}', {alias}.buyers, {alias}.shops, "
+            "m.segment_name) END")
+
+
+def _percent(alias: str) -> str:
+    return (f"CASE WHEN {alias}.buyers * 100 < {alias}.shops THEN '<1' "
+            f"ELSE CAST(CAST(round(100.0 * {alias}.buyers / {alias}.shops) AS BIGINT) AS VARCHAR) END")
+
+
+def output_sql(recipe: Recipe, month: str, noun: str) -> str:
+    """SQL: the output rows in OUTPUT_COLUMNS order, by shop and rank, with the reason in words: the basket
+    products it is bought with and how many of the shop's segment bought it, or how many of the group the
+    ranking looked at bought it."""
+    return f"""
+        WITH because AS ({because_sql(recipe)})
+        SELECT '{_quote(month)}' AS month, m.shop_id, r.rank, k.product_id, r.score,
+               CASE WHEN b.since IS NOT NULL
+                    THEN format('Often bought with {{}}, which this one bought; {{}} bought it', b.since,
+                                {_bought_by('g', noun)})
+                    ELSE format('Bought by {{}} ({{}}%), not yet by this one', {_bought_by('q', noun)},
+                                {_percent('q')}) END AS reason,
+               m.segment_id
+        FROM recommended r JOIN members m USING (sid) JOIN products k USING (pid)
+        JOIN popular g ON g.gid = {group_of('segment')} AND g.pid = r.pid
+        JOIN popular q ON q.gid = {group_of(recipe.scope)} AND q.pid = r.pid
+        LEFT JOIN because b ON b.sid = r.sid AND b.pid = r.pid
+        ORDER BY m.shop_id, r.rank"""
+
+
+def write_output(con, recipe: Recipe, month: str, noun: str, out: Path) -> None:
+    con.execute(f"COPY ({output_sql(recipe, month, noun)}) TO '{_quote(str(out))}' "
+                "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 65536)")
+
+
+def empty_output(con, out: Path) -> None:
+    """A parquet file with the output's columns and no rows (a month without segments)."""
+    con.execute(f"COPY (SELECT ''::VARCHAR AS month, ''::VARCHAR AS shop_id, 0::BIGINT AS rank, ''::VARCHAR AS "
+                f"product_id, 0::DOUBLE AS score, ''::VARCHAR AS reason, 0::BIGINT AS segment_id LIMIT 0) "
+                f"TO '{_quote(str(out))}' (FORMAT parquet)")
+
+
+def summarise(con, out: Path) -> dict:
+    """Rows, shops and products of an output file and a fingerprint of its content (order-independent sums of
+    each row's MD5: the same rows give the same fingerprint)."""
+    rows, shops, products, low, high = con.execute(f"""
+        SELECT COUNT(*), COUNT(DISTINCT shop_id), COUNT(DISTINCT product_id),
+               COALESCE(SUM(md5_number_lower(line)::HUGEINT), 0), COALESCE(SUM(md5_number_upper(line)::HUGEINT), 0)
+        FROM (SELECT shop_id, product_id,
+                     concat_ws('|', month, shop_id, rank, product_id, score, reason, segment_id) AS line
+              FROM read_parquet('{_quote(str(out))}'))""").fetchone()
+    digest = hashlib.sha256(f"{rows}:{low}:{high}".encode()).hexdigest()
+    return {"rows": int(rows), "shops": int(shops), "products": int(products), "content_sha": digest}
+
+
+def recommend_files(raw_paths: list[str], scores_path: str | None, month: str, recipe: Recipe, out: Path,
+                    noun: str = "shops", scratch: str | None = None) -> dict:
+    """Recommendations for the month from raw partitions (the window up to the month) and the month's scores,
+    written to `out` (parquet, OUTPUT_COLUMNS, by shop and rank); returns their summary."""
+    with tempfile.TemporaryDirectory(prefix="recommend-", dir=scratch) as spill, engine(spill) as con:
+        if scores_path is None or not raw_paths:
+            empty_output(con, out)
+        else:
+            load_members(con, scores_path)
+            load_history(con, raw_paths, month_index(month), recipe.half_life_months)
+            popularity(con, recipe.prior_shops)
+            if recipe.method == "itemcf":
+                item_neighbours(con, recipe.scope, recipe.recent_products, recipe.neighbours)
+            rank_all(con, recipe)
+            write_output(con, recipe, month, noun, out)
+        return summarise(con, out)
+
+
+# --- the stage --------------------------------------------------------------------------------------------------
+
+def _run_row(month: str, run_id: str | None, recipe: Recipe, history_months: int, model_version: str | None,
+             summary: dict) -> pd.DataFrame:
+    return pd.DataFrame([{
+        "month": month, "run_id": run_id, "method": recipe.describe(), "top_n": recipe.top_n,
+        "history_months": history_months, "model_version": model_version, "shops": summary["shops"],
+        "recommendations": summary["rows"], "products": summary["products"], "content_sha": summary["content_sha"],
+        "published_at": pd.Timestamp(utc_now()).tz_localize(None),
+    }])
+
+
+def _already_written(current: dict | None, run: pd.DataFrame) -> bool:
+    if not current:
+        return False
+    mine = run.iloc[0]
+    return all(str(current.get(key)) == str(mine[key]) for key in ("content_sha", "method", "model_version"))
+
+
+def recommend(settings: Settings, month: str, run_id: str | None = None, recipe: Recipe | None = None) -> dict:
+    """Replace the month's recommendations in the warehouse, made from scores/month=M and the window's raw rows."""
+    from .publish import warehouse_for
+
+    started = time.perf_counter()
+    lake = Lake(settings.lake_root)
+    recipe = recipe or recipe_for(settings)
+    read_decision(settings, month)  # the month went through decide (and publish, which runs before this stage)
+    scores = lake.manifest(month_ref("scores", month))
+    months = window_partitions(lake, month, settings.window_months) if scores else []
+    noun = "customers" if is_customer_month(lake, month) else "shops"
+    with tempfile.TemporaryDirectory(prefix="recommend-") as scratch:
+        raw_paths = [lake.local_file(month_ref("raw", m), "data.parquet", scratch) for m in months]
+        scores_path = lake.local_file(month_ref("scores", month), "data.parquet", scratch) if scores else None
+        out = Path(scratch) / "recommendations.parquet"
+        summary = recommend_files(raw_paths, scores_path, month, recipe, out, noun, scratch)
+        version = scores["metadata"].get("model_version") if scores else None
+        run = _run_row(month, run_id, recipe, len(months), version, summary)
+        warehouse = warehouse_for(settings)
+        outcome = {"month": month, "method": recipe.name, "model_version": version, **summary,
+                   "tables": {"recommendations": {"rows": summary["rows"], "content_sha": summary["content_sha"]}}}
+        if _already_written(warehouse.current_recommendation_run(month), run):
+            log.info("recommend %s: the warehouse already holds these %d recommendations; nothing written", month,
+                     summary["rows"])
+            return {**outcome, "written": False}
+        warehouse.replace_recommendations(month, out, run)
+    seconds = round(time.perf_counter() - started, 3)
+    log.info("recommend %s: %d recommendations for %d %s (%d products) by %s from %d raw months (%.2fs)", month,
+             summary["rows"], summary["shops"], noun, summary["products"], recipe.describe(), len(months), seconds)
+    return {**outcome, "written": True, "seconds": seconds}
+
+
+def with_recipe(recipe: Recipe, **changes) -> Recipe:
+    return replace(recipe, **changes)

@@ -190,64 +190,70 @@ def _range(low: int, high: int, alias: str = "") -> str:
 
 
 def popular_candidates(recipe: Recipe, low: int, high: int) -> str:
-    """SQL: for the shops in [low, high), their group's most popular products they have not bought (enough of
-    the group's list that N remain after removing what the shop owns)."""
+    """SQL: for the shops in [low, high), their group's most popular products they have not bought (enough of the
+    group's list that N remain after removing what the shop owns), scored by their share of the group."""
+    weight = 1.0 if recipe.method == "popular" else float(recipe.popularity_weight)
+    score = "p.share" if recipe.method == "popular" else f"{weight} * p.share / p.best_share"
     return f"""
-        SELECT s.sid, p.pid, 0 AS affinity
+        SELECT s.sid, p.pid, {score} AS score, p.buyers_all, 0.0 AS affinity
         FROM shops s JOIN popular p ON p.gid = s.gid AND p.place <= {recipe.top_n} + s.owned
         ANTI JOIN bought b ON b.sid = s.sid AND b.pid = p.pid
         WHERE {_range(low, high, 's')}"""
 
 
-def similar_candidates(low: int, high: int) -> str:
-    """SQL: for the shops in [low, high), the products similar to their basket they have not bought, with the sum
-    of similarities times purchase weights (exact integers)."""
+def similar_candidates(recipe: Recipe, low: int, high: int) -> str:
+    """SQL: for the shops in [low, high), the products similar to their basket they have not bought. Affinity: the
+    sum of similarity x purchase weight (integer-valued doubles, exact in any order); score: the affinity per unit
+    of the basket's weight (0..1) plus popularity_weight x the product's share scaled to its group's best."""
     return f"""
-        SELECT h.sid, s.b AS pid, SUM(s.sim * h.w) AS affinity
-        FROM basket h JOIN neighbours s ON s.gid = h.gid AND s.a = h.pid
-        ANTI JOIN bought o ON o.sid = h.sid AND o.pid = s.b
-        WHERE {_range(low, high, 'h')}
-        GROUP BY h.sid, s.b"""
-
-
-def candidates_sql(recipe: Recipe, low: int, high: int) -> str:
-    """SQL: the candidates of the shops in [low, high) with their score and the product's buyers (the tie-break).
-
-    Popular: the group's recency-weighted share. Item-based: the affinity scaled to the shop's best, plus
-    popularity_weight x the share scaled to the group's best."""
-    popular = popular_candidates(recipe, low, high)
-    if recipe.method == "popular":
-        merged = f"SELECT sid, pid, CAST(0 AS HUGEINT) AS affinity FROM ({popular})"
-        score = "p.share"
-    else:
-        merged = (f"SELECT sid, pid, MAX(affinity) AS affinity FROM ({similar_candidates(low, high)} "
-                  f"UNION ALL {popular}) GROUP BY sid, pid")
-        score = (f"c.affinity / GREATEST(MAX(c.affinity) OVER (PARTITION BY c.sid), 1) "
-                 f"+ {float(recipe.popularity_weight)} * p.share / p.best_share")
-    return f"""
-        SELECT c.sid, c.pid, {score} AS score, c.affinity, p.buyers_all
-        FROM ({merged}) c JOIN shops s USING (sid) JOIN popular p ON p.gid = s.gid AND p.pid = c.pid"""
+        WITH affinities AS (
+            SELECT h.sid, s.b AS pid, SUM(CAST(s.sim * h.w AS DOUBLE)) AS affinity
+            FROM basket h JOIN neighbours s ON s.gid = h.gid AND s.a = h.pid
+            WHERE {_range(low, high, 'h')}
+            GROUP BY h.sid, s.b)
+        SELECT c.sid, c.pid, c.affinity / (s.basket_weight * {FIXED})
+                             + {float(recipe.popularity_weight)} * p.share / p.best_share AS score,
+               p.buyers_all, c.affinity
+        FROM affinities c JOIN shops s USING (sid) JOIN popular p ON p.gid = s.gid AND p.pid = c.pid
+        ANTI JOIN bought b ON b.sid = c.sid AND b.pid = c.pid"""
 
 
 def rank_range(con, recipe: Recipe, low: int, high: int) -> None:
-    """Append the top N of the shops in [low, high) to `recommended` (sid, pid, rank, score, affinity)."""
+    """Append the top N of the shops in [low, high) to `recommended` (sid, pid, rank, score, affinity).
+
+    A product can be a candidate twice (similar and popular); each shop's best 2N candidates hold its best N
+    distinct products, which a bounded top-k aggregate finds without sorting every candidate."""
+    candidates = popular_candidates(recipe, low, high)
+    if recipe.method == "itemcf":
+        candidates = f"{similar_candidates(recipe, low, high)}\nUNION ALL\n{candidates}"
     con.execute(f"""
         INSERT INTO recommended
+        WITH best AS (
+            SELECT sid, unnest(max_by({{'pid': pid, 'score': score, 'affinity': affinity, 'buyers': buyers_all}},
+                                      {{'score': score, 'buyers': buyers_all, 'pid': -pid}}, {2 * recipe.top_n}),
+                               recursive := true)
+            FROM ({candidates}) GROUP BY sid),
+        distinct_best AS (
+            SELECT * FROM best QUALIFY row_number() OVER (PARTITION BY sid, pid ORDER BY score DESC) = 1)
         SELECT sid, pid, rank, score, affinity FROM (
-            SELECT *, row_number() OVER (PARTITION BY sid ORDER BY score DESC, buyers_all DESC, pid) AS rank
-            FROM ({candidates_sql(recipe, low, high)}))
+            SELECT *, row_number() OVER (PARTITION BY sid ORDER BY score DESC, buyers DESC, pid) AS rank
+            FROM distinct_best)
         WHERE rank <= {recipe.top_n}""")
 
 
 def rank_all(con, recipe: Recipe) -> None:
-    """`shops` (each member's group and how many products it owns) and `recommended`: every member's top N,
-    computed RANGE_SHOPS shops at a time."""
+    """`shops` (each member's group, how many products it owns, its basket's weight) and `recommended`: every
+    member's top N, computed RANGE_SHOPS shops at a time."""
+    basket = "basket" if recipe.method == "itemcf" else "bought"
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE shops AS
-        SELECT m.sid, {group_of(recipe.scope)} AS gid, COUNT(b.pid) AS owned
-        FROM members m LEFT JOIN bought b USING (sid) GROUP BY m.sid, gid""")
+        SELECT m.sid, {group_of(recipe.scope)} AS gid, COALESCE(o.owned, 0) AS owned,
+               GREATEST(COALESCE(k.basket_weight, 0), 1) AS basket_weight
+        FROM members m
+        LEFT JOIN (SELECT sid, COUNT(*) AS owned FROM bought GROUP BY sid) o USING (sid)
+        LEFT JOIN (SELECT sid, SUM(w) AS basket_weight FROM {basket} GROUP BY sid) k USING (sid)""")
     con.execute("CREATE OR REPLACE TEMP TABLE recommended (sid BIGINT, pid BIGINT, rank BIGINT, score DOUBLE, "
-                "affinity HUGEINT)")
+                "affinity DOUBLE)")
     shops = con.execute("SELECT COUNT(*) FROM members").fetchone()[0]
     for low in range(1, shops + 1, RANGE_SHOPS):
         rank_range(con, recipe, low, low + RANGE_SHOPS)
@@ -260,47 +266,60 @@ def because_sql(recipe: Recipe) -> str:
     if recipe.method == "popular":
         return "SELECT NULL::BIGINT AS sid, NULL::BIGINT AS pid, NULL::VARCHAR AS since LIMIT 0"
     return """
-        SELECT sid, pid, string_agg(product_id, ' and ' ORDER BY part DESC, product_id) AS since
-        FROM (SELECT r.sid, r.pid, k.product_id, s.sim * h.w AS part,
-                     row_number() OVER (PARTITION BY r.sid, r.pid ORDER BY s.sim * h.w DESC, k.product_id) AS place
-              FROM recommended r JOIN basket h ON h.sid = r.sid
-              JOIN neighbours s ON s.gid = h.gid AND s.a = h.pid AND s.b = r.pid
-              JOIN products k ON k.pid = h.pid
-              WHERE r.affinity > 0)
-        WHERE place <= 2
-        GROUP BY sid, pid"""
+        SELECT r.sid, r.pid,
+               array_to_string(max_by(k.product_id, {'part': s.sim * h.w, 'pid': -h.pid}, 2), ' and ') AS since
+        FROM recommended r JOIN basket h ON h.sid = r.sid
+        JOIN neighbours s ON s.gid = h.gid AND s.a = h.pid AND s.b = r.pid
+        JOIN products k ON k.pid = h.pid
+        WHERE r.affinity > 0
+        GROUP BY r.sid, r.pid"""
 
 
-def _bought_by(alias: str, noun: str) -> str:
-    """SQL: '412 of the 1,930 customers in Champions' (a segment) or '812 of all 4,334 customers' (all shops)."""
-    return (f"CASE WHEN {alias}.gid = {ALL_SHOPS} THEN format('{{:,d}} of all {{:,d}} {noun}', {alias}.buyers, "
-            f"{alias}.shops) ELSE format('{{:,d}} of the {{:,d}} {noun} in {{}}', {alias}.buyers, {alias}.shops, "
-            "m.segment_name) END")
+def _bought_by(prefix: str, noun: str) -> str:
+    """SQL: "412 of the 1,930 customers in 'Champions'" (a segment) or "812 of all 4,334 customers" (all shops),
+    from the columns <prefix>_gid, <prefix>_buyers and <prefix>_shops."""
+    gid, buyers, shops = (f"{prefix}_{column}" for column in ("gid", "buyers", "shops"))
+    count = f"CASE WHEN {buyers} = 0 THEN 'none' ELSE format('{{:,d}}', {buyers}) END"
+    return (f"CASE WHEN {gid} = {ALL_SHOPS} THEN format('{{}} of all {{:,d}} {noun}', {count}, {shops}) "
+            f"ELSE format('{{}} of the {{:,d}} {noun} in ''{{}}''', {count}, {shops}, segment_name) END")
 
 
-def _percent(alias: str) -> str:
-    return (f"CASE WHEN {alias}.buyers * 100 < {alias}.shops THEN '<1' "
-            f"ELSE CAST(CAST(round(100.0 * {alias}.buyers / {alias}.shops) AS BIGINT) AS VARCHAR) END")
+def _percent(prefix: str) -> str:
+    buyers, shops = f"{prefix}_buyers", f"{prefix}_shops"
+    return (f"CASE WHEN {buyers} * 100 < {shops} THEN '<1' "
+            f"ELSE CAST(CAST(round(100.0 * {buyers} / {shops}) AS BIGINT) AS VARCHAR) END")
+
+
+def reason_sql(noun: str) -> str:
+    """SQL: why, in words. Item-based: the basket products it is most bought with, and how many of the shop's
+    segment bought it. Popular (and the popularity part of item-based lists): how many of the group it was ranked
+    in bought it (all shops' figures when none of the segment did)."""
+    return f"""
+        CASE WHEN since IS NULL
+             THEN format('Bought by {{}} ({{}}%), not yet by this one', {_bought_by('ranked', noun)},
+                         {_percent('ranked')})
+             ELSE format('Often bought with {{}}, which this one bought; {{}} bought it', since,
+                         {_bought_by('segment', noun)}) END"""
 
 
 def output_sql(recipe: Recipe, month: str, noun: str) -> str:
-    """SQL: the output rows in OUTPUT_COLUMNS order, by shop and rank, with the reason in words: the basket
-    products it is bought with and how many of the shop's segment bought it, or how many of the group the
-    ranking looked at bought it."""
+    """SQL: the output rows in OUTPUT_COLUMNS order, by shop and rank."""
     return f"""
-        WITH because AS ({because_sql(recipe)})
-        SELECT '{_quote(month)}' AS month, m.shop_id, r.rank, k.product_id, r.score,
-               CASE WHEN b.since IS NOT NULL
-                    THEN format('Often bought with {{}}, which this one bought; {{}} bought it', b.since,
-                                {_bought_by('g', noun)})
-                    ELSE format('Bought by {{}} ({{}}%), not yet by this one', {_bought_by('q', noun)},
-                                {_percent('q')}) END AS reason,
-               m.segment_id
-        FROM recommended r JOIN members m USING (sid) JOIN products k USING (pid)
-        JOIN popular g ON g.gid = {group_of('segment')} AND g.pid = r.pid
-        JOIN popular q ON q.gid = {group_of(recipe.scope)} AND q.pid = r.pid
-        LEFT JOIN because b ON b.sid = r.sid AND b.pid = r.pid
-        ORDER BY m.shop_id, r.rank"""
+        WITH because AS ({because_sql(recipe)}),
+        described AS (
+            SELECT m.shop_id, r.rank, k.product_id, r.score, m.segment_id, m.segment_name, b.since,
+                   g.gid AS segment_gid, g.buyers AS segment_buyers, g.shops AS segment_shops,
+                   CASE WHEN q.buyers > 0 THEN q.gid ELSE a.gid END AS ranked_gid,
+                   CASE WHEN q.buyers > 0 THEN q.buyers ELSE a.buyers END AS ranked_buyers,
+                   CASE WHEN q.buyers > 0 THEN q.shops ELSE a.shops END AS ranked_shops
+            FROM recommended r JOIN members m USING (sid) JOIN products k USING (pid)
+            JOIN popular g ON g.gid = {group_of('segment')} AND g.pid = r.pid
+            JOIN popular q ON q.gid = {group_of(recipe.scope)} AND q.pid = r.pid
+            JOIN popular a ON a.gid = {ALL_SHOPS} AND a.pid = r.pid
+            LEFT JOIN because b ON b.sid = r.sid AND b.pid = r.pid)
+        SELECT '{_quote(month)}' AS month, shop_id, rank, product_id, score, {reason_sql(noun)} AS reason, segment_id
+        FROM described
+        ORDER BY shop_id, rank"""
 
 
 def write_output(con, recipe: Recipe, month: str, noun: str, out: Path) -> None:
@@ -358,11 +377,15 @@ def _run_row(month: str, run_id: str | None, recipe: Recipe, history_months: int
     }])
 
 
+def _same(a, b) -> bool:
+    return (pd.isna(a) and pd.isna(b)) if pd.isna(a) or pd.isna(b) else str(a) == str(b)
+
+
 def _already_written(current: dict | None, run: pd.DataFrame) -> bool:
-    if not current:
-        return False
+    """The warehouse's row for the month records the same content, made the same way from the same model."""
     mine = run.iloc[0]
-    return all(str(current.get(key)) == str(mine[key]) for key in ("content_sha", "method", "model_version"))
+    return bool(current) and all(_same(current.get(key), mine[key])
+                                 for key in ("content_sha", "method", "model_version", "history_months"))
 
 
 def recommend(settings: Settings, month: str, run_id: str | None = None, recipe: Recipe | None = None) -> dict:

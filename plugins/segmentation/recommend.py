@@ -61,7 +61,7 @@ class Recipe:
     half_life_months: float = 1.0  # a purchase k months before the month weighs 0.5 ** (k / half-life)
     recent_products: int = 30  # item-based: a shop's most recent products are its basket
     neighbours: int = 50  # item-based: the most similar products kept per product
-    popularity_weight: float = 0.2  # item-based: weight of the scaled popularity next to the scaled similarity
+    popularity_weight: float = 0.05  # item-based: weight of the scaled popularity next to the basket affinity
     prior_shops: float = 20.0  # segment popularity: a segment's shares are shrunk toward all shops' by this many shops
 
     @property

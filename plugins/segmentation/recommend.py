@@ -27,6 +27,7 @@ then product id), so the same input gives the same rows on any number of threads
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import tempfile
 import time
@@ -42,9 +43,10 @@ from .months import month_index
 from .storage import Lake, month_ref, utc_now
 
 log = logging.getLogger(__name__)
-FIXED = 1_000_000  # weights and similarities in fixed point: their sums are exact, whatever the order
+FIXED = 1_000_000  # popularity weights in fixed point: their sums are exact, whatever the order
+FINE = 10_000  # similarities and basket weights in fixed point: their products fit a 32-bit integer, sums exact
 ALL_SHOPS = -1  # the group of all shops (and the only group of noise shops, which have no segment)
-RANGE_SHOPS = 100_000  # shops scored per query: bounds the candidates held at once
+RANGE_SHOPS = 50_000  # shops scored per query: bounds the candidates held at once
 ENGINE_MEMORY = "3GB"
 METHODS = {"itemcf": ("itemcf", "all"), "segment_itemcf": ("itemcf", "segment"),  # config.RECOMMEND_METHODS
            "popular": ("popular", "all"), "segment_popular": ("popular", "segment")}
@@ -60,7 +62,7 @@ class Recipe:
     top_n: int = 10
     half_life_months: float = 1.0  # a purchase k months before the month weighs 0.5 ** (k / half-life)
     recent_products: int = 30  # item-based: a shop's most recent products are its basket
-    neighbours: int = 50  # item-based: the most similar products kept per product
+    neighbours: int = 20  # item-based: the most similar products kept per product
     popularity_weight: float = 0.05  # item-based: weight of the scaled popularity next to the basket affinity
     prior_shops: float = 20.0  # segment popularity: a segment's shares are shrunk toward all shops' by this many shops
 
@@ -161,14 +163,17 @@ def popularity(con, prior: float) -> None:
         FROM shares""")
 
 
-def item_neighbours(con, scope: str, recent_products: int, neighbours: int) -> None:
-    """`basket` (each shop's most recent products) and `neighbours`: per group and product, the products most
-    often bought by the same shops of the group (cosine of their buyer sets, fixed point)."""
+def item_neighbours(con, scope: str, recent_products: int, neighbours: int, half_life: float) -> None:
+    """`basket` (each shop's most recent products, weighted by recency relative to its latest purchase: only the
+    ratios count) and `neighbours`: per group and product, the products most often bought by the same shops of
+    the group (cosine of their buyer sets, fixed point)."""
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE basket AS
-        SELECT sid, pid, gid, w FROM (
-            SELECT sid, pid, w, {group_of(scope, 'bought')} AS gid,
-                   row_number() OVER (PARTITION BY sid ORDER BY age, pid) AS place FROM bought)
+        SELECT sid, pid, gid,
+               CAST(round({FINE} * pow(0.5, (age - MIN(age) OVER (PARTITION BY sid)) / {float(half_life)})) AS INTEGER)
+                   AS w
+        FROM (SELECT sid, pid, age, {group_of(scope, 'bought')} AS gid,
+                     row_number() OVER (PARTITION BY sid ORDER BY age, pid) AS place FROM bought)
         WHERE place <= {int(recent_products)}""")
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE neighbours AS
@@ -179,7 +184,7 @@ def item_neighbours(con, scope: str, recent_products: int, neighbours: int) -> N
         sim AS (SELECT co.gid, co.a, co.b, co.co / sqrt(na.n * nb.n) AS sim
                 FROM co JOIN buyers na ON na.gid = co.gid AND na.pid = co.a
                         JOIN buyers nb ON nb.gid = co.gid AND nb.pid = co.b)
-        SELECT gid, a, b, CAST(round({FIXED} * sim) AS BIGINT) AS sim
+        SELECT gid, a, b, CAST(round({FINE} * sim) AS INTEGER) AS sim
         FROM (SELECT *, row_number() OVER (PARTITION BY gid, a ORDER BY sim DESC, b) AS place FROM sim)
         WHERE place <= {int(neighbours)}""")
 
@@ -195,65 +200,65 @@ def popular_candidates(recipe: Recipe, low: int, high: int) -> str:
     weight = 1.0 if recipe.method == "popular" else float(recipe.popularity_weight)
     score = "p.share" if recipe.method == "popular" else f"{weight} * p.share / p.best_share"
     return f"""
-        SELECT s.sid, p.pid, {score} AS score, p.buyers_all, 0.0 AS affinity
+        SELECT s.sid, p.pid, {score} AS score, p.buyers_all, 0 AS affinity
         FROM shops s JOIN popular p ON p.gid = s.gid AND p.place <= {recipe.top_n} + s.owned
-        ANTI JOIN bought b ON b.sid = s.sid AND b.pid = p.pid
+        ANTI JOIN ({_owned(low, high)}) b ON b.sid = s.sid AND b.pid = p.pid
         WHERE {_range(low, high, 's')}"""
+
+
+def _owned(low: int, high: int) -> str:
+    return f"SELECT sid, pid FROM bought WHERE {_range(low, high)}"
 
 
 def similar_candidates(recipe: Recipe, low: int, high: int) -> str:
     """SQL: for the shops in [low, high), the products similar to their basket they have not bought. Affinity: the
-    sum of similarity x purchase weight (integer-valued doubles, exact in any order); score: the affinity per unit
-    of the basket's weight (0..1) plus popularity_weight x the product's share scaled to its group's best."""
+    sum of similarity x basket weight (integers: exact in any order); score: the affinity per unit of the basket's
+    weight (0..1) plus popularity_weight x the product's share scaled to its group's best."""
     return f"""
         WITH affinities AS (
-            SELECT h.sid, s.b AS pid, SUM(CAST(s.sim * h.w AS DOUBLE)) AS affinity
+            SELECT h.sid, s.b AS pid, SUM(s.sim * h.w) AS affinity
             FROM basket h JOIN neighbours s ON s.gid = h.gid AND s.a = h.pid
             WHERE {_range(low, high, 'h')}
             GROUP BY h.sid, s.b)
-        SELECT c.sid, c.pid, c.affinity / (s.basket_weight * {FIXED})
+        SELECT c.sid, c.pid, c.affinity / (s.basket_weight * {FINE})
                              + {float(recipe.popularity_weight)} * p.share / p.best_share AS score,
                p.buyers_all, c.affinity
         FROM affinities c JOIN shops s USING (sid) JOIN popular p ON p.gid = s.gid AND p.pid = c.pid
-        ANTI JOIN bought b ON b.sid = c.sid AND b.pid = c.pid"""
+        ANTI JOIN ({_owned(low, high)}) b ON b.sid = c.sid AND b.pid = c.pid"""
 
 
 def rank_range(con, recipe: Recipe, low: int, high: int) -> None:
     """Append the top N of the shops in [low, high) to `recommended` (sid, pid, rank, score, affinity).
 
-    A product can be a candidate twice (similar and popular); each shop's best 2N candidates hold its best N
-    distinct products, which a bounded top-k aggregate finds without sorting every candidate."""
+    A product can be a candidate twice (similar and popular): it keeps its better score."""
     candidates = popular_candidates(recipe, low, high)
     if recipe.method == "itemcf":
         candidates = f"{similar_candidates(recipe, low, high)}\nUNION ALL\n{candidates}"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE candidates AS {candidates}")
     con.execute(f"""
         INSERT INTO recommended
-        WITH best AS (
-            SELECT sid, unnest(max_by({{'pid': pid, 'score': score, 'affinity': affinity, 'buyers': buyers_all}},
-                                      {{'score': score, 'buyers': buyers_all, 'pid': -pid}}, {2 * recipe.top_n}),
-                               recursive := true)
-            FROM ({candidates}) GROUP BY sid),
-        distinct_best AS (
-            SELECT * FROM best QUALIFY row_number() OVER (PARTITION BY sid, pid ORDER BY score DESC) = 1)
-        SELECT sid, pid, rank, score, affinity FROM (
-            SELECT *, row_number() OVER (PARTITION BY sid ORDER BY score DESC, buyers DESC, pid) AS rank
-            FROM distinct_best)
-        WHERE rank <= {recipe.top_n}""")
+        SELECT sid, pid, row_number() OVER (PARTITION BY sid ORDER BY score DESC, buyers DESC, pid) AS rank,
+               score, affinity
+        FROM (SELECT sid, pid, MAX(score) AS score, MAX(affinity) AS affinity, ANY_VALUE(buyers_all) AS buyers
+              FROM candidates GROUP BY sid, pid)
+        QUALIFY rank <= {recipe.top_n}""")
+    con.execute("DROP TABLE candidates")
 
 
 def rank_all(con, recipe: Recipe) -> None:
     """`shops` (each member's group, how many products it owns, its basket's weight) and `recommended`: every
     member's top N, computed RANGE_SHOPS shops at a time."""
-    basket = "basket" if recipe.method == "itemcf" else "bought"
+    weights = "SELECT sid, SUM(w) AS basket_weight FROM basket GROUP BY sid" if recipe.method == "itemcf" else \
+        "SELECT NULL::BIGINT AS sid, NULL::BIGINT AS basket_weight LIMIT 0"
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE shops AS
         SELECT m.sid, {group_of(recipe.scope)} AS gid, COALESCE(o.owned, 0) AS owned,
                GREATEST(COALESCE(k.basket_weight, 0), 1) AS basket_weight
         FROM members m
         LEFT JOIN (SELECT sid, COUNT(*) AS owned FROM bought GROUP BY sid) o USING (sid)
-        LEFT JOIN (SELECT sid, SUM(w) AS basket_weight FROM {basket} GROUP BY sid) k USING (sid)""")
+        LEFT JOIN ({weights}) k USING (sid)""")
     con.execute("CREATE OR REPLACE TEMP TABLE recommended (sid BIGINT, pid BIGINT, rank BIGINT, score DOUBLE, "
-                "affinity DOUBLE)")
+                "affinity HUGEINT)")
     shops = con.execute("SELECT COUNT(*) FROM members").fetchone()[0]
     for low in range(1, shops + 1, RANGE_SHOPS):
         rank_range(con, recipe, low, low + RANGE_SHOPS)
@@ -307,7 +312,7 @@ def output_sql(recipe: Recipe, month: str, noun: str) -> str:
     return f"""
         WITH because AS ({because_sql(recipe)}),
         described AS (
-            SELECT m.shop_id, r.rank, k.product_id, r.score, m.segment_id, m.segment_name, b.since,
+            SELECT r.sid, m.shop_id, r.rank, k.product_id, r.score, m.segment_id, m.segment_name, b.since,
                    g.gid AS segment_gid, g.buyers AS segment_buyers, g.shops AS segment_shops,
                    CASE WHEN q.buyers > 0 THEN q.gid ELSE a.gid END AS ranked_gid,
                    CASE WHEN q.buyers > 0 THEN q.buyers ELSE a.buyers END AS ranked_buyers,
@@ -319,7 +324,7 @@ def output_sql(recipe: Recipe, month: str, noun: str) -> str:
             LEFT JOIN because b ON b.sid = r.sid AND b.pid = r.pid)
         SELECT '{_quote(month)}' AS month, shop_id, rank, product_id, score, {reason_sql(noun)} AS reason, segment_id
         FROM described
-        ORDER BY shop_id, rank"""
+        ORDER BY sid, rank"""
 
 
 def write_output(con, recipe: Recipe, month: str, noun: str, out: Path) -> None:
@@ -335,15 +340,13 @@ def empty_output(con, out: Path) -> None:
 
 
 def summarise(con, out: Path) -> dict:
-    """Rows, shops and products of an output file and a fingerprint of its content (order-independent sums of
-    each row's MD5: the same rows give the same fingerprint)."""
-    rows, shops, products, low, high = con.execute(f"""
+    """Rows, shops and products of an output file and a fingerprint of its content (the order-independent sum of
+    each row's hash: the same rows give the same fingerprint with the same DuckDB version)."""
+    rows, shops, products, total = con.execute(f"""
         SELECT COUNT(*), COUNT(DISTINCT shop_id), COUNT(DISTINCT product_id),
-               COALESCE(SUM(md5_number_lower(line)::HUGEINT), 0), COALESCE(SUM(md5_number_upper(line)::HUGEINT), 0)
-        FROM (SELECT shop_id, product_id,
-                     concat_ws('|', month, shop_id, rank, product_id, score, reason, segment_id) AS line
-              FROM read_parquet('{_quote(str(out))}'))""").fetchone()
-    digest = hashlib.sha256(f"{rows}:{low}:{high}".encode()).hexdigest()
+               COALESCE(SUM(hash(month, shop_id, rank, product_id, score, reason, segment_id)::HUGEINT), 0)
+        FROM read_parquet('{_quote(str(out))}')""").fetchone()
+    digest = hashlib.sha256(f"{rows}:{total}".encode()).hexdigest()
     return {"rows": int(rows), "shops": int(shops), "products": int(products), "content_sha": digest}
 
 
@@ -359,7 +362,8 @@ def recommend_files(raw_paths: list[str], scores_path: str | None, month: str, r
             load_history(con, raw_paths, month_index(month), recipe.half_life_months)
             popularity(con, recipe.prior_shops)
             if recipe.method == "itemcf":
-                item_neighbours(con, recipe.scope, recipe.recent_products, recipe.neighbours)
+                item_neighbours(con, recipe.scope, recipe.recent_products, recipe.neighbours,
+                                recipe.half_life_months)
             rank_all(con, recipe)
             write_output(con, recipe, month, noun, out)
         return summarise(con, out)
@@ -367,13 +371,28 @@ def recommend_files(raw_paths: list[str], scores_path: str | None, month: str, r
 
 # --- the stage --------------------------------------------------------------------------------------------------
 
+RUN_KEYS = ("content_sha", "inputs_sha", "method", "model_version", "history_months")  # what a re-run compares
+
+
+def inputs_fingerprint(lake: Lake, month: str, months: list[str], recipe: Recipe, noun: str) -> str:
+    """A hash of everything the month's recommendations are made from: the raw and scores files (their manifest
+    checksums), the method and this module's code. The same fingerprint makes the same rows."""
+    def data_sha(zone: str, key: str) -> str | None:
+        manifest = lake.manifest(month_ref(zone, key))
+        return next((f["sha256"] for f in manifest["files"] if f["name"] == "data.parquet"), None) if manifest else None
+
+    parts = {"month": month, "raw": {m: data_sha("raw", m) for m in months}, "scores": data_sha("scores", month),
+             "method": recipe.describe(), "noun": noun, "code": hashlib.sha256(Path(__file__).read_bytes()).hexdigest()}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
 def _run_row(month: str, run_id: str | None, recipe: Recipe, history_months: int, model_version: str | None,
-             summary: dict) -> pd.DataFrame:
+             summary: dict, inputs_sha: str) -> pd.DataFrame:
     return pd.DataFrame([{
         "month": month, "run_id": run_id, "method": recipe.describe(), "top_n": recipe.top_n,
         "history_months": history_months, "model_version": model_version, "shops": summary["shops"],
         "recommendations": summary["rows"], "products": summary["products"], "content_sha": summary["content_sha"],
-        "published_at": pd.Timestamp(utc_now()).tz_localize(None),
+        "inputs_sha": inputs_sha, "published_at": pd.Timestamp(utc_now()).tz_localize(None),
     }])
 
 
@@ -382,14 +401,22 @@ def _same(a, b) -> bool:
 
 
 def _already_written(current: dict | None, run: pd.DataFrame) -> bool:
-    """The warehouse's row for the month records the same content, made the same way from the same model."""
+    """The warehouse's row for the month records the same content, made the same way from the same inputs."""
     mine = run.iloc[0]
-    return bool(current) and all(_same(current.get(key), mine[key])
-                                 for key in ("content_sha", "method", "model_version", "history_months"))
+    return bool(current) and all(_same(current.get(key), mine[key]) for key in RUN_KEYS)
+
+
+def _outcome(month: str, recipe: Recipe, version: str | None, summary: dict) -> dict:
+    """What the stage returns (and the DAG's asset event carries)."""
+    return {"month": month, "method": recipe.name, "model_version": version, **summary,
+            "tables": {"recommendations": {"rows": summary["rows"], "content_sha": summary["content_sha"]}}}
 
 
 def recommend(settings: Settings, month: str, run_id: str | None = None, recipe: Recipe | None = None) -> dict:
-    """Replace the month's recommendations in the warehouse, made from scores/month=M and the window's raw rows."""
+    """Replace the month's recommendations in the warehouse, made from scores/month=M and the window's raw rows.
+
+    Nothing is computed when the warehouse records this month as made from the same inputs, and nothing is
+    written when the rows made are the ones it holds."""
     from .publish import warehouse_for
 
     started = time.perf_counter()
@@ -397,27 +424,33 @@ def recommend(settings: Settings, month: str, run_id: str | None = None, recipe:
     recipe = recipe or recipe_for(settings)
     read_decision(settings, month)  # the month went through decide (and publish, which runs before this stage)
     scores = lake.manifest(month_ref("scores", month))
+    version = scores["metadata"].get("model_version") if scores else None
     months = window_partitions(lake, month, settings.window_months) if scores else []
     noun = "customers" if is_customer_month(lake, month) else "shops"
+    inputs_sha = inputs_fingerprint(lake, month, months, recipe, noun)
+    warehouse = warehouse_for(settings)
+    current = warehouse.current_recommendation_run(month)
+    if current and current.get("inputs_sha") == inputs_sha:
+        summary = {"rows": int(current["recommendations"]), "shops": int(current["shops"]),
+                   "products": int(current["products"]), "content_sha": current["content_sha"]}
+        log.info("recommend %s: the warehouse holds the %d recommendations made from these inputs; nothing to do",
+                 month, summary["rows"])
+        return {**_outcome(month, recipe, version, summary), "written": False}
     with tempfile.TemporaryDirectory(prefix="recommend-") as scratch:
         raw_paths = [lake.local_file(month_ref("raw", m), "data.parquet", scratch) for m in months]
         scores_path = lake.local_file(month_ref("scores", month), "data.parquet", scratch) if scores else None
         out = Path(scratch) / "recommendations.parquet"
         summary = recommend_files(raw_paths, scores_path, month, recipe, out, noun, scratch)
-        version = scores["metadata"].get("model_version") if scores else None
-        run = _run_row(month, run_id, recipe, len(months), version, summary)
-        warehouse = warehouse_for(settings)
-        outcome = {"month": month, "method": recipe.name, "model_version": version, **summary,
-                   "tables": {"recommendations": {"rows": summary["rows"], "content_sha": summary["content_sha"]}}}
-        if _already_written(warehouse.current_recommendation_run(month), run):
+        run = _run_row(month, run_id, recipe, len(months), version, summary, inputs_sha)
+        if _already_written(current, run):
             log.info("recommend %s: the warehouse already holds these %d recommendations; nothing written", month,
                      summary["rows"])
-            return {**outcome, "written": False}
+            return {**_outcome(month, recipe, version, summary), "written": False}
         warehouse.replace_recommendations(month, out, run)
     seconds = round(time.perf_counter() - started, 3)
     log.info("recommend %s: %d recommendations for %d %s (%d products) by %s from %d raw months (%.2fs)", month,
              summary["rows"], summary["shops"], noun, summary["products"], recipe.describe(), len(months), seconds)
-    return {**outcome, "written": True, "seconds": seconds}
+    return {**_outcome(month, recipe, version, summary), "written": True, "seconds": seconds}
 
 
 def with_recipe(recipe: Recipe, **changes) -> Recipe:

@@ -101,7 +101,7 @@ SCHEMAS: dict[str, list[SchemaField]] = {
         *_MONTH_FIELDS, ("run_id", "STRING", False), ("method", "STRING", True), ("top_n", "INT64", True),
         ("history_months", "INT64", True), ("model_version", "STRING", False), ("shops", "INT64", True),
         ("recommendations", "INT64", True), ("products", "INT64", True), ("content_sha", "STRING", True),
-        ("published_at", "TIMESTAMP", True)),
+        ("inputs_sha", "STRING", False), ("published_at", "TIMESTAMP", True)),
 }
 TABLES = tuple(SCHEMAS)
 KEYS = {"segments": ("month", "shop_id"), "model_runs": ("month",),

@@ -143,6 +143,7 @@ CREATE TABLE IF NOT EXISTS `{dataset}.recommendation_runs` (
     recommendations INT64     NOT NULL,
     products        INT64     NOT NULL,
     content_sha     STRING    NOT NULL,
+    inputs_sha      STRING,
     published_at    TIMESTAMP NOT NULL,
     PRIMARY KEY (month) NOT ENFORCED
 )

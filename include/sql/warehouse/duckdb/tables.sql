@@ -113,5 +113,6 @@ CREATE TABLE IF NOT EXISTS recommendation_runs (
     recommendations BIGINT    NOT NULL,
     products        BIGINT    NOT NULL,  -- distinct products recommended
     content_sha     VARCHAR   NOT NULL,  -- fingerprint of the month's recommendations: same rows, same value
+    inputs_sha      VARCHAR,             -- fingerprint of what they were made from (raw, scores, method, code)
     published_at    TIMESTAMP NOT NULL
 );

@@ -119,5 +119,6 @@ CREATE TABLE IF NOT EXISTS recommendation_runs (
     recommendations bigint    NOT NULL,
     products        bigint    NOT NULL,  -- distinct products recommended
     content_sha     text      NOT NULL,  -- fingerprint of the month's recommendations: same rows, same value
+    inputs_sha      text,                -- fingerprint of what they were made from (raw, scores, method, code)
     published_at    timestamp NOT NULL
 );

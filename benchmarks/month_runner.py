@@ -55,13 +55,14 @@ PREIMPORTS = {  # heavy libraries a warm worker has loaded before the task start
     "reuse": ["tensorflow", "hdbscan"],
     "score": ["tensorflow", "hdbscan"],
     "publish": ["duckdb"],
+    "recommend": ["duckdb"],
     "report": ["matplotlib.pyplot", "tensorflow"],
 }
 
 
 def stage_call(stage: str, month: str, landing: Path, force_retrain: bool):
     """The library function of a stage, bound to its arguments."""
-    from segmentation import decide, features, ingest, publish, reports, score, train, validate
+    from segmentation import decide, features, ingest, publish, recommend, reports, score, train, validate
     from segmentation.config import load_settings
     from segmentation.sources import Source
 
@@ -75,6 +76,7 @@ def stage_call(stage: str, month: str, landing: Path, force_retrain: bool):
         "reuse": lambda: train.reuse(settings, month),
         "score": lambda: score.score(settings, month),
         "publish": lambda: publish.publish(settings, month),
+        "recommend": lambda: recommend.recommend(settings, month),
         "report": lambda: reports.report(settings, month),
     }
     return calls[stage]
@@ -98,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", type=Path, required=True)
     parser.add_argument("--month", required=True)
     parser.add_argument("--stage", required=True, choices=sorted(["ingest", "validate", "features", "decide", "train",
-                                                                  "reuse", "score", "publish", "report"]))
+                                                                  "reuse", "score", "publish", "recommend",
+                                                                  "report"]))
     parser.add_argument("--landing", type=Path, required=True)
     parser.add_argument("--force-retrain", action="store_true")
     parser.add_argument("--out", type=Path, required=True, help="where to write the JSON record")

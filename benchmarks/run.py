@@ -96,7 +96,7 @@ def run_month(home: Path, landing: Path, month: str, force: bool) -> dict:
     stages = [run_stage(home, landing, month, stage, force) for stage in ("ingest", "validate", "features", "decide")]
     decision = stages[-1]["summary"]
     branch = {"train": ["train", "score"], "reuse": ["reuse", "score"], "skip": []}[decision["decision"]]
-    stages += [run_stage(home, landing, month, stage, force) for stage in [*branch, "publish", "report"]]
+    stages += [run_stage(home, landing, month, stage, force) for stage in [*branch, "publish", "recommend", "report"]]
     return {"month": month, "decision": decision["decision"], "reason": decision["reason"], "stages": stages}
 
 

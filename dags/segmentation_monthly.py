@@ -1,4 +1,5 @@
-"""Monthly customer segmentation: ingest -> validate -> features -> decide -> train|reuse -> score -> publish.
+"""Monthly customer segmentation: ingest -> validate -> features -> decide -> train|reuse -> score -> publish,
+then recommend and report.
 
 Scoring fans out: plan_scoring -> score_shard (mapped, one task per shop shard) -> combine_scores.
 
@@ -12,7 +13,7 @@ import pendulum
 from airflow.sdk import Param, dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from segmentation.airflow_assets import warehouse_assets
+from segmentation.airflow_assets import RECOMMENDATION_TABLES, warehouse_assets
 from segmentation.config import MAX_SCORE_SHARDS
 from segmentation.contract import DEFAULT_KAGGLE_DATASET, INVOICE_FIELDS, INVOICE_LAYOUTS, SOURCE_KINDS
 from segmentation.notify import notify_failure
@@ -33,6 +34,7 @@ Each run processes **one calendar month**: its data interval `[first day, first 
 | `score_shard` | one mapped task per shop shard ("shard 2 of 4"): segment id + membership strength (`-1` = noise) for its shops, in `score_parts/month=M/shard=KKK-of-NNN` |
 | `combine_scores` | checks every part, publishes `scores/month=M` in the features' order (identical at any shard count), removes the parts |
 | `publish` | replaces the month in the warehouse (`segments`, `segment_profiles`, `model_runs`); pool `warehouse` (1 slot); emits one asset event per table (`segmentation_segments`, ...) with the month, model version, row count and content hash in its extra |
+| `recommend` | each shop's top products it has not bought yet, with a score and a reason, replacing the month in `recommendations` and `recommendation_runs` (`SEGMENTATION_RECOMMEND_METHOD`, `SEGMENTATION_RECOMMEND_TOP_N`); pool `warehouse`; an asset event for `segmentation_recommendations` |
 | `report` | HTML report with plots in the lake's `reports/month=M`; the task log names its path |
 
 Re-running a month replaces exactly that month and changes nothing when inputs are unchanged.
@@ -215,6 +217,16 @@ def segmentation_monthly():
             context["outlet_events"][warehouse_asset(table)].extra = event_extra(published, table)
         return published
 
+    @task(pool=WAREHOUSE_POOL, outlets=warehouse_assets(RECOMMENDATION_TABLES))
+    def recommend(**context) -> dict:
+        """Each shop's top products it has not bought yet; one asset event, its extra naming month and content."""
+        from segmentation.airflow_assets import event_extra, warehouse_asset
+        from segmentation.recommend import recommend as recommend_month
+
+        made = recommend_month(_settings(), _month(context), run_id=context["run_id"])
+        context["outlet_events"][warehouse_asset("recommendations")].extra = event_extra(made, "recommendations")
+        return made
+
     @task
     def report(**context) -> dict:
         from segmentation.reports import report as report_month
@@ -231,7 +243,7 @@ def segmentation_monthly():
     branch >> [train(), reuse_model()] >> planned
     combined >> published
     branch >> warm_up() >> published
-    published >> report()
+    published >> [recommend(), report()]
 
 
 segmentation_monthly()

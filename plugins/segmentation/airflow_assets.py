@@ -7,20 +7,22 @@ Airflow is imported inside the functions: the library stays usable without it.
 
 from __future__ import annotations
 
-WAREHOUSE_TABLES = ("segments", "segment_profiles", "model_runs")
+WAREHOUSE_TABLES = ("segments", "segment_profiles", "model_runs")  # replaced by publish
+RECOMMENDATION_TABLES = ("recommendations",)  # replaced by recommend
 
 
 def warehouse_asset(table: str):
     """The Asset of one warehouse table (the same object in the producer and every consumer)."""
     from airflow.sdk import Asset
 
-    if table not in WAREHOUSE_TABLES:
-        raise ValueError(f"unknown warehouse table {table!r}; publish replaces {', '.join(WAREHOUSE_TABLES)}")
+    if table not in WAREHOUSE_TABLES + RECOMMENDATION_TABLES:
+        raise ValueError(f"unknown warehouse table {table!r}; publish replaces {', '.join(WAREHOUSE_TABLES)}, "
+                         f"recommend {', '.join(RECOMMENDATION_TABLES)}")
     return Asset(name=f"segmentation_{table}", uri=f"x-segmentation://warehouse/{table}", group="segmentation")
 
 
-def warehouse_assets() -> list:
-    return [warehouse_asset(table) for table in WAREHOUSE_TABLES]
+def warehouse_assets(tables: tuple[str, ...] = WAREHOUSE_TABLES) -> list:
+    return [warehouse_asset(table) for table in tables]
 
 
 def event_extra(published: dict, table: str) -> dict:

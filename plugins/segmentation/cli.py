@@ -6,6 +6,7 @@
     segmentation run --from 2010-01 --to 2011-12 --input retail_ii.csv --source invoices \
         --columns customer="Customer ID",price=Price --date-format "%d/%m/%Y %H:%M"
     segmentation stage features --month 2024-03
+    segmentation stage recommend --month 2024-03
     segmentation summary
     segmentation feature-sql --dialect bigquery --raw-table my-project.sales.raw_monthly
 """
@@ -56,7 +57,8 @@ def month_line(result: dict) -> str:
     decision = result["decide"]
     scored = result.get("score", {})
     return (f"{decision['month']}: {decision['decision']:<6} shops={scored.get('shops', 0):>7} "
-            f"segments={scored.get('segments', 0)} noise={scored.get('noise_share', 0):.1%}  ({decision['reason']})")
+            f"segments={scored.get('segments', 0)} noise={scored.get('noise_share', 0):.1%} "
+            f"recommendations={result.get('recommend', {}).get('rows', 0)}  ({decision['reason']})")
 
 
 @contextlib.contextmanager
@@ -95,7 +97,7 @@ def _source(args, settings) -> Source:
 
 
 def _stage(args) -> int:
-    from . import decide, features, ingest, publish, reports, score, train, validate
+    from . import decide, features, ingest, publish, recommend, reports, score, train, validate
 
     settings = load_settings()
     month = args.month
@@ -108,6 +110,7 @@ def _stage(args) -> int:
         "score": lambda: score.score(settings, month),
         "publish": lambda: publish.publish(settings, month),
         "report": lambda: reports.report(settings, month),
+        "recommend": lambda: recommend.recommend(settings, month),
     }
     with hold_home(settings.home, f"segmentation stage {args.name} --month {month}", args.wait):
         result = calls[args.name]()
@@ -190,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     stage = sub.add_parser("stage", help="run one stage for one month")
     stage.add_argument("name", choices=["ingest", "validate", "features", "decide", "train", "score", "publish",
-                                          "report"])
+                                          "report", "recommend"])
     stage.add_argument("--month", required=True)
     stage.add_argument("--input")
     _add_source_options(stage)

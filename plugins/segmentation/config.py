@@ -51,6 +51,8 @@ class Settings:
     drift_noise_jump: float = 0.10
     retrain_cooldown_months: int = 2  # months without a drift retrain after one
     rfm: str = "auto"
+    recommend_method: str = "itemcf"  # see segmentation/recommend.py METHODS
+    recommend_top_n: int = 10
     warehouse_backend: str = "duckdb"
     warehouse_dsn: str | None = field(default=None, repr=False)
     warehouse_conn_id: str = "segmentation_warehouse"
@@ -97,6 +99,7 @@ def _env_float(name: str, default: float, env=None) -> float:
 
 
 WAREHOUSE_BACKENDS = ("duckdb", "postgres", "bigquery")
+RECOMMEND_METHODS = ("itemcf", "segment_itemcf", "popular", "segment_popular")  # recommend.METHODS
 
 
 def _env_gates(env) -> dict:
@@ -136,6 +139,8 @@ def load_settings(overrides: dict[str, str] | None = None) -> Settings:
         drift_noise_jump=_env_float("SEGMENTATION_DRIFT_NOISE_JUMP", 0.10, env),
         retrain_cooldown_months=_env_int("SEGMENTATION_RETRAIN_COOLDOWN_MONTHS", 2, env),
         rfm=_env("SEGMENTATION_RFM", "auto", env),
+        recommend_method=_env("SEGMENTATION_RECOMMEND_METHOD", "itemcf", env),
+        recommend_top_n=_env_int("SEGMENTATION_RECOMMEND_TOP_N", 10, env),
         warehouse_backend=_env("SEGMENTATION_WAREHOUSE_BACKEND", "duckdb", env),
         warehouse_dsn=env.get("SEGMENTATION_WAREHOUSE_DSN") or None,
         warehouse_conn_id=_env("SEGMENTATION_WAREHOUSE_CONN_ID", "segmentation_warehouse", env),
@@ -179,6 +184,11 @@ def validate_settings(settings: Settings) -> None:
             problems.append(f"{name} must be a local path or gs://bucket/prefix, got {url!r}")
     problems += _notify_problems(settings.notify_targets) + _gate_problems(settings)
     problems += _mlflow_problems(settings)
+    if settings.recommend_method not in RECOMMEND_METHODS:
+        problems.append(f"SEGMENTATION_RECOMMEND_METHOD must be one of {', '.join(RECOMMEND_METHODS)}, "
+                        f"got {settings.recommend_method!r}")
+    if not 1 <= settings.recommend_top_n <= 100:
+        problems.append(f"SEGMENTATION_RECOMMEND_TOP_N must be between 1 and 100, got {settings.recommend_top_n}")
     if settings.rfm not in ("auto", "on", "off"):
         problems.append(f"SEGMENTATION_RFM must be auto, on or off, got {settings.rfm!r}")
     if not 0 <= settings.feature_workers <= 64:

@@ -11,6 +11,7 @@ from .features import build_features
 from .ingest import ingest
 from .months import month_range
 from .publish import publish
+from .recommend import recommend
 from .reports import report
 from .score import score
 from .sources import Source
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 
 def run_month(settings: Settings, month: str, source: Source, force_retrain: bool = False,
               run_id: str | None = None) -> dict:
-    """ingest -> validate -> features -> decide -> train|reuse -> score -> publish for one month."""
+    """ingest -> validate -> features -> decide -> train|reuse -> score -> publish -> recommend, report."""
     results = {"ingest": ingest(settings, month, source), "validate": validate(settings, month),
                "features": build_features(settings, month)}
     decision = decide(settings, month, force_retrain)
@@ -34,6 +35,7 @@ def run_month(settings: Settings, month: str, source: Source, force_retrain: boo
     if decision["decision"] != SKIP:
         results["score"] = score(settings, month)
     results["publish"] = publish(settings, month, run_id)
+    results["recommend"] = recommend(settings, month, run_id)
     results["report"] = report(settings, month)
     return results
 

@@ -63,6 +63,19 @@ class SqlWarehouse:
         """Replace the month's row in data_quality_runs."""
         self._replace("replace_quality.sql", month, new_quality=row)
 
+    def replace_recommendations(self, month: str, recommendations: Path, run: pd.DataFrame) -> None:
+        """Atomically replace the month's rows in recommendations (read from a parquet file, in batches) and
+        recommendation_runs."""
+        self._replace("replace_recommendations.sql", month, new_recommendations=Path(recommendations),
+                      new_recommendation_run=run)
+
+    def current_recommendation_run(self, month: str) -> dict | None:
+        """The month's recommendation_runs row, or None."""
+        return self._month_row("recommendation_runs", month)
+
+    def _month_row(self, table: str, month: str) -> dict | None:
+        raise NotImplementedError
+
     def _replace(self, sql_file: str, month: str, **relations: pd.DataFrame) -> None:
         raise NotImplementedError
 
@@ -71,6 +84,15 @@ def lock_holder(message: str) -> str:
     """The process DuckDB names as holding the file's lock ("python3.11 (PID 4242)"), or "another process"."""
     match = _LOCK_HOLDER.search(message)
     return f"{match['holder']} (PID {match['pid']})" if match else "another process"
+
+
+def _register(con, name: str, frame: pd.DataFrame | Path) -> None:
+    """A frame, or a parquet file (read by DuckDB as it inserts, never loaded whole), as relation `name`."""
+    if isinstance(frame, Path):
+        path = str(frame).replace("'", "''")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_parquet('{path}')")
+    else:
+        con.register(name, frame)
 
 
 class DuckDBWarehouse(SqlWarehouse):
@@ -106,11 +128,14 @@ class DuckDBWarehouse(SqlWarehouse):
             con.execute(statement)
 
     def current_run(self, month: str) -> dict | None:
+        return self._month_row("model_runs", month)
+
+    def _month_row(self, table: str, month: str) -> dict | None:
         if not self.db_path.exists():
             return None
         with self.connect(read_only=True) as con:
             try:
-                row = con.execute("SELECT * FROM model_runs WHERE month = ?", [month]).fetchdf()
+                row = con.execute(f"SELECT * FROM {table} WHERE month = ?", [month]).fetchdf()
             except Exception:  # table not created yet
                 return None
         return None if row.empty else row.iloc[0].to_dict()
@@ -120,7 +145,7 @@ class DuckDBWarehouse(SqlWarehouse):
         with writer_lock(self.db_path), self.connect() as con:
             self.ensure_tables(con)
             for name, frame in relations.items():
-                con.register(name, frame)
+                _register(con, name, frame)
             con.execute("BEGIN TRANSACTION")
             try:
                 for statement in _statements(self.sql / sql_file):

@@ -94,11 +94,21 @@ SCHEMAS: dict[str, list[SchemaField]] = {
         ("warnings", "INT64", True), ("failed_checks", "JSON", False), ("warning_checks", "JSON", False),
         ("report_path", "STRING", False), ("data_docs_path", "STRING", False),
         ("checked_at", "TIMESTAMP", True)),
+    "recommendations": _fields(
+        *_MONTH_FIELDS, ("shop_id", "STRING", True), ("rank", "INT64", True), ("product_id", "STRING", True),
+        ("score", "FLOAT64", True), ("reason", "STRING", True), ("segment_id", "INT64", True)),
+    "recommendation_runs": _fields(
+        *_MONTH_FIELDS, ("run_id", "STRING", False), ("method", "STRING", True), ("top_n", "INT64", True),
+        ("history_months", "INT64", True), ("model_version", "STRING", False), ("shops", "INT64", True),
+        ("recommendations", "INT64", True), ("products", "INT64", True), ("content_sha", "STRING", True),
+        ("inputs_sha", "STRING", False), ("published_at", "TIMESTAMP", True)),
 }
 TABLES = tuple(SCHEMAS)
 KEYS = {"segments": ("month", "shop_id"), "model_runs": ("month",),
-        "segment_profiles": ("month", "segment_id"), "data_quality_runs": ("month",)}
-CLUSTERING = {"segments": ("segment_id", "shop_id"), "segment_profiles": ("segment_id",)}
+        "segment_profiles": ("month", "segment_id"), "data_quality_runs": ("month",),
+        "recommendations": ("month", "shop_id", "rank"), "recommendation_runs": ("month",)}
+CLUSTERING = {"segments": ("segment_id", "shop_id"), "segment_profiles": ("segment_id",),
+              "recommendations": ("shop_id",)}
 # model_runs is written last: it marks the month as published (see the module docstring)
 MONTH_TABLES = ("segments", "segment_profiles", "model_runs")
 
@@ -137,10 +147,10 @@ def _labels(table: str, month: str) -> dict[str, str]:
     return {"app": "segmentation", "table": table, "month": month}
 
 
-def load_job_config(table: str, month: str) -> bigquery.LoadJobConfig:
-    """Load newline-delimited JSON into one month's partition, replacing it (WRITE_TRUNCATE)."""
+def load_job_config(table: str, month: str, source_format: str = "NEWLINE_DELIMITED_JSON") -> bigquery.LoadJobConfig:
+    """Load newline-delimited JSON (or parquet) into one month's partition, replacing it (WRITE_TRUNCATE)."""
     return bigquery.LoadJobConfig(
-        source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON,
+        source_format=source_format,
         schema=SCHEMAS[table],
         write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
         create_disposition=bigquery.CreateDisposition.CREATE_NEVER,  # tables.sql creates them
@@ -260,6 +270,30 @@ def ndjson_rows(table: str, month: str, frame: pd.DataFrame) -> bytes:
     return "".join(f"{line}\n" for line in sorted(lines)).encode()
 
 
+def with_month_date(source: Path, month: str, target: Path) -> Path | None:
+    """The parquet file's rows with the partition column month_date, written batch by batch to `target` (None when
+    the file has no rows: the partition is emptied instead of loaded)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(source)
+    if parquet.metadata.num_rows == 0:
+        return None
+    day = month_date(month)
+    writer = None
+    try:
+        for batch in parquet.iter_batches(batch_size=65_536):
+            table = pa.Table.from_batches([batch])
+            table = table.add_column(1, PARTITION_COLUMN, pa.array([day] * table.num_rows, pa.date32()))
+            if writer is None:
+                writer = pq.ParquetWriter(target, table.schema, compression="zstd")
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
+    return target
+
+
 def _query_parameter(value, name: str | None = None) -> bigquery.ScalarQueryParameter:
     """A query parameter with its BigQuery type inferred from the Python value (None -> a NULL STRING)."""
     if hasattr(value, "item") and not isinstance(value, dt.datetime):  # numpy scalar
@@ -368,6 +402,40 @@ class BigQueryWarehouse:
         payload = ndjson_rows("data_quality_runs", month, row)
         self.ensure_tables()
         self._write("data_quality_runs", month, payload, self._generation("data_quality_runs", month))
+
+    def current_recommendation_run(self, month: str) -> dict | None:
+        rows = self._month_rows("recommendation_runs", month)
+        return rows[0] if rows else None
+
+    def replace_recommendations(self, month: str, recommendations: Path, run: pd.DataFrame) -> None:
+        """Replace the month's partition of recommendations (a parquet load job, streamed from the file) and then
+        its recommendation_runs row, which marks the month as written (see the module docstring)."""
+        import tempfile
+
+        payload = ndjson_rows("recommendation_runs", month, run)
+        content = str(run["content_sha"].iloc[0]).encode()
+        self.ensure_tables()
+        generation = self._generation("recommendation_runs", month)
+        with tempfile.TemporaryDirectory(prefix="bq-recommendations-") as scratch:
+            staged = with_month_date(Path(recommendations), month, Path(scratch) / "recommendations.parquet")
+            if staged is None:
+                self._write("recommendations", month, b"", generation)
+            else:
+                self._load_parquet("recommendations", month, staged, content, generation)
+        self._write("recommendation_runs", month, payload, generation)
+
+    def _load_parquet(self, table: str, month: str, path: Path, content: bytes, generation: str):
+        """Load a parquet file into the month's partition under a deterministic job id (content = its fingerprint)."""
+        destination = load_destination(self.project, self.dataset, table, month)
+
+        def submit(job: str):
+            with open(path, "rb") as handle:
+                return self.client.load_table_from_file(
+                    handle, destination, size=path.stat().st_size, job_id=job, project=self.project,
+                    location=self.location, job_config=load_job_config(table, month, "PARQUET"))
+        job = self._run_once(lambda attempt: job_id(table, month, content, generation, "load", attempt), submit)
+        log.info("bigquery %s %s: parquet load of %d bytes by job %s", table, month, path.stat().st_size, job.job_id)
+        return job
 
     def _write(self, table: str, month: str, payload: bytes, generation: str):
         """Load the payload into the month's partition, or empty the partition when there are no rows."""

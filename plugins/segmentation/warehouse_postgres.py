@@ -43,11 +43,14 @@ from .warehouse import SqlWarehouse, _statements
 
 log = logging.getLogger(__name__)
 
-TABLES = ("segments", "model_runs", "segment_profiles", "data_quality_runs")
+TABLES = ("segments", "model_runs", "segment_profiles", "data_quality_runs")  # also names the writer lock's key
+RECOMMENDATION_TABLES = ("recommendations", "recommendation_runs")
 VIEWS = ("segment_sizes", "segment_transitions")
 # the temporary relation each replacement script reads -> the table it is shaped like
 STAGED = {"new_segments": "segments", "new_profiles": "segment_profiles", "new_run": "model_runs",
-          "new_quality": "data_quality_runs"}
+          "new_quality": "data_quality_runs", "new_recommendations": "recommendations",
+          "new_recommendation_run": "recommendation_runs"}
+COPY_BATCH_ROWS = 65_536  # rows of a parquet file sent per COPY chunk
 
 
 def advisory_lock_key(tables: Iterable[str] = TABLES) -> int:
@@ -190,6 +193,18 @@ def frame_rows(frame: pd.DataFrame, column_types: Mapping[str, str]) -> list[tup
     return list(zip(*columns, strict=True)) if columns else []
 
 
+def _parquet_batches(path: Path):
+    """A parquet file's rows as frames of COPY_BATCH_ROWS rows (an empty file: one empty frame with its columns)."""
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(path)
+    if parquet.metadata.num_rows == 0:
+        yield parquet.schema_arrow.empty_table().to_pandas()
+        return
+    for batch in parquet.iter_batches(batch_size=COPY_BATCH_ROWS):
+        yield batch.to_pandas()
+
+
 # --- the warehouse ----------------------------------------------------------------------------------------------
 
 class PostgresWarehouse(SqlWarehouse):
@@ -259,11 +274,16 @@ class PostgresWarehouse(SqlWarehouse):
         self._tables_ready = True
 
     def current_run(self, month: str) -> dict | None:
+        return self._month_row("model_runs", month)
+
+    def _month_row(self, table: str, month: str) -> dict | None:
+        if table not in TABLES + RECOMMENDATION_TABLES:
+            raise ValueError(f"unknown warehouse table {table!r}")
         with self.connect(read_only=True) as con:
-            exists = con.execute("SELECT to_regclass('model_runs') IS NOT NULL").fetchone()[0]
+            exists = con.execute("SELECT to_regclass(%s) IS NOT NULL", [table]).fetchone()[0]
             if not exists:
                 return None
-        row = self.query("SELECT * FROM model_runs WHERE month = %s", [month])
+        row = self.query(f"SELECT * FROM {table} WHERE month = %s", [month])
         return None if row.empty else row.iloc[0].to_dict()
 
     def _replace(self, sql_file: str, month: str, **relations: pd.DataFrame) -> None:
@@ -283,8 +303,9 @@ class PostgresWarehouse(SqlWarehouse):
         log.debug("warehouse %s: %s for %s, %d staged rows in %.2fs", self.redacted_dsn, sql_file, month, rows,
                   time.perf_counter() - started)
 
-    def _stage(self, con, name: str, table: str, frame: pd.DataFrame) -> int:
-        """CREATE TEMP TABLE name (LIKE table) ON COMMIT DROP, then COPY the frame into it by column name."""
+    def _stage(self, con, name: str, table: str, frame: pd.DataFrame | Path) -> int:
+        """CREATE TEMP TABLE name (LIKE table) ON COMMIT DROP, then COPY the frame (or a parquet file's rows, a batch
+        at a time) into it by column name."""
         from psycopg import sql
 
         with con.cursor() as cur:
@@ -293,18 +314,22 @@ class PostgresWarehouse(SqlWarehouse):
             types = dict(cur.execute(
                 "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
                 "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped", [table]).fetchall())
-            unknown = [str(c) for c in frame.columns if c not in types]
-            if unknown:
-                raise ValueError(f"{table} has no column(s) {unknown}; it has {sorted(types)}")
-            if frame.empty:
-                return 0
-            columns = [str(c) for c in frame.columns]
-            copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(
-                sql.Identifier(name), sql.SQL(", ").join(map(sql.Identifier, columns)))
-            with cur.copy(copy_sql) as copy:
-                for row in frame_rows(frame, types):
-                    copy.write_row(row)
-        return len(frame)
+            batches = _parquet_batches(frame) if isinstance(frame, Path) else [frame]
+            rows = 0
+            for batch in batches:
+                unknown = [str(c) for c in batch.columns if c not in types]
+                if unknown:
+                    raise ValueError(f"{table} has no column(s) {unknown}; it has {sorted(types)}")
+                if batch.empty:
+                    continue
+                columns = [str(c) for c in batch.columns]
+                copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(
+                    sql.Identifier(name), sql.SQL(", ").join(map(sql.Identifier, columns)))
+                with cur.copy(copy_sql) as copy:
+                    for row in frame_rows(batch, types):
+                        copy.write_row(row)
+                rows += len(batch)
+        return rows
 
     def query(self, sql: str, params: Sequence | Mapping | None = None) -> pd.DataFrame:
         """Run a read-only query; '?' placeholders with a list of params work as with DuckDBWarehouse."""

@@ -62,6 +62,8 @@ def test_branches_lead_to_score_and_publish(dagbag):
     assert dag.get_task("combine_scores").upstream_task_ids == {"score_shard"}
     assert dag.get_task("publish").upstream_task_ids == {"combine_scores", "warm_up"}
     assert dag.get_task("report").upstream_task_ids == {"publish"}
+    assert dag.get_task("recommend").upstream_task_ids == {"publish"}
+    assert dag.get_task("recommend").pool == "warehouse"  # it writes the warehouse
     order = ["ingest", "validate", "build_features", "decide"]
     for upstream, downstream in zip(order, order[1:], strict=False):
         assert downstream in dag.get_task(upstream).downstream_task_ids
@@ -115,6 +117,12 @@ def test_publish_declares_an_asset_per_warehouse_table(dagbag):
         ("segmentation_segment_profiles", "x-segmentation://warehouse/segment_profiles"),
         ("segmentation_model_runs", "x-segmentation://warehouse/model_runs"),
     ]
+
+
+def test_recommend_declares_the_recommendations_asset(dagbag):
+    outlets = dagbag.dags["segmentation_monthly"].get_task("recommend").outlets
+    assert [(a.name, a.uri) for a in outlets] == [
+        ("segmentation_recommendations", "x-segmentation://warehouse/recommendations")]
 
 
 def test_export_runs_on_the_segments_asset(dagbag):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -153,6 +154,79 @@ def test_a_bad_value_late_in_the_script_rolls_back_the_earlier_deletes(warehouse
     with pytest.raises(ValueError, match="no column"):
         warehouse.replace_month("2024-01", segments.assign(colour="red"), _run("2024-01", segments))
     assert warehouse.query("SELECT COUNT(*) n FROM segments")["n"][0] == 5
+
+
+def _recommendations(tmp_path, month: str, shops: int, top_n: int = 3, product: str = "P") -> Path:
+    """A month's recommendations as the recommend stage writes them: a parquet file of OUTPUT_COLUMNS."""
+    from segmentation.recommend import OUTPUT_COLUMNS
+
+    frame = pd.DataFrame([{"month": month, "shop_id": f"S{i:03d}", "rank": r, "product_id": f"{product}{r + i}",
+                           "score": 1.0 / r + i / 1e3, "reason": f"Bought by {r} of all {shops} shops, it's said",
+                           "segment_id": i % 3 - 1} for i in range(shops) for r in range(1, top_n + 1)])
+    path = tmp_path / f"recommendations-{month}-{shops}-{product}.parquet"
+    frame[OUTPUT_COLUMNS].to_parquet(path, index=False)
+    return path
+
+
+def _recommendation_run(month: str, rows: int, sha: str) -> pd.DataFrame:
+    return pd.DataFrame([{"month": month, "run_id": "r1", "method": "itemcf (top 3)", "top_n": 3, "history_months": 4,
+                          "model_version": "0001", "shops": rows // 3, "recommendations": rows, "products": rows,
+                          "content_sha": sha, "published_at": pd.Timestamp("2024-03-02T08:00:00")}])
+
+
+def test_recommendations_are_copied_in_batches_and_replace_only_their_month(warehouse, tmp_path, monkeypatch):
+    import segmentation.warehouse_postgres as module
+
+    monkeypatch.setattr(module, "COPY_BATCH_ROWS", 7)  # 120 rows in 18 COPY chunks
+    warehouse.replace_recommendations("2024-01", _recommendations(tmp_path, "2024-01", 40), _recommendation_run(
+        "2024-01", 120, "a"))
+    warehouse.replace_recommendations("2024-02", _recommendations(tmp_path, "2024-02", 10), _recommendation_run(
+        "2024-02", 30, "b"))
+    warehouse.replace_recommendations("2024-01", _recommendations(tmp_path, "2024-01", 20, product="Q"),
+                                      _recommendation_run("2024-01", 60, "c"))
+    counts = warehouse.query("SELECT month, COUNT(*) AS n, COUNT(DISTINCT shop_id) AS shops, MIN(product_id) AS p "
+                             "FROM recommendations GROUP BY month ORDER BY month")
+    assert counts.to_dict("records") == [{"month": "2024-01", "n": 60, "shops": 20, "p": "Q1"},
+                                         {"month": "2024-02", "n": 30, "shops": 10, "p": "P1"}]
+    assert warehouse.current_recommendation_run("2024-01")["content_sha"] == "c"
+    assert warehouse.query("SELECT COUNT(*) AS n FROM recommendation_runs")["n"][0] == 2
+    assert warehouse.query("SELECT reason FROM recommendations LIMIT 1")["reason"][0].endswith("it's said")
+
+
+def test_a_failed_recommendations_replacement_rolls_back(warehouse, tmp_path):
+    warehouse.replace_recommendations("2024-01", _recommendations(tmp_path, "2024-01", 5), _recommendation_run(
+        "2024-01", 15, "a"))
+    duplicated = pd.concat([pd.read_parquet(_recommendations(tmp_path, "2024-01", 2))] * 2)
+    path = tmp_path / "duplicated.parquet"
+    duplicated.to_parquet(path, index=False)
+    with pytest.raises(Exception, match="duplicate key"):
+        warehouse.replace_recommendations("2024-01", path, _recommendation_run("2024-01", 12, "b"))
+    assert warehouse.query("SELECT COUNT(*) AS n FROM recommendations")["n"][0] == 15
+    assert warehouse.current_recommendation_run("2024-01")["content_sha"] == "a"
+
+
+def test_an_empty_month_of_recommendations_clears_the_month(warehouse, tmp_path):
+    warehouse.replace_recommendations("2024-01", _recommendations(tmp_path, "2024-01", 5), _recommendation_run(
+        "2024-01", 15, "a"))
+    empty = tmp_path / "empty.parquet"
+    pd.read_parquet(_recommendations(tmp_path, "2024-01", 5)).head(0).to_parquet(empty, index=False)
+    warehouse.replace_recommendations("2024-01", empty, _recommendation_run("2024-01", 0, "none"))
+    assert warehouse.query("SELECT COUNT(*) AS n FROM recommendations")["n"][0] == 0
+    assert warehouse.current_recommendation_run("2024-01")["recommendations"] == 0
+
+
+def test_recommendations_match_the_duckdb_warehouse(warehouse, tmp_path):
+    duck = DuckDBWarehouse(tmp_path / "w.duckdb", SQL)
+    for month, shops in (("2024-01", 30), ("2024-02", 12)):
+        path, run = _recommendations(tmp_path, month, shops), _recommendation_run(month, 3 * shops, month)
+        for target in (duck, warehouse):
+            target.replace_recommendations(month, path, run)
+    for sql in ("SELECT * FROM recommendations ORDER BY month, shop_id, rank",
+                "SELECT * FROM recommendation_runs ORDER BY month"):
+        left, right = duck.query(sql), warehouse.query(sql)
+        assert list(left.columns) == list(right.columns) and len(left) == len(right) > 0, sql
+        for column in left.columns:
+            assert [str(v) for v in left[column]] == [str(v) for v in right[column]], (sql, column)
 
 
 def _write(dsn, month, start, shops=200, times=1):
@@ -363,5 +437,10 @@ def test_the_pipeline_publishes_to_postgres_and_reruns_change_nothing(dsn, home,
     assert warehouse.query("SELECT COUNT(*) AS n FROM data_quality_runs")["n"][0] == 4
     before = warehouse.query("SELECT * FROM segments ORDER BY month, shop_id")
     assert len(before) > 0 and not before.duplicated(["month", "shop_id"]).any()
+    recommended = warehouse.query("SELECT * FROM recommendations ORDER BY month, shop_id, rank")
+    assert recommended["month"].unique().tolist() == ["2023-03", "2023-04"]  # the months with segments
+    assert len(recommended) == 10 * len(before)
     run_month(settings, "2023-04", source)
     pd.testing.assert_frame_equal(before, warehouse.query("SELECT * FROM segments ORDER BY month, shop_id"))
+    pd.testing.assert_frame_equal(recommended, warehouse.query("SELECT * FROM recommendations ORDER BY month, "
+                                                               "shop_id, rank"))

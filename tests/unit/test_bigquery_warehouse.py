@@ -488,3 +488,63 @@ def test_the_load_payload_is_a_fresh_stream_per_attempt():
     # failed job, Conflict on its id, then the next id: every attempt uploaded the whole payload
     assert [call[3] for call in client.kinds("load")] == [payload, payload, payload]
     assert client.kinds("load")[-1][1].endswith("_a2")
+
+
+# ---------------------------------------------------------------- recommendations
+
+def _recommendations_file(tmp_path, shops=4, month=MONTH):
+    from segmentation.recommend import OUTPUT_COLUMNS
+
+    frame = pd.DataFrame([{"month": month, "shop_id": f"S{i}", "rank": r, "product_id": f"P{r}", "score": 1.0 / r,
+                           "reason": "Bought by 3 of all 4 shops (75%), not yet by this one", "segment_id": 0}
+                          for i in range(shops) for r in (1, 2)])
+    path = tmp_path / f"recommendations-{shops}.parquet"
+    frame[OUTPUT_COLUMNS].to_parquet(path, index=False)
+    return path
+
+
+def _recommendation_run(sha="a", rows=8):
+    return pd.DataFrame([{"month": MONTH, "run_id": "r", "method": "itemcf (top 2)", "top_n": 2, "history_months": 3,
+                          "model_version": "0001", "shops": rows // 2, "recommendations": rows, "products": 2,
+                          "content_sha": sha, "published_at": pd.Timestamp("2024-04-01 07:00:00")}])
+
+
+def test_recommendations_load_as_parquet_into_the_month_partition_then_the_run_row(tmp_path):
+    import io
+
+    import pyarrow.parquet as pq
+
+    client = FakeClient()
+    _warehouse(client).replace_recommendations(MONTH, _recommendations_file(tmp_path), _recommendation_run())
+    loads = client.kinds("load")
+    assert [call[2] for call in loads] == [f"{PROJECT}.{DATASET}.recommendations$20240301",
+                                           f"{PROJECT}.{DATASET}.recommendation_runs$20240301"]
+    table = pq.read_table(io.BytesIO(loads[0][3]))
+    assert loads[0][4].source_format == "PARQUET" and loads[0][4].write_disposition == "WRITE_TRUNCATE"
+    assert table.column_names == [f.name for f in SCHEMAS["recommendations"]]  # month_date second, as declared
+    assert table.num_rows == 8 and {str(d) for d in table["month_date"].to_pylist()} == {"2024-03-01"}
+    (run,) = _lines(loads[1][3])
+    assert run["content_sha"] == "a" and run["month_date"] == "2024-03-01"
+    assert all(JOB_ID.fullmatch(call[1]) for call in loads)
+
+
+def test_a_retried_recommendations_write_reuses_its_job_ids_and_other_content_gets_new_ones(tmp_path):
+    client = FakeClient()
+    warehouse = _warehouse(client)
+    warehouse.replace_recommendations(MONTH, _recommendations_file(tmp_path), _recommendation_run("a"))
+    first = [call[1] for call in client.kinds("load")]
+    warehouse.replace_recommendations(MONTH, _recommendations_file(tmp_path), _recommendation_run("a"))
+    assert [call[1] for call in client.kinds("get_job")] == first  # the same write: Conflict -> already done
+    client.month_rows["recommendation_runs"] = [{"month": MONTH, "content_sha": "a"}]
+    warehouse.replace_recommendations(MONTH, _recommendations_file(tmp_path, shops=3), _recommendation_run("b", 6))
+    assert len(client.jobs) == 4  # two more loads for the new content
+
+
+def test_a_month_without_recommendations_empties_the_partition(tmp_path):
+    client = FakeClient()
+    empty = tmp_path / "empty.parquet"
+    pd.read_parquet(_recommendations_file(tmp_path)).head(0).to_parquet(empty, index=False)
+    _warehouse(client).replace_recommendations(MONTH, empty, _recommendation_run("none", 0))
+    (delete,) = [call for call in client.kinds("query") if call[2].startswith("DELETE")]
+    assert delete[2] == f"DELETE FROM `{PROJECT}.{DATASET}.recommendations` WHERE month_date = @month_date"
+    assert [call[2] for call in client.kinds("load")] == [f"{PROJECT}.{DATASET}.recommendation_runs$20240301"]

@@ -3,12 +3,15 @@ asked), and progress month by month (plain lines when piped, a progress bar on a
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pty
 import select
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
@@ -117,6 +120,7 @@ def test_piped_output_shows_each_month_as_a_numbered_line(home, small_sales_file
 
 def test_a_terminal_gets_a_progress_bar(home, small_sales_file):
     leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))  # a 100-column terminal
     command = [sys.executable, "-m", "segmentation", "run", "--from", "2023-01", "--to", "2023-02",
                "--input", str(small_sales_file)]
     process = subprocess.Popen(command, env=_env(home), stdin=follower, stdout=follower, stderr=subprocess.DEVNULL)

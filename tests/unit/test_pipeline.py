@@ -53,7 +53,9 @@ def test_months_warm_up_then_train_then_reuse(fast, small_sales_file):
 def test_rerunning_a_month_changes_nothing(fast, small_sales_file):
     source = Source(kind="file", path=str(small_sales_file))
     run_months(fast, "2023-01", "2023-04", source)
-    before = {t: _table(fast, f"SELECT * FROM {t} ORDER BY ALL") for t in ("segments", "model_runs")}
+    tables = ("segments", "model_runs", "recommendations", "recommendation_runs")
+    before = {t: _table(fast, f"SELECT * FROM {t} ORDER BY ALL") for t in tables}
+    assert before["recommendations"]["month"].unique().tolist() == ["2023-03", "2023-04"]
     versions = Registry(Lake(fast.lake_root)).versions()
     for month in ("2023-03", "2023-04"):
         run_month(fast, month, source)

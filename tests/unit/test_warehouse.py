@@ -101,3 +101,30 @@ def test_a_reader_that_stays_is_named_after_a_bounded_wait(home, tmp_path, monke
     message = str(busy.value)
     assert str(path) in message and f"PID {reader.pid}" in message and "within 1s" in message
     assert path.read_bytes() == before
+
+
+def _recommendations(tmp_path, month, shops, name="r"):
+    path = tmp_path / f"{name}-{month}.parquet"
+    pd.DataFrame({"month": month, "shop_id": [f"S{i}" for i in range(shops)], "rank": 1, "product_id": "P1",
+                  "score": 0.5, "reason": "Bought by 1 of all 2 shops (50%), not yet by this one",
+                  "segment_id": 0}).to_parquet(path, index=False)
+    run = pd.DataFrame([{"month": month, "run_id": "r", "method": "popular (top 1)", "top_n": 1, "history_months": 1,
+                         "model_version": "0001", "shops": shops, "recommendations": shops, "products": 1,
+                         "content_sha": f"{name}{shops}", "published_at": pd.Timestamp("2024-01-01")}])
+    return path, run
+
+
+def test_recommendations_replace_their_month_from_a_file_and_roll_back_on_failure(tmp_path):
+    warehouse = DuckDBWarehouse(tmp_path / "w.duckdb", SQL)
+    warehouse.replace_recommendations("2024-01", *_recommendations(tmp_path, "2024-01", 5))
+    warehouse.replace_recommendations("2024-02", *_recommendations(tmp_path, "2024-02", 3))
+    warehouse.replace_recommendations("2024-01", *_recommendations(tmp_path, "2024-01", 4, "again"))
+    counts = warehouse.query("SELECT month, COUNT(*) AS n FROM recommendations GROUP BY month ORDER BY month")
+    assert counts.to_dict("records") == [{"month": "2024-01", "n": 4}, {"month": "2024-02", "n": 3}]
+    assert warehouse.current_recommendation_run("2024-01")["content_sha"] == "again4"
+    path, run = _recommendations(tmp_path, "2024-01", 2, "dup")
+    pd.concat([pd.read_parquet(path)] * 2).to_parquet(path, index=False)  # duplicate (month, shop_id, rank)
+    with pytest.raises(Exception, match="(?i)duplicate key|constraint"):
+        warehouse.replace_recommendations("2024-01", path, run)
+    assert warehouse.query("SELECT COUNT(*) AS n FROM recommendations WHERE month = '2024-01'")["n"][0] == 4
+    assert warehouse.current_recommendation_run("2024-01")["content_sha"] == "again4"

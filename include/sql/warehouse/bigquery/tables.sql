@@ -115,3 +115,37 @@ CREATE TABLE IF NOT EXISTS `{dataset}.data_quality_runs` (
 )
 PARTITION BY month_date
 OPTIONS (description = "The latest data-quality check of each month");
+
+CREATE TABLE IF NOT EXISTS `{dataset}.recommendations` (
+    month      STRING  NOT NULL,
+    month_date DATE    NOT NULL,
+    shop_id    STRING  NOT NULL,
+    rank       INT64   NOT NULL,
+    product_id STRING  NOT NULL,
+    score      FLOAT64 NOT NULL,
+    reason     STRING  NOT NULL,
+    segment_id INT64   NOT NULL,
+    PRIMARY KEY (month, shop_id, rank) NOT ENFORCED
+)
+PARTITION BY month_date
+CLUSTER BY shop_id
+OPTIONS (description = "Each shop's top products it has not bought yet, per month (recommend stage)");
+
+CREATE TABLE IF NOT EXISTS `{dataset}.recommendation_runs` (
+    month           STRING    NOT NULL,
+    month_date      DATE      NOT NULL,
+    run_id          STRING,
+    method          STRING    NOT NULL,
+    top_n           INT64     NOT NULL,
+    history_months  INT64     NOT NULL,
+    model_version   STRING,
+    shops           INT64     NOT NULL,
+    recommendations INT64     NOT NULL,
+    products        INT64     NOT NULL,
+    content_sha     STRING    NOT NULL,
+    inputs_sha      STRING,
+    published_at    TIMESTAMP NOT NULL,
+    PRIMARY KEY (month) NOT ENFORCED
+)
+PARTITION BY month_date
+OPTIONS (description = "One row per month the recommend stage wrote: method, counts and a content fingerprint");

@@ -91,3 +91,31 @@ CREATE TABLE IF NOT EXISTS data_quality_runs (
 
 -- One shop's segment history (the lookup API) probes this instead of scanning every month's rows.
 CREATE INDEX IF NOT EXISTS segments_by_shop ON segments (shop_id);
+
+-- Written by the recommend stage (segmentation/recommend.py), after publish: each shop's top products it has not
+-- bought in the window, best first.
+CREATE TABLE IF NOT EXISTS recommendations (
+    month      VARCHAR NOT NULL,  -- YYYY-MM: made from the purchases up to the end of this month
+    shop_id    VARCHAR NOT NULL,
+    rank       BIGINT  NOT NULL,  -- 1 = best; 1..top_n per shop
+    product_id VARCHAR NOT NULL,  -- never a product the shop bought in the window
+    score      DOUBLE  NOT NULL,  -- orders a shop's list (higher first); see recommendation_runs.method
+    reason     VARCHAR NOT NULL,  -- why, in words
+    segment_id BIGINT  NOT NULL,  -- the shop's segment in this month (segments.segment_id)
+    PRIMARY KEY (month, shop_id, rank)
+);
+
+CREATE TABLE IF NOT EXISTS recommendation_runs (
+    month           VARCHAR   NOT NULL PRIMARY KEY,
+    run_id          VARCHAR,
+    method          VARCHAR   NOT NULL,  -- how the scores were made, with its parameters
+    top_n           BIGINT    NOT NULL,
+    history_months  BIGINT    NOT NULL,  -- raw months read (the window up to the month)
+    model_version   VARCHAR,             -- the model whose segments were used (null in a warm-up month)
+    shops           BIGINT    NOT NULL,  -- shops with at least one recommendation
+    recommendations BIGINT    NOT NULL,
+    products        BIGINT    NOT NULL,  -- distinct products recommended
+    content_sha     VARCHAR   NOT NULL,  -- fingerprint of the month's recommendations: same rows, same value
+    inputs_sha      VARCHAR,             -- fingerprint of what they were made from (raw, scores, method, code)
+    published_at    TIMESTAMP NOT NULL
+);

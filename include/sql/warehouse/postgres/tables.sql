@@ -97,3 +97,31 @@ CREATE TABLE IF NOT EXISTS data_quality_runs (
 
 -- One shop's segment history (the lookup API) probes this; the primary key leads with month.
 CREATE INDEX IF NOT EXISTS segments_by_shop ON segments (shop_id, month);
+
+-- Written by the recommend stage (segmentation/recommend.py), after publish: each shop's top products it has not
+-- bought in the window, best first.
+CREATE TABLE IF NOT EXISTS recommendations (
+    month      text             NOT NULL,  -- YYYY-MM: made from the purchases up to the end of this month
+    shop_id    text             NOT NULL,
+    rank       bigint           NOT NULL,  -- 1 = best; 1..top_n per shop
+    product_id text             NOT NULL,  -- never a product the shop bought in the window
+    score      double precision NOT NULL,  -- orders a shop's list (higher first); see recommendation_runs.method
+    reason     text             NOT NULL,  -- why, in words
+    segment_id bigint           NOT NULL,  -- the shop's segment in this month (segments.segment_id)
+    PRIMARY KEY (month, shop_id, rank)
+);
+
+CREATE TABLE IF NOT EXISTS recommendation_runs (
+    month           text      NOT NULL PRIMARY KEY,
+    run_id          text,
+    method          text      NOT NULL,  -- how the scores were made, with its parameters
+    top_n           bigint    NOT NULL,
+    history_months  bigint    NOT NULL,  -- raw months read (the window up to the month)
+    model_version   text,                -- the model whose segments were used (null in a warm-up month)
+    shops           bigint    NOT NULL,  -- shops with at least one recommendation
+    recommendations bigint    NOT NULL,
+    products        bigint    NOT NULL,  -- distinct products recommended
+    content_sha     text      NOT NULL,  -- fingerprint of the month's recommendations: same rows, same value
+    inputs_sha      text,                -- fingerprint of what they were made from (raw, scores, method, code)
+    published_at    timestamp NOT NULL
+);

@@ -4,6 +4,9 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
+# `airflow standalone` starts its components (and Airflow its task processes) by the name `airflow`: the venv's
+# bin goes first on PATH, so every target works from a fresh shell without activating the venv.
+export PATH := $(abspath $(BIN)):$(PATH)
 
 export SEGMENTATION_HOME ?= $(CURDIR)/.local
 export AIRFLOW_HOME ?= $(SEGMENTATION_HOME)/airflow
@@ -23,7 +26,8 @@ help:
 	@echo "make demo   - install, generate sample data, run segmentation_monthly for $(DEMO_FROM)..$(DEMO_TO) through Airflow"
 	@echo "make test   - install and run the whole test suite"
 	@echo "make lint   - ruff (with Airflow AIR rules)"
-	@echo "make standalone - Airflow UI on http://localhost:8080 with this project's dags/ and plugins/"
+	@echo "make standalone - Airflow UI on http://localhost:8080 (AIRFLOW__API__PORT=... for another port)"
+	@echo "                  with this project's dags/ and plugins/"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +71,10 @@ test-live: install
 lint: install
 	$(BIN)/ruff check .
 
+# UI on http://localhost:$AIRFLOW__API__PORT (8080 by default); the execution API the task processes call
+# back to follows the port
+standalone: export AIRFLOW__API__PORT ?= 8080
+standalone: export AIRFLOW__API__BASE_URL ?= http://localhost:$(AIRFLOW__API__PORT)
 standalone: install airflow-init
 	$(BIN)/airflow standalone
 

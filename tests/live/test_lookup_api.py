@@ -2,7 +2,8 @@
 warehouse written by the warehouse's own replace_month: no token 401, a forged one 403, Airflow's own token from
 ``POST /auth/token`` 200; 404 and 422; the docs; and a writer publishing a month while the api-server runs.
 
-Skipped unless SEGMENTATION_LIVE_TESTS=1 (starts Airflow: about a minute).
+Part of the live suites (tests/live/conftest.py; SEGMENTATION_SKIP_LIVE=1 skips them); starts its own Airflow,
+about a minute.
 """
 
 from __future__ import annotations
@@ -22,11 +23,7 @@ from .airflow_server import airflow_server, ok
 REPO = Path(__file__).resolve().parents[2]
 PREFIX = "/segmentation"
 
-pytestmark = [
-    pytest.mark.skipif(os.environ.get("SEGMENTATION_LIVE_TESTS") != "1",
-                       reason="starts a real Airflow; set SEGMENTATION_LIVE_TESTS=1"),
-    pytest.mark.timeout(900),
-]
+pytestmark = pytest.mark.timeout(900)
 
 
 def _publish(warehouse: DuckDBWarehouse, month: str, rows: list[tuple[str, int, str]]) -> None:

@@ -312,7 +312,7 @@ def _clean_invoices(source: Source) -> pd.DataFrame:
            *((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files))
     if key not in _CLEANED:
         _CLEANED.clear()
-        _CLEANED[key] = _read_clean_invoices(source, layouts[source.layout])
+        _CLEANED[key] = _read_clean_invoices(source, path, layouts[source.layout])
     return _CLEANED[key]
 
 
@@ -329,14 +329,15 @@ def local_invoice_path(source: Source) -> Path:
     cache = Path(source.cache_dir or tempfile.gettempdir()) / "remote" / hashlib.sha256(source.path.encode()).hexdigest()[:16]
     files = [remote] if fs.isfile(remote) else sorted(fs.find(remote))
     for name in files:
-        target = cache / PurePosixPath(name).relative_to(PurePosixPath(remote).parent)
-        stamp = target.with_name(target.name + ".version")
+        relative = PurePosixPath(name).relative_to(PurePosixPath(remote).parent)
+        target, stamp = cache / "files" / relative, cache / "versions" / relative  # stamps outside a copied folder
         version = json.dumps(_remote_version(fs.info(name)), sort_keys=True, default=str)
         if not target.exists() or not stamp.exists() or stamp.read_text() != version:
             target.parent.mkdir(parents=True, exist_ok=True)
             fs.get_file(name, str(target))
+            stamp.parent.mkdir(parents=True, exist_ok=True)
             stamp.write_text(version)
-    return cache / PurePosixPath(remote).name
+    return cache / "files" / PurePosixPath(remote).name
 
 
 def _remote_version(info: dict) -> dict:
@@ -346,12 +347,11 @@ def _remote_version(info: dict) -> dict:
     return {key: info[key] for key in keys if key in info}
 
 
-def _read_clean_invoices(source: Source, layout) -> pd.DataFrame:
+def _read_clean_invoices(source: Source, local: Path, layout) -> pd.DataFrame:
     from .invoices import InvoiceSourceError, clean_invoices, read_invoices, with_reading
     from .validate import check_invoice_lines, format_report
 
     layout = with_reading(layout, dict(source.columns), source.date_format)
-    local = local_invoice_path(source)
     try:
         lines = read_invoices(local, layout)
     except InvoiceSourceError as exc:  # name the file as the user gave it, not its local copy

@@ -203,19 +203,22 @@ def test_publish_emits_asset_events_and_the_export_dag_writes_the_extract(fresh_
     result = run_month(monthly, "2023-04")
     assert result.state == "success"
     events = asset_events(result.run_id)
-    assert set(events) == {"segmentation_segments", "segmentation_segment_profiles", "segmentation_model_runs"}
+    assert set(events) == {"segmentation_segments", "segmentation_segment_profiles", "segmentation_model_runs",
+                           "segmentation_recommendations"}
     shops = query(home, "SELECT COUNT(*) n FROM segments WHERE month = '2023-04'")["n"][0]
     profiles = query(home, "SELECT COUNT(*) n FROM segment_profiles WHERE month = '2023-04'")["n"][0]
     assert {n: (e["month"], e["model_version"], e["rows"]) for n, e in events.items()} == {
         "segmentation_segments": ("2023-04", "0001", shops),
         "segmentation_segment_profiles": ("2023-04", "0001", profiles),
         "segmentation_model_runs": ("2023-04", "0001", 1),
+        "segmentation_recommendations": ("2023-04", "0001", 10 * shops),  # the recommend task, after publish
     }
-    assert shops > 500 and len({e["content_sha"] for e in events.values()}) == 3
+    assert shops > 500 and len({e["content_sha"] for e in events.values()}) == 4
     # the scheduler's queue: the segments event asks for a run of the (unpaused) consumer
     assert ("segmentation_export", "segmentation_segments") in unpause_and_queued_runs("segmentation_export")
     warm_up = asset_events(runs["2023-02"].run_id)  # a warm-up month still tells consumers
     assert warm_up["segmentation_segments"]["rows"] == 0 and warm_up["segmentation_segments"]["model_version"] is None
+    assert warm_up["segmentation_recommendations"]["rows"] == 0
     rerun = asset_events(run_month(monthly, "2023-04").run_id)
     assert rerun == events  # same content, same hashes: a consumer can tell a re-run from a change
     from segmentation.airflow_assets import triggering_months

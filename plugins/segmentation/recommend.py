@@ -3,25 +3,26 @@
 Runs after publish. Reads the month's segments (scores/month=M) and the window's raw partitions (shop, product,
 month) from the lake, does the work in DuckDB (integer keys, spilling to a scratch folder, shops in ranges so
 memory stays bounded at a million shops) and replaces the month in the warehouse tables `recommendations`
-and `recommendation_runs` in one transaction. A re-run with the same inputs makes the same rows, finds their
-fingerprint already in `recommendation_runs` and writes nothing.
+and `recommendation_runs` in one transaction. A re-run whose inputs match the warehouse's record computes nothing;
+one that makes the rows the warehouse holds writes nothing.
 
 Methods (SEGMENTATION_RECOMMEND_METHOD; `scope` says whose purchases count: the shop's segment or all shops):
 
     itemcf            item-based collaborative filter over all shops (the default, chosen by measurement)
     segment_itemcf    the same, with co-purchases counted among the shop's segment only
-    popular           the products most shops bought recently
+    popular           the products most shops bought recently (the popularity baseline)
     segment_popular   the products most shops of the shop's segment bought recently (shrunk toward all shops')
 
-Item-based: two products are similar when the same shops bought both (cosine over the shops' 30 most recent
-products); a candidate scores the sum of its similarities to what the shop bought, a recent purchase weighing
-more (half-life 1 month), scaled to the shop's best candidate, plus 0.2 x its popularity scaled to the best
-(which also fills a list that similarity alone leaves short). `benchmarks/recommend_quality.py` measures all
-four on held-out months; on Online Retail and on planted shop data the segment's purchases did not make better
-lists than all shops' (see README, "Recommendations").
+Item-based: two products are similar when the same shops bought both (cosine over the shops' baskets, a basket being
+a shop's 30 most recent products; each product keeps its 20 most similar); a candidate's affinity is the sum of its
+similarities to the basket, a recent purchase weighing more (half-life 1 month), per unit of basket weight; its score
+adds 0.05 x its popularity scaled to the best (which also fills a list that similarity leaves short).
+`benchmarks/recommend_quality.py` measures all four on held-out months; on Online Retail and on planted shop data
+the segment's purchases did not make better lists than all shops' (README, "Recommendations"), so the segment
+shows in the reasons, not in the default ranking.
 
 Every sum is of fixed-point integers and every ordering names all its keys (score, then the product's buyers,
-then product id), so the same input gives the same rows on any number of threads.
+then product id), so the same input gives the same rows on any number of threads or shop ranges.
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ class Recipe:
 
     def describe(self) -> str:
         """The method and its parameters, as recorded in recommendation_runs.method."""
-        common = f"top {self.top_n}, half-life {self.half_life_months:g} months"
+        unit = "month" if self.half_life_months == 1 else "months"
+        common = f"top {self.top_n}, half-life {self.half_life_months:g} {unit}"
         if self.method == "popular":
             prior = f", prior {self.prior_shops:g} shops" if self.scope == "segment" else ""
             return f"{self.name} ({common}{prior})"

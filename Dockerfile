@@ -1,7 +1,15 @@
 # Customer-segmentation Airflow image.
 # The base tag must match the apache-airflow pin in requirements.txt
-# (checked by tests/test_containers.py).
-FROM apache/airflow:3.3.2-python3.11
+# (checked by tests/test_containers.py). Two stages: `runtime` (the default, last stage) is the production
+# image with the runtime requirements only (no test tools, no emulator); `gcs-emulator` is the local stack's
+# GCS stand-in (docker-compose's gcs-emulator service builds it with `target: gcs-emulator`).
+
+FROM apache/airflow:3.3.2-python3.11 AS gcs-emulator
+USER airflow
+COPY --chown=airflow:root constraints.txt /opt/airflow/
+RUN pip install --no-cache-dir gcp-storage-emulator -c /opt/airflow/constraints.txt
+
+FROM apache/airflow:3.3.2-python3.11 AS runtime
 
 # Official image convention: install Python packages as the airflow user.
 USER airflow

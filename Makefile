@@ -4,6 +4,9 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
+# `airflow standalone` starts its components (and Airflow its task processes) by the name `airflow`: the venv's
+# bin goes first on PATH, so every target works from a fresh shell without activating the venv.
+export PATH := $(abspath $(BIN)):$(PATH)
 
 export SEGMENTATION_HOME ?= $(CURDIR)/.local
 export AIRFLOW_HOME ?= $(SEGMENTATION_HOME)/airflow
@@ -17,13 +20,22 @@ DEMO_FROM ?= 2023-01
 DEMO_TO ?= 2024-12
 SAMPLE := $(SEGMENTATION_HOME)/sample/sales.parquet
 
-.PHONY: help install system-deps demo test test-live lint sample airflow-init standalone bench quality recommend-quality clean
+# pytest arguments for the test targets, e.g. make test PYTEST_ARGS="-x tests/unit"
+PYTEST_ARGS ?=
+
+.PHONY: help install system-deps mlflow-server demo test test-faults test-live lint sample airflow-init standalone bench quality recommend-quality clean
 
 help:
-	@echo "make demo   - install, generate sample data, run segmentation_monthly for $(DEMO_FROM)..$(DEMO_TO) through Airflow"
-	@echo "make test   - install and run the whole test suite"
-	@echo "make lint   - ruff (with Airflow AIR rules)"
-	@echo "make standalone - Airflow UI on http://localhost:8080 with this project's dags/ and plugins/"
+	@echo "make demo        - install, generate sample data, run segmentation_monthly for $(DEMO_FROM)..$(DEMO_TO) through Airflow"
+	@echo "make test        - install (Python deps, Debian's postgresql and chromium if missing) and run the test suite:"
+	@echo "                   unit, DAG, e2e, integration and the live suites (a real Airflow through its REST API,"
+	@echo "                   asset-triggered export, the UI in headless Chromium, make standalone); about 23 minutes."
+	@echo "                   SEGMENTATION_SKIP_LIVE=1 skips the live suites (about 14 minutes)"
+	@echo "make test-faults - SIGKILL fault injection on a real Airflow (what .ci/run adds after make test)"
+	@echo "make test-live   - only the live suites, fault injection included"
+	@echo "make lint        - ruff (with Airflow AIR rules)"
+	@echo "make standalone  - Airflow UI on http://localhost:8080 (AIRFLOW__API__PORT=... for another port)"
+	@echo "                   with this project's dags/ and plugins/"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,14 +43,20 @@ $(BIN)/python:
 $(VENV)/.installed: $(BIN)/python requirements.txt constraints.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
 	$(BIN)/uv pip install --python $(BIN)/python -r requirements.txt -c constraints.txt
-	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
+	$(BIN)/uv pip install --python $(BIN)/python -c constraints.txt -e ".[test,mlflow]"
 	touch $@
 
 install: $(VENV)/.installed
 
-# Debian's PostgreSQL server binaries, for the PostgreSQL warehouse tests (installed only when missing)
+# Debian packages the tests need, installed only when missing: the PostgreSQL server binaries (PostgreSQL
+# warehouse tests) and Chromium (the report's browser check and the live UI check)
 system-deps:
 	bash scripts/install_postgres.sh > /dev/null
+	bash scripts/install_browser.sh > /dev/null
+
+# The MLflow tracking server the experiment-tracking test starts, in its own virtualenv (see the script)
+mlflow-server: install
+	UV=$(BIN)/uv bash scripts/install_mlflow_server.sh > /dev/null
 
 $(SAMPLE): | $(VENV)/.installed
 	$(BIN)/segmentation generate --shops $(DEMO_SHOPS) --from $(DEMO_FROM) --to $(DEMO_TO) --out $(SAMPLE)
@@ -55,18 +73,26 @@ airflow-init: $(AIRFLOW_HOME)/airflow.db
 demo: install sample airflow-init
 	$(BIN)/python scripts/run_demo.py --from $(DEMO_FROM) --to $(DEMO_TO)
 
-test: install system-deps
-	$(BIN)/python -m pytest
+# Everything but the fault injection. The live suites (tests/live) start a real Airflow: api-server, scheduler
+# and dag-processor driven through the REST API v2, the asset-triggered export, the lookup API, the UI in
+# headless Chromium, and `make standalone` itself. SEGMENTATION_SKIP_LIVE=1 skips them.
+test: install system-deps mlflow-server
+	$(BIN)/python -m pytest -m "not faults" $(PYTEST_ARGS)
 
-# A real Airflow (api-server, scheduler, dag-processor) driven through the REST API v2, the UI in headless
-# Chromium (screenshots in docs/screenshots) and SIGKILL fault injection: about 17 minutes
-test-live: install
-	bash scripts/install_browser.sh > /dev/null
-	SEGMENTATION_LIVE_TESTS=1 $(BIN)/python -m pytest tests/live
+# SIGKILL fault injection on a real Airflow (tests/live/test_faults.py): about 8 minutes
+test-faults: install
+	$(BIN)/python -m pytest -m faults tests/live $(PYTEST_ARGS)
+
+test-live: install system-deps
+	$(BIN)/python -m pytest tests/live $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
 
+# UI on http://localhost:$AIRFLOW__API__PORT (8080 by default); the execution API the task processes call
+# back to follows the port
+standalone: export AIRFLOW__API__PORT ?= 8080
+standalone: export AIRFLOW__API__BASE_URL ?= http://localhost:$(AIRFLOW__API__PORT)
 standalone: install airflow-init
 	$(BIN)/airflow standalone
 

@@ -9,7 +9,7 @@ month in a fresh interpreter (benchmarks/month_runner.py) the way an Airflow wor
     third month:  force_retrain -> retrain against the champion (gates, baselines, id alignment)
 
 It also times features on ~10M raw rows with the DuckDB engine and with the plain pandas reference
-(segmentation.features_reference) and checks they agree, and measures each DAG file's parse time with
+(tests/support/features_reference.py) and checks they agree, and measures each DAG file's parse time with
 Airflow's DagBag. Prints tables and writes a JSON record.
 
     make bench                                              # 10K, 60K, 300K, 1M shops; ~10M-row reference
@@ -30,6 +30,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "plugins"))
+sys.path.insert(0, str(REPO / "tests"))  # the pandas reference the engine is tested and timed against
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 TARGETS = {  # seconds of stage time (ingest to publish) and MB of peak memory, from issue 6
@@ -140,10 +141,10 @@ def bench_reference(rows_target: int, months: int, last: str, workdir: Path, see
     import duckdb  # noqa: F401  (both engines start with their libraries loaded)
     import numpy as np
     import pandas as pd
+    from support.features_reference import reference_features
 
     from segmentation.config import load_settings
     from segmentation.features import MIN_TENURE, window_features
-    from segmentation.features_reference import reference_features
     from segmentation.generate import GeneratorSpec, generate_month, make_shops
     from segmentation.storage import Lake, month_ref
 

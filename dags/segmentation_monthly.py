@@ -15,6 +15,7 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 
 from segmentation.airflow_assets import RECOMMENDATION_TABLES, warehouse_assets
 from segmentation.config import MAX_SCORE_SHARDS
+from segmentation.contract import DEFAULT_KAGGLE_DATASET, INVOICE_FIELDS, INVOICE_LAYOUTS, SOURCE_KINDS
 from segmentation.notify import notify_failure
 
 DOC_MD = """
@@ -94,20 +95,19 @@ def _kaggle_credentials() -> tuple[str | None, str | None]:
                        description="Process this month instead of the run's data interval.",
                        pattern="^$|^[0-9]{4}-(0[1-9]|1[0-2])$"),
         "force_retrain": Param(False, type="boolean", title="Force retrain"),
-        "source": Param("file", enum=["file", "landing", "kaggle", "invoices", "synthetic"], title="Source",
+        "source": Param("file", enum=list(SOURCE_KINDS), title="Source",
                         description="file: monthly-contract file; landing: YYYY-MM.csv|parquet under a prefix; "
                                     "kaggle: the dataset below; invoices: invoice lines (layout below)"),
         "source_path": Param(None, type=["null", "string"], title="Source file or prefix",
                              description="For file/invoices: the file; for landing: the folder or gs:// prefix. "
                                          "Empty = $SEGMENTATION_HOME/sample/sales.parquet "
                                          "(for landing: SEGMENTATION_LANDING)"),
-        "kaggle_dataset": Param("tanulkumarsrivastava/sales-dataset", type="string", title="Kaggle dataset"),
-        "invoice_layout": Param("uci", enum=["uci", "plain"], title="Invoice layout",
+        "kaggle_dataset": Param(DEFAULT_KAGGLE_DATASET, type="string", title="Kaggle dataset"),
+        "invoice_layout": Param("uci", enum=list(INVOICE_LAYOUTS), title="Invoice layout",
                                 description="uci: Online Retail columns; plain: customer_id, date, quantity, amount"),
         "invoice_columns": Param(None, type=["null", "string"], title="Invoice column mapping",
                                  description='Columns read instead of the layout\'s, e.g. customer="Customer ID",'
-                                             "price=Price. Fields: invoice, product, description, quantity, date, "
-                                             "price, amount, customer, country."),
+                                             f"price=Price. Fields: {', '.join(INVOICE_FIELDS)}."),
         "invoice_date_format": Param(None, type=["null", "string"], title="Invoice date format",
                                      description="strftime format of the invoice dates, e.g. %d/%m/%Y %H:%M "
                                                  "(ISO 8601 is always tried). Empty = the layout's."),
@@ -131,9 +131,9 @@ def segmentation_monthly():
         params = dict(context["params"])
         default_path = settings.landing if params.get("source") == "landing" else settings.home / "sample" / "sales.parquet"
         params["source_path"] = params.get("source_path") or str(default_path)
-        extra = {}
+        extra = {"cache_dir": str(settings.home / "cache" / params.get("source", "file"))}
         if params.get("source") == "kaggle":
-            extra = {"cache_dir": str(settings.home / "cache" / "kaggle"), "credentials": _kaggle_credentials()}
+            extra["credentials"] = _kaggle_credentials()
         try:
             return ingest_month(settings, _month(context), Source.from_params(params, **extra))
         except (SourceDataError, InvoiceSourceError) as exc:

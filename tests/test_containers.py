@@ -108,6 +108,23 @@ def instructions() -> list[tuple[str, str]]:
     return parse_dockerfile(DOCKERFILE.read_text())
 
 
+def dockerfile_stages(parsed: list[tuple[str, str]]) -> dict[str, list[tuple[str, str]]]:
+    """Instructions per build stage, by stage name (FROM <image> AS <name>), in file order."""
+    stages: dict[str, list[tuple[str, str]]] = {}
+    for kw, args in parsed:
+        if kw == "FROM":
+            tokens = args.split()
+            name = tokens[2] if len(tokens) == 3 and tokens[1].upper() == "AS" else f"stage{len(stages)}"
+            stages[name] = []
+        stages[list(stages)[-1]].append((kw, args))
+    return stages
+
+
+@pytest.fixture(scope="module")
+def stages(instructions) -> dict[str, list[tuple[str, str]]]:
+    return dockerfile_stages(instructions)
+
+
 @pytest.fixture(scope="module")
 def compose() -> dict:
     # safe_load resolves anchors and `<<` merge keys, so each service below
@@ -155,19 +172,19 @@ def test_dockerfile_parser_joins_continuations_and_skips_comments():
     assert parse_env(parsed[2][1]) == {"A": "1", "B": "two words"}
 
 
-def test_dockerfile_from_matches_airflow_pin(instructions, airflow_pin):
-    froms = [args for kw, args in instructions if kw == "FROM"]
-    assert len(froms) == 1, f"expected a single-stage build, got FROM {froms}"
-    image, _, tag = froms[0].split()[0].partition(":")
-    assert image == "apache/airflow"
-    match = re.fullmatch(r"(?P<airflow>[\w.]+)-python(?P<python>\d+\.\d+)", tag)
-    assert match, f"unexpected base tag {tag!r}"
-    assert match["airflow"] == airflow_pin, (
-        f"Dockerfile base is Airflow {match['airflow']} but requirements.txt "
-        f"pins apache-airflow=={airflow_pin}"
-    )
-    # constraints.txt is compiled for 3.11.
-    assert match["python"] == "3.11"
+def test_dockerfile_from_matches_airflow_pin(stages, airflow_pin):
+    assert list(stages) == ["gcs-emulator", "runtime"], "runtime must be the last (default) stage"
+    for name, stage in stages.items():
+        image, _, tag = stage[0][1].split()[0].partition(":")
+        assert image == "apache/airflow", name
+        match = re.fullmatch(r"(?P<airflow>[\w.]+)-python(?P<python>\d+\.\d+)", tag)
+        assert match, f"unexpected base tag {tag!r}"
+        assert match["airflow"] == airflow_pin, (
+            f"Dockerfile base is Airflow {match['airflow']} but requirements.txt "
+            f"pins apache-airflow=={airflow_pin}"
+        )
+        # constraints.txt is compiled for 3.11.
+        assert match["python"] == "3.11"
 
 
 def test_dockerfile_copy_sources_exist(instructions):
@@ -203,22 +220,42 @@ def test_dockerfile_copies_project_into_airflow_home(instructions):
     assert {"requirements.txt", "constraints.txt"} <= copied.keys()
 
 
-def test_dockerfile_installs_pinned_requirements_as_airflow_user(instructions):
-    user = "root"
-    pip_runs = []
-    for kw, args in instructions:
+def _pip_runs(stage: list[tuple[str, str]]) -> list[tuple[str, list[str]]]:
+    user, runs = "root", []
+    for kw, args in stage:
         if kw == "USER":
             user = args.split(":")[0]
         elif kw == "RUN" and "pip install" in args:
-            pip_runs.append((user, shlex.split(args)))
-    assert pip_runs, "Dockerfile never runs pip install"
-    for run_user, tokens in pip_runs:
-        assert run_user == "airflow", "pip must run as the airflow user"
-        assert "--no-cache-dir" in tokens
-        # -r <requirements.txt> and -c <constraints.txt>, in any directory.
-        pairs = set(zip(tokens[:-1], [Path(t).name for t in tokens[1:]], strict=True))
-        assert ("-r", "requirements.txt") in pairs, tokens
-        assert ("-c", "constraints.txt") in pairs, tokens
+            runs.append((user, shlex.split(args)))
+    return runs
+
+
+def test_dockerfile_installs_pinned_requirements_as_airflow_user(stages):
+    for name, stage in stages.items():
+        pip_runs = _pip_runs(stage)
+        assert pip_runs, f"stage {name} never runs pip install"
+        for run_user, tokens in pip_runs:
+            assert run_user == "airflow", "pip must run as the airflow user"
+            assert "--no-cache-dir" in tokens
+            pairs = set(zip(tokens[:-1], [Path(t).name for t in tokens[1:]], strict=True))
+            assert ("-c", "constraints.txt") in pairs, tokens  # every package at its locked version
+    runtime = [tokens for _, tokens in _pip_runs(stages["runtime"])]
+    assert any(("-r", "requirements.txt") in set(zip(t[:-1], [Path(x).name for x in t[1:]], strict=True))
+               for t in runtime)
+
+
+def test_production_image_ships_no_test_tools_or_emulator(stages):
+    """The runtime stage installs requirements.txt, which holds none of the test extra's packages."""
+    import tomllib
+
+    extra = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["test"]
+    tools = {re.split(r"[=<>\[ ]", requirement)[0] for requirement in extra}
+    assert {"pytest", "ruff", "gcp-storage-emulator"} <= tools
+    pinned = {re.split(r"[=<>\[ ]", line)[0] for line in REQUIREMENTS.read_text().splitlines()
+              if line.strip() and not line.startswith("#")}
+    assert not tools & pinned, f"runtime requirements include test tools: {sorted(tools & pinned)}"
+    runtime_text = " ".join(args for _, args in stages["runtime"])
+    assert not any(tool in runtime_text for tool in tools)
 
 
 def test_dockerfile_env(instructions):
@@ -254,6 +291,8 @@ def test_compose_build_context_and_dockerfile_exist(services):
         assert context.is_dir(), f"{name}: build context {context} missing"
         dockerfile = context / build.get("dockerfile", "Dockerfile")
         assert dockerfile.is_file(), f"{name}: {dockerfile} missing"
+        if "target" in build:
+            assert build["target"] in dockerfile_stages(parse_dockerfile(dockerfile.read_text())), name
 
 
 def test_compose_bind_mount_sources_exist(services):
@@ -360,12 +399,14 @@ def test_compose_has_no_hard_coded_secrets(compose):
 def test_lake_is_the_gcs_emulator_service(services, airflow_common):
     emulator = services["gcs-emulator"]
     assert emulator["entrypoint"] == ["gcp-storage-emulator"]
-    assert emulator["image"] == airflow_common["image"]  # the pinned requirements include the emulator
+    assert emulator["build"]["target"] == "gcs-emulator"  # its own stage: the production image has no emulator
+    assert airflow_common["build"]["target"] == "runtime"
     port = emulator["command"][emulator["command"].index("--port") + 1]
     env = _env_dict(airflow_common["environment"])
     assert env["STORAGE_EMULATOR_HOST"] == f"http://gcs-emulator:{port}"
     assert env["SEGMENTATION_LAKE_ROOT"].startswith("gs://segmentation-lake/")
-    assert "gcp-storage-emulator" in (REPO / "requirements.txt").read_text()
+    assert "gcp-storage-emulator" in " ".join(args for _, args in dockerfile_stages(
+        parse_dockerfile(DOCKERFILE.read_text()))["gcs-emulator"])
     assert port in json.dumps(emulator["healthcheck"]["test"])
 
 
@@ -384,9 +425,20 @@ def test_warehouse_is_postgres_with_a_connection_made_by_init(services, airflow_
         assert services["airflow-scheduler"]["depends_on"][name]["condition"] == "service_healthy"
 
 
-def test_every_segmentation_variable_is_a_known_setting(airflow_common):
-    config = (REPO / "plugins" / "segmentation" / "config.py").read_text()
-    readme = (REPO / "README.md").read_text()
-    for key in _env_dict(airflow_common["environment"]):
-        if key.startswith("SEGMENTATION_"):
-            assert f'"{key}"' in config or f"`{key}`" in readme, f"{key} is not a setting the code reads"
+def test_every_segmentation_variable_is_a_known_setting(airflow_common, monkeypatch, tmp_path):
+    """Each SEGMENTATION_* value the stack sets is what the code's Settings then hold."""
+    from dataclasses import asdict
+
+    from segmentation.config import load_settings
+
+    compose_env = {k: str(v) for k, v in _env_dict(airflow_common["environment"]).items()
+                   if k.startswith("SEGMENTATION_")}
+    assert compose_env
+    # the image's SQL folder, mirrored here so that the settings' check that it exists passes
+    compose_env["SEGMENTATION_SQL_DIR"] = str(tmp_path) + compose_env["SEGMENTATION_SQL_DIR"]
+    Path(compose_env["SEGMENTATION_SQL_DIR"]).mkdir(parents=True)
+    for key, value in compose_env.items():
+        monkeypatch.setenv(key, value)
+    held = {str(v) for v in asdict(load_settings()).values()}
+    for key, value in compose_env.items():
+        assert value in held, f"{key}={value} is set by docker-compose.yaml but no setting holds it"

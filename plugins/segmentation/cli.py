@@ -14,12 +14,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
 from pathlib import Path
 
 from .config import load_settings
+from .contract import DEFAULT_KAGGLE_DATASET, INVOICE_FIELDS, INVOICE_LAYOUTS, SOURCE_KINDS
+from .home_lock import hold_home
 from .sources import Source, invoice_columns
 
 
@@ -38,17 +41,49 @@ def _generate(args) -> int:
 
 
 def _run(args) -> int:
+    from .months import month_range
     from .pipeline import run_months
 
     settings = load_settings()
-    results = run_months(settings, args.first, args.last, _source(args, settings), args.force_retrain)
-    for result in results:
-        decision = result["decide"]
-        scored = result.get("score", {})
-        print(f"{decision['month']}: {decision['decision']:<6} shops={scored.get('shops', 0):>7} "
-              f"segments={scored.get('segments', 0)} noise={scored.get('noise_share', 0):.1%} "
-              f"recommendations={result['recommend']['rows']}  ({decision['reason']})")
+    months = month_range(args.first, args.last)
+    with hold_home(settings.home, f"segmentation run --from {args.first} --to {args.last}", args.wait), \
+            month_progress(len(months)) as show:
+        run_months(settings, args.first, args.last, _source(args, settings), args.force_retrain, on_month=show)
     return _summary(args)
+
+
+def month_line(result: dict) -> str:
+    """One month's outcome: decision, shops, segments, noise and why."""
+    decision = result["decide"]
+    scored = result.get("score", {})
+    return (f"{decision['month']}: {decision['decision']:<6} shops={scored.get('shops', 0):>7} "
+            f"segments={scored.get('segments', 0)} noise={scored.get('noise_share', 0):.1%} "
+            f"recommendations={result.get('recommend', {}).get('rows', 0)}  ({decision['reason']})")
+
+
+@contextlib.contextmanager
+def month_progress(total: int, stream=None):
+    """Yield a callback that reports each finished month: a progress bar (with the month lines above it) when
+    ``stream`` is a terminal, else one plain ``[i/total]`` line per month, flushed as it happens."""
+    stream = stream or sys.stdout
+    if not stream.isatty():
+        done = iter(range(1, total + 1))
+
+        def show(result: dict) -> None:
+            print(f"[{next(done)}/{total}] {month_line(result)}", file=stream, flush=True)
+
+        yield show
+        return
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    with tqdm(total=total, unit="month", file=stream, dynamic_ncols=True) as bar, logging_redirect_tqdm():
+        def show(result: dict) -> None:
+            bar.write(month_line(result), file=stream)
+            bar.set_postfix_str(result["decide"]["month"])
+            bar.update()
+
+        yield show
 
 
 def _source(args, settings) -> Source:
@@ -58,11 +93,11 @@ def _source(args, settings) -> Source:
     path = args.input or (settings.landing if kind == "landing" else None)
     return Source(kind=kind, path=path, n_shops=args.shops, layout=args.layout, dataset=args.dataset,
                   columns=invoice_columns(args.columns), date_format=args.date_format,
-                  cache_dir=str(settings.home / "cache" / "kaggle"))
+                  cache_dir=str(settings.home / "cache" / kind))
 
 
 def _stage(args) -> int:
-    from . import decide, features, ingest, publish, recommend, score, train, validate
+    from . import decide, features, ingest, publish, recommend, reports, score, train, validate
 
     settings = load_settings()
     month = args.month
@@ -74,9 +109,12 @@ def _stage(args) -> int:
         "train": lambda: train.train(settings, month),
         "score": lambda: score.score(settings, month),
         "publish": lambda: publish.publish(settings, month),
+        "report": lambda: reports.report(settings, month),
         "recommend": lambda: recommend.recommend(settings, month),
     }
-    print(json.dumps(calls[args.name](), indent=2, default=str))
+    with hold_home(settings.home, f"segmentation stage {args.name} --month {month}", args.wait):
+        result = calls[args.name]()
+    print(json.dumps(result, indent=2, default=str))
     return 0
 
 
@@ -113,15 +151,21 @@ def _feature_sql(args) -> int:
 
 
 def _add_source_options(parser) -> None:
-    parser.add_argument("--source", choices=["file", "landing", "kaggle", "invoices", "synthetic"],
+    parser.add_argument("--source", choices=SOURCE_KINDS,
                         help="default: file when --input is given, else synthetic")
-    parser.add_argument("--layout", default="uci", choices=["uci", "plain"], help="invoice layout (--source invoices)")
-    parser.add_argument("--dataset", default="tanulkumarsrivastava/sales-dataset", help="Kaggle dataset (--source kaggle)")
+    parser.add_argument("--layout", default="uci", choices=INVOICE_LAYOUTS, help="invoice layout (--source invoices)")
+    parser.add_argument("--dataset", default=DEFAULT_KAGGLE_DATASET, help="Kaggle dataset (--source kaggle)")
     parser.add_argument("--columns", metavar="FIELD=COLUMN,...",
                         help='invoice columns read instead of the layout\'s, e.g. customer="Customer ID",price=Price '
-                             "(fields: invoice, product, description, quantity, date, price, amount, customer, country)")
+                             f"(fields: {', '.join(INVOICE_FIELDS)})")
     parser.add_argument("--date-format", metavar="FORMAT",
                         help='strftime format of invoice dates, e.g. "%%d/%%m/%%Y %%H:%%M" (ISO 8601 is always tried)')
+
+
+def _add_wait_option(parser) -> None:
+    parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                        help="when another command is running on this home, wait up to SECONDS for it "
+                             "(default: fail at once)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -144,16 +188,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_source_options(run)
     run.add_argument("--shops", type=int, default=2000, help="shops for synthetic data")
     run.add_argument("--force-retrain", action="store_true", help="retrain in the first month")
+    _add_wait_option(run)
     run.set_defaults(func=_run)
 
     stage = sub.add_parser("stage", help="run one stage for one month")
     stage.add_argument("name", choices=["ingest", "validate", "features", "decide", "train", "score", "publish",
-                                        "recommend"])
+                                          "report", "recommend"])
     stage.add_argument("--month", required=True)
     stage.add_argument("--input")
     _add_source_options(stage)
     stage.add_argument("--shops", type=int, default=2000)
     stage.add_argument("--force-retrain", action="store_true")
+    _add_wait_option(stage)
     stage.set_defaults(func=_stage)
 
     summary = sub.add_parser("summary", help="print the segments summary from the warehouse")

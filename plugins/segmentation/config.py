@@ -56,11 +56,15 @@ class Settings:
     warehouse_backend: str = "duckdb"
     warehouse_dsn: str | None = field(default=None, repr=False)
     warehouse_conn_id: str = "segmentation_warehouse"
+    warehouse_wait_seconds: float = 120.0  # how long a DuckDB writer waits for another process's session
     gcp_conn_id: str = "google_cloud_default"
     bq_project: str | None = None
     bq_dataset: str | None = None
     landing: str = ""  # load_settings: $SEGMENTATION_HOME/landing
     notify: str = "log"
+    # experiment tracking (segmentation/tracking.py): off unless a tracking URI is set; may hold credentials
+    mlflow_tracking_uri: str | None = field(default=None, repr=False)
+    mlflow_experiment: str = "segmentation"
     # gates: of the model's shops (lifecycle rules take the thin histories before the model sees them)
     gate_max_noise_share: float = 0.10
     gate_min_segments: int = 3
@@ -140,11 +144,14 @@ def load_settings(overrides: dict[str, str] | None = None) -> Settings:
         warehouse_backend=_env("SEGMENTATION_WAREHOUSE_BACKEND", "duckdb", env),
         warehouse_dsn=env.get("SEGMENTATION_WAREHOUSE_DSN") or None,
         warehouse_conn_id=_env("SEGMENTATION_WAREHOUSE_CONN_ID", "segmentation_warehouse", env),
+        warehouse_wait_seconds=_env_float("SEGMENTATION_WAREHOUSE_WAIT_SECONDS", 120.0, env),
         gcp_conn_id=_env("SEGMENTATION_GCP_CONN_ID", "google_cloud_default", env),
         bq_project=env.get("SEGMENTATION_BQ_PROJECT") or None,
         bq_dataset=env.get("SEGMENTATION_BQ_DATASET") or None,
         landing=_env("SEGMENTATION_LANDING", str(home / "landing"), env),
         notify=_env("SEGMENTATION_NOTIFY", "log", env),
+        mlflow_tracking_uri=env.get("SEGMENTATION_MLFLOW_TRACKING_URI") or None,
+        mlflow_experiment=_env("SEGMENTATION_MLFLOW_EXPERIMENT", "segmentation", env),
         **_env_gates(env),
     )
     validate_settings(settings)
@@ -176,6 +183,7 @@ def validate_settings(settings: Settings) -> None:
         if not url.startswith(("gs://", "gcs://", "/", "file://")) and "://" in url:
             problems.append(f"{name} must be a local path or gs://bucket/prefix, got {url!r}")
     problems += _notify_problems(settings.notify_targets) + _gate_problems(settings)
+    problems += _mlflow_problems(settings)
     if settings.recommend_method not in RECOMMEND_METHODS:
         problems.append(f"SEGMENTATION_RECOMMEND_METHOD must be one of {', '.join(RECOMMEND_METHODS)}, "
                         f"got {settings.recommend_method!r}")
@@ -192,10 +200,27 @@ def validate_settings(settings: Settings) -> None:
     for name in ("drift_feature_psi", "drift_mix_psi", "drift_noise_jump"):
         if getattr(settings, name) <= 0:
             problems.append(f"SEGMENTATION_{name.upper()} must be > 0, got {getattr(settings, name)}")
+    if settings.warehouse_wait_seconds < 0:
+        problems.append(f"SEGMENTATION_WAREHOUSE_WAIT_SECONDS must be >= 0, got {settings.warehouse_wait_seconds}")
     if not settings.sql_dir.is_dir():
         problems.append(f"SQL directory not found: {settings.sql_dir} (set SEGMENTATION_SQL_DIR)")
     if problems:
         raise ValueError("invalid segmentation settings:\n  " + "\n  ".join(problems))
+
+
+MLFLOW_SCHEMES = ("http", "https", "file", "sqlite", "postgresql", "mysql", "databricks")
+
+
+def _mlflow_problems(settings: Settings) -> list[str]:
+    uri = settings.mlflow_tracking_uri
+    problems = []
+    if uri is not None and uri.partition(":")[0] not in MLFLOW_SCHEMES:
+        # the value itself is not repeated: it may carry credentials
+        problems.append("SEGMENTATION_MLFLOW_TRACKING_URI must be an MLflow tracking URI starting with one of "
+                        f"{', '.join(s + ':' for s in MLFLOW_SCHEMES)}")
+    if not settings.mlflow_experiment.strip():
+        problems.append("SEGMENTATION_MLFLOW_EXPERIMENT must not be empty")
+    return problems
 
 
 def _notify_problems(targets: list[str]) -> list[str]:

@@ -22,7 +22,6 @@ SEGMENT_SHARES = {
     "declining": 0.12,
     "erratic": 0.19,
 }
-CONTRACT_COLUMNS = ["shop_id", "product_id", "year", "month", "sales_qty", "sales_value"]
 
 
 @dataclass(frozen=True)
@@ -143,31 +142,3 @@ def generate(spec: GeneratorSpec) -> pd.DataFrame:
     shops = make_shops(spec)
     frames = [generate_month(spec, month, shops) for month in spec.months]
     return pd.concat(frames, ignore_index=True)
-
-
-def inject_bad_rows(frame: pd.DataFrame, seed: int = 0, count: int = 3) -> pd.DataFrame:
-    """Add rows a validation suite must reject: negative and NaN quantities, a missing shop, a duplicate key."""
-    if frame.empty:
-        raise ValueError("cannot inject bad rows into an empty frame")
-    rng = np.random.default_rng(seed)
-    picks = frame.iloc[rng.choice(len(frame), size=count, replace=False)].copy()
-    negative = picks.iloc[[0]].assign(sales_qty=-5.0, product_id="PBAD1")
-    missing = picks.iloc[[1 % count]].assign(shop_id=None, product_id="PBAD2")
-    nan_qty = picks.iloc[[2 % count]].assign(sales_qty=np.nan, product_id="PBAD3")
-    duplicate = frame.iloc[[0]]
-    return pd.concat([frame, negative, missing, nan_qty, duplicate], ignore_index=True)
-
-
-def to_uci_invoices(frame: pd.DataFrame) -> pd.DataFrame:
-    """Monthly-contract rows as UCI Online Retail invoice lines (one invoice per shop and month), for demos and
-    tests of the invoice source with a known ground truth."""
-    return pd.DataFrame({
-        "InvoiceNo": frame["shop_id"].str[1:] + frame["year"].astype(str) + frame["month"].astype(str).str.zfill(2),
-        "StockCode": frame["product_id"],
-        "Description": "ITEM " + frame["product_id"],
-        "Quantity": frame["sales_qty"].astype(int),
-        "InvoiceDate": frame["month"].astype(str) + "/15/" + frame["year"].astype(str) + " 10:00",
-        "UnitPrice": (frame["sales_value"] / frame["sales_qty"]).round(2),
-        "CustomerID": frame["shop_id"].str[1:].astype(int).astype(str) + ".0",
-        "Country": "United Kingdom",
-    })

@@ -17,19 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-import numpy as np
 import pandas as pd
 import pyarrow.dataset as ds
 
+from .contract import INVOICE_FIELDS, INVOICE_LINE_TYPES, KEY_COLUMNS, MONTHLY_COLUMNS
+
 log = logging.getLogger(__name__)
 
-CANONICAL_FIELDS = ("invoice", "product", "description", "quantity", "date", "price", "amount", "customer", "country")
 TEXT_FIELDS = ("invoice", "product", "description", "customer", "country")
 NUMBER_FIELDS = ("quantity", "price", "amount")
-CONTRACT_COLUMNS = ["shop_id", "product_id", "year", "month", "sales_qty", "sales_value"]
-KEY_COLUMNS = CONTRACT_COLUMNS[:4]
 # the invoice-lines contract (lines/month=M): the cleaned lines that customer-level features are built from
-LINES_COLUMNS = ["customer_id", "invoice_id", "invoice_date", "product_id", "quantity", "value"]
 # Online Retail II as UCI publishes it now names three of the UCI columns differently
 HEADER_ALIASES = {"InvoiceNo": ("Invoice",), "UnitPrice": ("Price",), "CustomerID": ("Customer ID",)}
 DEFAULT_PRODUCT = "ALL"
@@ -69,7 +66,7 @@ class InvoiceLayout:
     value_is_amount: bool = False  # True: the line's value is `amount`; False: quantity * price
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.columns) - set(CANONICAL_FIELDS))
+        unknown = sorted(set(self.columns) - set(INVOICE_FIELDS))
         if unknown:
             raise ValueError(f"layout {self.name!r}: unknown field(s) {', '.join(unknown)}")
         missing = [f for f in self.required if f not in self.columns]
@@ -98,9 +95,9 @@ def parse_columns(text: str | None) -> dict[str, str]:
         name, column = name.strip(), column.strip().strip('"').strip("'")
         if not sep or not name or not column:
             raise InvoiceSourceError(f"column mapping {text!r}: {item!r} is not field=column")
-        if name not in CANONICAL_FIELDS:
+        if name not in INVOICE_FIELDS:
             raise InvoiceSourceError(f"column mapping {text!r}: unknown field {name!r}; "
-                                     f"fields are {', '.join(CANONICAL_FIELDS)}")
+                                     f"fields are {', '.join(INVOICE_FIELDS)}")
         mapping[name] = column
     return mapping
 
@@ -240,7 +237,7 @@ def _check_columns(found: list[str], layout: InvoiceLayout, path: Path) -> list[
 
 def _canonical(raw: pd.DataFrame, layout: InvoiceLayout, path: Path) -> pd.DataFrame:
     out = pd.DataFrame(index=raw.index)
-    for name in CANONICAL_FIELDS:
+    for name in INVOICE_FIELDS:
         column = layout.columns.get(name)
         if column is None or column not in raw.columns:
             continue
@@ -392,7 +389,7 @@ def aggregate_monthly(clean: pd.DataFrame) -> pd.DataFrame:
     return monthly.astype(
         {"shop_id": "str", "product_id": "str", "year": "int64", "month": "int64",
          "sales_qty": "float64", "sales_value": "float64"}
-    )[CONTRACT_COLUMNS]
+    )[MONTHLY_COLUMNS]
 
 
 def invoice_lines(clean: pd.DataFrame) -> pd.DataFrame:
@@ -411,7 +408,8 @@ def invoice_lines(clean: pd.DataFrame) -> pd.DataFrame:
         "quantity": clean["quantity"].astype("float64"),
         "value": clean["value"].astype("float64"),
     })
-    return lines.sort_values(["customer_id", "invoice_date", "invoice_id", "product_id"], ignore_index=True)
+    return lines[list(INVOICE_LINE_TYPES)].sort_values(["customer_id", "invoice_date", "invoice_id", "product_id"],
+                                                       ignore_index=True)
 
 
 def monthly_contract_from_invoices(
@@ -426,91 +424,3 @@ def monthly_contract_from_invoices(
     monthly = aggregate_monthly(clean)
     log.info("kept %d line(s) -> %d monthly contract row(s)", report["rows_out"], len(monthly))
     return monthly, report
-
-
-# ---------------------------------------------------------------- sample generator
-
-_SAMPLE_CODES = {
-    "POST": "POSTAGE",
-    "M": "Manual",
-    "m": "Manual",
-    "BANK CHARGES": "Bank Charges",
-    "gift_0001_20": "Dotcomgiftshop Gift Voucher £20.00",
-    "DOT": "DOTCOM POSTAGE",
-    "C2": "CARRIAGE",
-    "AMAZONFEE": "AMAZON FEE",
-}
-_SAMPLE_COUNTRIES = ("United Kingdom", "United Kingdom", "France", "EIRE", "Germany")
-UCI_COLUMNS = list(UCI_LAYOUT.columns.values())
-
-
-def write_uci_sample(path, n_customers: int = 12, months: int = 3, seed: int = 0) -> dict:
-    """Write a small deterministic UCI-layout latin-1 CSV with dirty lines; returns the expected report."""
-    rng = np.random.default_rng(seed)
-    products = _sample_products(rng)
-    good = _sample_good_lines(rng, products, n_customers, months)
-    bad, expected = _sample_bad_lines(rng, good)
-    lines = pd.concat([good, *bad], ignore_index=True)
-    lines = lines.iloc[rng.permutation(len(lines))]
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    lines[UCI_COLUMNS].to_csv(path, index=False, encoding="latin-1")
-    return {"rows_in": len(lines), **expected, "rows_out": len(good)}
-
-
-def _sample_products(rng: np.random.Generator, n: int = 30) -> pd.DataFrame:
-    codes = [f"{c}{s}" for c, s in zip(rng.choice(np.arange(10_000, 99_999), n, replace=False),
-                                       rng.choice(["", "", "A", "B"], n), strict=True)]
-    words = ["MUG", "LANTERN", "HEART", "BUNTING", "TEA SET", "CANDLE", "BAG", "FRAME"]
-    names = [f"{rng.choice(['RED', 'WHITE', 'VINTAGE', 'PINK'])} {rng.choice(words)}" for _ in range(n)]
-    names[0] = "CAFÉ AU LAIT MUG"
-    prices = np.round(rng.uniform(0.29, 12.5, n), 2)
-    return pd.DataFrame({"StockCode": codes, "Description": names, "UnitPrice": [f"{p:.2f}" for p in prices]})
-
-
-def _sample_good_lines(rng, products: pd.DataFrame, n_customers: int, months: int) -> pd.DataFrame:
-    rows, invoice = [], 536365
-    for c in range(n_customers):
-        customer = 12347 + 13 * c
-        customer_text = f"{customer}.0" if c % 2 == 0 else str(customer)
-        country = _SAMPLE_COUNTRIES[c % len(_SAMPLE_COUNTRIES)]
-        for m in range(months):
-            year, month = 2010 + (11 + m) // 12, (11 + m) % 12 + 1
-            for _ in range(int(rng.integers(1, 3))):
-                picks = rng.choice(np.arange(1, len(products)), int(rng.integers(2, 6)), replace=False)
-                if invoice == 536365:
-                    picks[0] = 0  # the first invoice carries the non-ASCII description
-                date = f"{month}/{int(rng.integers(1, 29))}/{year} {int(rng.integers(8, 18))}:{int(rng.integers(0, 60)):02d}"
-                for p in picks:
-                    product = products.iloc[int(p)]
-                    rows.append({"InvoiceNo": str(invoice), "StockCode": product["StockCode"],
-                                 "Description": product["Description"], "Quantity": str(int(rng.integers(1, 25))),
-                                 "InvoiceDate": date, "UnitPrice": product["UnitPrice"],
-                                 "CustomerID": customer_text, "Country": country})
-                invoice += 1
-    return pd.DataFrame(rows)
-
-
-def _sample_bad_lines(rng, good: pd.DataFrame) -> tuple[list[pd.DataFrame], dict]:
-    """Dirty copies of good lines, each failing one rule (or an earlier rule first)."""
-    n = len(good)
-    k = max(2, n // 20)
-
-    def pick(count: int) -> pd.DataFrame:
-        return good.iloc[rng.choice(n, count, replace=False)].copy()
-
-    cancelled = pick(k)
-    cancelled["InvoiceNo"] = "C" + cancelled["InvoiceNo"]
-    cancelled["Quantity"] = "-" + cancelled["Quantity"]
-    cancelled.iloc[0, cancelled.columns.get_loc("CustomerID")] = ""  # cancelled wins over missing customer
-    missing = pick(k)
-    missing["CustomerID"] = ""
-    missing.iloc[0, missing.columns.get_loc("Quantity")] = "-1"  # missing customer wins over quantity
-    negative = pick(k)
-    negative["Quantity"] = ["0" if i % 3 == 0 else f"-{q}" for i, q in enumerate(negative["Quantity"])]
-    free = pick(k)
-    free["UnitPrice"] = "0.00"
-    fees = pick(len(_SAMPLE_CODES))
-    fees["StockCode"], fees["Description"] = list(_SAMPLE_CODES), list(_SAMPLE_CODES.values())
-    duplicates = pick(k)
-    expected = dict(zip(RULES, (k, k, k, k, len(_SAMPLE_CODES), k), strict=True))
-    return [cancelled, missing, negative, free, fees, duplicates], expected

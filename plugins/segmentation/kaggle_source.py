@@ -23,12 +23,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from .contract import KEY_COLUMNS
 from .sources import SourceDataError, SourceError
 
-DEFAULT_DATASET = "tanulkumarsrivastava/sales-dataset"
 MARKER_NAME = "_complete.json"
 DATA_SUFFIXES = (".csv", ".parquet", ".pq")
-CONTRACT_KEYS = ["shop_id", "product_id", "year", "month"]
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +99,9 @@ def read_monthly_contract(dest_dir: Path) -> pd.DataFrame:
     frames = [_normalise(_read(dest_dir / name), name) for name in files]
     frame = pd.concat(frames, ignore_index=True)
     value_cols = ["sales_qty"] + (["sales_value"] if "sales_value" in frame else [])
-    if frame.duplicated(CONTRACT_KEYS).any():  # e.g. daily rows from a date column: sum into months
-        frame = frame.groupby(CONTRACT_KEYS, as_index=False, sort=False)[value_cols].sum(min_count=1)
-    return frame[CONTRACT_KEYS + value_cols].reset_index(drop=True)
+    if frame.duplicated(KEY_COLUMNS).any():  # e.g. daily rows from a date column: sum into months
+        frame = frame.groupby(KEY_COLUMNS, as_index=False, sort=False)[value_cols].sum(min_count=1)
+    return frame[KEY_COLUMNS + value_cols].reset_index(drop=True)
 
 
 # --- download -------------------------------------------------------------------------------------------
@@ -262,7 +261,7 @@ def _normalise(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     if ("year" not in frame or "month" not in frame) and "date" in frame:
         dates = pd.to_datetime(frame["date"], errors="coerce")
         frame = frame.assign(year=dates.dt.year, month=dates.dt.month)
-    missing = [c for c in CONTRACT_KEYS + ["sales_qty"] if c not in frame]
+    missing = [c for c in KEY_COLUMNS + ["sales_qty"] if c not in frame]
     if missing:
         raise KaggleDataError(f"{name}: missing monthly-contract column(s) {', '.join(missing)}")
     try:

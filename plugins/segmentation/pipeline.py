@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from .config import Settings
 from .decide import REUSE, SKIP, TRAIN, decide
@@ -39,5 +40,12 @@ def run_month(settings: Settings, month: str, source: Source, force_retrain: boo
     return results
 
 
-def run_months(settings: Settings, first: str, last: str, source: Source, force_retrain: bool = False) -> list[dict]:
-    return [run_month(settings, m, source, force_retrain and m == first) for m in month_range(first, last)]
+def run_months(settings: Settings, first: str, last: str, source: Source, force_retrain: bool = False,
+               on_month: Callable[[dict], None] | None = None) -> list[dict]:
+    """run_month for first..last in order (force_retrain applies to the first); ``on_month`` sees each result."""
+    results = []
+    for month in month_range(first, last):
+        results.append(run_month(settings, month, source, force_retrain and month == first))
+        if on_month is not None:
+            on_month(results[-1])
+    return results

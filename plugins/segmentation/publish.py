@@ -41,7 +41,7 @@ def warehouse_for(settings: Settings):
 
         return BigQueryWarehouse(settings.bq_project, settings.bq_dataset, settings.sql_dir,
                                  gcp_conn_id=settings.gcp_conn_id)
-    return DuckDBWarehouse(settings.warehouse_path, settings.sql_dir)
+    return DuckDBWarehouse(settings.warehouse_path, settings.sql_dir, settings.warehouse_wait_seconds)
 
 
 def _json(value) -> str | None:

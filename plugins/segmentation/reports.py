@@ -1,7 +1,9 @@
 """Stage 7, report: one self-contained HTML page per month (PNG plots embedded) in reports/month=M.
 
-Segment sizes over time, profiles, a 2-D projection of the latent space coloured by segment, the
-autoencoder's loss curve, gate metrics against their thresholds, and the baselines side by side.
+First, for the people who use the segments (segmentation/business.py): one card per segment in business terms,
+the movements since last month and each segment's top products. Then, for engineers: segment sizes over time,
+profiles, a 2-D projection of the latent space coloured by segment, the autoencoder's loss curve, gate metrics
+against their thresholds, and the baselines side by side. No external resources: inline CSS, SVG and PNGs.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 import numpy as np
 import pandas as pd
 
+from . import tracking
 from .config import Settings
 from .decide import SKIP, read_decision
 from .publish import warehouse_for
@@ -135,26 +138,32 @@ def baseline_table(metadata: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-STYLE = """<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}
+STYLE = """<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222;background:#f7f7f8}
 table.t{border-collapse:collapse;font-size:13px}table.t td,table.t th{padding:3px 8px;border-bottom:1px solid #ddd}
 figure{margin:1em 0}img{max-width:100%}</style>"""
 
 
 def render(settings: Settings, month: str) -> tuple[str, dict]:
-    """The month's report as HTML plus the PNG plots it embeds."""
+    """The month's report as HTML plus the PNG plots it embeds: the business view first, then the engineering."""
     lake = Lake(settings.lake_root)
     decision = read_decision(settings, month)
     title = f"Customer segments {month}"
-    parts = [f"<html><head><meta charset='utf-8'><title>{title}</title>{STYLE}</head><body><h1>{title}</h1>",
-             f"<p><b>Decision:</b> {html.escape(decision['decision'])} &mdash; {html.escape(decision['reason'])}</p>"]
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title>{STYLE}</head><body>"
+             f"<h1>{title}</h1>"]
+    engineering = [f"<p><b>Decision:</b> {html.escape(decision['decision'])} &mdash; "
+                   f"{html.escape(decision['reason'])}</p>"]
     training = decision.get("training")
     if training:
-        parts.append(f"<p><b>Challenger v{training['challenger_version']}:</b> "
-                     f"{'promoted' if training['promoted'] else 'not promoted'} &mdash; {html.escape(training['verdict'])}</p>")
+        engineering.append(f"<p><b>Challenger v{training['challenger_version']}:</b> "
+                           f"{'promoted' if training['promoted'] else 'not promoted'} &mdash; "
+                           f"{html.escape(training['verdict'])}</p>")
     pngs: dict[str, bytes] = {}
     if decision["decision"] == SKIP:
-        parts.append("<p>No segments this month: not enough history yet.</p></body></html>")
+        parts += ["<p>No segments this month: not enough history yet.</p>", *engineering, "</body></html>"]
         return "\n".join(parts), pngs
+    from .business import business_view, render_business
+    from .score import latent_of
+
     warehouse = warehouse_for(settings)
     history = warehouse.query("SELECT month, segment_id, segment_name, share FROM segment_sizes WHERE month <= ? "
                               "ORDER BY month, segment_id", [month])
@@ -163,10 +172,9 @@ def render(settings: Settings, month: str) -> tuple[str, dict]:
     scores_meta = lake.manifest(month_ref("scores", month))["metadata"]
     registry = Registry(lake)
     loaded = registry.load(scores_meta["model_version"])
-    from .score import latent_of
-
     features = lake.read_table(as_of_ref("features", month)).to_pandas()
     scores = lake.read_table(month_ref("scores", month)).to_pandas()
+    business = render_business(business_view(lake, month, scores, features))
     sample = features.merge(scores[["shop_id", "segment_id"]], on="shop_id")
     if len(sample) > PROJECTION_SAMPLE:
         sample = sample.sample(n=PROJECTION_SAMPLE, random_state=0)
@@ -181,7 +189,8 @@ def render(settings: Settings, month: str) -> tuple[str, dict]:
         model_parts = [f"<p>{html.escape(loaded.metadata.get('selection', ''))}</p>",
                        _img("latent projection", pngs["latent_projection.png"]),
                        _img("loss curve", pngs["loss_curve.png"])]
-    parts += [f"<p>Scored with model v{loaded.version} (trained for {loaded.metadata['trained_for']}).</p>",
+    parts += [business, "<h2 id='engineering'>For engineers</h2>", *engineering,
+              f"<p>Scored with model v{loaded.version} (trained for {loaded.metadata['trained_for']}).</p>",
               "<h2>Segments</h2>", _table(profiles[["segment_id", "name", "shops", "share", "mean_strength"]]),
               _img("segment sizes", pngs["segment_sizes.png"]), _img("profiles", pngs["profiles.png"]),
               "<h2>Model</h2>", *model_parts,
@@ -195,6 +204,7 @@ def report(settings: Settings, month: str) -> dict:
     page, pngs = render(settings, month)
     lake = Lake(settings.lake_root)
     manifest = lake.publish_files(month_ref("reports", month), {"report.html": page.encode(), **pngs}, {"month": month})
+    tracking.log_report(settings, month, read_decision(settings, month), page)  # optional; never raises
     stored = next(f["file"] for f in manifest["files"] if f["name"] == "report.html")
     path = lake.url(f"reports/month={month}/{stored}")
     log.info("report %s: %s (%d plots)", month, path, len(pngs))

@@ -12,8 +12,11 @@ A source returns the month's rows as delivered (or as aggregated); checking and 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
+import json
 import logging
+import tempfile
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,13 +27,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from .contract import DEFAULT_KAGGLE_DATASET, MONTHLY_COLUMNS, SOURCE_KINDS
 from .generate import GeneratorSpec, generate_month
 from .months import month_index, parse_month
 from .storage import Lake, is_local, url_to_fs
 
 log = logging.getLogger(__name__)
-SOURCE_KINDS = ("file", "landing", "kaggle", "invoices", "synthetic")
-CONTRACT_COLUMNS = ["shop_id", "product_id", "year", "month", "sales_qty", "sales_value"]
 PERIOD_COLUMNS = ("year", "month")
 GZIP_MAGIC = b"\x1f\x8b"
 LANDING_SUFFIXES = ("csv", "csv.gz", "parquet")
@@ -51,7 +53,7 @@ class Source:
     n_shops: int = 2_000
     seed: int = 7
     first_month: str = "2023-01"
-    dataset: str = "tanulkumarsrivastava/sales-dataset"
+    dataset: str = DEFAULT_KAGGLE_DATASET
     layout: str = "uci"
     columns: tuple[tuple[str, str], ...] = ()  # invoice files: (canonical field, file column) read instead
     date_format: str | None = None  # invoice files: strftime format of the dates (ISO 8601 is always tried)
@@ -113,7 +115,7 @@ def read_month(source: Source, month: str) -> pd.DataFrame:
 
 def _synthetic_month(source: Source, month: str) -> pd.DataFrame:
     if month_index(month) < month_index(source.first_month):
-        return pd.DataFrame(columns=CONTRACT_COLUMNS)
+        return pd.DataFrame(columns=MONTHLY_COLUMNS)
     spec = GeneratorSpec(n_shops=source.n_shops, seed=source.seed, first_month=source.first_month, last_month=month)
     return generate_month(spec, month)
 
@@ -304,7 +306,7 @@ def _clean_invoices(source: Source) -> pd.DataFrame:
         raise SourceError(f"unknown invoice layout {source.layout!r}; choose one of {', '.join(layouts)}")
     if not source.path:
         raise SourceError("source 'invoices' needs source_path (an invoice-level CSV or parquet file)")
-    path = Path(source.path)
+    path = local_invoice_path(source)
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     key = (str(path.resolve()), source.layout, source.columns, source.date_format,
            *((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files))
@@ -314,12 +316,46 @@ def _clean_invoices(source: Source) -> pd.DataFrame:
     return _CLEANED[key]
 
 
+def local_invoice_path(source: Source) -> Path:
+    """The invoice file (or folder) on this machine: a gs:// (or other remote) one is copied through the storage
+    layer, with the lake's connection and emulator settings, into the source's cache, again only when it changed."""
+    fs, remote = url_to_fs(source.path)
+    if is_local(fs):
+        return Path(source.path)
+    if not fs.exists(remote):
+        from .invoices import InvoiceSourceError
+
+        raise InvoiceSourceError(f"invoice file not found: {source.path}")
+    cache = Path(source.cache_dir or tempfile.gettempdir()) / "remote" / hashlib.sha256(source.path.encode()).hexdigest()[:16]
+    files = [remote] if fs.isfile(remote) else sorted(fs.find(remote))
+    for name in files:
+        target = cache / PurePosixPath(name).relative_to(PurePosixPath(remote).parent)
+        stamp = target.with_name(target.name + ".version")
+        version = json.dumps(_remote_version(fs.info(name)), sort_keys=True, default=str)
+        if not target.exists() or not stamp.exists() or stamp.read_text() != version:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fs.get_file(name, str(target))
+            stamp.write_text(version)
+    return cache / PurePosixPath(remote).name
+
+
+def _remote_version(info: dict) -> dict:
+    """What changes when a remote object is replaced: its size and whichever of etag, md5, generation, mtime
+    the filesystem reports."""
+    keys = ("size", "etag", "md5Hash", "generation", "updated", "mtime", "LastModified")
+    return {key: info[key] for key in keys if key in info}
+
+
 def _read_clean_invoices(source: Source, layout) -> pd.DataFrame:
-    from .invoices import clean_invoices, read_invoices, with_reading
+    from .invoices import InvoiceSourceError, clean_invoices, read_invoices, with_reading
     from .validate import check_invoice_lines, format_report
 
     layout = with_reading(layout, dict(source.columns), source.date_format)
-    lines = read_invoices(source.path, layout)
+    local = local_invoice_path(source)
+    try:
+        lines = read_invoices(local, layout)
+    except InvoiceSourceError as exc:  # name the file as the user gave it, not its local copy
+        raise type(exc)(str(exc).replace(str(local), source.path)) from exc
     checked = check_invoice_lines(lines, layout.name)
     if not checked["success"]:
         raise SourceDataError(f"invoice file {source.path} breaks the {layout.name} layout contract:\n"

@@ -37,7 +37,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 MANIFEST = "_manifest.json"
-ZONES = ("staging", "raw", "quality", "quarantine", "features", "decisions", "models", "scores", "reports", "exports")
 
 
 class PartitionNotFound(FileNotFoundError):

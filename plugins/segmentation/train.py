@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import adjusted_rand_score
 
-from . import clustering, drift, evaluate, model
+from . import clustering, drift, evaluate, model, tracking
 from .config import Settings
 from .decide import WINDOW_FILLED_TRIGGER, read_decision, record_outcome
 from .features import customer_model_inputs, is_customer_month, model_inputs
@@ -339,6 +339,7 @@ def _conclude(registry: Registry, settings: Settings, month: str, version: str, 
     metrics = metadata["metrics"]
     outcome = {"challenger_version": version, "promoted": promoted, "verdict": verdict, "gate_failures": failures}
     record_outcome(settings, month, outcome)
+    tracking.log_training(settings, month, outcome, registry)  # optional MLflow copy; never raises
     log_fn = log.info if promoted else log.warning
     log_fn("train %s: challenger v%s: %d segments, noise %.1f%%, largest %.1f%%, stability %.2f%s -> %s (%.1fs)",
            month, version, metrics["segments"], 100 * metrics["noise_share"], 100 * metrics["largest_share"],

@@ -27,15 +27,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .config import Settings
+from .contract import KEY_COLUMNS, MONTHLY_TYPES, OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 from .ingest import LINES_STAGING
 from .months import add_months, parse_month
 from .storage import Lake, month_ref, utc_now
 
 log = logging.getLogger(__name__)
 
-REQUIRED_COLUMNS = ["shop_id", "product_id", "year", "month", "sales_qty"]
-OPTIONAL_COLUMNS = ["sales_value"]
-KEY_COLUMNS = ["shop_id", "product_id", "year", "month"]
 ID_TYPES = ["str", "int64", "Int64", "int32"]
 INT_TYPES = ["int64", "Int64", "int32", "Int32"]
 NUMBER_TYPES = INT_TYPES + ["float64", "Float64", "float32"]
@@ -49,16 +47,7 @@ NUMBER_COLUMNS = ["year", "month", "sales_qty", "sales_value"]
 ID_PATTERN = r"^[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
 NUMBER_PATTERN = r"^\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*$"  # what a number delivered as text must look like
 
-CONTRACT_SCHEMA = pa.schema(
-    [
-        ("shop_id", pa.string()),
-        ("product_id", pa.string()),
-        ("year", pa.int64()),
-        ("month", pa.int64()),
-        ("sales_qty", pa.float64()),
-        ("sales_value", pa.float64()),
-    ]
-)
+CONTRACT_SCHEMA = pa.schema([(name, pa.type_for_alias(kind)) for name, kind in MONTHLY_TYPES.items()])
 
 
 class DataValidationError(ValueError):
@@ -211,12 +200,6 @@ def run_checkpoint(frame: pd.DataFrame, month: str, trailing_rows: list[int], pr
             _describe_failure(check, frame)
     success = all(c["success"] for c in checks if c["severity"] == "error")
     return {"month": month, "success": success, "rows": len(frame), "checks": checks}
-
-
-def run_suite(frame: pd.DataFrame, month: str) -> dict:
-    """The contract suite alone on a frame (no trailing context), for quick checks and tests."""
-    with tempfile.TemporaryDirectory() as tmp:
-        return run_checkpoint(frame, month, [], None, Path(tmp))
 
 
 def staged_frame(table: pa.Table) -> pd.DataFrame:

@@ -89,7 +89,13 @@ def test_scoring_fans_out_over_shards(dagbag):
     from airflow.sdk.definitions.mappedoperator import MappedOperator
 
     assert isinstance(shard, MappedOperator) and not isinstance(combine, MappedOperator)
-    assert shard.map_index_template == "shard {{ task.op_kwargs['shard'] + 1 }} of {{ task.op_kwargs['n_shards'] }}"
+    # the label a user sees on the third of four mapped instances in the grid
+    from types import SimpleNamespace
+
+    import jinja2
+
+    label = jinja2.Template(shard.map_index_template).render(task=SimpleNamespace(op_kwargs={"shard": 2, "n_shards": 4}))
+    assert label == "shard 3 of 4"
     assert "score_shard" in dag.doc_md and "combine_scores" in dag.doc_md
 
 

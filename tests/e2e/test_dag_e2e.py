@@ -8,8 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pendulum
 import pytest
+from support.samples import inject_bad_rows
 
-from segmentation.generate import generate, inject_bad_rows
+from segmentation.generate import generate
 
 pytestmark = pytest.mark.e2e
 

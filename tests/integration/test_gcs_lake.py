@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from pandas.testing import assert_frame_equal
 
 from segmentation.storage import (
     ChecksumMismatch,
@@ -258,3 +259,33 @@ def test_landing_prefix_and_source_files_on_gcs(emulator):
     expected = len(history[history["month"] == 2])
     for name in ("sales.parquet", "sales.csv"):
         assert len(read_month(Source(kind="file", path=f"{store.url}/history/{name}"), "2023-02")) == expected, name
+
+
+def test_invoice_files_on_gcs(emulator, tmp_path):
+    """An invoice file on gs:// is read through the storage layer (emulator settings), re-read when replaced,
+    and named by its URL in errors."""
+    from support.samples import write_uci_sample
+
+    from segmentation.invoices import InvoiceSourceError
+    from segmentation.sources import Source, read_month
+
+    store = GcsStore(emulator, f"invoices-{uuid.uuid4().hex[:8]}")
+    local, replaced = tmp_path / "a.csv", tmp_path / "b.csv"
+    write_uci_sample(local, n_customers=10, months=3, seed=3)
+    write_uci_sample(replaced, n_customers=14, months=3, seed=4)
+    cache = str(tmp_path / "cache")
+    remote = Source(kind="invoices", path=f"{store.url}/retail.csv", cache_dir=cache)
+    month = read_month(Source(kind="invoices", path=str(local)), "2011-01")
+    assert len(month) > 0
+
+    store.write("retail.csv", local.read_bytes())
+    assert_frame_equal(read_month(remote, "2011-01"), month)
+    store.write("retail.csv", replaced.read_bytes())
+    assert_frame_equal(read_month(remote, "2011-01"),
+                       read_month(Source(kind="invoices", path=str(replaced)), "2011-01"))
+
+    with pytest.raises(InvoiceSourceError, match=f"invoice file not found: {store.url}/missing.csv"):
+        read_month(Source(kind="invoices", path=f"{store.url}/missing.csv", cache_dir=cache), "2011-01")
+    store.write("broken.csv", b"Invoice;Stock\n1;2\n")
+    with pytest.raises(InvoiceSourceError, match=f"{store.url}/broken.csv"):
+        read_month(Source(kind="invoices", path=f"{store.url}/broken.csv", cache_dir=cache), "2011-01")

@@ -7,8 +7,9 @@ import secrets
 
 import pendulum
 import pytest
+from support.samples import to_uci_invoices
 
-from segmentation.generate import GeneratorSpec, generate, to_uci_invoices
+from segmentation.generate import GeneratorSpec, generate
 
 from . import kaggle_standin
 

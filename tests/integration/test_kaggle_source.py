@@ -8,9 +8,9 @@ import secrets
 import pandas as pd
 import pytest
 
+from segmentation.contract import DEFAULT_KAGGLE_DATASET
 from segmentation.generate import GeneratorSpec, generate
 from segmentation.kaggle_source import (
-    DEFAULT_DATASET,
     KaggleDataError,
     KaggleSourceError,
     credentials_from_env,
@@ -37,7 +37,7 @@ def sales() -> pd.DataFrame:
 @pytest.fixture
 def standin(sales):
     datasets = {
-        DEFAULT_DATASET: kaggle_standin.make_zip({"sales.csv": sales.to_csv(index=False).encode()}),
+        DEFAULT_KAGGLE_DATASET: kaggle_standin.make_zip({"sales.csv": sales.to_csv(index=False).encode()}),
         EMPTY_DATASET: kaggle_standin.make_zip({"README.md": b"nothing tabular here\n"}),
         CORRUPT_DATASET: b"this is not a zip file",
     }
@@ -67,7 +67,7 @@ def test_download_and_read_through_the_official_client(standin, sales, tmp_path,
     caplog.set_level(logging.DEBUG)
     dest = tmp_path / "raw" / "kaggle"
 
-    assert download_dataset(DEFAULT_DATASET, dest) == dest
+    assert download_dataset(DEFAULT_KAGGLE_DATASET, dest) == dest
 
     assert (dest / "sales.csv").is_file() and (dest / "_complete.json").is_file()
     assert not list(dest.glob("*.zip")) and _leftovers(dest.parent) == []
@@ -94,22 +94,22 @@ def test_download_and_read_through_the_official_client(standin, sales, tmp_path,
 
 def test_second_call_does_not_hit_the_server(standin, tmp_path):
     dest = tmp_path / "kaggle"
-    download_dataset(DEFAULT_DATASET, dest)
+    download_dataset(DEFAULT_KAGGLE_DATASET, dest)
     seen = len(standin.requests)
     assert seen >= 2
 
-    download_dataset(DEFAULT_DATASET, dest)
+    download_dataset(DEFAULT_KAGGLE_DATASET, dest)
     assert len(standin.requests) == seen
 
     (dest / "sales.csv").write_text("tampered\n")  # a marker that no longer matches -> download again
-    download_dataset(DEFAULT_DATASET, dest)
+    download_dataset(DEFAULT_KAGGLE_DATASET, dest)
     assert len(standin.requests) > seen
     assert len(read_monthly_contract(dest)) > 0
 
 
 def test_explicit_credentials_win_over_environment(standin, tmp_path, monkeypatch):
     monkeypatch.setenv("KAGGLE_KEY", "not-the-key")
-    download_dataset(DEFAULT_DATASET, tmp_path / "kaggle", username=USER, key=KEY)
+    download_dataset(DEFAULT_KAGGLE_DATASET, tmp_path / "kaggle", username=USER, key=KEY)
     assert (tmp_path / "kaggle" / "sales.csv").is_file()
 
 
@@ -117,11 +117,11 @@ def test_wrong_key_is_refused_without_leaking_it(standin, tmp_path, caplog, caps
     caplog.set_level(logging.DEBUG)
     wrong = "w" + secrets.token_hex(16)
     with pytest.raises(KaggleDataError) as info:  # unusable input: the DAG fails it without retries
-        download_dataset(DEFAULT_DATASET, tmp_path / "kaggle", username=USER, key=wrong)
+        download_dataset(DEFAULT_KAGGLE_DATASET, tmp_path / "kaggle", username=USER, key=wrong)
     assert isinstance(info.value, SourceDataError)
 
     message = str(info.value)
-    assert DEFAULT_DATASET in message and "401" in message
+    assert DEFAULT_KAGGLE_DATASET in message and "401" in message
     assert wrong not in message and KEY not in message
     out = capsys.readouterr()
     for text in (caplog.text, out.out, out.err):
@@ -152,14 +152,14 @@ def test_missing_credentials(standin, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("KAGGLE_USERNAME")
     monkeypatch.delenv("KAGGLE_KEY")
     assert credentials_from_env() == (None, None)
-    with pytest.raises(KaggleDataError, match=f"no Kaggle credentials.*{DEFAULT_DATASET}"):
-        download_dataset(DEFAULT_DATASET, tmp_path / "kaggle")
+    with pytest.raises(KaggleDataError, match=f"no Kaggle credentials.*{DEFAULT_KAGGLE_DATASET}"):
+        download_dataset(DEFAULT_KAGGLE_DATASET, tmp_path / "kaggle")
     assert standin.requests == []
 
 
 def test_half_given_credentials(tmp_path):
     with pytest.raises(KaggleDataError, match="incomplete"):
-        download_dataset(DEFAULT_DATASET, tmp_path / "kaggle", username=USER, key="")
+        download_dataset(DEFAULT_KAGGLE_DATASET, tmp_path / "kaggle", username=USER, key="")
 
 
 def test_credentials_from_env():
@@ -215,6 +215,6 @@ def test_only_kaggle_trouble_of_its_own_is_retried(status, retryable):
 
     response = requests.Response()
     response.status_code = status
-    error = _translate(requests.HTTPError(f"{status} for url", response=response), DEFAULT_DATASET, KEY)
-    assert isinstance(error, KaggleSourceError) and str(status) in str(error) and DEFAULT_DATASET in str(error)
+    error = _translate(requests.HTTPError(f"{status} for url", response=response), DEFAULT_KAGGLE_DATASET, KEY)
+    assert isinstance(error, KaggleSourceError) and str(status) in str(error) and DEFAULT_KAGGLE_DATASET in str(error)
     assert isinstance(error, SourceDataError) is not retryable

@@ -2,8 +2,9 @@
 
 `airflow_server(home, dags_folder=..., plugins_folder=..., extra_env=...)` is a context manager that
 
-* writes a fresh AIRFLOW_HOME under ``home`` and runs ``airflow db migrate`` there (SQLite metadata DB;
-  Airflow 3 accepts SQLite with the LocalExecutor -- it is what ``airflow standalone`` uses);
+* writes a fresh AIRFLOW_HOME under ``home`` with a migrated SQLite metadata DB (``airflow db migrate`` runs
+  once per test session into a template that every server copies; Airflow 3 accepts SQLite with the
+  LocalExecutor -- it is what ``airflow standalone`` uses);
 * starts ``airflow api-server``, ``airflow scheduler`` and ``airflow dag-processor`` as separate processes,
   each in its own session (process group), stdout/stderr to ``$AIRFLOW_HOME/<component>.log``;
 * gives them everything they need through their environment only (nothing from the calling process's
@@ -11,28 +12,36 @@
   log servers, the execution API URL the task processes call back to, a shared JWT secret, and the simple
   auth manager with one admin user whose password is written to a passwords file beforehand;
 * waits (bounded) until ``GET /api/v2/monitor/health`` reports the metadatabase, scheduler and
-  dag-processor healthy, failing early if a component exits;
-* on exit terminates every process group it started plus any descendant that moved to its own group (task
-  processes call ``setpgid``), SIGKILLs what is left after a timeout, and -- if the block raised -- prints
-  the tail of every component log to stderr.
+  dag-processor healthy, failing early -- with the component's log tail -- if a component exits (a port
+  taken between choosing it and binding it is retried with new ports);
+* on exit, however the block ends (an exception, a failed assertion, KeyboardInterrupt, or SIGTERM, which
+  is turned into KeyboardInterrupt while a server runs), terminates every process group it started plus
+  any descendant that moved to its own group (task processes call ``setpgid``), SIGKILLs what is left after
+  a timeout, and -- if the block raised -- prints the tail of every component log to stderr.
 
 `AirflowServer.client()` returns an ``httpx.Client`` on ``/api/v2`` authenticated with a bearer token from
-``POST /auth/token`` (simple auth manager, username/password).
+``POST /auth/token`` (simple auth manager, username/password). `AirflowServer.restart(component, env)`
+restarts one component with changed settings (the scheduler with ``use_job_schedule`` on, for instance).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -41,12 +50,19 @@ import psutil
 HOST = "127.0.0.1"
 USERNAME = "admin"
 COMPONENTS = ("api-server", "scheduler", "dag-processor")
+PORT_IN_USE = ("address already in use", "errno 98")
 
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
         return sock.getsockname()[1]
+
+
+def port_open(port: int, host: str = HOST) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1)
+        return sock.connect_ex((host, port)) == 0
 
 
 def _airflow() -> str:
@@ -62,6 +78,103 @@ def tail(path: Path, lines: int = 60) -> str:
     return "\n".join(text[-lines:])
 
 
+# ------------------------------------------------------------------------------------------- processes
+def process_tree(roots: Iterable[int]) -> dict[int, psutil.Process]:
+    """The processes ``roots`` and all their live descendants, by pid."""
+    tracked: dict[int, psutil.Process] = {}
+    for pid in roots:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            root = psutil.Process(pid)
+            for proc in [root, *root.children(recursive=True)]:
+                tracked[proc.pid] = proc
+    return tracked
+
+
+def still_running(procs: Iterable[psutil.Process]) -> list[psutil.Process]:
+    """Those of ``procs`` that still run (the same process: psutil compares creation times; zombies are gone)."""
+    alive = []
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                alive.append(proc)
+    return alive
+
+
+def stop_tree(roots: Mapping[str, subprocess.Popen] | Iterable[subprocess.Popen], timeout: float,
+              also: Iterable[psutil.Process] = (), first_signal: int = signal.SIGTERM) -> list[psutil.Process]:
+    """Signal every root's process group and every descendant (``first_signal``, SIGTERM by default), wait up
+    to ``timeout``, SIGKILL what is left; returns the processes still running afterwards (none, normally).
+
+    Each root must lead its own session (``start_new_session=True``); descendants that moved to a group of
+    their own are reached through the process tree taken before signalling, plus ``also``.
+    """
+    popens = list(roots.values()) if isinstance(roots, Mapping) else list(roots)
+    tracked = process_tree(p.pid for p in popens)
+    for proc in also:
+        tracked.setdefault(proc.pid, proc)
+    for process in popens:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, first_signal)
+    for proc in tracked.values():
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.send_signal(first_signal)
+    _, alive = psutil.wait_procs(list(tracked.values()), timeout=timeout)
+    for process in popens:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+    for proc in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+    psutil.wait_procs(alive, timeout=10)
+    for process in popens:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=10)
+    return still_running(tracked.values())
+
+
+@contextlib.contextmanager
+def sigterm_as_keyboard_interrupt() -> Iterator[None]:
+    """While the block runs, SIGTERM (a CI job's timeout, ``kill``) raises KeyboardInterrupt in the main thread,
+    so ``finally`` blocks and pytest's fixture teardown stop the servers instead of leaving them running."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+# -------------------------------------------------------------------------------------------- metadata DB
+_TEMPLATE: dict[str, Path] = {}
+
+
+def migrated_db() -> Path:
+    """A freshly migrated metadata DB for servers to copy, made once per process (``airflow db migrate`` takes
+    20-40 s here), or the one ``$SEGMENTATION_AIRFLOW_DB_TEMPLATE`` names (a parent process's)."""
+    given = os.environ.get("SEGMENTATION_AIRFLOW_DB_TEMPLATE")
+    if given and Path(given).is_file():
+        return Path(given)
+    if "db" not in _TEMPLATE:
+        folder = Path(tempfile.mkdtemp(prefix="segmentation-airflow-db-"))
+        atexit.register(shutil.rmtree, folder, True)
+        env = _server_env(folder, free_port(), folder / "passwords.json", folder, folder, {})
+        with open(folder / "db-migrate.log", "w") as log:
+            result = subprocess.run([_airflow(), "db", "migrate"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                    timeout=300, cwd=folder)
+        if result.returncode != 0:
+            raise RuntimeError(f"airflow db migrate failed ({result.returncode}):\n{tail(folder / 'db-migrate.log')}")
+        _TEMPLATE["db"] = folder / "airflow.db"
+    return _TEMPLATE["db"]
+
+
+# ---------------------------------------------------------------------------------------------- the server
 @dataclass
 class AirflowServer:
     airflow_home: Path
@@ -70,6 +183,7 @@ class AirflowServer:
     password: str
     env: dict[str, str]
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    component_env: dict[str, dict[str, str]] = field(default_factory=dict)  # per-component overrides
 
     def log_path(self, component: str) -> Path:
         return self.airflow_home / f"{component}.log"
@@ -85,6 +199,42 @@ class AirflowServer:
         return httpx.Client(base_url=f"{self.base_url}/api/v2", timeout=60,
                             headers={"Authorization": f"Bearer {self.token()}"})
 
+    def command(self, component: str) -> list[str]:
+        port = self.base_url.rsplit(":", 1)[1]
+        return {
+            "api-server": [_airflow(), "api-server", "--host", HOST, "--port", port, "--workers", "1"],
+            "scheduler": [_airflow(), "scheduler"],
+            "dag-processor": [_airflow(), "dag-processor"],
+        }[component]
+
+    def start(self, component: str) -> None:
+        env = {**self.env, **self.component_env.get(component, {})}
+        with open(self.log_path(component), "a") as log:
+            self.processes[component] = subprocess.Popen(
+                self.command(component), env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, cwd=self.airflow_home)
+
+    def restart(self, component: str, env: Mapping[str, str], timeout: float = 180, stop_timeout: float = 30) -> None:
+        """Stop one component, start it again with ``env`` on top of the server's environment and wait until
+        the health endpoint shows it heartbeating again (scheduler / dag-processor)."""
+        process = self.processes.pop(component)
+        left = stop_tree([process], stop_timeout)
+        assert not left, f"airflow {component} still running after stop: {[p.pid for p in left]}"
+        self.component_env[component] = dict(env)
+        since = datetime.now().astimezone()
+        with open(self.log_path(component), "a") as log:
+            log.write(f"\n===== restarted at {since.isoformat()} with {sorted(env)} =====\n")
+        self.start(component)
+        key = component.replace("-", "_")
+
+        def beating():
+            health = self.health()
+            part = (health or {}).get(key) or {}
+            beat = part.get("latest_" + key + "_heartbeat")
+            return part.get("status") == "healthy" and beat and datetime.fromisoformat(beat) > since
+
+        wait_for(beating, timeout, f"the restarted {component} to heartbeat", self, interval=1)
+
     def check_alive(self) -> None:
         for name, process in self.processes.items():
             if process.poll() is not None:
@@ -93,7 +243,7 @@ class AirflowServer:
 
     def log_tails(self, lines: int = 60) -> str:
         return "\n".join(f"----- {name} ({self.log_path(name)}) -----\n{tail(self.log_path(name), lines)}"
-                         for name in ("db-migrate", *COMPONENTS))
+                         for name in COMPONENTS)
 
     def task_log_tails(self, dag_id: str, run_id: str, lines: int = 40) -> str:
         """The last lines of every task log of one run (LocalExecutor writes them under $AIRFLOW_HOME/logs)."""
@@ -101,24 +251,27 @@ class AirflowServer:
         files = sorted(root.rglob("*.log")) if root.exists() else []
         return "\n".join(f"----- {p.relative_to(root)} -----\n{tail(p, lines)}" for p in files) or f"(no logs in {root})"
 
+    def health(self) -> dict | None:
+        try:
+            response = httpx.get(f"{self.base_url}/api/v2/monitor/health", timeout=5)
+        except httpx.HTTPError:
+            return None
+        return response.json() if response.status_code == 200 else None
+
     def wait_healthy(self, timeout: float) -> dict:
         """Until /api/v2/monitor/health says metadatabase, scheduler and dag_processor are healthy."""
-        deadline = time.monotonic() + timeout
-        last: object = None
-        while time.monotonic() < deadline:
-            self.check_alive()
-            try:
-                response = httpx.get(f"{self.base_url}/api/v2/monitor/health", timeout=5)
-                last = response.text
-                if response.status_code == 200:
-                    health = response.json()
-                    parts = [health.get(k) or {} for k in ("metadatabase", "scheduler", "dag_processor")]
-                    if all(p.get("status") == "healthy" for p in parts):
-                        return health
-            except httpx.HTTPError as exc:
-                last = repr(exc)
-            time.sleep(1)
-        raise TimeoutError(f"Airflow not healthy after {timeout:.0f} s; last health answer: {last}")
+        last: list = [None]
+
+        def healthy():
+            health = self.health()
+            last[0] = health
+            parts = [(health or {}).get(k) or {} for k in ("metadatabase", "scheduler", "dag_processor")]
+            return health if all(p.get("status") == "healthy" for p in parts) else None
+
+        try:
+            return wait_for(healthy, timeout, "Airflow to report healthy", self)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}; last health answer: {last[0]}") from None
 
 
 def _server_env(airflow_home: Path, port: int, password_file: Path, dags_folder: Path, plugins_folder: Path,
@@ -157,79 +310,65 @@ def _server_env(airflow_home: Path, port: int, password_file: Path, dags_folder:
     return env
 
 
-def _stop(processes: Mapping[str, subprocess.Popen], timeout: float) -> None:
-    """SIGTERM every process group and descendant we started; SIGKILL whatever is left after ``timeout``."""
-    tracked: dict[int, psutil.Process] = {}
-    for process in processes.values():
-        with contextlib.suppress(psutil.NoSuchProcess):
-            root = psutil.Process(process.pid)
-            for proc in [root, *root.children(recursive=True)]:
-                tracked[proc.pid] = proc
-    for process in processes.values():  # each root leads its own session / process group
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGTERM)
-    for proc in tracked.values():  # task processes move to their own group (setpgid)
-        with contextlib.suppress(psutil.NoSuchProcess):
-            proc.terminate()
-    _, alive = psutil.wait_procs(list(tracked.values()), timeout=timeout)
-    for process in processes.values():
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-    for proc in alive:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            proc.kill()
-    psutil.wait_procs(alive, timeout=10)
-    for process in processes.values():
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=10)
+def _port_taken(server: AirflowServer) -> bool:
+    return any(text in tail(server.log_path(name), 200).lower() for name in COMPONENTS for text in PORT_IN_USE)
 
 
 @contextlib.contextmanager
 def airflow_server(home: Path, *, dags_folder: Path, plugins_folder: Path, extra_env: Mapping[str, str] = (),
-                   startup_timeout: float = 180, stop_timeout: float = 30,
-                   pools: Mapping[str, int] = ()) -> Iterator[AirflowServer]:
-    """Start Airflow on a temporary AIRFLOW_HOME under ``home``; stop everything on exit."""
+                   startup_timeout: float = 240, stop_timeout: float = 30, attempts: int = 3,
+                   on_started: Callable[[AirflowServer], None] | None = None) -> Iterator[AirflowServer]:
+    """Start Airflow on a temporary AIRFLOW_HOME under ``home``; stop everything on exit.
+
+    ``on_started`` is called once the processes are spawned, before they are healthy (tests of the cleanup).
+    """
     airflow_home = Path(home) / "airflow"
     airflow_home.mkdir(parents=True, exist_ok=True)
     password = secrets.token_urlsafe(12)
     password_file = airflow_home / "simple_auth_manager_passwords.json"
     password_file.write_text(json.dumps({USERNAME: password}) + "\n")
-    port = free_port()
-    env = _server_env(airflow_home, port, password_file, dags_folder, plugins_folder, dict(extra_env))
-    server = AirflowServer(airflow_home=airflow_home, base_url=f"http://{HOST}:{port}", username=USERNAME,
-                           password=password, env=env)
-    airflow = _airflow()
-    with open(server.log_path("db-migrate"), "w") as log:
-        subprocess.run([airflow, "db", "migrate"], env=env, stdout=log, stderr=subprocess.STDOUT, check=True,
-                       timeout=300)
-        for name, slots in dict(pools).items():
-            subprocess.run([airflow, "pools", "set", name, str(slots), f"{name} (live test)"], env=env,
-                           stdout=log, stderr=subprocess.STDOUT, check=True, timeout=120)
-    commands = {
-        "api-server": [airflow, "api-server", "--host", HOST, "--port", str(port), "--workers", "1"],
-        "scheduler": [airflow, "scheduler"],
-        "dag-processor": [airflow, "dag-processor"],
-    }
-    try:
-        for name, command in commands.items():
-            with open(server.log_path(name), "w") as log:
-                server.processes[name] = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                                          stdin=subprocess.DEVNULL, start_new_session=True,
-                                                          cwd=airflow_home)
-        server.wait_healthy(startup_timeout)
-        yield server
-    except BaseException:
-        print(f"\n===== Airflow logs (tails) =====\n{server.log_tails()}", file=sys.stderr)
-        raise
-    finally:
-        _stop(server.processes, stop_timeout)
+    with sigterm_as_keyboard_interrupt():
+        for attempt in range(1, attempts + 1):
+            port = free_port()
+            env = _server_env(airflow_home, port, password_file, dags_folder, plugins_folder, dict(extra_env))
+            server = AirflowServer(airflow_home=airflow_home, base_url=f"http://{HOST}:{port}", username=USERNAME,
+                                   password=password, env=env)
+            for name in COMPONENTS:  # a retry starts with fresh logs
+                server.log_path(name).unlink(missing_ok=True)
+            shutil.copyfile(migrated_db(), airflow_home / "airflow.db")
+            clean_exit = False
+            try:
+                for name in COMPONENTS:
+                    server.start(name)
+                if on_started is not None:
+                    on_started(server)
+                try:
+                    server.wait_healthy(startup_timeout)
+                except RuntimeError:  # a component exited: retried only if a port was taken meanwhile
+                    if attempt < attempts and _port_taken(server):
+                        print(f"[airflow_server] a port was taken, retrying (attempt {attempt})", file=sys.stderr)
+                        continue
+                    raise
+                yield server
+                clean_exit = True
+                return
+            except BaseException:
+                print(f"\n===== Airflow logs (tails) =====\n{server.log_tails()}", file=sys.stderr)
+                raise
+            finally:
+                left = stop_tree(server.processes, stop_timeout)
+                if left:
+                    print(f"[airflow_server] still running after stop: {[p.pid for p in left]}", file=sys.stderr)
+                if clean_exit:
+                    assert not left, f"Airflow processes survived the stop: {[p.pid for p in left]}"
 
 
-def wait_for(predicate, timeout: float, what: str, server: AirflowServer, interval: float = 1.0):
+def wait_for(predicate, timeout: float, what: str, server: AirflowServer | None = None, interval: float = 1.0):
     """Poll `predicate` until it returns something truthy (and return it), failing fast if Airflow died."""
     deadline = time.monotonic() + timeout
     while True:
-        server.check_alive()
+        if server is not None:
+            server.check_alive()
         value = predicate()
         if value:
             return value

@@ -1,15 +1,14 @@
 """Browser check of the Airflow UI with headless Chromium (Debian's ``chromium``, see scripts/install_browser.sh).
 
-Starts a real Airflow with the project's DAGs (tests/live/airflow_server.py), runs one quick, successful
-``segmentation_monthly`` run through the REST API (a warm-up month: ``SEGMENTATION_MIN_HISTORY_MONTHS`` is
-higher than the data's history, so ``decide`` says "skip" and nothing is trained), then with the browser:
-logs in as ``admin``, opens the DAG and its docs, the Trigger dialog's Params form and the grid with the
-successful run. Screenshots go to docs/screenshots/{login,dag_docs,trigger_params,grid}.png (the README
-shows them).
+On the shared live server (conftest.py) with its successful January run (a warm-up month: ``decide`` says
+"skip" and nothing is trained), with the browser: logs in as ``admin``, opens the DAG and its docs, the
+Trigger dialog's Params form and the grid with the successful run. Screenshots go to a temporary folder, or
+to ``$SEGMENTATION_SCREENSHOTS_DIR`` (``SEGMENTATION_SCREENSHOTS_DIR=docs/screenshots`` refreshes the ones the
+README shows: login, dag_docs, trigger_params, grid).
 
 No browser-automation package: Chromium is driven over its DevTools protocol (CDP) with ``websockets``,
-already pinned in constraints.txt. Skipped unless SEGMENTATION_LIVE_TESTS=1, or if /usr/bin/chromium is
-missing (``bash scripts/install_browser.sh``); CHROMIUM=/path overrides the executable.
+already pinned in constraints.txt. /usr/bin/chromium (``bash scripts/install_browser.sh``, which ``make
+test`` runs) must exist, else the test fails saying so; CHROMIUM=/path overrides the executable.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,36 +27,21 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .airflow_server import AirflowServer, airflow_server, ok, wait_for
+from .conftest import MONTHLY as DAG_ID
+from .conftest import WARMUP_RUN_ID as RUN_ID
 
-REPO = Path(__file__).resolve().parents[2]
-SCREENSHOTS = REPO / "docs" / "screenshots"
-DAG_ID = "segmentation_monthly"
-RUN_ID = "browser_warmup_2023-01"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-RUN_TIMEOUT = 420  # seconds for the warm-up run
 UI_TIMEOUT = 60  # seconds for one thing to show up in the browser
 VIEWPORT = (1440, 900)
 GRID_TASKS = ["ingest", "validate", "build_features", "decide", "reuse_model", "train", "warm_up", "plan_scoring",
               "score_shard", "combine_scores", "publish", "report"]
 SKIPPED_TASKS = {"reuse_model", "train", "plan_scoring", "score_shard", "combine_scores"}  # warm-up: decide -> warm_up
+# no finite CSS animation or transition running (a dialog opening, a fade; spinners and pulses loop for ever):
+# what the screenshot shows has settled
+SETTLED = ("document.getAnimations().every(a => a.playState !== 'running' || "
+           "!a.effect || a.effect.getComputedTiming().iterations === Infinity)")
 
-pytestmark = [
-    pytest.mark.skipif(os.environ.get("SEGMENTATION_LIVE_TESTS") != "1",
-                       reason="starts a real Airflow and Chromium; set SEGMENTATION_LIVE_TESTS=1"),
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} missing: bash scripts/install_browser.sh"),
-    pytest.mark.timeout(1200),
-]
-
-PIPELINE_ENV = {
-    # the data covers 2023-01 only: a warm-up month, decide -> "skip", nothing trained or scored
-    "SEGMENTATION_MIN_HISTORY_MONTHS": "6",
-    "SEGMENTATION_EPOCHS": "2",
-    "SEGMENTATION_GATE_MAX_LARGEST_SHARE": "0.9",  # a few months of generated shops: loose gates
-    "SEGMENTATION_GATE_MIN_STABILITY": "0.5",
-    # catchup=True would otherwise schedule every month since 2023-01 as soon as the DAG is unpaused
-    "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
-}
+pytestmark = pytest.mark.timeout(1200)
 
 
 # --------------------------------------------------------------------------------------------- Chromium / CDP
@@ -169,10 +152,10 @@ def by_text(selector: str, text: str, exact: bool = False) -> str:
 
 
 @contextlib.contextmanager
-def chromium(profile: Path, timeout: float = 60) -> Iterator[Browser]:
+def chromium(profile: Path, executable: str = CHROMIUM, timeout: float = 60) -> Iterator[Browser]:
     """Headless Chromium on a fresh profile, DevTools on a free loopback port; killed on exit."""
     profile.mkdir(parents=True, exist_ok=True)
-    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    command = [executable, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync",
                "--disable-default-apps", "--disable-extensions", "--disable-dev-shm-usage", "--hide-scrollbars",
                "--mute-audio", "--password-store=basic", "--use-mock-keychain",
@@ -211,50 +194,19 @@ def chromium(profile: Path, timeout: float = 60) -> Iterator[Browser]:
         log.close()
 
 
-# ----------------------------------------------------------------------------------------------- Airflow side
-def run_warmup_month(server: AirflowServer) -> dict:
-    """Unpause the DAG, create the warehouse pool, trigger 2023-01 and wait for it to succeed."""
-    with server.client() as api:
-        wait_for(lambda: api.get(f"/dags/{DAG_ID}").status_code == 200, 180, f"{DAG_ID} to be parsed", server)
-        errors = ok(api.get("/importErrors"))
-        assert errors["total_entries"] == 0, errors["import_errors"]
-        ok(api.patch(f"/dags/{DAG_ID}", json={"is_paused": False}))
-        if api.get("/pools/warehouse").status_code == 404:
-            ok(api.post("/pools", json={"name": "warehouse", "slots": 1, "description": "warehouse writers"}), 201)
-        ok(api.post(f"/dags/{DAG_ID}/dagRuns", json={
-            "dag_run_id": RUN_ID, "logical_date": "2023-01-01T00:00:00Z",
-            "data_interval_start": "2023-01-01T00:00:00Z", "data_interval_end": "2023-02-01T00:00:00Z",
-            "conf": {"month": "2023-01", "force_retrain": False}}))
-
-        def done():
-            run = ok(api.get(f"/dags/{DAG_ID}/dagRuns/{RUN_ID}"))
-            return run if run["state"] in ("success", "failed") else None
-
-        run = wait_for(done, RUN_TIMEOUT, f"run {RUN_ID}", server)
-        if run["state"] != "success":
-            tis = ok(api.get(f"/dags/{DAG_ID}/dagRuns/{RUN_ID}/taskInstances"))["task_instances"]
-            pytest.fail(f"{RUN_ID} ended {run['state']}: { {ti['task_id']: ti['state'] for ti in tis} }\n"
-                        f"{server.task_log_tails(DAG_ID, RUN_ID)}")
-        return run
+# ---------------------------------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory) -> Path:
+    folder = os.environ.get("SEGMENTATION_SCREENSHOTS_DIR")
+    return Path(folder).resolve() if folder else tmp_path_factory.mktemp("screenshots")
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory):
-    from segmentation.generate import GeneratorSpec, generate
-
-    root = tmp_path_factory.mktemp("browser")
-    home = root / "home"
-    (home / "sample").mkdir(parents=True)
-    generate(GeneratorSpec(n_shops=60, first_month="2023-01", last_month="2023-01", seed=3)).to_parquet(
-        home / "sample" / "sales.parquet", index=False)
-    env = {**PIPELINE_ENV, "SEGMENTATION_HOME": str(home)}
-    started = time.monotonic()
-    with airflow_server(root, dags_folder=REPO / "dags", plugins_folder=REPO / "plugins", extra_env=env) as server:
-        print(f"[browser] Airflow healthy after {time.monotonic() - started:.0f} s", file=sys.stderr)
-        run = run_warmup_month(server)
-        print(f"[browser] warm-up run {run['dag_run_id']} {run['state']} after "
-              f"{time.monotonic() - started:.0f} s", file=sys.stderr)
-        yield server, root
+def chromium_path() -> str:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `bash scripts/install_browser.sh` (make test does), set CHROMIUM=, "
+                    "or skip the live suites with SEGMENTATION_SKIP_LIVE=1", pytrace=False)
+    return CHROMIUM
 
 
 def assert_png(path: Path, min_bytes: int = 10_000) -> None:
@@ -264,9 +216,10 @@ def assert_png(path: Path, min_bytes: int = 10_000) -> None:
 
 
 # ------------------------------------------------------------------------------------------------------ test
-def test_login_docs_params_and_grid(live):
-    server, root = live
+def test_login_docs_params_and_grid(live_airflow, warmup_run, chromium_path, screenshots, tmp_path):
+    server = live_airflow.server
     base = server.base_url
+    assert warmup_run["dag_run_id"] == RUN_ID and warmup_run["state"] == "success"
     timings: dict[str, float] = {}
     mark = time.monotonic()
     shots: list[Path] = []
@@ -276,7 +229,7 @@ def test_login_docs_params_and_grid(live):
         timings[name] = time.monotonic() - mark
         mark = time.monotonic()
 
-    with chromium(Path(tempfile.mkdtemp(dir=root)) / "profile") as page:
+    with chromium(tmp_path / "profile", chromium_path) as page:
         # 1. the login page (the simple auth manager's form; "/" redirects there)
         page.goto(f"{base}/")
         page.wait_for("location.pathname.startsWith('/auth/login')", "the redirect to the login page")
@@ -284,8 +237,8 @@ def test_login_docs_params_and_grid(live):
         page.type_into("document.querySelector('input[name=username]')", server.username, "the username field")
         page.type_into("document.querySelector('input[name=password]')", server.password, "the password field")
         page.wait_for("document.querySelector('button[type=submit]').disabled === false", "Sign in to be enabled")
-        time.sleep(0.5)
-        shots.append(page.screenshot(SCREENSHOTS / "login.png"))
+        page.wait_for(SETTLED, "the login form to settle")
+        shots.append(page.screenshot(screenshots / "login.png"))
         page.click(by_text("button[type=submit]", "Sign in", exact=True), "the Sign in button")
         page.wait_for("!location.pathname.startsWith('/auth/')", "the redirect after logging in")
         page.wait_text("Welcome")
@@ -299,8 +252,8 @@ def test_login_docs_params_and_grid(live):
                       "d.innerText.includes('Dag Documentation') && "
                       "d.innerText.includes('Monthly customer segmentation'))", "the Dag Documentation dialog")
         page.wait_text("Each run processes one calendar month")
-        time.sleep(1)  # the dialog's opening animation
-        shots.append(page.screenshot(SCREENSHOTS / "dag_docs.png"))
+        page.wait_for(SETTLED, "the dialog's opening animation to end")
+        shots.append(page.screenshot(screenshots / "dag_docs.png"))
         page.click(by_text("[role=dialog] button", "Close"), "the dialog's Close button")
         page.wait_for("!document.body.innerText.includes('Dag Documentation')", "the docs dialog to close")
         step("dag docs")
@@ -311,8 +264,8 @@ def test_login_docs_params_and_grid(live):
         page.wait_for("!!document.querySelector('[role=dialog] #element_month') && "
                       "!!document.querySelector('[role=dialog] [name=element_force_retrain]')",
                       "the month and force_retrain fields")
-        time.sleep(1)
-        shots.append(page.screenshot(SCREENSHOTS / "trigger_params.png"))
+        page.wait_for(SETTLED, "the dialog's opening animation to end")
+        shots.append(page.screenshot(screenshots / "trigger_params.png"))
         page.click(by_text("[role=dialog] button", "Close"), "the dialog's Close button")
         page.wait_for("!document.body.innerText.includes('Run Parameters')", "the trigger dialog to close")
         step("trigger params")
@@ -334,11 +287,11 @@ def test_login_docs_params_and_grid(live):
         }})()""", "the run's cells in the grid")
         assert same_colour == {t: t not in SKIPPED_TASKS for t in GRID_TASKS}, same_colour
         page.evaluate("window.scrollTo(0, 0)")
-        time.sleep(1)
-        shots.append(page.screenshot(SCREENSHOTS / "grid.png"))
+        page.wait_for(f"window.scrollY === 0 && {SETTLED}", "the grid to settle")
+        shots.append(page.screenshot(screenshots / "grid.png"))
         step("grid")
 
     for shot in shots:
         assert_png(shot)
     print("[browser] " + ", ".join(f"{k}: {v:.1f} s" for k, v in timings.items()), file=sys.stderr)
-    print("[browser] screenshots: " + ", ".join(str(s.relative_to(REPO)) for s in shots), file=sys.stderr)
+    print("[browser] screenshots: " + ", ".join(str(s) for s in shots), file=sys.stderr)

@@ -7,9 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from support.samples import to_uci_invoices
 
 from segmentation.cli import main as cli
-from segmentation.generate import GeneratorSpec, generate, generate_month, ground_truth, to_uci_invoices
+from segmentation.generate import GeneratorSpec, generate, generate_month, ground_truth
 from segmentation.ingest import ingest
 from segmentation.landing import mark_triggered, pending_months
 from segmentation.pipeline import run_month, run_months

@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from support.features_reference import reference_features
 
 from segmentation.config import REPO_ROOT
 from segmentation.features import compute_features
-from segmentation.features_reference import reference_features
 from segmentation.generate import GeneratorSpec, generate
 from segmentation.months import month_index
 

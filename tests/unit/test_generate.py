@@ -1,21 +1,21 @@
 import numpy as np
 import pandas as pd
 import pytest
+from support.samples import inject_bad_rows
 
+from segmentation.contract import MONTHLY_COLUMNS
 from segmentation.generate import (
-    CONTRACT_COLUMNS,
     GeneratorSpec,
     generate,
     generate_month,
     ground_truth,
-    inject_bad_rows,
 )
 
 
 def test_generates_the_monthly_contract_with_planted_segments():
     spec = GeneratorSpec(n_shops=500, first_month="2023-01", last_month="2023-12", seed=1)
     frame = generate(spec)
-    assert list(frame.columns) == CONTRACT_COLUMNS
+    assert list(frame.columns) == MONTHLY_COLUMNS
     assert frame.duplicated(["shop_id", "product_id", "year", "month"]).sum() == 0
     assert (frame["sales_qty"] > 0).all()
     truth = ground_truth(spec)

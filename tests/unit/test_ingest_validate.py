@@ -1,8 +1,9 @@
 import numpy as np
 import pandas as pd
 import pytest
+from support.samples import inject_bad_rows
 
-from segmentation.generate import GeneratorSpec, generate_month, inject_bad_rows
+from segmentation.generate import GeneratorSpec, generate_month
 from segmentation.ingest import ingest
 from segmentation.sources import Source, SourceError
 from segmentation.storage import Lake, month_ref

@@ -2,9 +2,10 @@ import logging
 
 import pandas as pd
 import pytest
+from support.samples import write_uci_sample
 
+from segmentation.contract import MONTHLY_COLUMNS
 from segmentation.invoices import (
-    CONTRACT_COLUMNS,
     PLAIN_LAYOUT,
     RULES,
     UCI_LAYOUT,
@@ -13,7 +14,6 @@ from segmentation.invoices import (
     clean_invoices,
     monthly_contract_from_invoices,
     read_invoices,
-    write_uci_sample,
 )
 
 UCI_HEADER = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
@@ -40,8 +40,8 @@ def test_sample_rule_counts_match_generator(sample):
     assert report == expected
     assert all(expected[rule] > 0 for rule in RULES)
     assert expected["rows_in"] - sum(expected[r] for r in RULES) == expected["rows_out"]
-    assert list(monthly.columns) == CONTRACT_COLUMNS
-    assert not monthly.duplicated(CONTRACT_COLUMNS[:4]).any()
+    assert list(monthly.columns) == MONTHLY_COLUMNS
+    assert not monthly.duplicated(MONTHLY_COLUMNS[:4]).any()
 
 
 def test_sample_contract_types_and_ids(sample):
@@ -54,7 +54,7 @@ def test_sample_contract_types_and_ids(sample):
     assert monthly["shop_id"].str.fullmatch(r"\d+").all()
     assert set(zip(monthly["year"], monthly["month"], strict=True)) == {(2010, 12), (2011, 1), (2011, 2)}
     assert (monthly["sales_qty"] > 0).all() and (monthly["sales_value"] > 0).all()
-    assert monthly.equals(monthly.sort_values(CONTRACT_COLUMNS[:4], ignore_index=True))
+    assert monthly.equals(monthly.sort_values(MONTHLY_COLUMNS[:4], ignore_index=True))
 
 
 def test_sample_is_deterministic_latin1_and_dirty(tmp_path):

@@ -28,6 +28,7 @@ def test_defaults_live_under_the_home(home):
         ("SEGMENTATION_DRIFT_MIX_PSI", "-1", "SEGMENTATION_DRIFT_MIX_PSI must be > 0"),
         ("SEGMENTATION_RFM", "maybe", "SEGMENTATION_RFM must be auto, on or off"),
         ("SEGMENTATION_FEATURE_WORKERS", "-1", "SEGMENTATION_FEATURE_WORKERS must be between 0"),
+        ("SEGMENTATION_WAREHOUSE_WAIT_SECONDS", "-5", "SEGMENTATION_WAREHOUSE_WAIT_SECONDS must be >= 0"),
     ],
 )
 def test_bad_values_name_the_variable(home, monkeypatch, name, value, message):
@@ -110,3 +111,21 @@ def test_bad_gates_notify_and_landing_name_the_variable_at_task_start(home, monk
     monkeypatch.setenv("AIRFLOW_VAR_SEGMENTATION_SETTINGS", json.dumps({name: value}))
     with pytest.raises(ValueError, match=message):
         settings_in_airflow()
+
+
+def test_mlflow_tracking_is_a_setting(home, monkeypatch):
+    settings = load_settings()
+    assert (settings.mlflow_tracking_uri, settings.mlflow_experiment) == (None, "segmentation")  # off by default
+    monkeypatch.setenv("AIRFLOW_VAR_SEGMENTATION_SETTINGS", json.dumps({
+        "SEGMENTATION_MLFLOW_TRACKING_URI": "http://ops:s3cret-pw@127.0.0.1:5000",
+        "SEGMENTATION_MLFLOW_EXPERIMENT": "from-variable"}))
+    settings = settings_in_airflow()
+    assert (settings.mlflow_tracking_uri, settings.mlflow_experiment) == ("http://ops:s3cret-pw@127.0.0.1:5000",
+                                                                          "from-variable")
+    assert "s3cret" not in repr(settings)
+    monkeypatch.setenv("SEGMENTATION_MLFLOW_TRACKING_URI", "https://mlflow.example.org")  # the environment wins
+    assert settings_in_airflow().mlflow_tracking_uri == "https://mlflow.example.org"
+    monkeypatch.setenv("SEGMENTATION_MLFLOW_TRACKING_URI", "ftp://ops:s3cret-pw@host")
+    with pytest.raises(ValueError, match="SEGMENTATION_MLFLOW_TRACKING_URI must be an MLflow tracking URI") as error:
+        settings_in_airflow()
+    assert "s3cret" not in str(error.value)

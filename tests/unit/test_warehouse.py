@@ -3,10 +3,12 @@ import subprocess
 import sys
 import time
 
+import duckdb
 import pandas as pd
 import pytest
 
-from segmentation.config import REPO_ROOT
+from segmentation.config import REPO_ROOT, load_settings
+from segmentation.publish import warehouse_for
 from segmentation.warehouse import DuckDBWarehouse, WarehouseBusyError
 
 SQL = REPO_ROOT / "include" / "sql"
@@ -41,12 +43,8 @@ def test_failed_replacement_rolls_back(tmp_path):
     warehouse.replace_month("2024-01", *_rows("2024-01", 5))
     segments, run = _rows("2024-01", 2)
     segments = pd.concat([segments, segments])  # duplicate primary key -> the insert fails
-    try:
+    with pytest.raises(duckdb.ConstraintException, match="duplicate key"):
         warehouse.replace_month("2024-01", segments, run)
-    except Exception:
-        pass
-    else:
-        raise AssertionError("duplicate keys should have failed")
     assert warehouse.query("SELECT COUNT(*) n FROM segments")["n"][0] == 5
 
 
@@ -87,14 +85,16 @@ def test_a_reader_outside_the_pipeline_is_waited_for(tmp_path):
     assert DuckDBWarehouse(path, SQL).query("SELECT COUNT(*) n FROM segments")["n"][0] == 8
 
 
-def test_a_reader_that_stays_is_named_after_a_bounded_wait(tmp_path):
+def test_a_reader_that_stays_is_named_after_a_bounded_wait(home, tmp_path, monkeypatch):
     path = tmp_path / "w.duckdb"
+    monkeypatch.setenv("SEGMENTATION_WAREHOUSE_PATH", str(path))
+    monkeypatch.setenv("SEGMENTATION_WAREHOUSE_WAIT_SECONDS", "1")  # the setting reaches the warehouse
     DuckDBWarehouse(path, SQL).replace_month("2024-01", *_rows("2024-01", 5))
     before = path.read_bytes()
     reader = _reader_holding(path, 30)
     try:
         with pytest.raises(WarehouseBusyError) as busy:
-            DuckDBWarehouse(path, SQL, lock_wait_seconds=1).record_quality("2024-01", pd.DataFrame({"month": ["2024-01"]}))
+            warehouse_for(load_settings()).record_quality("2024-01", pd.DataFrame({"month": ["2024-01"]}))
     finally:
         reader.kill()
         reader.wait(10)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .months import month_index
+from segmentation.months import month_index
 
 FLAT_RESID_SS = 1e-9  # below this, residuals are rounding noise (features_schema.yaml, seasonal_strength)
 MIN_SE_RESID_SS = 1e-6  # floor of the residual sum of squares in a trend's standard error (trend_t, active_trend_t)

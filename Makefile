@@ -23,7 +23,7 @@ SAMPLE := $(SEGMENTATION_HOME)/sample/sales.parquet
 # pytest arguments for the test targets, e.g. make test PYTEST_ARGS="-x tests/unit"
 PYTEST_ARGS ?=
 
-.PHONY: help install system-deps mlflow-server demo test test-faults test-live lint sample airflow-init standalone bench quality clean
+.PHONY: help install system-deps mlflow-server demo test test-faults test-live lint sample airflow-init standalone bench quality recommend-quality clean
 
 help:
 	@echo "make demo        - install, generate sample data, run segmentation_monthly for $(DEMO_FROM)..$(DEMO_TO) through Airflow"
@@ -103,6 +103,13 @@ bench: install
 # supervised ceiling) and planted shop data from an independent generator (also over 36 months with the defaults) and the project's own (about 20 minutes)
 quality: install
 	$(BIN)/python benchmarks/quality.py --json benchmarks/results/quality.json
+
+# Recommendation quality on held-out months through `segmentation run`: Online Retail and planted shop data, each
+# method against the popularity baseline and without segments (about 20 minutes)
+recommend-quality: install
+	$(BIN)/python benchmarks/recommend_quality.py --variant itemcf:neighbours=50 --variant itemcf:popularity_weight=0 \
+	    --variant itemcf:popularity_weight=0.2 --variant segment_itemcf:popularity_weight=0.2 \
+	    --json benchmarks/results/recommend_quality.json
 
 clean:
 	rm -rf $(SEGMENTATION_HOME)

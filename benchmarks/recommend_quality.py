@@ -276,13 +276,19 @@ def write_scale_lake(home: Path, n_shops: int, months: int, last: str, seed: int
 
 def run_scale(n_shops: int, workdir: Path) -> dict:
     """The recommend stage at N shops, in a fresh process each time (wall time, peak RSS)."""
+    import shutil
+
     home = workdir / f"scale-{n_shops}"
     last = "2024-12"
-    started = time.perf_counter()
-    data = write_scale_lake(home, n_shops, 24, last, seed=11)
-    data["generate_seconds"] = round(time.perf_counter() - started, 1)
-    print(f"scale: {data['raw_rows']:,} raw rows of {n_shops:,} shops over 24 months ({data['generate_seconds']} s)",
-          flush=True)
+    described = home / "data.json"
+    if not described.exists():  # the generated lake is kept: a second measurement reuses it
+        started = time.perf_counter()
+        data = write_scale_lake(home, n_shops, 24, last, seed=11)
+        data["generate_seconds"] = round(time.perf_counter() - started, 1)
+        described.write_text(json.dumps(data))
+    data = json.loads(described.read_text())
+    shutil.rmtree(home / "warehouse", ignore_errors=True)  # the first run writes the month
+    print(f"scale: {data['raw_rows']:,} raw rows of {n_shops:,} shops over 24 months", flush=True)
     runs = []
     for attempt in (1, 2):
         out = home / f"recommend-{attempt}.json"
@@ -291,7 +297,7 @@ def run_scale(n_shops: int, workdir: Path) -> dict:
                        env=segmentation_env(home), check=True)
         record = json.loads(out.read_text())
         runs.append({k: record[k] for k in ("seconds", "peak_rss_mb")} | {
-            k: record["summary"].get(k) for k in ("rows", "shops", "products", "written")})
+            k: record["summary"].get(k) for k in ("rows", "shops", "products", "written", "step_seconds")})
     return {**data, "runs": runs, "machine": machine()}
 
 

@@ -3,25 +3,26 @@
 Runs after publish. Reads the month's segments (scores/month=M) and the window's raw partitions (shop, product,
 month) from the lake, does the work in DuckDB (integer keys, spilling to a scratch folder, shops in ranges so
 memory stays bounded at a million shops) and replaces the month in the warehouse tables `recommendations`
-and `recommendation_runs` in one transaction. A re-run with the same inputs makes the same rows, finds their
-fingerprint already in `recommendation_runs` and writes nothing.
+and `recommendation_runs` in one transaction. A re-run whose inputs match the warehouse's record computes nothing;
+one that makes the rows the warehouse holds writes nothing.
 
 Methods (SEGMENTATION_RECOMMEND_METHOD; `scope` says whose purchases count: the shop's segment or all shops):
 
     itemcf            item-based collaborative filter over all shops (the default, chosen by measurement)
     segment_itemcf    the same, with co-purchases counted among the shop's segment only
-    popular           the products most shops bought recently
+    popular           the products most shops bought recently (the popularity baseline)
     segment_popular   the products most shops of the shop's segment bought recently (shrunk toward all shops')
 
-Item-based: two products are similar when the same shops bought both (cosine over the shops' 30 most recent
-products); a candidate scores the sum of its similarities to what the shop bought, a recent purchase weighing
-more (half-life 1 month), scaled to the shop's best candidate, plus 0.2 x its popularity scaled to the best
-(which also fills a list that similarity alone leaves short). `benchmarks/recommend_quality.py` measures all
-four on held-out months; on Online Retail and on planted shop data the segment's purchases did not make better
-lists than all shops' (see README, "Recommendations").
+Item-based: two products are similar when the same shops bought both (cosine over the shops' baskets, a basket being
+a shop's 30 most recent products; each product keeps its 20 most similar); a candidate's affinity is the sum of its
+similarities to the basket, a recent purchase weighing more (half-life 1 month), per unit of basket weight; its score
+adds 0.05 x its popularity scaled to the best (which also fills a list that similarity leaves short).
+`benchmarks/recommend_quality.py` measures all four on held-out months; on Online Retail and on planted shop data
+the segment's purchases did not make better lists than all shops' (README, "Recommendations"), so the segment
+shows in the reasons, not in the default ranking.
 
 Every sum is of fixed-point integers and every ordering names all its keys (score, then the product's buyers,
-then product id), so the same input gives the same rows on any number of threads.
+then product id), so the same input gives the same rows on any number of threads or shop ranges.
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ class Recipe:
 
     def describe(self) -> str:
         """The method and its parameters, as recorded in recommendation_runs.method."""
-        common = f"top {self.top_n}, half-life {self.half_life_months:g} months"
+        unit = "month" if self.half_life_months == 1 else "months"
+        common = f"top {self.top_n}, half-life {self.half_life_months:g} {unit}"
         if self.method == "popular":
             prior = f", prior {self.prior_shops:g} shops" if self.scope == "segment" else ""
             return f"{self.name} ({common}{prior})"
@@ -189,60 +191,72 @@ def item_neighbours(con, scope: str, recent_products: int, neighbours: int, half
         WHERE place <= {int(neighbours)}""")
 
 
-def _range(low: int, high: int, alias: str = "") -> str:
-    prefix = f"{alias}." if alias else ""
-    return f"{prefix}sid >= {low} AND {prefix}sid < {high}"
+def _range(low: int, high: int, alias: str) -> str:
+    return f"{alias}.sid >= {low} AND {alias}.sid < {high}"
 
 
-def popular_candidates(recipe: Recipe, low: int, high: int) -> str:
-    """SQL: for the shops in [low, high), their group's most popular products they have not bought (enough of the
-    group's list that N remain after removing what the shop owns), scored by their share of the group."""
-    weight = 1.0 if recipe.method == "popular" else float(recipe.popularity_weight)
-    score = "p.share" if recipe.method == "popular" else f"{weight} * p.share / p.best_share"
-    return f"""
-        SELECT s.sid, p.pid, {score} AS score, p.buyers_all, 0 AS affinity
+def candidate_parts(recipe: Recipe, low: int, high: int) -> str:
+    """SQL: for the shops in [low, high), (sid, pid, part) rows whose sum per product is its affinity: each basket
+    product's similarity to it times the product's basket weight (item-based), and a zero for each of the group's
+    most popular products (enough of them that N remain after removing what the shop owns)."""
+    popular = f"""
+        SELECT s.sid, p.pid, 0 AS part
         FROM shops s JOIN popular p ON p.gid = s.gid AND p.place <= {recipe.top_n} + s.owned
-        ANTI JOIN ({_owned(low, high)}) b ON b.sid = s.sid AND b.pid = p.pid
         WHERE {_range(low, high, 's')}"""
+    if recipe.method == "popular":
+        return popular
+    return f"""
+        SELECT h.sid, s.b AS pid, s.sim * h.w AS part
+        FROM basket h JOIN neighbours s ON s.gid = h.gid AND s.a = h.pid
+        WHERE {_range(low, high, 'h')}
+        UNION ALL {popular}"""
 
 
-def _owned(low: int, high: int) -> str:
-    return f"SELECT sid, pid FROM bought WHERE {_range(low, high)}"
-
-
-def similar_candidates(recipe: Recipe, low: int, high: int) -> str:
-    """SQL: for the shops in [low, high), the products similar to their basket they have not bought. Affinity: the
-    sum of similarity x basket weight (integers: exact in any order); score: the affinity per unit of the basket's
-    weight (0..1) plus popularity_weight x the product's share scaled to its group's best."""
+def candidates_sql(recipe: Recipe, low: int, high: int) -> str:
+    """SQL: the candidates of the shops in [low, high) they have not bought, with their affinity (an exact integer
+    sum) and score. Popular: the product's recency-weighted share of the group. Item-based: the affinity per unit of
+    the basket's weight (0..1) plus popularity_weight x the share scaled to the group's best."""
+    if recipe.method == "popular":
+        score = "p.share"
+    else:
+        score = (f"c.affinity / (s.basket_weight * {FINE}) "
+                 f"+ {float(recipe.popularity_weight)} * p.share / p.best_share")
     return f"""
         WITH affinities AS (
-            SELECT h.sid, s.b AS pid, SUM(s.sim * h.w) AS affinity
-            FROM basket h JOIN neighbours s ON s.gid = h.gid AND s.a = h.pid
-            WHERE {_range(low, high, 'h')}
-            GROUP BY h.sid, s.b)
-        SELECT c.sid, c.pid, c.affinity / (s.basket_weight * {FINE})
-                             + {float(recipe.popularity_weight)} * p.share / p.best_share AS score,
-               p.buyers_all, c.affinity
+            SELECT sid, pid, SUM(part) AS affinity FROM ({candidate_parts(recipe, low, high)}) GROUP BY sid, pid)
+        SELECT c.sid, c.pid, {score} AS score, p.buyers_all, c.affinity
         FROM affinities c JOIN shops s USING (sid) JOIN popular p ON p.gid = s.gid AND p.pid = c.pid
-        ANTI JOIN ({_owned(low, high)}) b ON b.sid = c.sid AND b.pid = c.pid"""
+        ANTI JOIN (SELECT sid, pid FROM bought b WHERE {_range(low, high, 'b')}) o ON o.sid = c.sid AND o.pid = c.pid"""
+
+
+def because_sql(recipe: Recipe) -> str:
+    """SQL: per recommendation in `ranked` with an affinity, the (at most two) basket products that point to it
+    most, as product keys `since_1`, `since_2`."""
+    if recipe.method == "popular":
+        return "SELECT NULL::BIGINT AS sid, NULL::BIGINT AS pid, NULL::BIGINT AS since_1, NULL::BIGINT AS since_2"
+    return """
+        SELECT sid, pid, top[1] AS since_1, top[2] AS since_2 FROM (
+            SELECT r.sid, r.pid, max_by(h.pid, [s.sim * h.w, -h.pid], 2) AS top
+            FROM ranked r JOIN basket h ON h.sid = r.sid
+            JOIN neighbours s ON s.gid = h.gid AND s.a = h.pid AND s.b = r.pid
+            WHERE r.affinity > 0
+            GROUP BY r.sid, r.pid)"""
 
 
 def rank_range(con, recipe: Recipe, low: int, high: int) -> None:
-    """Append the top N of the shops in [low, high) to `recommended` (sid, pid, rank, score, affinity).
-
-    A product can be a candidate twice (similar and popular): it keeps its better score."""
-    candidates = popular_candidates(recipe, low, high)
-    if recipe.method == "itemcf":
-        candidates = f"{similar_candidates(recipe, low, high)}\nUNION ALL\n{candidates}"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE candidates AS {candidates}")
+    """Append the top N of the shops in [low, high) to `recommended` (sid, pid, rank, score, affinity and the
+    basket products behind it)."""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE ranked AS
+        SELECT sid, pid, row_number() OVER (PARTITION BY sid ORDER BY score DESC, buyers_all DESC, pid) AS rank,
+               score, affinity
+        FROM ({candidates_sql(recipe, low, high)})
+        QUALIFY rank <= {recipe.top_n}""")
     con.execute(f"""
         INSERT INTO recommended
-        SELECT sid, pid, row_number() OVER (PARTITION BY sid ORDER BY score DESC, buyers DESC, pid) AS rank,
-               score, affinity
-        FROM (SELECT sid, pid, MAX(score) AS score, MAX(affinity) AS affinity, ANY_VALUE(buyers_all) AS buyers
-              FROM candidates GROUP BY sid, pid)
-        QUALIFY rank <= {recipe.top_n}""")
-    con.execute("DROP TABLE candidates")
+        SELECT r.sid, r.pid, r.rank, r.score, r.affinity, b.since_1, b.since_2
+        FROM ranked r LEFT JOIN ({because_sql(recipe)}) b ON b.sid = r.sid AND b.pid = r.pid""")
+    con.execute("DROP TABLE ranked")
 
 
 def rank_all(con, recipe: Recipe) -> None:
@@ -258,27 +272,13 @@ def rank_all(con, recipe: Recipe) -> None:
         LEFT JOIN (SELECT sid, COUNT(*) AS owned FROM bought GROUP BY sid) o USING (sid)
         LEFT JOIN ({weights}) k USING (sid)""")
     con.execute("CREATE OR REPLACE TEMP TABLE recommended (sid BIGINT, pid BIGINT, rank BIGINT, score DOUBLE, "
-                "affinity HUGEINT)")
+                "affinity HUGEINT, since_1 BIGINT, since_2 BIGINT)")
     shops = con.execute("SELECT COUNT(*) FROM members").fetchone()[0]
     for low in range(1, shops + 1, RANGE_SHOPS):
         rank_range(con, recipe, low, low + RANGE_SHOPS)
 
 
 # --- reasons and output -----------------------------------------------------------------------------------------
-
-def because_sql(recipe: Recipe) -> str:
-    """SQL: per recommendation with an affinity, the (at most two) basket products that point to it most."""
-    if recipe.method == "popular":
-        return "SELECT NULL::BIGINT AS sid, NULL::BIGINT AS pid, NULL::VARCHAR AS since LIMIT 0"
-    return """
-        SELECT r.sid, r.pid,
-               array_to_string(max_by(k.product_id, {'part': s.sim * h.w, 'pid': -h.pid}, 2), ' and ') AS since
-        FROM recommended r JOIN basket h ON h.sid = r.sid
-        JOIN neighbours s ON s.gid = h.gid AND s.a = h.pid AND s.b = r.pid
-        JOIN products k ON k.pid = h.pid
-        WHERE r.affinity > 0
-        GROUP BY r.sid, r.pid"""
-
 
 def _bought_by(prefix: str, noun: str) -> str:
     """SQL: "412 of the 1,930 customers in 'Champions'" (a segment) or "812 of all 4,334 customers" (all shops),
@@ -308,26 +308,28 @@ def reason_sql(noun: str) -> str:
 
 
 def output_sql(recipe: Recipe, month: str, noun: str) -> str:
-    """SQL: the output rows in OUTPUT_COLUMNS order, by shop and rank."""
+    """SQL: the output rows in OUTPUT_COLUMNS order (in no particular row order: the warehouse keys them)."""
     return f"""
-        WITH because AS ({because_sql(recipe)}),
-        described AS (
-            SELECT r.sid, m.shop_id, r.rank, k.product_id, r.score, m.segment_id, m.segment_name, b.since,
+        WITH described AS (
+            SELECT m.shop_id, r.rank, k.product_id, r.score, m.segment_id, m.segment_name,
+                   CASE WHEN k2.product_id IS NULL THEN k1.product_id
+                        ELSE k1.product_id || ' and ' || k2.product_id END AS since,
                    g.gid AS segment_gid, g.buyers AS segment_buyers, g.shops AS segment_shops,
                    CASE WHEN q.buyers > 0 THEN q.gid ELSE a.gid END AS ranked_gid,
                    CASE WHEN q.buyers > 0 THEN q.buyers ELSE a.buyers END AS ranked_buyers,
                    CASE WHEN q.buyers > 0 THEN q.shops ELSE a.shops END AS ranked_shops
             FROM recommended r JOIN members m USING (sid) JOIN products k USING (pid)
+            LEFT JOIN products k1 ON k1.pid = r.since_1 LEFT JOIN products k2 ON k2.pid = r.since_2
             JOIN popular g ON g.gid = {group_of('segment')} AND g.pid = r.pid
             JOIN popular q ON q.gid = {group_of(recipe.scope)} AND q.pid = r.pid
-            JOIN popular a ON a.gid = {ALL_SHOPS} AND a.pid = r.pid
-            LEFT JOIN because b ON b.sid = r.sid AND b.pid = r.pid)
+            JOIN popular a ON a.gid = {ALL_SHOPS} AND a.pid = r.pid)
         SELECT '{_quote(month)}' AS month, shop_id, rank, product_id, score, {reason_sql(noun)} AS reason, segment_id
-        FROM described
-        ORDER BY sid, rank"""
+        FROM described"""
 
 
 def write_output(con, recipe: Recipe, month: str, noun: str, out: Path) -> None:
+    """The output rows as a parquet file, streamed (rows in any order: memory stays bounded)."""
+    con.execute("SET preserve_insertion_order = false")
     con.execute(f"COPY ({output_sql(recipe, month, noun)}) TO '{_quote(str(out))}' "
                 "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 65536)")
 
@@ -353,20 +355,29 @@ def summarise(con, out: Path) -> dict:
 def recommend_files(raw_paths: list[str], scores_path: str | None, month: str, recipe: Recipe, out: Path,
                     noun: str = "shops", scratch: str | None = None) -> dict:
     """Recommendations for the month from raw partitions (the window up to the month) and the month's scores,
-    written to `out` (parquet, OUTPUT_COLUMNS, by shop and rank); returns their summary."""
+    written to `out` (parquet, OUTPUT_COLUMNS, rows in no particular order); returns their summary."""
     with tempfile.TemporaryDirectory(prefix="recommend-", dir=scratch) as spill, engine(spill) as con:
         if scores_path is None or not raw_paths:
             empty_output(con, out)
-        else:
-            load_members(con, scores_path)
-            load_history(con, raw_paths, month_index(month), recipe.half_life_months)
-            popularity(con, recipe.prior_shops)
-            if recipe.method == "itemcf":
-                item_neighbours(con, recipe.scope, recipe.recent_products, recipe.neighbours,
-                                recipe.half_life_months)
-            rank_all(con, recipe)
-            write_output(con, recipe, month, noun, out)
-        return summarise(con, out)
+            return summarise(con, out)
+        steps = [("members", lambda: load_members(con, scores_path)),
+                 ("history", lambda: load_history(con, raw_paths, month_index(month), recipe.half_life_months)),
+                 ("popularity", lambda: popularity(con, recipe.prior_shops))]
+        if recipe.method == "itemcf":
+            steps.append(("neighbours", lambda: item_neighbours(con, recipe.scope, recipe.recent_products,
+                                                                recipe.neighbours, recipe.half_life_months)))
+        steps += [("rank", lambda: rank_all(con, recipe)),
+                  ("write", lambda: write_output(con, recipe, month, noun, out))]
+        timings = {}
+        for name, step in steps:
+            started = time.perf_counter()
+            step()
+            timings[name] = round(time.perf_counter() - started, 2)
+        started = time.perf_counter()
+        summary = summarise(con, out)
+        timings["summarise"] = round(time.perf_counter() - started, 2)
+        log.info("recommend %s: seconds per step %s", month, timings)
+        return {**summary, "step_seconds": timings}
 
 
 # --- the stage --------------------------------------------------------------------------------------------------

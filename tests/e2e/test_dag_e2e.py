@@ -215,11 +215,12 @@ def test_publish_emits_asset_events_and_the_export_dag_writes_the_extract(fresh_
         "segmentation_model_runs": ("2023-04", "0001", 1),
         "segmentation_recommendations": ("2023-04", "0001", recommended),  # the recommend task, after publish
     }
-    assert shops > 500 and len({e["content_sha"] for e in events.values()}) == 4
+    assert shops > 500 and shops < recommended <= 10 * shops and len({e["content_sha"] for e in events.values()}) == 4
     # the scheduler's queue: the segments event asks for a run of the (unpaused) consumer
     assert ("segmentation_export", "segmentation_segments") in unpause_and_queued_runs("segmentation_export")
     warm_up = asset_events(runs["2023-02"].run_id)  # a warm-up month still tells consumers
     assert warm_up["segmentation_segments"]["rows"] == 0 and warm_up["segmentation_segments"]["model_version"] is None
+    assert warm_up["segmentation_recommendations"]["rows"] == 0
     rerun = asset_events(run_month(monthly, "2023-04").run_id)
     assert rerun == events  # same content, same hashes: a consumer can tell a re-run from a change
     from segmentation.airflow_assets import triggering_months

@@ -69,7 +69,7 @@ def made(tmp_path, raw, scores, recipe: Recipe | None = None, name: str = "out")
     paths, scores_path = write_files(tmp_path, raw, scores)
     out = tmp_path / f"{name}.parquet"
     recommend_files(paths, scores_path, MONTH, recipe or Recipe(), out)
-    return pd.read_parquet(out)
+    return pd.read_parquet(out).sort_values(["shop_id", "rank"], ignore_index=True)  # files are in no order
 
 
 ALL_RECIPES = [Recipe(method=m, scope=s) for m, s in rec.METHODS.values()]

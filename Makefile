@@ -90,11 +90,11 @@ lint: install
 	$(BIN)/ruff check .
 
 # UI on http://localhost:$AIRFLOW__API__PORT (8080 by default); the execution API the task processes call
-# back to follows the port
+# back to follows the port; scripts/standalone.py stops what airflow standalone leaves behind after Ctrl-C
 standalone: export AIRFLOW__API__PORT ?= 8080
 standalone: export AIRFLOW__API__BASE_URL ?= http://localhost:$(AIRFLOW__API__PORT)
 standalone: install airflow-init
-	$(BIN)/airflow standalone
+	$(BIN)/python scripts/standalone.py
 
 bench: install
 	$(BIN)/python benchmarks/run.py

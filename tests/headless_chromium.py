@@ -2,8 +2,9 @@
 DevTools protocol with `websockets` (pinned). Installs Chromium with scripts/install_browser.sh when it is
 missing (the test fails with the script's output if that fails); CHROMIUM=/path overrides the executable.
 
-`page(url)` starts Chromium on a fresh profile and a free loopback DevTools port, opens the URL, and yields a
-`Page` (evaluate JS, full-page screenshot); Chromium's process group is killed on exit.
+`chromium()` starts Chromium on a fresh profile and a free loopback DevTools port and yields its tab as a `Page`
+(send CDP commands, evaluate JS, navigate, screenshot) or a subclass of it (tests/live/test_browser.py adds
+clicks and typing); `page(url)` does the same with the URL loaded. Chromium's process group is killed on exit.
 """
 
 from __future__ import annotations
@@ -86,12 +87,15 @@ class Page:
 
 
 @contextlib.contextmanager
-def page(url: str, width: int = 1280, height: int = 900) -> Iterator[Page]:
+def chromium(width: int = 1280, height: int = 900, page_class: type[Page] = Page) -> Iterator[Page]:
+    """Chromium on a fresh profile and a free loopback DevTools port; its first tab as ``page_class`` with the
+    viewport set. Chromium's process group is killed on exit."""
     executable = chromium_executable()
     profile = Path(tempfile.mkdtemp(prefix="chromium-"))
-    command = [executable, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               "--disable-default-apps", "--disable-extensions", "--disable-dev-shm-usage", "--mute-audio",
+    command = [executable, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--hide-scrollbars", "--disable-background-networking", "--disable-component-update",
+               "--disable-sync", "--disable-default-apps", "--disable-extensions", "--disable-dev-shm-usage",
+               "--mute-audio", "--password-store=basic", "--use-mock-keychain",
                f"--window-size={width},{height}", f"--user-data-dir={profile}",
                "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", "about:blank"]
     log = open(profile.parent / f"{profile.name}.log", "w")
@@ -110,10 +114,9 @@ def page(url: str, width: int = 1280, height: int = 900) -> Iterator[Page]:
         port = int(port_file.read_text().splitlines()[0])
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as response:
             target = next(t for t in json.load(response) if t.get("type") == "page")
-        browser_page = Page(target["webSocketDebuggerUrl"])
+        browser_page = page_class(target["webSocketDebuggerUrl"])
         browser_page.send("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1,
                           mobile=False)
-        browser_page.goto(url)
         yield browser_page
     finally:
         if browser_page is not None:
@@ -131,3 +134,11 @@ def page(url: str, width: int = 1280, height: int = 900) -> Iterator[Page]:
         shutil.rmtree(profile, ignore_errors=True)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(log.name)
+
+
+@contextlib.contextmanager
+def page(url: str, width: int = 1280, height: int = 900) -> Iterator[Page]:
+    """Chromium (see `chromium`) with ``url`` loaded."""
+    with chromium(width, height) as browser_page:
+        browser_page.goto(url)
+        yield browser_page

@@ -7,30 +7,25 @@ to ``$SEGMENTATION_SCREENSHOTS_DIR`` (``SEGMENTATION_SCREENSHOTS_DIR=docs/screen
 README shows: login, dag_docs, trigger_params, grid).
 
 No browser-automation package: Chromium is driven over its DevTools protocol (CDP) with ``websockets``,
-already pinned in constraints.txt. /usr/bin/chromium (``bash scripts/install_browser.sh``, which ``make
-test`` runs) must exist, else the test fails saying so; CHROMIUM=/path overrides the executable.
+already pinned in constraints.txt, through tests/headless_chromium.py (which installs /usr/bin/chromium with
+scripts/install_browser.sh when it is missing; CHROMIUM=/path overrides the executable).
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import itertools
 import json
 import os
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
+from headless_chromium import Page, chromium
 
 from .conftest import MONTHLY as DAG_ID
 from .conftest import WARMUP_RUN_ID as RUN_ID
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 UI_TIMEOUT = 60  # seconds for one thing to show up in the browser
 VIEWPORT = (1440, 900)
 GRID_TASKS = ["ingest", "validate", "build_features", "decide", "reuse_model", "train", "warm_up", "plan_scoring",
@@ -45,39 +40,13 @@ pytestmark = pytest.mark.timeout(1200)
 
 
 # --------------------------------------------------------------------------------------------- Chromium / CDP
-class Browser:
-    """Just enough of the Chrome DevTools protocol: one page, navigate, evaluate JS, click, type, screenshot."""
+class Browser(Page):
+    """The shared CDP page (tests/headless_chromium.py) plus what a user does: wait, click, type."""
 
-    def __init__(self, ws_url: str, process: subprocess.Popen):
-        from websockets.sync.client import connect
-
-        self.process = process
-        self.ws = connect(ws_url, max_size=None, open_timeout=30)
-        self._ids = itertools.count(1)
+    def __init__(self, ws_url: str):
+        super().__init__(ws_url)
         self.send("Page.enable")
         self.send("Runtime.enable")
-        self.send("Emulation.setDeviceMetricsOverride", width=VIEWPORT[0], height=VIEWPORT[1],
-                  deviceScaleFactor=1, mobile=False)
-
-    def send(self, method: str, timeout: float = 60, **params) -> dict:
-        message_id = next(self._ids)
-        self.ws.send(json.dumps({"id": message_id, "method": method, "params": params}))
-        deadline = time.monotonic() + timeout
-        while True:  # events arrive in between; only the answer to this call matters
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"CDP {method}: no answer after {timeout:.0f} s")
-            message = json.loads(self.ws.recv(timeout=remaining))
-            if message.get("id") == message_id:
-                if "error" in message:
-                    raise RuntimeError(f"CDP {method}: {message['error']}")
-                return message.get("result", {})
-
-    def evaluate(self, expression: str):
-        result = self.send("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
-        if "exceptionDetails" in result:
-            raise RuntimeError(f"JS error in {expression[:80]!r}: {result['exceptionDetails']}")
-        return result["result"].get("value")
 
     def goto(self, url: str) -> None:
         self.send("Page.navigate", url=url)
@@ -132,15 +101,9 @@ class Browser:
         self.click(js_element, what)
         self.send("Input.insertText", text=text)
 
-    def screenshot(self, path: Path) -> Path:
-        data = self.send("Page.captureScreenshot", format="png")["data"]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(base64.b64decode(data))
-        return path
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.ws.close()
+    def screenshot(self, path: Path, full_page: bool = False) -> Path:
+        """The viewport, as the user sees it."""
+        return super().screenshot(path, full_page)
 
 
 def by_text(selector: str, text: str, exact: bool = False) -> str:
@@ -151,62 +114,11 @@ def by_text(selector: str, text: str, exact: bool = False) -> str:
             f"return ({test}) && e.getClientRects().length > 0; }}).pop()")
 
 
-@contextlib.contextmanager
-def chromium(profile: Path, executable: str = CHROMIUM, timeout: float = 60) -> Iterator[Browser]:
-    """Headless Chromium on a fresh profile, DevTools on a free loopback port; killed on exit."""
-    profile.mkdir(parents=True, exist_ok=True)
-    command = [executable, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               "--disable-default-apps", "--disable-extensions", "--disable-dev-shm-usage", "--hide-scrollbars",
-               "--mute-audio", "--password-store=basic", "--use-mock-keychain",
-               f"--window-size={VIEWPORT[0]},{VIEWPORT[1]}", f"--user-data-dir={profile}",
-               "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", "about:blank"]
-    log = open(profile.parent / "chromium.log", "w")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                               start_new_session=True)
-    browser = None
-    try:
-        port_file = profile / "DevToolsActivePort"
-        deadline = time.monotonic() + timeout
-        while not (port_file.exists() and len(port_file.read_text().splitlines()) >= 2):
-            if process.poll() is not None:
-                raise RuntimeError(f"chromium exited with {process.returncode}:\n"
-                                   f"{(profile.parent / 'chromium.log').read_text()[-3000:]}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"chromium: no DevToolsActivePort after {timeout:.0f} s")
-            time.sleep(0.2)
-        port = int(port_file.read_text().splitlines()[0])
-        targets = httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=10).json()
-        page = next(t for t in targets if t.get("type") == "page")
-        browser = Browser(page["webSocketDebuggerUrl"], process)
-        yield browser
-    finally:
-        if browser is not None:
-            browser.close()
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, 15)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, 9)
-            process.wait(timeout=15)
-        log.close()
-
-
 # ---------------------------------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
 def screenshots(tmp_path_factory) -> Path:
     folder = os.environ.get("SEGMENTATION_SCREENSHOTS_DIR")
     return Path(folder).resolve() if folder else tmp_path_factory.mktemp("screenshots")
-
-
-@pytest.fixture(scope="module")
-def chromium_path() -> str:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `bash scripts/install_browser.sh` (make test does), set CHROMIUM=, "
-                    "or skip the live suites with SEGMENTATION_SKIP_LIVE=1", pytrace=False)
-    return CHROMIUM
 
 
 def assert_png(path: Path, min_bytes: int = 10_000) -> None:
@@ -216,7 +128,7 @@ def assert_png(path: Path, min_bytes: int = 10_000) -> None:
 
 
 # ------------------------------------------------------------------------------------------------------ test
-def test_login_docs_params_and_grid(live_airflow, warmup_run, chromium_path, screenshots, tmp_path):
+def test_login_docs_params_and_grid(live_airflow, warmup_run, screenshots):
     server = live_airflow.server
     base = server.base_url
     assert warmup_run["dag_run_id"] == RUN_ID and warmup_run["state"] == "success"
@@ -229,7 +141,7 @@ def test_login_docs_params_and_grid(live_airflow, warmup_run, chromium_path, scr
         timings[name] = time.monotonic() - mark
         mark = time.monotonic()
 
-    with chromium(tmp_path / "profile", chromium_path) as page:
+    with chromium(*VIEWPORT, page_class=Browser) as page:
         # 1. the login page (the simple auth manager's form; "/" redirects there)
         page.goto(f"{base}/")
         page.wait_for("location.pathname.startsWith('/auth/login')", "the redirect to the login page")

@@ -50,6 +50,13 @@ def fresh_shell_env(home: Path, port: int) -> dict[str, str]:
     return env
 
 
+def as_foreground_job() -> None:
+    """Ctrl-C and Ctrl-\\ act as in a terminal's foreground job, even when pytest itself was started in the
+    background of a script (which ignores SIGINT and SIGQUIT, and children inherit that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+
+
 def test_make_standalone_serves_the_ui(tmp_path):
     home = tmp_path / "home"
     port = free_port()
@@ -62,7 +69,7 @@ def test_make_standalone_serves_the_ui(tmp_path):
     log_path = tmp_path / "make-standalone.log"
     with open(log_path, "w") as log:
         make = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+                                stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=as_foreground_job)
     seen: dict[int, psutil.Process] = {}
 
     def check_running():

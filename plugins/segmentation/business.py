@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .lifecycle import LAPSED_CUSTOMER, LAPSED_SHOP, ONE_TIME_LAPSED, RESERVED_IDS
 from .months import add_months
@@ -167,30 +169,59 @@ def month_sales(lake: Lake, month: str) -> tuple[pd.DataFrame, str]:
     column = "sales_value" if has_value else "sales_qty"
     frame = table.select(["shop_id", "product_id", column]).to_pandas()
     frame = frame.rename(columns={column: "measure"})
-    frame["shop_id"] = frame["shop_id"].astype(str)
     frame["measure"] = pd.to_numeric(frame["measure"], errors="coerce").fillna(0.0)
     return frame, "revenue" if has_value else "volume"
+
+
+def _as_text(ids) -> pa.Array:
+    array = pa.array(ids) if not isinstance(ids, pa.ChunkedArray) else ids.combine_chunks()
+    return array.cast(pa.string())
+
+
+def rows_in(ids, reference) -> np.ndarray:
+    """For each id, its row in reference (-1 where reference has none); ids compared as text. A hash lookup in
+    Arrow: pandas' joins and isin on 1M string ids take seconds."""
+    found = pc.index_in(_as_text(ids), value_set=_as_text(reference))
+    return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def segments_at(rows: np.ndarray, segment_of: pd.Series) -> np.ndarray:
+    """The segment id at each row of segment_of (rows from rows_in), -1 where the row is -1."""
+    segments = segment_of.to_numpy().astype(np.int64)
+    if not len(segments):
+        return np.full(len(rows), -1, dtype=np.int64)
+    return np.where(rows >= 0, segments[np.maximum(rows, 0)], -1)
 
 
 def top_products(sales: pd.DataFrame, segment_of: pd.Series, n: int = TOP_PRODUCTS) -> dict[int, pd.DataFrame]:
     """Per segment: its n biggest products by share of the segment's revenue (volume) this month, and their lift
     (that share over the product's share of all shops' revenue). Ties go to the smaller product id."""
-    frame = sales.merge(segment_of.rename("segment_id"), left_on="shop_id", right_index=True)  # a hash join
-    if frame.empty:
+    rows = rows_in(sales["shop_id"], segment_of.index)
+    return top_products_of_rows(sales, segments_at(rows, segment_of), rows >= 0, n)
+
+
+def top_products_of_rows(sales: pd.DataFrame, segment_per_row: np.ndarray, scored: np.ndarray,
+                         n: int = TOP_PRODUCTS) -> dict[int, pd.DataFrame]:
+    """top_products with each sales row's segment given (scored: the rows whose shop has one)."""
+    if not scored.any():
         return {}
-    overall = frame.groupby("product_id")["measure"].sum()
+    product_codes, product_ids = pd.factorize(sales["product_id"], sort=True)
+    product_codes = product_codes[scored]
+    frame = pd.DataFrame({"segment_id": segment_per_row[scored].astype(np.int64), "product": product_codes,
+                          "measure": sales["measure"].to_numpy(dtype=float)[scored]})
+    overall = np.bincount(product_codes, weights=frame["measure"].to_numpy(), minlength=len(product_ids))
     overall_share = overall / overall.sum() if overall.sum() > 0 else overall * 0
-    by = frame.groupby(["segment_id", "product_id"], as_index=False)["measure"].sum()
+    by = frame.groupby(["segment_id", "product"], as_index=False, sort=True)["measure"].sum()
     result = {}
     for segment_id, group in by.groupby("segment_id"):
         total = group["measure"].sum()
         if total <= 0:
             continue
-        group = group.sort_values(["measure", "product_id"], ascending=[False, True]).head(n)
+        group = group.sort_values(["measure", "product"], ascending=[False, True]).head(n)  # codes sort as ids
         share = group["measure"].to_numpy() / total
-        base = overall_share.reindex(group["product_id"]).to_numpy()
+        base = overall_share[group["product"].to_numpy()]
         result[int(segment_id)] = pd.DataFrame({
-            "product_id": group["product_id"].astype(str).to_numpy(), "share": share,
+            "product_id": np.asarray(product_ids[group["product"].to_numpy()]).astype(str), "share": share,
             "lift": np.divide(share, base, out=np.full(len(share), np.nan), where=base > 0)})
     return result
 
@@ -256,16 +287,20 @@ def business_view(lake: Lake, month: str, scores: pd.DataFrame, features: pd.Dat
     """Cards, movements and top products for the month (scores: the month's scores/month=M table)."""
     customers = "orders" in features.columns and features["orders"].notna().any()
     sales, measure = month_sales(lake, month)
-    segment_of = scores.set_index(scores["shop_id"].astype(str))["segment_id"]
-    by_shop = sales.groupby("shop_id")["measure"].sum()
-    total = float(by_shop.sum())
-    per_segment = by_shop.to_frame().merge(segment_of.rename("segment_id"), left_index=True, right_index=True) \
-        .groupby("segment_id")["measure"].sum()
-    products = top_products(sales, segment_of)
+    segment_of = pd.Series(scores["segment_id"].to_numpy(), index=scores["shop_id"].astype(str))
+    row_of_sale = rows_in(sales["shop_id"], segment_of.index)
+    scored = row_of_sale >= 0
+    values = sales["measure"].to_numpy(dtype=float)
+    total = float(values.sum())
+    segment_of_sale = segments_at(row_of_sale, segment_of)
+    per_segment = pd.Series(values[scored]).groupby(segment_of_sale[scored]).sum()
+    per_scored_shop = np.bincount(row_of_sale[scored], weights=values[scored], minlength=len(segment_of))
+    products = top_products_of_rows(sales, segment_of_sale, scored)
     previous_ref = month_ref("scores", add_months(month, -1))
     previous = lake.read_table(previous_ref).to_pandas() if lake.has_partition(previous_ref) else None
     moves = movements(scores, previous)
-    members = features.merge(scores[["shop_id", "segment_id"]], on="shop_id")
+    row_of_feature = rows_in(features["shop_id"], segment_of.index)
+    members = features[row_of_feature >= 0].assign(segment_id=segments_at(row_of_feature, segment_of)[row_of_feature >= 0])
     has_values = bool(customers or (features.get("log_mean_value", pd.Series([0.0])).fillna(0) > 0).any())
     names = scores.groupby("segment_id")["segment_name"].first()
     cards = []
@@ -280,7 +315,7 @@ def business_view(lake: Lake, month: str, scores: pd.DataFrame, features: pd.Dat
             profile=customer_profile(group) if customers else shop_profile(group, has_values),
             joined=joined, left=left, new=new, products=products.get(segment_id, pd.DataFrame())))
     cards.sort(key=lambda c: (-c.shops, c.segment_id))
-    buyers = int(by_shop[by_shop > 0].index.isin(segment_of.index).sum())
+    buyers = int((per_scored_shop > 0).sum())
     return BusinessView(month, customers, measure, total, buyers, cards, moves)
 
 

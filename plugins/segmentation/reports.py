@@ -161,7 +161,7 @@ def render(settings: Settings, month: str) -> tuple[str, dict]:
     if decision["decision"] == SKIP:
         parts += ["<p>No segments this month: not enough history yet.</p>", *engineering, "</body></html>"]
         return "\n".join(parts), pngs
-    from .business import business_view, render_business
+    from .business import business_view, render_business, rows_in
     from .score import latent_of
 
     warehouse = warehouse_for(settings)
@@ -175,7 +175,8 @@ def render(settings: Settings, month: str) -> tuple[str, dict]:
     features = lake.read_table(as_of_ref("features", month)).to_pandas()
     scores = lake.read_table(month_ref("scores", month)).to_pandas()
     business = render_business(business_view(lake, month, scores, features))
-    sample = features.merge(scores[["shop_id", "segment_id"]], on="shop_id")
+    rows = rows_in(features["shop_id"], scores["shop_id"])  # an inner join in the features' order
+    sample = features[rows >= 0].assign(segment_id=scores["segment_id"].to_numpy()[rows[rows >= 0]])
     if len(sample) > PROJECTION_SAMPLE:
         sample = sample.sample(n=PROJECTION_SAMPLE, random_state=0)
     pngs["segment_sizes.png"] = _png(plot_sizes(history))

@@ -79,6 +79,13 @@ def tail(path: Path, lines: int = 60) -> str:
 
 
 # ------------------------------------------------------------------------------------------- processes
+def as_foreground_job() -> None:
+    """Ctrl-C and Ctrl-\\ act as in a terminal's foreground job, even when pytest itself was started in the
+    background of a script (which ignores SIGINT and SIGQUIT, and children inherit that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+
+
 def process_tree(roots: Iterable[int]) -> dict[int, psutil.Process]:
     """The processes ``roots`` and all their live descendants, by pid."""
     tracked: dict[int, psutil.Process] = {}

@@ -19,7 +19,16 @@ from pathlib import Path
 import psutil
 import pytest
 
-from .airflow_server import migrated_db, port_open, process_tree, still_running, stop_tree, tail, wait_for
+from .airflow_server import (
+    as_foreground_job,
+    migrated_db,
+    port_open,
+    process_tree,
+    still_running,
+    stop_tree,
+    tail,
+    wait_for,
+)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -70,7 +79,8 @@ def test_interrupted_server_leaves_nothing_running(tmp_path, db_template, stage,
     with open(log_path, "w") as log:
         child = subprocess.Popen([sys.executable, str(script), str(HERE / "airflow_server.py"), str(report), stage,
                                   str(tmp_path / "server"), str(REPO)], env=env, stdout=log,
-                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                                 preexec_fn=as_foreground_job)
     tracked: dict[int, psutil.Process] = {}
     try:
         def reported():

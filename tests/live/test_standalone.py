@@ -25,7 +25,16 @@ import httpx
 import psutil
 import pytest
 
-from .airflow_server import free_port, port_open, process_tree, still_running, stop_tree, tail, wait_for
+from .airflow_server import (
+    as_foreground_job,
+    free_port,
+    port_open,
+    process_tree,
+    still_running,
+    stop_tree,
+    tail,
+    wait_for,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT = 420  # db migrate, the pool, then four components on a busy 2-core machine
@@ -48,13 +57,6 @@ def fresh_shell_env(home: Path, port: int) -> dict[str, str]:
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
     })
     return env
-
-
-def as_foreground_job() -> None:
-    """Ctrl-C and Ctrl-\\ act as in a terminal's foreground job, even when pytest itself was started in the
-    background of a script (which ignores SIGINT and SIGQUIT, and children inherit that)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
 
 
 def test_make_standalone_serves_the_ui(tmp_path):

@@ -23,7 +23,7 @@ SAMPLE := $(SEGMENTATION_HOME)/sample/sales.parquet
 # pytest arguments for the test targets, e.g. make test PYTEST_ARGS="-x tests/unit"
 PYTEST_ARGS ?=
 
-.PHONY: help install system-deps mlflow-server demo test test-faults test-live lint sample airflow-init standalone bench quality recommend-quality clean
+.PHONY: help install system-deps mlflow-server demo test test-fast test-faults test-live lint format sample airflow-init standalone bench quality recommend-quality clean
 
 help:
 	@echo "make demo        - install, generate sample data, run segmentation_monthly for $(DEMO_FROM)..$(DEMO_TO) through Airflow"
@@ -31,9 +31,10 @@ help:
 	@echo "                   unit, DAG, e2e, integration and the live suites (a real Airflow through its REST API,"
 	@echo "                   asset-triggered export, the UI in headless Chromium, make standalone); about 23 minutes."
 	@echo "                   SEGMENTATION_SKIP_LIVE=1 skips the live suites (about 14 minutes)"
+	@echo "make test-fast   - the edit loop: unit and DAG tests not marked slow (under 2 minutes)"
 	@echo "make test-faults - SIGKILL fault injection on a real Airflow (what .ci/run adds after make test)"
 	@echo "make test-live   - only the live suites, fault injection included"
-	@echo "make lint        - ruff (with Airflow AIR rules)"
+	@echo "make lint        - ruff check (with Airflow AIR rules) and ruff format --check (make format applies it)"
 	@echo "make standalone  - Airflow UI on http://localhost:8080 (AIRFLOW__API__PORT=... for another port)"
 	@echo "                   with this project's dags/ and plugins/"
 
@@ -83,11 +84,19 @@ test: install system-deps mlflow-server
 test-faults: install
 	$(BIN)/python -m pytest -m faults tests/live $(PYTEST_ARGS)
 
+# The edit loop: unit, DAG and packaging tests without the slow ones (model training, whole pipelines, servers)
+test-fast: install
+	SEGMENTATION_SKIP_LIVE=1 $(BIN)/python -m pytest -m "not slow and not faults" -q tests/unit tests/dags $(PYTEST_ARGS)
+
 test-live: install system-deps
 	$(BIN)/python -m pytest tests/live $(PYTEST_ARGS)
 
+format: install
+	$(BIN)/ruff format .
+
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # UI on http://localhost:$AIRFLOW__API__PORT (8080 by default); the execution API the task processes call
 # back to follows the port; scripts/standalone.py stops what airflow standalone leaves behind after Ctrl-C

@@ -41,9 +41,7 @@ from threadpoolctl import threadpool_limits
 UCI_PATH = Path("/work/shared/datasets/online_retail.csv.gz")
 INPUT_COLUMNS = ["log_recency_days", "log_orders", "log_spend", "log_breadth"]
 LINE_COLUMNS = ["customer_id", "invoice_id", "date", "product_id", "value"]
-NON_PRODUCT_CODES = frozenset(
-    {"POST", "D", "M", "DOT", "BANK CHARGES", "C2", "CRUK", "PADS", "AMAZONFEE", "S", "B"}
-)
+NON_PRODUCT_CODES = frozenset({"POST", "D", "M", "DOT", "BANK CHARGES", "C2", "CRUK", "PADS", "AMAZONFEE", "S", "B"})
 # Regularised, early-stopped boosting for the ceiling. The library defaults (no early stopping below 10,000
 # rows, 31-leaf trees at learning rate 0.1) overfit a few thousand customers: on UCI Online Retail months
 # 2011-03/04/06/09 (H=3) they scored 0.02-0.04 AUC and 0.05-0.10 R2 below these settings and below a plain
@@ -166,10 +164,13 @@ def supervised_ceiling(inputs: pd.DataFrame, bought, log_future_spend, seed: int
     y = np.asarray(log_future_spend, dtype=float)
     minority = min(bought.sum(), (~bought).sum())
     if minority < 5:
-        raise ValueError(f"5-fold stratified CV needs at least 5 buyers and 5 non-buyers, the smaller class has {minority}")
+        raise ValueError(
+            f"5-fold stratified CV needs at least 5 buyers and 5 non-buyers, the smaller class has {minority}"
+        )
     folds = list(StratifiedKFold(n_splits=5, shuffle=True, random_state=seed).split(x, bought))
-    proba = cross_val_predict(HistGradientBoostingClassifier(random_state=seed, **CEILING_PARAMS), x, bought,
-                              cv=folds, method="predict_proba")[:, 1]
+    proba = cross_val_predict(
+        HistGradientBoostingClassifier(random_state=seed, **CEILING_PARAMS), x, bought, cv=folds, method="predict_proba"
+    )[:, 1]
     pred = cross_val_predict(HistGradientBoostingRegressor(random_state=seed, **CEILING_PARAMS), x, y, cv=folds)
     return {"auc": float(roc_auc_score(bought, proba)), "r2": float(r2_score(y, pred))}
 
@@ -289,10 +290,14 @@ def main(argv: list[str] | None = None) -> dict:
     with threadpool_limits(limits=1):
         result = evaluate_month(lines, segments, args.month, args.horizon, seed=args.seed)
 
-    print(f"data: {args.path} -- {lines['customer_id'].nunique()} customers, {len(lines)} lines, "
-          f"{lines['date'].min():%Y-%m-%d}..{lines['date'].max():%Y-%m-%d}")
-    print(f"month {result['month']}, horizon {result['horizon']} "
-          f"(outcomes {_period(args.month) + 1}..{_period(args.month) + args.horizon})")
+    print(
+        f"data: {args.path} -- {lines['customer_id'].nunique()} customers, {len(lines)} lines, "
+        f"{lines['date'].min():%Y-%m-%d}..{lines['date'].max():%Y-%m-%d}"
+    )
+    print(
+        f"month {result['month']}, horizon {result['horizon']} "
+        f"(outcomes {_period(args.month) + 1}..{_period(args.month) + args.horizon})"
+    )
     window_end = (_period(args.month) + args.horizon).end_time
     if lines["date"].max() < window_end.normalize():
         print(f"note: the data ends {lines['date'].max():%Y-%m-%d}, inside the last outcome month")
@@ -300,8 +305,10 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"base repurchase rate:     {result['base_repurchase_rate']:.3f}")
     print(f"KMeans-RFM k=4  AUC {result['kmeans_auc']:.3f}   R2 {result['kmeans_r2']:.3f}")
     print(f"ceiling (HGB, 5-fold CV)  AUC {result['ceiling_auc']:.3f}   R2 {result['ceiling_r2']:.3f}")
-    print(f"ceiling - KMeans-RFM      AUC {result['ceiling_auc'] - result['kmeans_auc']:+.3f}   "
-          f"R2 {result['ceiling_r2'] - result['kmeans_r2']:+.3f}")
+    print(
+        f"ceiling - KMeans-RFM      AUC {result['ceiling_auc'] - result['kmeans_auc']:+.3f}   "
+        f"R2 {result['ceiling_r2'] - result['kmeans_r2']:+.3f}"
+    )
     return result
 
 

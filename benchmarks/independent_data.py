@@ -13,7 +13,9 @@ import pandas as pd
 KINDS = np.array(["steady", "seasonal", "growing", "declining", "erratic"])
 
 
-def generate_independent(n_shops: int, seed: int, first_year: int = 2023, months: int = 26) -> tuple[pd.DataFrame, pd.DataFrame]:
+def generate_independent(
+    n_shops: int, seed: int, first_year: int = 2023, months: int = 26
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(monthly-contract rows, planted truth) for `months` months from January of first_year."""
     rng = np.random.default_rng([seed, 123])
     segment = KINDS[rng.choice(5, n_shops, p=[0.30, 0.22, 0.18, 0.14, 0.16])]
@@ -42,6 +44,16 @@ def generate_independent(n_shops: int, seed: int, first_year: int = 2023, months
             share = np.where(has, 0.6**p / ((1 - 0.6**products) / (1 - 0.6)), 0)
             qty = rng.poisson(mean * share)
             sold = has & (qty > 0)
-            frames.append(pd.DataFrame({"shop_id": ids[sold], "product_id": f"Q{p}", "year": year, "month": cal,
-                                        "sales_qty": qty[sold].astype(float), "sales_value": qty[sold] * 2.5}))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "shop_id": ids[sold],
+                        "product_id": f"Q{p}",
+                        "year": year,
+                        "month": cal,
+                        "sales_qty": qty[sold].astype(float),
+                        "sales_value": qty[sold] * 2.5,
+                    }
+                )
+            )
     return pd.concat(frames, ignore_index=True), pd.DataFrame({"shop_id": ids, "segment": segment})

@@ -33,8 +33,12 @@ SEGMENTS = 8
 def machine() -> dict:
     import psutil
 
-    return {"cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-            "python": platform.python_version(), "load_average_1m": round(os.getloadavg()[0], 2)}
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+    }
 
 
 def month_frames(month: str, shop_ids, seed: int):
@@ -47,16 +51,38 @@ def month_frames(month: str, shop_ids, seed: int):
     rng = np.random.default_rng(seed)
     segment = rng.integers(-1, SEGMENTS, len(shop_ids))
     names = np.array(["Noise", *(f"Segment {s}" for s in range(SEGMENTS))], dtype=object)
-    segments = pd.DataFrame({
-        "month": month, "shop_id": shop_ids, "segment_id": segment, "segment_name": names[segment + 1],
-        "membership_strength": rng.random(len(shop_ids)), "eligible": True, "model_version": "0001",
-        "scored_at": pd.Timestamp(f"{month}-28")})[SEGMENT_COLUMNS]
-    sizes = segments.groupby("segment_id").agg(shops=("shop_id", "size"), mean_strength=("membership_strength", "mean"),
-                                               name=("segment_name", "first")).reset_index()
+    segments = pd.DataFrame(
+        {
+            "month": month,
+            "shop_id": shop_ids,
+            "segment_id": segment,
+            "segment_name": names[segment + 1],
+            "membership_strength": rng.random(len(shop_ids)),
+            "eligible": True,
+            "model_version": "0001",
+            "scored_at": pd.Timestamp(f"{month}-28"),
+        }
+    )[SEGMENT_COLUMNS]
+    sizes = (
+        segments.groupby("segment_id")
+        .agg(shops=("shop_id", "size"), mean_strength=("membership_strength", "mean"), name=("segment_name", "first"))
+        .reset_index()
+    )
     profiles = sizes.assign(month=month, share=sizes["shops"] / len(shop_ids))
-    run = pd.DataFrame([{"month": month, "decision": "reuse", "reason": "benchmark", "model_version": "0001",
-                         "shops": len(shop_ids), "segments": SEGMENTS, "noise_share": float((segment == -1).mean()),
-                         "published_at": pd.Timestamp(f"{month}-28")}])
+    run = pd.DataFrame(
+        [
+            {
+                "month": month,
+                "decision": "reuse",
+                "reason": "benchmark",
+                "model_version": "0001",
+                "shops": len(shop_ids),
+                "segments": SEGMENTS,
+                "noise_share": float((segment == -1).mean()),
+                "published_at": pd.Timestamp(f"{month}-28"),
+            }
+        ]
+    )
     return segments, run, profiles
 
 
@@ -80,8 +106,12 @@ def build_warehouse(settings, shops: int, months: list[str]) -> dict:
 
 def airflow_token(airflow_home: Path) -> str:
     """A viewer's JWT from Airflow's auth manager, on a freshly migrated SQLite metadata DB (untimed setup)."""
-    subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"], check=True,
-                   capture_output=True, env=dict(os.environ))
+    subprocess.run(
+        [str(Path(sys.executable).with_name("airflow")), "db", "migrate"],
+        check=True,
+        capture_output=True,
+        env=dict(os.environ),
+    )
     from airflow.api_fastapi.app import create_auth_manager
     from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
 
@@ -92,9 +122,14 @@ def percentiles(seconds: list[float]) -> dict:
     import numpy as np
 
     ms = np.array(seconds) * 1000
-    return {"n": len(ms), "p50_ms": round(float(np.percentile(ms, 50)), 2),
-            "p95_ms": round(float(np.percentile(ms, 95)), 2), "p99_ms": round(float(np.percentile(ms, 99)), 2),
-            "mean_ms": round(float(ms.mean()), 2), "max_ms": round(float(ms.max()), 2)}
+    return {
+        "n": len(ms),
+        "p50_ms": round(float(np.percentile(ms, 50)), 2),
+        "p95_ms": round(float(np.percentile(ms, 95)), 2),
+        "p99_ms": round(float(np.percentile(ms, 99)), 2),
+        "mean_ms": round(float(ms.mean()), 2),
+        "max_ms": round(float(ms.max()), 2),
+    }
 
 
 def time_api(client, shop_ids: list[str], months: int, reader=None) -> dict:
@@ -163,7 +198,9 @@ def measure(settings, token: str, shop_ids: list[str], months: int, warm_up: int
     for name, linger, lookups in (("api", 5.0, shop_ids[warm_up:]), ("api_cold", 0.0, shop_ids[warm_up:][:cold])):
         reader = DuckDBReader(settings.warehouse_path, linger_seconds=linger)
         # one event loop for every request, as on a server (without `with`, each request starts one)
-        with TestClient(create_app(lambda reader=reader: reader), headers={"Authorization": f"Bearer {token}"}) as client:
+        with TestClient(
+            create_app(lambda reader=reader: reader), headers={"Authorization": f"Bearer {token}"}
+        ) as client:
             time_api(client, shop_ids[:warm_up], months)  # the first requests warm the OS page cache
             results[name] = time_api(client, lookups, months, reader=reader if linger == 0 else None)
             if linger:
@@ -186,29 +223,38 @@ def bench_variant(settings, token: str, shop_ids: list[str], months: list[str], 
     """Build the warehouse, time lookups on it, then re-publish its last month."""
     print(f"building {args.shops:,} shops x {len(months)} months in {settings.warehouse_path}", flush=True)
     write_seconds = build_warehouse(settings, args.shops, months)
-    result = {"warehouse_mb": round(settings.warehouse_path.stat().st_size / 2**20),
-              "write_seconds_per_month": write_seconds,
-              **measure(settings, token, shop_ids, len(months), args.warm_up, args.cold)}
+    result = {
+        "warehouse_mb": round(settings.warehouse_path.stat().st_size / 2**20),
+        "write_seconds_per_month": write_seconds,
+        **measure(settings, token, shop_ids, len(months), args.warm_up, args.cold),
+    }
     result["republish_seconds"] = time_republish(settings, args.shops, months[-1], len(months) - 1)
     return result
 
 
 def print_table(record: dict) -> None:
-    print(f"\n{record['shops']:,} shops x {record['months']} months ({record['rows']:,} segment rows), "
-          f"{record['lookups']:,} random single-shop lookups:")
+    print(
+        f"\n{record['shops']:,} shops x {record['months']} months ({record['rows']:,} segment rows), "
+        f"{record['lookups']:,} random single-shop lookups:"
+    )
     print("| measured | index on shop_id | p50 ms | p95 ms | p99 ms | mean ms |")
     print("|---|---|---:|---:|---:|---:|")
     for variant, results in record["results"].items():
-        for what, label in (("api", "GET /shops/{id}/history via the app"), ("query", "warehouse query alone"),
-                            ("api_cold", "the same, first request after the reader let go")):
+        for what, label in (
+            ("api", "GET /shops/{id}/history via the app"),
+            ("query", "warehouse query alone"),
+            ("api_cold", "the same, first request after the reader let go"),
+        ):
             r = results[what]
             print(f"| {label} | {variant} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | {r['mean_ms']} |")
     t = record["token_check"]
     print(f"| Airflow's token check alone | | {t['p50_ms']} | {t['p95_ms']} | {t['p99_ms']} | {t['mean_ms']} |")
     for variant, results in record["results"].items():
         writes = list(results["write_seconds_per_month"].values())
-        print(f"index {variant}: warehouse {results['warehouse_mb']:,} MB; publishing a new month "
-              f"{min(writes):.1f}-{max(writes):.1f} s, re-publishing one {results['republish_seconds']:.1f} s")
+        print(
+            f"index {variant}: warehouse {results['warehouse_mb']:,} MB; publishing a new month "
+            f"{min(writes):.1f}-{max(writes):.1f} s, re-publishing one {results['republish_seconds']:.1f} s"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -225,9 +271,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="lookup-bench-"))
-    os.environ.update({"AIRFLOW_HOME": str(workdir / "airflow"), "SEGMENTATION_HOME": str(workdir / "home"),
-                       "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                       "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32)})
+    os.environ.update(
+        {
+            "AIRFLOW_HOME": str(workdir / "airflow"),
+            "SEGMENTATION_HOME": str(workdir / "home"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+        }
+    )
     import logging
 
     import numpy as np
@@ -247,10 +298,18 @@ def main(argv: list[str] | None = None) -> int:
         results = {"yes": bench_variant(settings, token, shop_ids, months, args)}
         if args.compare_index:
             results["no"] = bench_variant(without_shop_index(settings, workdir), token, shop_ids, months, args)
-        record = {"shops": args.shops, "months": len(months), "rows": args.shops * len(months),
-                  "lookups": args.lookups, "cold_lookups": args.cold, "token_check": token_check, "results": results,
-                  "machine": machine(), "date": time.strftime("%Y-%m-%d"),
-                  "command": "benchmarks/lookup_latency.py " + " ".join(argv if argv is not None else sys.argv[1:])}
+        record = {
+            "shops": args.shops,
+            "months": len(months),
+            "rows": args.shops * len(months),
+            "lookups": args.lookups,
+            "cold_lookups": args.cold,
+            "token_check": token_check,
+            "results": results,
+            "machine": machine(),
+            "date": time.strftime("%Y-%m-%d"),
+            "command": "benchmarks/lookup_latency.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        }
         print_table(record)
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(record, indent=2) + "\n")

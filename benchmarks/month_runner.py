@@ -99,9 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--home", type=Path, required=True)
     parser.add_argument("--month", required=True)
-    parser.add_argument("--stage", required=True, choices=sorted(["ingest", "validate", "features", "decide", "train",
-                                                                  "reuse", "score", "publish", "recommend",
-                                                                  "report"]))
+    parser.add_argument(
+        "--stage",
+        required=True,
+        choices=sorted(
+            ["ingest", "validate", "features", "decide", "train", "reuse", "score", "publish", "recommend", "report"]
+        ),
+    )
     parser.add_argument("--landing", type=Path, required=True)
     parser.add_argument("--force-retrain", action="store_true")
     parser.add_argument("--out", type=Path, required=True, help="where to write the JSON record")

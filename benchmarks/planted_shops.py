@@ -325,9 +325,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--from", dest="first", default="2022-01")
     parser.add_argument("--to", dest="last", default="2024-12")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--out", type=Path, required=True, help="sales parquet; truth goes to <stem>_truth.csv"
-    )
+    parser.add_argument("--out", type=Path, required=True, help="sales parquet; truth goes to <stem>_truth.csv")
     return parser.parse_args(argv)
 
 
@@ -340,9 +338,7 @@ def main(argv=None) -> None:
     sales.to_parquet(args.out, index=False)
     truth_path = args.out.with_name(f"{args.out.stem}_truth.csv")
     truth.to_csv(truth_path, index=False)
-    print(
-        f"{len(sales):,} sales rows of {len(truth):,} shops in {generated:.1f}s -> {args.out}, {truth_path}"
-    )
+    print(f"{len(sales):,} sales rows of {len(truth):,} shops in {generated:.1f}s -> {args.out}, {truth_path}")
     counts = truth["behaviour"].value_counts().reindex(list(BEHAVIOURS), fill_value=0)
     for behaviour, count in counts.items():
         print(f"  {behaviour:<13} {count:>8,}  {count / max(len(truth), 1):6.1%}")

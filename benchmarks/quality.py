@@ -59,8 +59,10 @@ def warehouse(home: Path):
 def model_rows(home: Path) -> list[dict]:
     """One row per month with the model run: decision, promoted, chosen candidate, its metrics, the others."""
     with warehouse(home) as con:
-        runs = con.execute("SELECT month, decision, reason, model_version, challenger_version, promoted, verdict, "
-                           "metrics FROM model_runs ORDER BY month").df()
+        runs = con.execute(
+            "SELECT month, decision, reason, model_version, challenger_version, promoted, verdict, "
+            "metrics FROM model_runs ORDER BY month"
+        ).df()
     return runs.to_dict("records")
 
 
@@ -71,8 +73,11 @@ def candidates_table(home: Path, version: str) -> list[dict]:
 
     meta = Registry(Lake(str(home / "lake"))).metadata(version)
     keep = ("segments", "noise_share", "largest_share", "stability", "silhouette", "calinski_harabasz", "score")
-    rows = [] if meta.get("lifecycle_only") else [{"candidate": meta.get("candidate") + " (selected)",
-                                                   **{k: meta["metrics"].get(k) for k in keep}}]
+    rows = (
+        []
+        if meta.get("lifecycle_only")
+        else [{"candidate": meta.get("candidate") + " (selected)", **{k: meta["metrics"].get(k) for k in keep}}]
+    )
     rows += [{"candidate": name, **{k: b.get(k) for k in keep}} for name, b in meta.get("baselines", {}).items()]
     return rows
 
@@ -107,17 +112,22 @@ def candidate_labels(home: Path, month: str) -> tuple:
 
 def month_segments(home: Path, month: str):
     with warehouse(home) as con:
-        return con.execute("SELECT shop_id, segment_id, segment_name, eligible, model_version FROM segments "
-                           "WHERE month = ?", [month]).df()
+        return con.execute(
+            "SELECT shop_id, segment_id, segment_name, eligible, model_version FROM segments WHERE month = ?", [month]
+        ).df()
 
 
 def size_row(segments) -> dict:
     ids = segments["segment_id"]
     clustered = ids[ids >= 0]
-    return {"shops": len(ids), "coverage": float((ids >= 0).mean()), "segments": int(clustered.nunique()),
-            "largest": float(clustered.value_counts().max() / len(ids)) if len(clustered) else 1.0,
-            "lifecycle_share": float((~segments["eligible"]).mean()),
-            "names": sorted(segments["segment_name"].unique().tolist())}
+    return {
+        "shops": len(ids),
+        "coverage": float((ids >= 0).mean()),
+        "segments": int(clustered.nunique()),
+        "largest": float(clustered.value_counts().max() / len(ids)) if len(clustered) else 1.0,
+        "lifecycle_share": float((~segments["eligible"]).mean()),
+        "names": sorted(segments["segment_name"].unique().tolist()),
+    }
 
 
 def kept_ids(previous, current, unchanged: set | None = None) -> float | None:
@@ -133,8 +143,19 @@ def online_retail(workdir: Path) -> dict:
     from customer_measures import evaluate_month, read_uci_lines
 
     home = workdir / "online_retail"
-    seconds = run_cli(home, "--from", "2010-12", "--to", "2011-12", "--source", "invoices", "--layout", "uci",
-                      "--input", str(ONLINE_RETAIL))
+    seconds = run_cli(
+        home,
+        "--from",
+        "2010-12",
+        "--to",
+        "2011-12",
+        "--source",
+        "invoices",
+        "--layout",
+        "uci",
+        "--input",
+        str(ONLINE_RETAIL),
+    )
     lines = read_uci_lines(ONLINE_RETAIL)
     runs = model_rows(home)
     months = [r["month"] for r in runs if r["decision"] != "skip"]
@@ -153,8 +174,13 @@ def online_retail(workdir: Path) -> dict:
     for month, horizon in CUSTOMER_EVALUATIONS:
         if month in months:
             segments = month_segments(home, month)
-            evaluations.append({"month": month, "horizon": horizon,
-                                **evaluate_month(lines, segments[["shop_id", "segment_id"]], month, horizon)})
+            evaluations.append(
+                {
+                    "month": month,
+                    "horizon": horizon,
+                    **evaluate_month(lines, segments[["shop_id", "segment_id"]], month, horizon),
+                }
+            )
     trained = [r for r in runs if r["decision"] == "train"]
     version = next((r["model_version"] for r in reversed(runs) if r["model_version"]), None)
     compared = []
@@ -164,15 +190,29 @@ def online_retail(workdir: Path) -> dict:
             for name, labels in labelled.items():
                 segments = pd.DataFrame({"shop_id": shops["shop_id"], "segment_id": labels})
                 found = evaluate_month(lines, segments, month, horizon)
-                compared.append({"month": month, "candidate": name, "auc": found["segments_auc"],
-                                 "r2": found["segments_r2"], "kmeans_rfm_auc": found["kmeans_auc"],
-                                 "ceiling_auc": found["ceiling_auc"], "noise": float((labels == -1).mean())})
-    return {"dataset": "online_retail", "candidate_outcomes": compared, "seconds": round(seconds, 1), "months": rows, "future": evaluations,
-            "retrains": len(trained), "runs": [{k: r[k] for k in ("month", "decision", "reason", "promoted", "verdict")}
-                                               for r in runs],
-            "candidates": candidates_table(home, version) if version else [],
-            "jaccard": _jaccard(home, version) if version else None,
-            "months_frame": pd.DataFrame(rows)}
+                compared.append(
+                    {
+                        "month": month,
+                        "candidate": name,
+                        "auc": found["segments_auc"],
+                        "r2": found["segments_r2"],
+                        "kmeans_rfm_auc": found["kmeans_auc"],
+                        "ceiling_auc": found["ceiling_auc"],
+                        "noise": float((labels == -1).mean()),
+                    }
+                )
+    return {
+        "dataset": "online_retail",
+        "candidate_outcomes": compared,
+        "seconds": round(seconds, 1),
+        "months": rows,
+        "future": evaluations,
+        "retrains": len(trained),
+        "runs": [{k: r[k] for k in ("month", "decision", "reason", "promoted", "verdict")} for r in runs],
+        "candidates": candidates_table(home, version) if version else [],
+        "jaccard": _jaccard(home, version) if version else None,
+        "months_frame": pd.DataFrame(rows),
+    }
 
 
 def _jaccard(home: Path, version: str) -> float | None:
@@ -200,11 +240,16 @@ def planted(workdir: Path, name: str, sales, truth, first: str, last: str, env: 
             continue
         segments = month_segments(home, run["month"])
         scored = segments.merge(truth, on="shop_id")
-        row = {"month": run["month"], "history": month_index(run["month"]) - month_index(first) + 1,
-               "decision": run["decision"], **size_row(segments),
-               "ari": adjusted_rand_score(scored["behaviour"], scored["segment_id"]),
-               "ari_modelled": adjusted_rand_score(scored.loc[scored["eligible"], "behaviour"],
-                                                   scored.loc[scored["eligible"], "segment_id"])}
+        row = {
+            "month": run["month"],
+            "history": month_index(run["month"]) - month_index(first) + 1,
+            "decision": run["decision"],
+            **size_row(segments),
+            "ari": adjusted_rand_score(scored["behaviour"], scored["segment_id"]),
+            "ari_modelled": adjusted_rand_score(
+                scored.loc[scored["eligible"], "behaviour"], scored.loc[scored["eligible"], "segment_id"]
+            ),
+        }
         row["noise"] = 1 - row["coverage"]
         if previous is not None:
             row["kept_ids"] = kept_ids(previous, segments)
@@ -216,13 +261,25 @@ def planted(workdir: Path, name: str, sales, truth, first: str, last: str, env: 
     compare = next((m for m in trained if month_index(m) - month_index(first) + 1 >= 24), trained[0])
     shops, labelled = candidate_labels(home, compare)
     scored = shops.merge(truth, on="shop_id")
-    compared = [{"month": compare, "candidate": name,
-                 "ari": adjusted_rand_score(scored["behaviour"], labels[shops["shop_id"].isin(scored["shop_id"])]),
-                 "noise": float((labels == -1).mean())} for name, labels in labelled.items()]
-    return {"dataset": name, "candidate_outcomes": compared, "seconds": round(seconds, 1), "months": rows,
-            "retrains": sum(r["decision"] == "train" for r in runs),
-            "candidates": candidates_table(home, version) if version else [],
-            "jaccard": _jaccard(home, version) if version else None, "months_frame": pd.DataFrame(rows)}
+    compared = [
+        {
+            "month": compare,
+            "candidate": name,
+            "ari": adjusted_rand_score(scored["behaviour"], labels[shops["shop_id"].isin(scored["shop_id"])]),
+            "noise": float((labels == -1).mean()),
+        }
+        for name, labels in labelled.items()
+    ]
+    return {
+        "dataset": name,
+        "candidate_outcomes": compared,
+        "seconds": round(seconds, 1),
+        "months": rows,
+        "retrains": sum(r["decision"] == "train" for r in runs),
+        "candidates": candidates_table(home, version) if version else [],
+        "jaccard": _jaccard(home, version) if version else None,
+        "months_frame": pd.DataFrame(rows),
+    }
 
 
 FIRST_MODEL_AT_24 = {"SEGMENTATION_MIN_HISTORY_MONTHS": "24"}
@@ -248,8 +305,10 @@ def planted_datasets(shops: int, seed: int):
 def print_result(result: dict) -> None:
     import pandas as pd
 
-    print(f"\n== {result['dataset']} ({result['seconds']} s, {result['retrains']} trainings, "
-          f"selected model's mean bootstrap Jaccard {result['jaccard']})")
+    print(
+        f"\n== {result['dataset']} ({result['seconds']} s, {result['retrains']} trainings, "
+        f"selected model's mean bootstrap Jaccard {result['jaccard']})"
+    )
     print(result["months_frame"].drop(columns=["names"]).round(3).to_string(index=False))
     if result["months"]:
         print("segments:", ", ".join(result["months"][-1]["names"]))
@@ -264,7 +323,9 @@ def print_result(result: dict) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datasets", nargs="+", default=["online_retail", "planted", "generator", "planted_36_defaults"])
+    parser.add_argument(
+        "--datasets", nargs="+", default=["online_retail", "planted", "generator", "planted_36_defaults"]
+    )
     parser.add_argument("--shops", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", help="write the results here")
@@ -279,8 +340,9 @@ def main() -> int:
                 results.append(planted(Path(tmp), name, sales, truth, first, last, env))
                 print_result(results[-1])
     if args.json:
-        Path(args.json).write_text(json.dumps([{k: v for k, v in r.items() if k != "months_frame"} for r in results],
-                                              indent=2, default=str))
+        Path(args.json).write_text(
+            json.dumps([{k: v for k, v in r.items() if k != "months_frame"} for r in results], indent=2, default=str)
+        )
     return 0
 
 

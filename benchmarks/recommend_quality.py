@@ -49,18 +49,33 @@ K = 10
 SCALE_CHUNK = 50_000  # shops generated at once for --scale
 PLANTED = {"shops": 3000, "first": "2023-01", "last": "2024-12", "seed": 3}
 RUNS = {
-    "online_retail": ["--from", "2010-12", "--to", "2011-12", "--source", "invoices", "--layout", "uci",
-                      "--input", str(ONLINE_RETAIL)],
+    "online_retail": [
+        "--from",
+        "2010-12",
+        "--to",
+        "2011-12",
+        "--source",
+        "invoices",
+        "--layout",
+        "uci",
+        "--input",
+        str(ONLINE_RETAIL),
+    ],
     "planted": ["--from", PLANTED["first"], "--to", PLANTED["last"], "--input", "{planted}"],
 }
 
 
 # --- running the pipeline ---------------------------------------------------------------------------------------
 
+
 def segmentation_env(home: Path) -> dict:
     """This checkout's library, a fresh SEGMENTATION_HOME, quiet TensorFlow."""
-    return {**os.environ, "SEGMENTATION_HOME": str(home), "PYTHONPATH": str(REPO / "plugins"),
-            "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return {
+        **os.environ,
+        "SEGMENTATION_HOME": str(home),
+        "PYTHONPATH": str(REPO / "plugins"),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
 
 
 def run_pipeline(dataset: str, home: Path, workdir: Path) -> float:
@@ -70,12 +85,25 @@ def run_pipeline(dataset: str, home: Path, workdir: Path) -> float:
         import planted_shops
 
         sales = workdir / "planted" / "sales.parquet"
-        planted_shops.main(["--shops", str(PLANTED["shops"]), "--from", PLANTED["first"], "--to", PLANTED["last"],
-                            "--seed", str(PLANTED["seed"]), "--out", str(sales)])
+        planted_shops.main(
+            [
+                "--shops",
+                str(PLANTED["shops"]),
+                "--from",
+                PLANTED["first"],
+                "--to",
+                PLANTED["last"],
+                "--seed",
+                str(PLANTED["seed"]),
+                "--out",
+                str(sales),
+            ]
+        )
         args = [a.replace("{planted}", str(sales)) for a in args]
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "segmentation", "run", *args], env=segmentation_env(home),
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "segmentation", "run", *args], env=segmentation_env(home), capture_output=True, text=True
+    )
     home.mkdir(parents=True, exist_ok=True)
     (home / "run.log").write_text(done.stdout + done.stderr)
     if done.returncode != 0:
@@ -84,6 +112,7 @@ def run_pipeline(dataset: str, home: Path, workdir: Path) -> float:
 
 
 # --- held-out truth and the recommendations ---------------------------------------------------------------------
+
 
 def lake_months(lake, zone: str) -> list[str]:
     return [key.split("=", 1)[1] for key in lake.partitions(zone)]
@@ -124,8 +153,9 @@ def pipeline_lists(home: Path, month: str) -> dict[str, list[str]]:
     import duckdb
 
     with duckdb.connect(str(home / "warehouse" / "segmentation.duckdb"), read_only=True) as con:
-        frame = con.execute("SELECT shop_id, product_id FROM recommendations WHERE month = ? ORDER BY shop_id, rank",
-                            [month]).df()
+        frame = con.execute(
+            "SELECT shop_id, product_id FROM recommendations WHERE month = ? ORDER BY shop_id, rank", [month]
+        ).df()
     return frame.groupby("shop_id", sort=False)["product_id"].apply(list).to_dict()
 
 
@@ -150,8 +180,12 @@ def list_scores(ranked: list[str], relevant: set[str], k: int = K) -> dict[str, 
     hits = [product in relevant for product in ranked[:k]]
     dcg = sum(1 / math.log2(i + 2) for i, hit in enumerate(hits) if hit)
     ideal = sum(1 / math.log2(i + 2) for i in range(min(k, len(relevant))))
-    return {"precision": sum(hits) / k, "recall": sum(hits) / len(relevant), "ndcg": dcg / ideal,
-            "hit_rate": float(any(hits))}
+    return {
+        "precision": sum(hits) / k,
+        "recall": sum(hits) / len(relevant),
+        "ndcg": dcg / ideal,
+        "hit_rate": float(any(hits)),
+    }
 
 
 def month_scores(lists: dict[str, list[str]], truth: dict[str, set[str]]) -> dict:
@@ -167,6 +201,7 @@ def mean_over(months: list[dict]) -> dict:
 
 
 # --- methods ----------------------------------------------------------------------------------------------------
+
 
 def parse_variant(text: str):
     """'itemcf:popularity_weight=0.05,neighbours=20' -> (label, Recipe)."""
@@ -205,17 +240,32 @@ def evaluate(dataset: str, home: Path, variants: list[str]) -> dict:
                 lists[label] = method_lists(lake, month, recipe, scratch)
             for label, made in lists.items():
                 per_method.setdefault(label, []).append({"month": month, **month_scores(made, truth)})
-            print(f"  {dataset} {month}: {len(truth)} shops with new products; "
-                  + ", ".join(f"{label} P@10 {rows[-1]['precision']:.3f}" for label, rows in per_method.items()),
-                  flush=True)
-    return {"months": months, "validation_months": months[:split], "test_months": months[split:],
-            "methods": {label: {"per_month": rows, "all": mean_over(rows), "validation": mean_over(rows[:split]),
-                                "test": mean_over(rows[split:])} for label, rows in per_method.items()}}
+            print(
+                f"  {dataset} {month}: {len(truth)} shops with new products; "
+                + ", ".join(f"{label} P@10 {rows[-1]['precision']:.3f}" for label, rows in per_method.items()),
+                flush=True,
+            )
+    return {
+        "months": months,
+        "validation_months": months[:split],
+        "test_months": months[split:],
+        "methods": {
+            label: {
+                "per_month": rows,
+                "all": mean_over(rows),
+                "validation": mean_over(rows[:split]),
+                "test": mean_over(rows[split:]),
+            }
+            for label, rows in per_method.items()
+        },
+    }
 
 
 def print_quality(dataset: str, result: dict) -> None:
-    print(f"\n{dataset}: months {result['months'][0]}..{result['months'][-1]} "
-          f"(validation {', '.join(result['validation_months']) or 'none'})")
+    print(
+        f"\n{dataset}: months {result['months'][0]}..{result['months'][-1]} "
+        f"(validation {', '.join(result['validation_months']) or 'none'})"
+    )
     print("| method | P@10 | R@10 | NDCG@10 | hit rate | test P@10 | test R@10 | test NDCG@10 | test hit rate |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for label, scores in result["methods"].items():
@@ -225,6 +275,7 @@ def print_quality(dataset: str, result: dict) -> None:
 
 
 # --- scale ------------------------------------------------------------------------------------------------------
+
 
 def write_scale_lake(home: Path, n_shops: int, months: int, last: str, seed: int) -> dict:
     """N planted shops over `months` months into the lake's raw zone (generated in chunks of shops, appended to
@@ -264,12 +315,22 @@ def write_scale_lake(home: Path, n_shops: int, months: int, last: str, seed: int
         path.unlink()
     segments = pd.concat(truth, ignore_index=True)
     names = sorted(segments["behaviour"].unique())
-    scores = pd.DataFrame({"month": last, "shop_id": segments["shop_id"],
-                           "segment_id": segments["behaviour"].map({n: i for i, n in enumerate(names)}).astype("int64"),
-                           "segment_name": segments["behaviour"], "membership_strength": 1.0,
-                           "eligible": True, "model_version": "0001"})
-    lake.write_table(month_ref("scores", last), pa.Table.from_pandas(scores, preserve_index=False),
-                     {"model_version": "0001", "content_sha": "scale", "scored_at": "2025-01-01T00:00:00Z"})
+    scores = pd.DataFrame(
+        {
+            "month": last,
+            "shop_id": segments["shop_id"],
+            "segment_id": segments["behaviour"].map({n: i for i, n in enumerate(names)}).astype("int64"),
+            "segment_name": segments["behaviour"],
+            "membership_strength": 1.0,
+            "eligible": True,
+            "model_version": "0001",
+        }
+    )
+    lake.write_table(
+        month_ref("scores", last),
+        pa.Table.from_pandas(scores, preserve_index=False),
+        {"model_version": "0001", "content_sha": "scale", "scored_at": "2025-01-01T00:00:00Z"},
+    )
     lake.publish_files(month_ref("decisions", last), {}, {"month": last, "decision": "reuse", "reason": "scale"})
     return {"shops": n_shops, "months": months, "raw_rows": raw_rows}
 
@@ -292,23 +353,44 @@ def run_scale(n_shops: int, workdir: Path) -> dict:
     runs = []
     for attempt in (1, 2):
         out = home / f"recommend-{attempt}.json"
-        subprocess.run([sys.executable, str(REPO / "benchmarks" / "month_runner.py"), "--home", str(home), "--month",
-                        last, "--stage", "recommend", "--landing", str(home), "--out", str(out)],
-                       env=segmentation_env(home), check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                str(REPO / "benchmarks" / "month_runner.py"),
+                "--home",
+                str(home),
+                "--month",
+                last,
+                "--stage",
+                "recommend",
+                "--landing",
+                str(home),
+                "--out",
+                str(out),
+            ],
+            env=segmentation_env(home),
+            check=True,
+        )
         record = json.loads(out.read_text())
-        runs.append({k: record[k] for k in ("seconds", "peak_rss_mb")} | {
-            k: record["summary"].get(k) for k in ("rows", "shops", "products", "written", "step_seconds")})
+        runs.append(
+            {k: record[k] for k in ("seconds", "peak_rss_mb")}
+            | {k: record["summary"].get(k) for k in ("rows", "shops", "products", "written", "step_seconds")}
+        )
     return {**data, "runs": runs, "machine": machine()}
 
 
 def machine() -> dict:
     import platform
 
-    return {"cpus": os.cpu_count(), "load_average": [round(x, 2) for x in os.getloadavg()],
-            "python": platform.python_version()}
+    return {
+        "cpus": os.cpu_count(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "python": platform.python_version(),
+    }
 
 
 # --- main -------------------------------------------------------------------------------------------------------
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -317,7 +399,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "recommend-quality")
     parser.add_argument("--variant", action="append", default=[], help="extra recipe, e.g. itemcf:neighbours=20")
     parser.add_argument("--scale", type=int, help="also time the recommend stage at this many shops")
-    parser.add_argument("--json", type=Path, help="write the results here (e.g. benchmarks/results/recommend_quality.json)")
+    parser.add_argument(
+        "--json", type=Path, help="write the results here (e.g. benchmarks/results/recommend_quality.json)"
+    )
     args = parser.parse_args(argv)
     record: dict = {"k": K, "machine": machine(), "datasets": {}}
     for dataset in filter(None, args.datasets.split(",")):

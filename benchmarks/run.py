@@ -44,9 +44,13 @@ PUBLISH_STAGES = ("ingest", "validate", "features", "decide", "train", "reuse", 
 def machine() -> dict:
     import psutil
 
-    return {"cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-            "cpu": platform.processor() or platform.machine(), "python": platform.python_version(),
-            "os": platform.platform()}
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "cpu": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "os": platform.platform(),
+    }
 
 
 def month_list(months: int, last: str) -> list[str]:
@@ -67,8 +71,9 @@ def load_history(home: Path, spec, shops, months: list[str]) -> int:
     rows = 0
     for month in months:
         table = to_contract(generate_month(spec, month, shops))
-        lake.write_table(month_ref("raw", month), table, {"month": month, "rows": table.num_rows,
-                                                            "source": "benchmark history"})
+        lake.write_table(
+            month_ref("raw", month), table, {"month": month, "rows": table.num_rows, "source": "benchmark history"}
+        )
         rows += table.num_rows
     return rows
 
@@ -83,8 +88,20 @@ def write_landing(landing: Path, spec, shops, months: list[str]) -> None:
 
 def run_stage(home: Path, landing: Path, month: str, stage: str, force: bool) -> dict:
     out = home / f"{month}-{stage}.json"
-    command = [sys.executable, str(REPO / "benchmarks" / "month_runner.py"), "--home", str(home),
-               "--month", month, "--stage", stage, "--landing", str(landing), "--out", str(out)]
+    command = [
+        sys.executable,
+        str(REPO / "benchmarks" / "month_runner.py"),
+        "--home",
+        str(home),
+        "--month",
+        month,
+        "--stage",
+        stage,
+        "--landing",
+        str(landing),
+        "--out",
+        str(out),
+    ]
     if force:
         command.append("--force-retrain")
     subprocess.run(command, check=True, env={**os.environ, "SEGMENTATION_HOME": str(home)})
@@ -100,7 +117,7 @@ def run_month(home: Path, landing: Path, month: str, force: bool) -> dict:
     return {"month": month, "decision": decision["decision"], "reason": decision["reason"], "stages": stages}
 
 
-def bench_size(n_shops: int, months: int, last: str, workdir: Path, seed: int) -> dict:
+def bench_size(n_shops: int, months: int, last: str, workdir: Path, seed: int, keep: bool = False) -> dict:
     from segmentation.generate import GeneratorSpec, make_shops
 
     home = workdir / f"shops_{n_shops}"
@@ -111,17 +128,23 @@ def bench_size(n_shops: int, months: int, last: str, workdir: Path, seed: int) -
     started = time.perf_counter()
     history_rows = load_history(home, spec, shops, all_months[:-3])
     write_landing(home / "landing", spec, shops, all_months[-3:])
-    print(f"{n_shops} shops: {len(all_months) - 3} history months ({history_rows} raw rows) set up in "
-          f"{time.perf_counter() - started:.0f}s", flush=True)
+    print(
+        f"{n_shops} shops: {len(all_months) - 3} history months ({history_rows} raw rows) set up in "
+        f"{time.perf_counter() - started:.0f}s",
+        flush=True,
+    )
     kinds = ["first train", "reuse", "retrain"]
     runs = {}
     for kind, month in zip(kinds, all_months[-3:], strict=True):
         record = run_month(home, home / "landing", month, kind == "retrain")
         record["kind"] = kind
-        record["publish_seconds"] = round(sum(s["seconds"] for s in record["stages"] if s["stage"] in PUBLISH_STAGES), 2)
+        record["publish_seconds"] = round(
+            sum(s["seconds"] for s in record["stages"] if s["stage"] in PUBLISH_STAGES), 2
+        )
         record["peak_rss_mb"] = max(s["peak_rss_mb"] for s in record["stages"])
         runs[kind] = record
-    shutil.rmtree(home, ignore_errors=True)
+    if not keep:
+        shutil.rmtree(home, ignore_errors=True)
     return {"shops": n_shops, "months": months, "history_raw_rows": history_rows, "runs": runs}
 
 
@@ -163,8 +186,9 @@ def bench_reference(rows_target: int, months: int, last: str, workdir: Path, see
         return window_features(lake, last, months, settings.sql_dir, MIN_TENURE)[0].to_pandas()
 
     def run_pandas() -> pd.DataFrame:
-        raw = pd.concat([t.to_pandas() for t in lake.read_tables([month_ref("raw", m) for m in all_months])],
-                        ignore_index=True)
+        raw = pd.concat(
+            [t.to_pandas() for t in lake.read_tables([month_ref("raw", m) for m in all_months])], ignore_index=True
+        )
         return reference_features(raw, last, months, MIN_TENURE)
 
     # the two take turns, so a busy moment on the machine hits both; each one's time is its best run, which
@@ -186,26 +210,45 @@ def bench_reference(rows_target: int, months: int, last: str, workdir: Path, see
         same_nulls = bool((np.isnan(got) == np.isnan(want)).all())
         max_diff = float(np.nanmax(np.abs(got - want))) if same_nulls else float("inf")
     shutil.rmtree(home, ignore_errors=True)
-    return {"raw_rows": rows, "shops": n_shops, "months": months, "engine_seconds": round(engine_seconds, 2),
-            "pandas_seconds": round(pandas_seconds, 2), "speedup": round(pandas_seconds / engine_seconds, 1),
-            "engine_runs": [round(x, 2) for x in engine_times], "pandas_runs": [round(x, 2) for x in pandas_times],
-            "max_abs_diff": max_diff, "same_shops": same_shops}
+    return {
+        "raw_rows": rows,
+        "shops": n_shops,
+        "months": months,
+        "engine_seconds": round(engine_seconds, 2),
+        "pandas_seconds": round(pandas_seconds, 2),
+        "speedup": round(pandas_seconds / engine_seconds, 1),
+        "engine_runs": [round(x, 2) for x in engine_times],
+        "pandas_runs": [round(x, 2) for x in pandas_times],
+        "max_abs_diff": max_diff,
+        "same_shops": same_shops,
+    }
 
 
 def bench_dag_parse(workdir: Path) -> dict:
     """Seconds Airflow's DagBag spends parsing each DAG file (best of three fresh interpreters)."""
-    code = ("import json, sys; from airflow.dag_processing.dagbag import DagBag; "
-            "bag = DagBag(dag_folder=sys.argv[1]); "
-            "print(json.dumps({'errors': len(bag.import_errors), "
-            "'seconds': sum(s.duration.total_seconds() for s in bag.dagbag_stats)}))")
-    env = {**os.environ, "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW_HOME": str(workdir / "airflow"),
-           "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins")}
+    code = (
+        "import json, sys; from airflow.dag_processing.dagbag import DagBag; "
+        "bag = DagBag(dag_folder=sys.argv[1]); "
+        "print(json.dumps({'errors': len(bag.import_errors), "
+        "'seconds': sum(s.duration.total_seconds() for s in bag.dagbag_stats)}))"
+    )
+    env = {
+        **os.environ,
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW_HOME": str(workdir / "airflow"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+    }
     times = {}
     for path in sorted((REPO / "dags").glob("*.py")):
         best = None
         for _ in range(3):
-            out = subprocess.run([sys.executable, "-c", code, str(path)], check=True, capture_output=True,
-                                 text=True, env=env).stdout.strip().splitlines()[-1]
+            out = (
+                subprocess.run(
+                    [sys.executable, "-c", code, str(path)], check=True, capture_output=True, text=True, env=env
+                )
+                .stdout.strip()
+                .splitlines()[-1]
+            )
             result = json.loads(out)
             if result["errors"]:
                 raise RuntimeError(f"{path.name} has import errors")
@@ -222,26 +265,36 @@ def print_tables(record: dict) -> None:
             for stage in run["stages"]:
                 rows = stage_rows(stage)
                 rate = f"{rows / stage['seconds']:,.0f}" if rows and stage["seconds"] > 0 else ""
-                print(f"| {size['shops']:,} | {kind} | {stage['stage']} | {stage['seconds']:.2f} | {rate} | "
-                      f"{stage['peak_rss_mb']:,.0f} |")
-    print("\n| shops | raw rows / month | first train | reuse month | retrain month | peak MB |\n"
-          "|---:|---:|---:|---:|---:|---:|")
+                print(
+                    f"| {size['shops']:,} | {kind} | {stage['stage']} | {stage['seconds']:.2f} | {rate} | "
+                    f"{stage['peak_rss_mb']:,.0f} |"
+                )
+    print(
+        "\n| shops | raw rows / month | first train | reuse month | retrain month | peak MB |\n"
+        "|---:|---:|---:|---:|---:|---:|"
+    )
     for size in record["sizes"]:
         runs = size["runs"]
         month_rows = next(s for s in runs["reuse"]["stages"] if s["stage"] == "ingest")["summary"]["rows"]
         peak = max(r["peak_rss_mb"] for r in runs.values())
-        print(f"| {size['shops']:,} | {month_rows:,} | {runs['first train']['publish_seconds']:.1f} s | "
-              f"{runs['reuse']['publish_seconds']:.1f} s | {runs['retrain']['publish_seconds']:.1f} s | {peak:,.0f} |")
+        print(
+            f"| {size['shops']:,} | {month_rows:,} | {runs['first train']['publish_seconds']:.1f} s | "
+            f"{runs['reuse']['publish_seconds']:.1f} s | {runs['retrain']['publish_seconds']:.1f} s | {peak:,.0f} |"
+        )
     if record.get("reference"):
         ref = record["reference"]
-        print(f"\nfeatures on {ref['raw_rows']:,} raw rows ({ref['shops']:,} shops x {ref['months']} months): "
-              f"DuckDB {ref['engine_seconds']:.2f} s, pandas reference {ref['pandas_seconds']:.2f} s "
-              f"-> {ref['speedup']}x (best of {len(ref['engine_runs'])} alternating runs; DuckDB "
-              f"{ref['engine_runs']} s, pandas {ref['pandas_runs']} s); max |difference| {ref['max_abs_diff']:.2e}, "
-              f"same shops: {ref['same_shops']}")
+        print(
+            f"\nfeatures on {ref['raw_rows']:,} raw rows ({ref['shops']:,} shops x {ref['months']} months): "
+            f"DuckDB {ref['engine_seconds']:.2f} s, pandas reference {ref['pandas_seconds']:.2f} s "
+            f"-> {ref['speedup']}x (best of {len(ref['engine_runs'])} alternating runs; DuckDB "
+            f"{ref['engine_runs']} s, pandas {ref['pandas_runs']} s); max |difference| {ref['max_abs_diff']:.2e}, "
+            f"same shops: {ref['same_shops']}"
+        )
     if record.get("dag_parse_seconds"):
-        print("DAG parse (DagBag, best of 3): " +
-              ", ".join(f"{k} {v:.3f} s" for k, v in record["dag_parse_seconds"].items()))
+        print(
+            "DAG parse (DagBag, best of 3): "
+            + ", ".join(f"{k} {v:.3f} s" for k, v in record["dag_parse_seconds"].items())
+        )
 
 
 def save(record: dict, path: Path) -> None:
@@ -257,19 +310,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference-rows", type=int, default=10_000_000, help="0 skips the pandas comparison")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workdir", type=Path, default=REPO / ".local" / "bench")
+    parser.add_argument("--keep", action="store_true", help="keep each size's home (lake, warehouse) for profiling")
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "latest.json")
     args = parser.parse_args(argv)
 
     args.workdir.mkdir(parents=True, exist_ok=True)
-    record = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine(),
-              "command": " ".join(["benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])]),
-              "targets": {str(k): v for k, v in TARGETS.items()}, "sizes": []}
+    record = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine(),
+        "command": " ".join(["benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])]),
+        "targets": {str(k): v for k, v in TARGETS.items()},
+        "sizes": [],
+    }
     record["dag_parse_seconds"] = bench_dag_parse(args.workdir)
     if args.reference_rows:
         record["reference"] = bench_reference(args.reference_rows, 24, args.last, args.workdir, args.seed)
     save(record, args.json)
     for n_shops in args.sizes:
-        record["sizes"].append(bench_size(n_shops, args.months, args.last, args.workdir, args.seed))
+        record["sizes"].append(bench_size(n_shops, args.months, args.last, args.workdir, args.seed, args.keep))
         save(record, args.json)  # keep what finished if a size fails
     print_tables(record)
     print(f"\nJSON record: {args.json}")

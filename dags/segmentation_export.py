@@ -28,10 +28,14 @@ WAREHOUSE_POOL = "warehouse"
     tags=["segmentation"],
     default_args={"retries": 2, "retry_delay": pendulum.duration(seconds=30), "on_failure_callback": notify_failure},
     params={
-        "month": Param(None, type=["null", "string"], title="Month (YYYY-MM)",
-                       description="For a run triggered by hand: the month to export. "
-                                   "Asset-triggered runs export the months their events name.",
-                       pattern="^$|^[0-9]{4}-(0[1-9]|1[0-2])$"),
+        "month": Param(
+            None,
+            type=["null", "string"],
+            title="Month (YYYY-MM)",
+            description="For a run triggered by hand: the month to export. "
+            "Asset-triggered runs export the months their events name.",
+            pattern="^$|^[0-9]{4}-(0[1-9]|1[0-2])$",
+        ),
     },
 )
 def segmentation_export():
@@ -45,8 +49,9 @@ def segmentation_export():
         months = triggering_months(context["triggering_asset_events"])
         requested = (context["params"].get("month") or "").strip()
         if not months and not requested:  # a retry would not find one either
-            raise AirflowFailException("nothing to export: no segments asset event triggered this run and no "
-                                       "month param was given")
+            raise AirflowFailException(
+                "nothing to export: no segments asset event triggered this run and no month param was given"
+            )
         return months or [requested]
 
     # the warehouse pool: a DuckDB file cannot be read while publish writes it

@@ -41,8 +41,10 @@ def segmentation_landing_watch():
         prefix = _landing_prefix()
         pending = pending_months(prefix)
         print(f"landing {prefix}: {len(pending)} new or changed file(s): {[p['month'] for p in pending]}")
-        return [{"month": p["month"], "source": "landing", "source_path": prefix, "sha256": p["sha256"],
-                 "path": p["path"]} for p in pending]
+        return [
+            {"month": p["month"], "source": "landing", "source_path": prefix, "sha256": p["sha256"], "path": p["path"]}
+            for p in pending
+        ]
 
     @task
     def confs(pending: list[dict]) -> list[dict]:
@@ -56,7 +58,9 @@ def segmentation_landing_watch():
 
     pending = scan()
     triggered = TriggerDagRunOperator.partial(
-        task_id="trigger_month", trigger_dag_id="segmentation_monthly", wait_for_completion=False,
+        task_id="trigger_month",
+        trigger_dag_id="segmentation_monthly",
+        wait_for_completion=False,
     ).expand(conf=confs(pending))
     triggered >> record(pending)
 

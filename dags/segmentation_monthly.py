@@ -91,30 +91,59 @@ def _kaggle_credentials() -> tuple[str | None, str | None]:
     tags=["segmentation"],
     default_args={"retries": 2, "retry_delay": pendulum.duration(seconds=30), "on_failure_callback": notify_failure},
     params={
-        "month": Param(None, type=["null", "string"], title="Month (YYYY-MM)",
-                       description="Process this month instead of the run's data interval.",
-                       pattern="^$|^[0-9]{4}-(0[1-9]|1[0-2])$"),
+        "month": Param(
+            None,
+            type=["null", "string"],
+            title="Month (YYYY-MM)",
+            description="Process this month instead of the run's data interval.",
+            pattern="^$|^[0-9]{4}-(0[1-9]|1[0-2])$",
+        ),
         "force_retrain": Param(False, type="boolean", title="Force retrain"),
-        "source": Param("file", enum=list(SOURCE_KINDS), title="Source",
-                        description="file: monthly-contract file; landing: YYYY-MM.csv|parquet under a prefix; "
-                                    "kaggle: the dataset below; invoices: invoice lines (layout below)"),
-        "source_path": Param(None, type=["null", "string"], title="Source file or prefix",
-                             description="For file/invoices: the file; for landing: the folder or gs:// prefix. "
-                                         "Empty = $SEGMENTATION_HOME/sample/sales.parquet "
-                                         "(for landing: SEGMENTATION_LANDING)"),
+        "source": Param(
+            "file",
+            enum=list(SOURCE_KINDS),
+            title="Source",
+            description="file: monthly-contract file; landing: YYYY-MM.csv|parquet under a prefix; "
+            "kaggle: the dataset below; invoices: invoice lines (layout below)",
+        ),
+        "source_path": Param(
+            None,
+            type=["null", "string"],
+            title="Source file or prefix",
+            description="For file/invoices: the file; for landing: the folder or gs:// prefix. "
+            "Empty = $SEGMENTATION_HOME/sample/sales.parquet "
+            "(for landing: SEGMENTATION_LANDING)",
+        ),
         "kaggle_dataset": Param(DEFAULT_KAGGLE_DATASET, type="string", title="Kaggle dataset"),
-        "invoice_layout": Param("uci", enum=list(INVOICE_LAYOUTS), title="Invoice layout",
-                                description="uci: Online Retail columns; plain: customer_id, date, quantity, amount"),
-        "invoice_columns": Param(None, type=["null", "string"], title="Invoice column mapping",
-                                 description='Columns read instead of the layout\'s, e.g. customer="Customer ID",'
-                                             f"price=Price. Fields: {', '.join(INVOICE_FIELDS)}."),
-        "invoice_date_format": Param(None, type=["null", "string"], title="Invoice date format",
-                                     description="strftime format of the invoice dates, e.g. %d/%m/%Y %H:%M "
-                                                 "(ISO 8601 is always tried). Empty = the layout's."),
+        "invoice_layout": Param(
+            "uci",
+            enum=list(INVOICE_LAYOUTS),
+            title="Invoice layout",
+            description="uci: Online Retail columns; plain: customer_id, date, quantity, amount",
+        ),
+        "invoice_columns": Param(
+            None,
+            type=["null", "string"],
+            title="Invoice column mapping",
+            description='Columns read instead of the layout\'s, e.g. customer="Customer ID",'
+            f"price=Price. Fields: {', '.join(INVOICE_FIELDS)}.",
+        ),
+        "invoice_date_format": Param(
+            None,
+            type=["null", "string"],
+            title="Invoice date format",
+            description="strftime format of the invoice dates, e.g. %d/%m/%Y %H:%M "
+            "(ISO 8601 is always tried). Empty = the layout's.",
+        ),
         "n_shops": Param(2000, type="integer", minimum=1, title="Shops (synthetic source)"),
-        "score_shards": Param(None, type=["null", "integer"], minimum=1, maximum=MAX_SCORE_SHARDS, title="Score shards",
-                              description="Parallel scoring tasks, one per shop shard. "
-                                          "Empty = SEGMENTATION_SCORE_SHARDS (default 2)."),
+        "score_shards": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            maximum=MAX_SCORE_SHARDS,
+            title="Score shards",
+            description="Parallel scoring tasks, one per shop shard. Empty = SEGMENTATION_SCORE_SHARDS (default 2).",
+        ),
     },
     render_template_as_native_obj=True,
 )
@@ -129,7 +158,9 @@ def segmentation_monthly():
 
         settings = _settings()
         params = dict(context["params"])
-        default_path = settings.landing if params.get("source") == "landing" else settings.home / "sample" / "sales.parquet"
+        default_path = (
+            settings.landing if params.get("source") == "landing" else settings.home / "sample" / "sales.parquet"
+        )
         params["source_path"] = params.get("source_path") or str(default_path)
         extra = {"cache_dir": str(settings.home / "cache" / params.get("source", "file"))}
         if params.get("source") == "kaggle":

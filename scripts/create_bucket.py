@@ -1,6 +1,6 @@
 """Create a GCS bucket if it does not exist (used by docker-compose's airflow-init against the emulator).
 
-    python scripts/create_bucket.py BUCKET        # STORAGE_EMULATOR_HOST selects the emulator
+python scripts/create_bucket.py BUCKET        # STORAGE_EMULATOR_HOST selects the emulator
 """
 
 from __future__ import annotations
@@ -15,8 +15,13 @@ def main() -> int:
 
     bucket = sys.argv[1]
     emulator = os.environ.get("STORAGE_EMULATOR_HOST")
-    client = (storage.Client(project="segmentation-local", credentials=AnonymousCredentials(),
-                             client_options={"api_endpoint": emulator}) if emulator else storage.Client())
+    client = (
+        storage.Client(
+            project="segmentation-local", credentials=AnonymousCredentials(), client_options={"api_endpoint": emulator}
+        )
+        if emulator
+        else storage.Client()
+    )
     if client.lookup_bucket(bucket) is None:
         client.create_bucket(bucket)
         print(f"created bucket {bucket}")

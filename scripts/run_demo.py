@@ -66,8 +66,10 @@ def main() -> int:
         print(f"== {month}: {run.state} in {time.perf_counter() - tick:.1f}s", flush=True)
         if run.state != "success":
             failed.append(month)
-    print(f"\nsegmentation_monthly ran {len(month_range(args.first, args.last))} months in "
-          f"{time.perf_counter() - started:.0f}s through Airflow (dag.test); failed: {failed or 'none'}\n")
+    print(
+        f"\nsegmentation_monthly ran {len(month_range(args.first, args.last))} months in "
+        f"{time.perf_counter() - started:.0f}s through Airflow (dag.test); failed: {failed or 'none'}\n"
+    )
     settings = load_settings()
     print(summary_text(warehouse_for(settings)))
     print(agreement_with_truth(settings, args.last))
@@ -84,14 +86,17 @@ def agreement_with_truth(settings, month: str) -> str:
     truth_file = settings.home / "sample" / "sales_truth.csv"
     if not truth_file.exists():
         return ""
-    segments = warehouse_for(settings).query("SELECT shop_id, segment_id, segment_name FROM segments WHERE month = ?",
-                                             [month])
+    segments = warehouse_for(settings).query(
+        "SELECT shop_id, segment_id, segment_name FROM segments WHERE month = ?", [month]
+    )
     merged = segments.merge(pd.read_csv(truth_file, dtype={"shop_id": str}), on="shop_id")
     if merged.empty:
         return ""
     names = merged.groupby("segment_name")["segment"].agg(lambda s: s.value_counts().index[0]).to_dict()
-    return (f"\n{month}: ARI vs the planted segments {adjusted_rand_score(merged['segment'], merged['segment_id']):.3f} "
-            f"over {len(merged)} shops; segment names -> most common planted behavior: {names}")
+    return (
+        f"\n{month}: ARI vs the planted segments {adjusted_rand_score(merged['segment'], merged['segment_id']):.3f} "
+        f"over {len(merged)} shops; segment names -> most common planted behavior: {names}"
+    )
 
 
 if __name__ == "__main__":

@@ -91,7 +91,9 @@ def report_and_stop(processes: list[psutil.Process]) -> None:
 
 def describe(process: psutil.Process) -> str:
     try:
-        return " ".join(process.cmdline()).strip()[:60] or process.name()  # e.g. "airflow worker -- LocalExecutor: <idle>"
+        return (
+            " ".join(process.cmdline()).strip()[:60] or process.name()
+        )  # e.g. "airflow worker -- LocalExecutor: <idle>"
     except psutil.Error:
         return f"pid {process.pid}"
 

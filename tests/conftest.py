@@ -71,8 +71,9 @@ def airflow_db():
     airflow = str(Path(sys.executable).with_name("airflow"))
     env = dict(os.environ)
     subprocess.run([airflow, "db", "migrate"], check=True, env=env, capture_output=True)
-    subprocess.run([airflow, "pools", "set", "warehouse", "1", "warehouse writers"], check=True, env=env,
-                   capture_output=True)
+    subprocess.run(
+        [airflow, "pools", "set", "warehouse", "1", "warehouse writers"], check=True, env=env, capture_output=True
+    )
     return Path(os.environ["AIRFLOW_HOME"])
 
 

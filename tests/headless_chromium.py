@@ -79,8 +79,10 @@ class Page:
         params = {"format": "png"}
         if full_page:
             size = self.send("Page.getLayoutMetrics")["cssContentSize"]
-            params.update(captureBeyondViewport=True,
-                          clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1})
+            params.update(
+                captureBeyondViewport=True,
+                clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(self.send("Page.captureScreenshot", **params)["data"]))
         return path
@@ -92,15 +94,33 @@ def chromium(width: int = 1280, height: int = 900, page_class: type[Page] = Page
     viewport set. Chromium's process group is killed on exit."""
     executable = chromium_executable()
     profile = Path(tempfile.mkdtemp(prefix="chromium-"))
-    command = [executable, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--hide-scrollbars", "--disable-background-networking", "--disable-component-update",
-               "--disable-sync", "--disable-default-apps", "--disable-extensions", "--disable-dev-shm-usage",
-               "--mute-audio", "--password-store=basic", "--use-mock-keychain",
-               f"--window-size={width},{height}", f"--user-data-dir={profile}",
-               "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", "about:blank"]
+    command = [
+        executable,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--hide-scrollbars",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-default-apps",
+        "--disable-extensions",
+        "--disable-dev-shm-usage",
+        "--mute-audio",
+        "--password-store=basic",
+        "--use-mock-keychain",
+        f"--window-size={width},{height}",
+        f"--user-data-dir={profile}",
+        "--remote-debugging-address=127.0.0.1",
+        "--remote-debugging-port=0",
+        "about:blank",
+    ]
     log = open(profile.parent / f"{profile.name}.log", "w")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+    )
     browser_page = None
     try:
         port_file = profile / "DevToolsActivePort"
@@ -115,8 +135,9 @@ def chromium(width: int = 1280, height: int = 900, page_class: type[Page] = Page
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as response:
             target = next(t for t in json.load(response) if t.get("type") == "page")
         browser_page = page_class(target["webSocketDebuggerUrl"])
-        browser_page.send("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1,
-                          mobile=False)
+        browser_page.send(
+            "Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False
+        )
         yield browser_page
     finally:
         if browser_page is not None:

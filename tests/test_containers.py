@@ -145,8 +145,11 @@ def airflow_common(compose: dict) -> dict:
 @pytest.fixture(scope="module")
 def common_services(services: dict, airflow_common: dict) -> dict[str, dict]:
     """Services built from the x-airflow-common anchor (same image)."""
-    return {name: svc for name, svc in services.items()
-            if svc.get("image") == airflow_common["image"] and "entrypoint" not in svc}
+    return {
+        name: svc
+        for name, svc in services.items()
+        if svc.get("image") == airflow_common["image"] and "entrypoint" not in svc
+    }
 
 
 # --------------------------------------------------------------------------
@@ -180,8 +183,7 @@ def test_dockerfile_from_matches_airflow_pin(stages, airflow_pin):
         match = re.fullmatch(r"(?P<airflow>[\w.]+)-python(?P<python>\d+\.\d+)", tag)
         assert match, f"unexpected base tag {tag!r}"
         assert match["airflow"] == airflow_pin, (
-            f"Dockerfile base is Airflow {match['airflow']} but requirements.txt "
-            f"pins apache-airflow=={airflow_pin}"
+            f"Dockerfile base is Airflow {match['airflow']} but requirements.txt pins apache-airflow=={airflow_pin}"
         )
         # constraints.txt is compiled for 3.11.
         assert match["python"] == "3.11"
@@ -240,8 +242,9 @@ def test_dockerfile_installs_pinned_requirements_as_airflow_user(stages):
             pairs = set(zip(tokens[:-1], [Path(t).name for t in tokens[1:]], strict=True))
             assert ("-c", "constraints.txt") in pairs, tokens  # every package at its locked version
     runtime = [tokens for _, tokens in _pip_runs(stages["runtime"])]
-    assert any(("-r", "requirements.txt") in set(zip(t[:-1], [Path(x).name for x in t[1:]], strict=True))
-               for t in runtime)
+    assert any(
+        ("-r", "requirements.txt") in set(zip(t[:-1], [Path(x).name for x in t[1:]], strict=True)) for t in runtime
+    )
 
 
 def test_production_image_ships_no_test_tools_or_emulator(stages):
@@ -251,8 +254,11 @@ def test_production_image_ships_no_test_tools_or_emulator(stages):
     extra = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["test"]
     tools = {re.split(r"[=<>\[ ]", requirement)[0] for requirement in extra}
     assert {"pytest", "ruff", "gcp-storage-emulator"} <= tools
-    pinned = {re.split(r"[=<>\[ ]", line)[0] for line in REQUIREMENTS.read_text().splitlines()
-              if line.strip() and not line.startswith("#")}
+    pinned = {
+        re.split(r"[=<>\[ ]", line)[0]
+        for line in REQUIREMENTS.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
     assert not tools & pinned, f"runtime requirements include test tools: {sorted(tools & pinned)}"
     runtime_text = " ".join(args for _, args in stages["runtime"])
     assert not any(tool in runtime_text for tool in tools)
@@ -335,9 +341,7 @@ def test_common_services_have_executor_db_and_data_volume(common_services):
         assert conn.startswith("postgresql+psycopg2://"), (name, conn)
         assert re.search(r"@postgres(:\d+)?/airflow$", conn), (name, conn)
         assert env.get("AIRFLOW__CORE__LOAD_EXAMPLES") == "false", name
-        assert env.get("AIRFLOW__CORE__EXECUTION_API_SERVER_URL") == (
-            "http://airflow-apiserver:8080/execution/"
-        ), name
+        assert env.get("AIRFLOW__CORE__EXECUTION_API_SERVER_URL") == ("http://airflow-apiserver:8080/execution/"), name
         home = env.get("SEGMENTATION_HOME")
         assert home == "/opt/airflow/segmentation", name
         assert f"segmentation-data:{home}" in svc.get("volumes", []), name
@@ -405,8 +409,9 @@ def test_lake_is_the_gcs_emulator_service(services, airflow_common):
     env = _env_dict(airflow_common["environment"])
     assert env["STORAGE_EMULATOR_HOST"] == f"http://gcs-emulator:{port}"
     assert env["SEGMENTATION_LAKE_ROOT"].startswith("gs://segmentation-lake/")
-    assert "gcp-storage-emulator" in " ".join(args for _, args in dockerfile_stages(
-        parse_dockerfile(DOCKERFILE.read_text()))["gcs-emulator"])
+    assert "gcp-storage-emulator" in " ".join(
+        args for _, args in dockerfile_stages(parse_dockerfile(DOCKERFILE.read_text()))["gcs-emulator"]
+    )
     assert port in json.dumps(emulator["healthcheck"]["test"])
 
 
@@ -431,8 +436,9 @@ def test_every_segmentation_variable_is_a_known_setting(airflow_common, monkeypa
 
     from segmentation.config import load_settings
 
-    compose_env = {k: str(v) for k, v in _env_dict(airflow_common["environment"]).items()
-                   if k.startswith("SEGMENTATION_")}
+    compose_env = {
+        k: str(v) for k, v in _env_dict(airflow_common["environment"]).items() if k.startswith("SEGMENTATION_")
+    }
     assert compose_env
     # the image's SQL folder, mirrored here so that the settings' check that it exists passes
     compose_env["SEGMENTATION_SQL_DIR"] = str(tmp_path) + compose_env["SEGMENTATION_SQL_DIR"]

@@ -18,8 +18,12 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out),
-                    str(REPO)], check=True, capture_output=True, cwd=out)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(REPO)],
+        check=True,
+        capture_output=True,
+        cwd=out,
+    )
     (built,) = out.glob("segmentation-*.whl")
     return built
 
@@ -48,13 +52,18 @@ def test_wheel_holds_the_library_only(wheel):
 
 def test_installed_wheel_runs_without_the_source_tree(wheel, tmp_path):
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
     env = {**os.environ, "PYTHONPATH": str(target), "SEGMENTATION_SQL_DIR": str(REPO / "include" / "sql")}
     code = "import segmentation, sys; print(segmentation.__file__)"
-    located = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
-                             cwd=tmp_path)
+    located = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=tmp_path
+    )
     assert located.stdout.strip().startswith(str(target))
-    helped = subprocess.run([sys.executable, "-m", "segmentation", "run", "--help"], env=env, capture_output=True,
-                            text=True, cwd=tmp_path)
+    helped = subprocess.run(
+        [sys.executable, "-m", "segmentation", "run", "--help"], env=env, capture_output=True, text=True, cwd=tmp_path
+    )
     assert helped.returncode == 0 and "--from" in helped.stdout

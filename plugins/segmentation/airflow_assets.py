@@ -16,8 +16,10 @@ def warehouse_asset(table: str):
     from airflow.sdk import Asset
 
     if table not in WAREHOUSE_TABLES + RECOMMENDATION_TABLES:
-        raise ValueError(f"unknown warehouse table {table!r}; publish replaces {', '.join(WAREHOUSE_TABLES)}, "
-                         f"recommend {', '.join(RECOMMENDATION_TABLES)}")
+        raise ValueError(
+            f"unknown warehouse table {table!r}; publish replaces {', '.join(WAREHOUSE_TABLES)}, "
+            f"recommend {', '.join(RECOMMENDATION_TABLES)}"
+        )
     return Asset(name=f"segmentation_{table}", uri=f"x-segmentation://warehouse/{table}", group="segmentation")
 
 
@@ -28,8 +30,12 @@ def warehouse_assets(tables: tuple[str, ...] = WAREHOUSE_TABLES) -> list:
 def event_extra(published: dict, table: str) -> dict:
     """The asset event's extra for one table, from what publish returned."""
     summary = published["tables"][table]
-    return {"month": published["month"], "model_version": published["model_version"], "rows": summary["rows"],
-            "content_sha": summary["content_sha"]}
+    return {
+        "month": published["month"],
+        "model_version": published["model_version"],
+        "rows": summary["rows"],
+        "content_sha": summary["content_sha"],
+    }
 
 
 def triggering_months(triggering_asset_events, table: str = "segments") -> list[str]:

@@ -39,8 +39,13 @@ def variable_overrides() -> dict[str, str]:
 
 def postgres_dsn(connection) -> str:
     """A libpq DSN from an Airflow connection (the password stays out of logs: Airflow masks it)."""
-    parts = {"host": connection.host, "port": connection.port, "dbname": connection.schema,
-             "user": connection.login, "password": connection.password}
+    parts = {
+        "host": connection.host,
+        "port": connection.port,
+        "dbname": connection.schema,
+        "user": connection.login,
+        "password": connection.password,
+    }
     return " ".join(f"{k}={v}" for k, v in parts.items() if v not in (None, ""))
 
 
@@ -53,8 +58,10 @@ def settings_in_airflow() -> Settings:
         try:
             connection = BaseHook.get_connection(settings.warehouse_conn_id)
         except Exception:
-            raise ValueError(f"SEGMENTATION_WAREHOUSE_BACKEND=postgres needs the Airflow connection "
-                             f"{settings.warehouse_conn_id!r} (or SEGMENTATION_WAREHOUSE_DSN)") from None
+            raise ValueError(
+                f"SEGMENTATION_WAREHOUSE_BACKEND=postgres needs the Airflow connection "
+                f"{settings.warehouse_conn_id!r} (or SEGMENTATION_WAREHOUSE_DSN)"
+            ) from None
         settings = dataclasses.replace(settings, warehouse_dsn=postgres_dsn(connection))
     on_gcs = any(url.startswith(("gs://", "gcs://")) for url in (settings.lake_root, settings.landing))
     if on_gcs and not os.environ.get("STORAGE_EMULATOR_HOST"):  # the lake and the landing prefix share them
@@ -69,6 +76,9 @@ def google_credentials(conn_id: str):
     try:
         return GCSHook(gcp_conn_id=conn_id).get_credentials()
     except Exception as exc:  # no such connection: fall back to the environment's default credentials
-        log.info("no usable Google Cloud connection %r (%s); using application default credentials", conn_id,
-                 type(exc).__name__)
+        log.info(
+            "no usable Google Cloud connection %r (%s); using application default credentials",
+            conn_id,
+            type(exc).__name__,
+        )
         return None

@@ -32,8 +32,24 @@ from .storage import Lake, month_ref
 TOP_PRODUCTS = 5
 LAPSED_IDS = (ONE_TIME_LAPSED, LAPSED_CUSTOMER, LAPSED_SHOP)
 NEW, GONE = "new", "gone"  # the Sankey's extra nodes: not scored last month / not scored this month
-PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
-           "#3b5ba5", "#e8590c", "#0b7a75", "#b5179e", "#6a994e", "#c9184a", "#5f0f40"]
+PALETTE = [
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#17becf",
+    "#bcbd22",
+    "#3b5ba5",
+    "#e8590c",
+    "#0b7a75",
+    "#b5179e",
+    "#6a994e",
+    "#c9184a",
+    "#5f0f40",
+]
 LIFECYCLE_PALETTE = ["#8d99ae", "#a3a380", "#b08968", "#6c757d", "#adb5bd", "#9c8f8f", "#7d8597", "#b7b7a4"]
 
 
@@ -154,8 +170,12 @@ def shop_profile(members: pd.DataFrame, has_values: bool) -> list[tuple[str, str
         season = f"peaks in {calendar.month_name[peak_month(cos, sin)]} (+{100 * math.expm1(amplitude):.0f}%)"
     rows.append(("season", season))
     recency = _median(members, "recency_months")
-    rows.append(("last sale", "–" if not math.isfinite(recency) else
-                 "this month" if recency < 0.5 else f"{number(recency)} months ago"))
+    rows.append(
+        (
+            "last sale",
+            "–" if not math.isfinite(recency) else "this month" if recency < 0.5 else f"{number(recency)} months ago",
+        )
+    )
     return rows
 
 
@@ -178,10 +198,19 @@ def _as_text(ids) -> pa.Array:
     return array.cast(pa.string())
 
 
+def _same_ids(ids: pa.Array, reference: pa.Array) -> bool:
+    if len(ids) != len(reference) or ids.null_count or reference.null_count:
+        return False
+    return bool(pc.all(pc.equal(ids, reference)).as_py() is not False)
+
+
 def rows_in(ids, reference) -> np.ndarray:
     """For each id, its row in reference (-1 where reference has none); ids compared as text. A hash lookup in
     Arrow: pandas' joins and isin on 1M string ids take seconds."""
-    found = pc.index_in(_as_text(ids), value_set=_as_text(reference))
+    ids, reference = _as_text(ids), _as_text(reference)
+    if _same_ids(ids, reference):  # features and scores hold the same shops in the same order
+        return np.arange(len(ids), dtype=np.int64)
+    found = pc.index_in(ids, value_set=reference)
     return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
@@ -200,15 +229,21 @@ def top_products(sales: pd.DataFrame, segment_of: pd.Series, n: int = TOP_PRODUC
     return top_products_of_rows(sales, segments_at(rows, segment_of), rows >= 0, n)
 
 
-def top_products_of_rows(sales: pd.DataFrame, segment_per_row: np.ndarray, scored: np.ndarray,
-                         n: int = TOP_PRODUCTS) -> dict[int, pd.DataFrame]:
+def top_products_of_rows(
+    sales: pd.DataFrame, segment_per_row: np.ndarray, scored: np.ndarray, n: int = TOP_PRODUCTS
+) -> dict[int, pd.DataFrame]:
     """top_products with each sales row's segment given (scored: the rows whose shop has one)."""
     if not scored.any():
         return {}
     product_codes, product_ids = pd.factorize(sales["product_id"], sort=True)
     product_codes = product_codes[scored]
-    frame = pd.DataFrame({"segment_id": segment_per_row[scored].astype(np.int64), "product": product_codes,
-                          "measure": sales["measure"].to_numpy(dtype=float)[scored]})
+    frame = pd.DataFrame(
+        {
+            "segment_id": segment_per_row[scored].astype(np.int64),
+            "product": product_codes,
+            "measure": sales["measure"].to_numpy(dtype=float)[scored],
+        }
+    )
     overall = np.bincount(product_codes, weights=frame["measure"].to_numpy(), minlength=len(product_ids))
     overall_share = overall / overall.sum() if overall.sum() > 0 else overall * 0
     by = frame.groupby(["segment_id", "product"], as_index=False, sort=True)["measure"].sum()
@@ -220,9 +255,13 @@ def top_products_of_rows(sales: pd.DataFrame, segment_per_row: np.ndarray, score
         group = group.sort_values(["measure", "product"], ascending=[False, True]).head(n)  # codes sort as ids
         share = group["measure"].to_numpy() / total
         base = overall_share[group["product"].to_numpy()]
-        result[int(segment_id)] = pd.DataFrame({
-            "product_id": np.asarray(product_ids[group["product"].to_numpy()]).astype(str), "share": share,
-            "lift": np.divide(share, base, out=np.full(len(share), np.nan), where=base > 0)})
+        result[int(segment_id)] = pd.DataFrame(
+            {
+                "product_id": np.asarray(product_ids[group["product"].to_numpy()]).astype(str),
+                "share": share,
+                "lift": np.divide(share, base, out=np.full(len(share), np.nan), where=base > 0),
+            }
+        )
     return result
 
 
@@ -231,33 +270,36 @@ def movements(current: pd.DataFrame, previous: pd.DataFrame | None) -> dict | No
     """Who moved where between last month's scores and this month's (shop_id, segment_id, segment_name each)."""
     if previous is None:
         return None
-    merged = current[["shop_id", "segment_id"]].merge(previous[["shop_id", "segment_id"]], on="shop_id",
-                                                      how="outer", suffixes=("", "_before"), indicator=True)
-    both = merged[merged["_merge"] == "both"]
-    new = merged[merged["_merge"] == "left_only"]
-    gone = merged[merged["_merge"] == "right_only"]
-    flows = both.groupby(["segment_id_before", "segment_id"]).size().rename("shops").reset_index()
-    flows = flows.rename(columns={"segment_id_before": "source", "segment_id": "target"})
-    new_counts = new.groupby("segment_id").size().rename("shops").reset_index()
-    gone_counts = gone.groupby("segment_id_before").size().rename("shops").reset_index()
-    flows = pd.concat([
-        flows,
-        pd.DataFrame({"source": NEW, "target": new_counts["segment_id"], "shops": new_counts["shops"]}),
-        pd.DataFrame({"source": gone_counts["segment_id_before"], "target": GONE, "shops": gone_counts["shops"]}),
-    ], ignore_index=True).astype({"source": object, "target": object})
+    now, before = current["segment_id"].to_numpy(np.int64), previous["segment_id"].to_numpy(np.int64)
+    row_before = rows_in(current["shop_id"], previous["shop_id"])
+    kept = row_before >= 0
+    both = pd.DataFrame({"source": before[row_before[kept]], "target": now[kept]})
+    flows = both.groupby(["source", "target"]).size().rename("shops").reset_index()
+    new_counts = pd.Series(now[~kept]).value_counts().sort_index().rename_axis("segment_id").rename("shops")
+    new_counts = new_counts.reset_index()
+    gone_ids = before[rows_in(previous["shop_id"], current["shop_id"]) < 0]
+    gone_counts = pd.Series(gone_ids).value_counts().sort_index().rename_axis("segment_id_before").rename("shops")
+    gone_counts = gone_counts.reset_index()
+    flows = pd.concat(
+        [
+            flows,
+            pd.DataFrame({"source": NEW, "target": new_counts["segment_id"], "shops": new_counts["shops"]}),
+            pd.DataFrame({"source": gone_counts["segment_id_before"], "target": GONE, "shops": gone_counts["shops"]}),
+        ],
+        ignore_index=True,
+    ).astype({"source": object, "target": object})
     flows["source"] = [v if v == NEW else int(v) for v in flows["source"]]
     flows["target"] = [v if v == GONE else int(v) for v in flows["target"]]
     flows["shops"] = flows["shops"].astype("int64")
-    same = both["segment_id"].astype("int64") == both["segment_id_before"].astype("int64")
-    lapsed_now = both["segment_id"].astype("int64").isin(LAPSED_IDS)
-    lapsed_before = both["segment_id_before"].astype("int64").isin(LAPSED_IDS)
+    same = both["target"] == both["source"]
+    lapsed_now, lapsed_before = both["target"].isin(LAPSED_IDS), both["source"].isin(LAPSED_IDS)
     names_before = {int(k): v for k, v in previous.groupby("segment_id")["segment_name"].first().items()}
     return {
         "flows": flows,
         "stayed": int(same.sum()),
         "moved": int((~same).sum()),
-        "new": len(new),
-        "gone": len(gone),
+        "new": int((~kept).sum()),
+        "gone": len(gone_ids),
         "lapsed": int((lapsed_now & ~lapsed_before).sum()),
         "names_before": names_before,
         "models": (_model_of(previous), _model_of(current)),
@@ -300,7 +342,9 @@ def business_view(lake: Lake, month: str, scores: pd.DataFrame, features: pd.Dat
     previous = lake.read_table(previous_ref).to_pandas() if lake.has_partition(previous_ref) else None
     moves = movements(scores, previous)
     row_of_feature = rows_in(features["shop_id"], segment_of.index)
-    members = features[row_of_feature >= 0].assign(segment_id=segments_at(row_of_feature, segment_of)[row_of_feature >= 0])
+    members = features[row_of_feature >= 0].assign(
+        segment_id=segments_at(row_of_feature, segment_of)[row_of_feature >= 0]
+    )
     has_values = bool(customers or (features.get("log_mean_value", pd.Series([0.0])).fillna(0) > 0).any())
     names = scores.groupby("segment_id")["segment_name"].first()
     cards = []
@@ -308,12 +352,21 @@ def business_view(lake: Lake, month: str, scores: pd.DataFrame, features: pd.Dat
         segment_id = int(segment_id)
         kind = "noise" if segment_id == -1 else "lifecycle" if segment_id in RESERVED_IDS else "model"
         joined, left, new = _segment_moves(moves, segment_id)
-        cards.append(Card(
-            segment_id=segment_id, name=str(names.get(segment_id, f"Segment {segment_id}")), shops=len(group),
-            shop_share=len(group) / len(scores), kind=kind,
-            measure_share=float(per_segment.get(segment_id, 0.0)) / total if total > 0 else 0.0,
-            profile=customer_profile(group) if customers else shop_profile(group, has_values),
-            joined=joined, left=left, new=new, products=products.get(segment_id, pd.DataFrame())))
+        cards.append(
+            Card(
+                segment_id=segment_id,
+                name=str(names.get(segment_id, f"Segment {segment_id}")),
+                shops=len(group),
+                shop_share=len(group) / len(scores),
+                kind=kind,
+                measure_share=float(per_segment.get(segment_id, 0.0)) / total if total > 0 else 0.0,
+                profile=customer_profile(group) if customers else shop_profile(group, has_values),
+                joined=joined,
+                left=left,
+                new=new,
+                products=products.get(segment_id, pd.DataFrame()),
+            )
+        )
     cards.sort(key=lambda c: (-c.shops, c.segment_id))
     buyers = int((per_scored_shop > 0).sum())
     return BusinessView(month, customers, measure, total, buyers, cards, moves)
@@ -358,24 +411,29 @@ def _card_html(card: Card, view: BusinessView) -> str:
     profile = "".join(f"<dt>{html.escape(label)}</dt><dd>{html.escape(value)}</dd>" for label, value in card.profile)
     moves = ""
     if view.movements is not None:
-        moves = (f'<p class="moves">since last month: <b>{_signed(card.joined, "+")}</b> from other segments, '
-                 f'<b>{_signed(card.left, "−")}</b> to others, <b>{card.new:,}</b> new</p>')
+        moves = (
+            f'<p class="moves">since last month: <b>{_signed(card.joined, "+")}</b> from other segments, '
+            f"<b>{_signed(card.left, '−')}</b> to others, <b>{card.new:,}</b> new</p>"
+        )
     products = "<p class='moves'>no sales this month</p>"
     if not card.products.empty:
         top = card.products["share"].max()
         items = "".join(
             f'<li><span class="bar" style="width:{100 * row.share / top:.0f}%"></span>'
-            f'<span>{html.escape(row.product_id)}</span><span>{percent(row.share)}'
-            f'{_lift(row.lift)}</span></li>'
-            for row in card.products.itertuples())
+            f"<span>{html.escape(row.product_id)}</span><span>{percent(row.share)}"
+            f"{_lift(row.lift)}</span></li>"
+            for row in card.products.itertuples()
+        )
         products = f"<ol>{items}</ol>"
-    return (f'<article class="card" data-segment="{card.segment_id}" style="--c:{colour}">'
-            f'<h3>{html.escape(card.name)}</h3><span class="sid">#{card.segment_id} · {kind}</span>'
-            f'<div class="kpis"><div><b>{card.shops:,}</b><small>{view.noun}</small></div>'
-            f'<div><b>{percent(card.shop_share)}</b><small>of {view.noun}</small></div>'
-            f'<div><b>{percent(card.measure_share)}</b><small>of {view.measure}</small></div></div>'
-            f'<dl>{profile}</dl>{moves}'
-            f'<h4>Top products (share of the segment\'s {view.measure} · lift vs all)</h4>{products}</article>')
+    return (
+        f'<article class="card" data-segment="{card.segment_id}" style="--c:{colour}">'
+        f'<h3>{html.escape(card.name)}</h3><span class="sid">#{card.segment_id} · {kind}</span>'
+        f'<div class="kpis"><div><b>{card.shops:,}</b><small>{view.noun}</small></div>'
+        f"<div><b>{percent(card.shop_share)}</b><small>of {view.noun}</small></div>"
+        f"<div><b>{percent(card.measure_share)}</b><small>of {view.measure}</small></div></div>"
+        f"<dl>{profile}</dl>{moves}"
+        f"<h4>Top products (share of the segment's {view.measure} · lift vs all)</h4>{products}</article>"
+    )
 
 
 def _sides(flows: pd.DataFrame, order: list[int]) -> tuple[list, list]:
@@ -387,8 +445,9 @@ def _sides(flows: pd.DataFrame, order: list[int]) -> tuple[list, list]:
     return left + ([NEW] if NEW in sources else []), right + ([GONE] if GONE in targets else [])
 
 
-def _sankey(view: BusinessView, width: int = 960, label_space: int = 210, gap: int = 4, bands: int = 420,
-            min_slot: int = 15) -> str:
+def _sankey(
+    view: BusinessView, width: int = 960, label_space: int = 210, gap: int = 4, bands: int = 420, min_slot: int = 15
+) -> str:
     """Inline SVG: last month's segments (and new) on the left, this month's (and no longer scored) on the right."""
     flows = view.movements["flows"]
     names_now = {c.segment_id: c.name for c in view.cards}
@@ -421,8 +480,10 @@ def _sankey(view: BusinessView, width: int = 960, label_space: int = 210, gap: i
             return view.movements["names_before"].get(node, names_now.get(node, str(node)))
         return names_now.get(node, str(node))
 
-    parts = [f'<svg class="sankey" role="img" aria-label="Movements since last month" viewBox="0 0 {width} {height}" '
-             f'width="100%" xmlns="http://www.w3.org/2000/svg">']
+    parts = [
+        f'<svg class="sankey" role="img" aria-label="Movements since last month" viewBox="0 0 {width} {height}" '
+        f'width="100%" xmlns="http://www.w3.org/2000/svg">'
+    ]
     ordered = flows.assign(_l=flows["source"].map(left_ids.index), _r=flows["target"].map(right_ids.index))
     for flow in ordered.sort_values(["_l", "_r"]).itertuples():
         thickness = flow.shops * scale
@@ -434,20 +495,25 @@ def _sankey(view: BusinessView, width: int = 960, label_space: int = 210, gap: i
         opacity = 0.2 if flow.source == flow.target else 0.55
         mid = (x0 + bar + x1) / 2
         a, b = y_left + thickness / 2, y_right + thickness / 2
-        parts.append(f'<path d="M{x0 + bar},{a:.1f} C{mid},{a:.1f} {mid},{b:.1f} {x1},{b:.1f}" fill="none" '
-                     f'stroke="{colour}" stroke-opacity="{opacity}" stroke-width="{max(thickness, 0.5):.1f}">'
-                     f'<title>{html.escape(name(flow.source, "left"))} → {html.escape(name(flow.target, "right"))}: '
-                     f'{flow.shops:,}</title></path>')
-    for side, ids, positions, sizes, x in (("left", left_ids, left, left_size, x0), ("right", right_ids, right,
-                                                                                        right_size, x1)):
+        parts.append(
+            f'<path d="M{x0 + bar},{a:.1f} C{mid},{a:.1f} {mid},{b:.1f} {x1},{b:.1f}" fill="none" '
+            f'stroke="{colour}" stroke-opacity="{opacity}" stroke-width="{max(thickness, 0.5):.1f}">'
+            f"<title>{html.escape(name(flow.source, 'left'))} → {html.escape(name(flow.target, 'right'))}: "
+            f"{flow.shops:,}</title></path>"
+        )
+    for side, ids, positions, sizes, x in (
+        ("left", left_ids, left, left_size, x0),
+        ("right", right_ids, right, right_size, x1),
+    ):
         for node in ids:
             top, centre, h = positions[node][0], positions[node][2], max(sizes.get(node, 0) * scale, 1)
             colour = "#999" if node in (NEW, GONE) else segment_colour(node)
-            parts.append(f'<rect x="{x}" y="{top:.1f}" width="{bar}" height="{h:.1f}" '
-                         f'fill="{colour}"/>')
+            parts.append(f'<rect x="{x}" y="{top:.1f}" width="{bar}" height="{h:.1f}" fill="{colour}"/>')
             tx, anchor = (x - 6, "end") if side == "left" else (x + bar + 6, "start")
-            parts.append(f'<text x="{tx}" y="{centre + 4:.1f}" text-anchor="{anchor}">'
-                         f'{html.escape(name(node, side))} ({int(sizes.get(node, 0)):,})</text>')
+            parts.append(
+                f'<text x="{tx}" y="{centre + 4:.1f}" text-anchor="{anchor}">'
+                f"{html.escape(name(node, side))} ({int(sizes.get(node, 0)):,})</text>"
+            )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -466,8 +532,11 @@ def _matrix(view: BusinessView) -> str:
             return "no longer scored"
         return html.escape((view.movements["names_before"] if before else names_now).get(node, str(node)))
 
-    cells = ["<table class='matrix' id='transition-matrix'><tr><th>last month ↓ / this month →</th>",
-             *(f"<th>{head(c, False)}</th>" for c in columns), "</tr>"]
+    cells = [
+        "<table class='matrix' id='transition-matrix'><tr><th>last month ↓ / this month →</th>",
+        *(f"<th>{head(c, False)}</th>" for c in columns),
+        "</tr>",
+    ]
     for row in rows:
         row_total = max(sum(counts.get((row, column), 0) for column in columns), 1)
         cells.append(f"<tr><th>{head(row, True)}</th>")
@@ -485,8 +554,10 @@ def _model_change(moves: dict) -> str:
     before, now = moves["models"]
     if before is None or now is None or before == now:
         return ""
-    return (f"<p class='note' id='model-change'>The model changed since last month (v{before} → v{now}): part of "
-            "these movements comes from the new model's segments, not from changed behaviour.</p>")
+    return (
+        f"<p class='note' id='model-change'>The model changed since last month (v{before} → v{now}): part of "
+        "these movements comes from the new model's segments, not from changed behaviour.</p>"
+    )
 
 
 def render_business(view: BusinessView) -> str:
@@ -494,14 +565,20 @@ def render_business(view: BusinessView) -> str:
     noun = view.noun
     shops = sum(c.shops for c in view.cards)
     model_segments = sum(c.kind == "model" for c in view.cards)
-    parts = [f"<style>{STYLE}</style>", "<section id='business'>", "<h2 id='segments-overview'>Segments this month</h2>",
-             f"<p class='summary'><b>{shops:,} {noun}</b> in <b>{len(view.cards)} segments</b> "
-             f"({model_segments} found by the model, {len(view.cards) - model_segments} by lifecycle rules"
-             f"{' or atypical' if any(c.kind == 'noise' for c in view.cards) else ''}); "
-             f"<b>{view.buyers:,}</b> of them {'bought' if view.customers else 'sold'} this month, "
-             f"{view.measure} <b>{amount(view.total_measure)}</b>. Cards are ordered by size; profile values are the segment's medians over the feature window.</p>",
-             "<div class='cards' id='segment-cards'>", *(_card_html(c, view) for c in view.cards), "</div>",
-             "<h2 id='movements'>Movements since last month</h2>"]
+    parts = [
+        f"<style>{STYLE}</style>",
+        "<section id='business'>",
+        "<h2 id='segments-overview'>Segments this month</h2>",
+        f"<p class='summary'><b>{shops:,} {noun}</b> in <b>{len(view.cards)} segments</b> "
+        f"({model_segments} found by the model, {len(view.cards) - model_segments} by lifecycle rules"
+        f"{' or atypical' if any(c.kind == 'noise' for c in view.cards) else ''}); "
+        f"<b>{view.buyers:,}</b> of them {'bought' if view.customers else 'sold'} this month, "
+        f"{view.measure} <b>{amount(view.total_measure)}</b>. Cards are ordered by size; profile values are the segment's medians over the feature window.</p>",
+        "<div class='cards' id='segment-cards'>",
+        *(_card_html(c, view) for c in view.cards),
+        "</div>",
+        "<h2 id='movements'>Movements since last month</h2>",
+    ]
     moves = view.movements
     if moves is None:
         parts.append(f"<p>No segments for {add_months(view.month, -1)}: this is the first segmented month.</p>")
@@ -516,7 +593,12 @@ def render_business(view: BusinessView) -> str:
             f"<li><b>{moves['lapsed']:,}</b> lapsed (moved into a lapsed segment)</li>",
             f"<li><b>{moves['gone']:,}</b> no longer scored (no sale in the feature window)</li></ul>",
             _model_change(moves),
-            "<div id='sankey'>", _sankey(view), "</div>",
-            "<details open><summary>Transition matrix (counts)</summary>", _matrix(view), "</details>"]
+            "<div id='sankey'>",
+            _sankey(view),
+            "</div>",
+            "<details open><summary>Transition matrix (counts)</summary>",
+            _matrix(view),
+            "</details>",
+        ]
     parts.append("</section>")
     return "\n".join(parts)

@@ -46,8 +46,10 @@ def _run(args) -> int:
 
     settings = load_settings()
     months = month_range(args.first, args.last)
-    with hold_home(settings.home, f"segmentation run --from {args.first} --to {args.last}", args.wait), \
-            month_progress(len(months)) as show:
+    with (
+        hold_home(settings.home, f"segmentation run --from {args.first} --to {args.last}", args.wait),
+        month_progress(len(months)) as show,
+    ):
         run_months(settings, args.first, args.last, _source(args, settings), args.force_retrain, on_month=show)
     return _summary(args)
 
@@ -56,9 +58,11 @@ def month_line(result: dict) -> str:
     """One month's outcome: decision, shops, segments, noise and why."""
     decision = result["decide"]
     scored = result.get("score", {})
-    return (f"{decision['month']}: {decision['decision']:<6} shops={scored.get('shops', 0):>7} "
-            f"segments={scored.get('segments', 0)} noise={scored.get('noise_share', 0):.1%} "
-            f"recommendations={result.get('recommend', {}).get('rows', 0)}  ({decision['reason']})")
+    return (
+        f"{decision['month']}: {decision['decision']:<6} shops={scored.get('shops', 0):>7} "
+        f"segments={scored.get('segments', 0)} noise={scored.get('noise_share', 0):.1%} "
+        f"recommendations={result.get('recommend', {}).get('rows', 0)}  ({decision['reason']})"
+    )
 
 
 @contextlib.contextmanager
@@ -78,6 +82,7 @@ def month_progress(total: int, stream=None):
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     with tqdm(total=total, unit="month", file=stream, dynamic_ncols=True) as bar, logging_redirect_tqdm():
+
         def show(result: dict) -> None:
             bar.write(month_line(result), file=stream)
             bar.set_postfix_str(result["decide"]["month"])
@@ -91,9 +96,16 @@ def _source(args, settings) -> Source:
     source reads SEGMENTATION_LANDING without one)."""
     kind = args.source or ("file" if args.input else "synthetic")
     path = args.input or (settings.landing if kind == "landing" else None)
-    return Source(kind=kind, path=path, n_shops=args.shops, layout=args.layout, dataset=args.dataset,
-                  columns=invoice_columns(args.columns), date_format=args.date_format,
-                  cache_dir=str(settings.home / "cache" / kind))
+    return Source(
+        kind=kind,
+        path=path,
+        n_shops=args.shops,
+        layout=args.layout,
+        dataset=args.dataset,
+        columns=invoice_columns(args.columns),
+        date_format=args.date_format,
+        cache_dir=str(settings.home / "cache" / kind),
+    )
 
 
 def _stage(args) -> int:
@@ -138,8 +150,12 @@ def summary_text(warehouse) -> str:
            FROM model_runs r ORDER BY r.month"""
     )
     where = getattr(warehouse, "db_path", None) or warehouse
-    lines = [frame.to_string(index=False), "", f"warehouse: {where}",
-             "query it: SELECT * FROM segment_sizes ORDER BY month, segment_id"]
+    lines = [
+        frame.to_string(index=False),
+        "",
+        f"warehouse: {where}",
+        "query it: SELECT * FROM segment_sizes ORDER BY month, segment_id",
+    ]
     return "\n".join(lines)
 
 
@@ -151,26 +167,36 @@ def _feature_sql(args) -> int:
 
 
 def _add_source_options(parser) -> None:
-    parser.add_argument("--source", choices=SOURCE_KINDS,
-                        help="default: file when --input is given, else synthetic")
+    parser.add_argument("--source", choices=SOURCE_KINDS, help="default: file when --input is given, else synthetic")
     parser.add_argument("--layout", default="uci", choices=INVOICE_LAYOUTS, help="invoice layout (--source invoices)")
     parser.add_argument("--dataset", default=DEFAULT_KAGGLE_DATASET, help="Kaggle dataset (--source kaggle)")
-    parser.add_argument("--columns", metavar="FIELD=COLUMN,...",
-                        help='invoice columns read instead of the layout\'s, e.g. customer="Customer ID",price=Price '
-                             f"(fields: {', '.join(INVOICE_FIELDS)})")
-    parser.add_argument("--date-format", metavar="FORMAT",
-                        help='strftime format of invoice dates, e.g. "%%d/%%m/%%Y %%H:%%M" (ISO 8601 is always tried)')
+    parser.add_argument(
+        "--columns",
+        metavar="FIELD=COLUMN,...",
+        help='invoice columns read instead of the layout\'s, e.g. customer="Customer ID",price=Price '
+        f"(fields: {', '.join(INVOICE_FIELDS)})",
+    )
+    parser.add_argument(
+        "--date-format",
+        metavar="FORMAT",
+        help='strftime format of invoice dates, e.g. "%%d/%%m/%%Y %%H:%%M" (ISO 8601 is always tried)',
+    )
 
 
 def _add_wait_option(parser) -> None:
-    parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
-                        help="when another command is running on this home, wait up to SECONDS for it "
-                             "(default: fail at once)")
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="when another command is running on this home, wait up to SECONDS for it (default: fail at once)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="segmentation", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="segmentation", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     gen = sub.add_parser("generate", help="write synthetic monthly-contract data with planted segments")
@@ -184,7 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the whole pipeline for months A..B")
     run.add_argument("--from", dest="first", required=True)
     run.add_argument("--to", dest="last", required=True)
-    run.add_argument("--input", help="monthly-contract parquet/CSV, invoice file or landing prefix (default: synthetic)")
+    run.add_argument(
+        "--input", help="monthly-contract parquet/CSV, invoice file or landing prefix (default: synthetic)"
+    )
     _add_source_options(run)
     run.add_argument("--shops", type=int, default=2000, help="shops for synthetic data")
     run.add_argument("--force-retrain", action="store_true", help="retrain in the first month")
@@ -192,8 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_run)
 
     stage = sub.add_parser("stage", help="run one stage for one month")
-    stage.add_argument("name", choices=["ingest", "validate", "features", "decide", "train", "score", "publish",
-                                          "report", "recommend"])
+    stage.add_argument(
+        "name", choices=["ingest", "validate", "features", "decide", "train", "score", "publish", "report", "recommend"]
+    )
     stage.add_argument("--month", required=True)
     stage.add_argument("--input")
     _add_source_options(stage)
@@ -207,7 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sql = sub.add_parser("feature-sql", help="print the feature SQL for DuckDB or transpiled for BigQuery")
     sql.add_argument("--dialect", choices=["duckdb", "bigquery"], default="bigquery")
-    sql.add_argument("--raw-table", help="the monthly-contract table to read instead of `raw` (e.g. project.dataset.raw)")
+    sql.add_argument(
+        "--raw-table", help="the monthly-contract table to read instead of `raw` (e.g. project.dataset.raw)"
+    )
     sql.set_defaults(func=_feature_sql)
     return parser
 

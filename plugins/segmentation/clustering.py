@@ -77,8 +77,10 @@ def predict(clusterer, latent: np.ndarray, batch_size: int = 100_000) -> tuple[n
         return np.zeros(0, dtype="int64"), np.zeros(0)
     if hasattr(clusterer, "predict_strength"):
         parts = [clusterer.predict_strength(latent[i : i + batch_size]) for i in range(0, len(latent), batch_size)]
-        return (np.concatenate([p[0] for p in parts]).astype("int64"),
-                np.concatenate([p[1] for p in parts]).astype("float64"))
+        return (
+            np.concatenate([p[0] for p in parts]).astype("int64"),
+            np.concatenate([p[1] for p in parts]).astype("float64"),
+        )
     labels, strengths = [], []
     for start in range(0, len(latent), batch_size):
         chunk = latent[start : start + batch_size]
@@ -134,10 +136,16 @@ class KMeansClusterer(BaseEstimator, ClusterMixin):
             return None  # a segment too small to have a spread of its own
         # started wholly from the KMeans clusters (weights, means and spreads), so no other random start enters
         precisions = [np.linalg.inv(np.atleast_2d(np.cov(m, rowvar=False)) + REFINE_REG_COVAR * eye) for m in members]
-        mixture = GaussianMixture(n_components=self.n_clusters, covariance_type="full", reg_covar=REFINE_REG_COVAR,
-                                  weights_init=np.array([len(m) for m in members]) / len(x),
-                                  means_init=self.model_.cluster_centers_, precisions_init=np.array(precisions),
-                                  max_iter=200, random_state=self.seed).fit(x)
+        mixture = GaussianMixture(
+            n_components=self.n_clusters,
+            covariance_type="full",
+            reg_covar=REFINE_REG_COVAR,
+            weights_init=np.array([len(m) for m in members]) / len(x),
+            means_init=self.model_.cluster_centers_,
+            precisions_init=np.array(precisions),
+            max_iter=200,
+            random_state=self.seed,
+        ).fit(x)
         sizes = np.bincount(mixture.predict(x), minlength=self.n_clusters)
         # nor one that lets a broad segment swallow its neighbours (past half the rows, as HDBSCAN may not either)
         largest_allowed = max(np.bincount(labels).max(), MAX_CLUSTER_SHARE * len(x))
@@ -166,8 +174,9 @@ class GaussianMixtureClusterer(BaseEstimator, ClusterMixin):
         from sklearn.mixture import GaussianMixture
 
         with one_thread():
-            self.model_ = GaussianMixture(n_components=self.n_clusters, covariance_type="full", n_init=2,
-                                          reg_covar=1e-4, random_state=self.seed).fit(x)
+            self.model_ = GaussianMixture(
+                n_components=self.n_clusters, covariance_type="full", n_init=2, reg_covar=1e-4, random_state=self.seed
+            ).fit(x)
         self.labels_ = self.model_.predict(x).astype("int64")
         return self
 
@@ -221,8 +230,9 @@ def _stability_and_separation(clusterer: KMeansClusterer, sample: np.ndarray, se
     from .evaluate import bootstrap_stability
 
     fitted = clusterer.fit(sample)
-    jaccard = bootstrap_stability(sample, fitted.labels_, lambda z: refit_like(fitted, z),
-                                  rounds=SELECTION_ROUNDS, seed=seed)["per_segment"]
+    jaccard = bootstrap_stability(
+        sample, fitted.labels_, lambda z: refit_like(fitted, z), rounds=SELECTION_ROUNDS, seed=seed
+    )["per_segment"]
     return min(jaccard.values()) >= STABLE_JACCARD, float(silhouette_score(sample, fitted.labels_))
 
 

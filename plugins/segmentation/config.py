@@ -161,8 +161,10 @@ def load_settings(overrides: dict[str, str] | None = None) -> Settings:
 def validate_settings(settings: Settings) -> None:
     problems = []
     if not 1 <= settings.customer_min_history_months <= settings.window_months:
-        problems.append("SEGMENTATION_CUSTOMER_MIN_HISTORY_MONTHS must be between 1 and the window "
-                        f"({settings.window_months}), got {settings.customer_min_history_months}")
+        problems.append(
+            "SEGMENTATION_CUSTOMER_MIN_HISTORY_MONTHS must be between 1 and the window "
+            f"({settings.window_months}), got {settings.customer_min_history_months}"
+        )
     if settings.window_months < 1:
         problems.append(f"SEGMENTATION_WINDOW_MONTHS must be >= 1, got {settings.window_months}")
     if not 1 <= settings.min_history_months <= settings.window_months:
@@ -173,26 +175,36 @@ def validate_settings(settings: Settings) -> None:
     if not 2 <= settings.latent_dim <= 20:
         problems.append(f"SEGMENTATION_LATENT_DIM must be between 2 and 20, got {settings.latent_dim}")
     if not 1 <= settings.score_shards <= MAX_SCORE_SHARDS:
-        problems.append(f"SEGMENTATION_SCORE_SHARDS must be between 1 and {MAX_SCORE_SHARDS}, got {settings.score_shards}")
+        problems.append(
+            f"SEGMENTATION_SCORE_SHARDS must be between 1 and {MAX_SCORE_SHARDS}, got {settings.score_shards}"
+        )
     if settings.warehouse_backend not in WAREHOUSE_BACKENDS:
-        problems.append(f"SEGMENTATION_WAREHOUSE_BACKEND must be one of {', '.join(WAREHOUSE_BACKENDS)}, "
-                        f"got {settings.warehouse_backend!r}")
+        problems.append(
+            f"SEGMENTATION_WAREHOUSE_BACKEND must be one of {', '.join(WAREHOUSE_BACKENDS)}, "
+            f"got {settings.warehouse_backend!r}"
+        )
     if settings.warehouse_backend == "bigquery" and not (settings.bq_project and settings.bq_dataset):
-        problems.append("SEGMENTATION_WAREHOUSE_BACKEND=bigquery needs SEGMENTATION_BQ_PROJECT and SEGMENTATION_BQ_DATASET")
+        problems.append(
+            "SEGMENTATION_WAREHOUSE_BACKEND=bigquery needs SEGMENTATION_BQ_PROJECT and SEGMENTATION_BQ_DATASET"
+        )
     for name, url in (("SEGMENTATION_LAKE_ROOT", settings.lake_root), ("SEGMENTATION_LANDING", settings.landing)):
         if not url.startswith(("gs://", "gcs://", "/", "file://")) and "://" in url:
             problems.append(f"{name} must be a local path or gs://bucket/prefix, got {url!r}")
     problems += _notify_problems(settings.notify_targets) + _gate_problems(settings)
     problems += _mlflow_problems(settings)
     if settings.recommend_method not in RECOMMEND_METHODS:
-        problems.append(f"SEGMENTATION_RECOMMEND_METHOD must be one of {', '.join(RECOMMEND_METHODS)}, "
-                        f"got {settings.recommend_method!r}")
+        problems.append(
+            f"SEGMENTATION_RECOMMEND_METHOD must be one of {', '.join(RECOMMEND_METHODS)}, "
+            f"got {settings.recommend_method!r}"
+        )
     if not 1 <= settings.recommend_top_n <= 100:
         problems.append(f"SEGMENTATION_RECOMMEND_TOP_N must be between 1 and 100, got {settings.recommend_top_n}")
     if settings.rfm not in ("auto", "on", "off"):
         problems.append(f"SEGMENTATION_RFM must be auto, on or off, got {settings.rfm!r}")
     if not 0 <= settings.feature_workers <= 64:
-        problems.append(f"SEGMENTATION_FEATURE_WORKERS must be between 0 (all cores) and 64, got {settings.feature_workers}")
+        problems.append(
+            f"SEGMENTATION_FEATURE_WORKERS must be between 0 (all cores) and 64, got {settings.feature_workers}"
+        )
     if settings.max_model_age_months < 1:
         problems.append(f"SEGMENTATION_MODEL_MAX_AGE_MONTHS must be >= 1, got {settings.max_model_age_months}")
     if settings.retrain_cooldown_months < 0:
@@ -216,8 +228,10 @@ def _mlflow_problems(settings: Settings) -> list[str]:
     problems = []
     if uri is not None and uri.partition(":")[0] not in MLFLOW_SCHEMES:
         # the value itself is not repeated: it may carry credentials
-        problems.append("SEGMENTATION_MLFLOW_TRACKING_URI must be an MLflow tracking URI starting with one of "
-                        f"{', '.join(s + ':' for s in MLFLOW_SCHEMES)}")
+        problems.append(
+            "SEGMENTATION_MLFLOW_TRACKING_URI must be an MLflow tracking URI starting with one of "
+            f"{', '.join(s + ':' for s in MLFLOW_SCHEMES)}"
+        )
     if not settings.mlflow_experiment.strip():
         problems.append("SEGMENTATION_MLFLOW_EXPERIMENT must not be empty")
     return problems
@@ -229,8 +243,10 @@ def _notify_problems(targets: list[str]) -> list[str]:
         kind, _, value = target.partition(":")
         addresses = [address for address in value.split(";") if address.strip()]
         if kind not in NOTIFY_KINDS:
-            problems.append(f"SEGMENTATION_NOTIFY: unknown target {target!r}; use log, email:a@x.org;b@y.org or "
-                            "slack:<connection id>")
+            problems.append(
+                f"SEGMENTATION_NOTIFY: unknown target {target!r}; use log, email:a@x.org;b@y.org or "
+                "slack:<connection id>"
+            )
         elif kind == "email" and not (addresses and all("@" in address for address in addresses)):
             problems.append(f"SEGMENTATION_NOTIFY: {target!r} must name e-mail addresses (email:a@x.org;b@y.org)")
     return problems

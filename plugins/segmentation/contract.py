@@ -8,15 +8,27 @@ invoice file is read into, and the source kinds. Plain Python (no pyarrow or pan
 from __future__ import annotations
 
 # name -> type (pyarrow type names: validate builds the schema from them)
-MONTHLY_TYPES = {"shop_id": "string", "product_id": "string", "year": "int64", "month": "int64",
-                 "sales_qty": "float64", "sales_value": "float64"}
+MONTHLY_TYPES = {
+    "shop_id": "string",
+    "product_id": "string",
+    "year": "int64",
+    "month": "int64",
+    "sales_qty": "float64",
+    "sales_value": "float64",
+}
 MONTHLY_COLUMNS = list(MONTHLY_TYPES)
 KEY_COLUMNS = ["shop_id", "product_id", "year", "month"]
 REQUIRED_COLUMNS = [*KEY_COLUMNS, "sales_qty"]
 OPTIONAL_COLUMNS = ["sales_value"]
 
-INVOICE_LINE_TYPES = {"customer_id": "string", "invoice_id": "string", "invoice_date": "timestamp[us]",
-                      "product_id": "string", "quantity": "float64", "value": "float64"}
+INVOICE_LINE_TYPES = {
+    "customer_id": "string",
+    "invoice_id": "string",
+    "invoice_date": "timestamp[us]",
+    "product_id": "string",
+    "quantity": "float64",
+    "value": "float64",
+}
 
 # the canonical fields an invoice file's columns are read into (a layout maps its headers onto them)
 INVOICE_FIELDS = ("invoice", "product", "description", "quantity", "date", "price", "amount", "customer", "country")

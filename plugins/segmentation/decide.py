@@ -34,8 +34,7 @@ GROWTH = 1.5  # after a rejected drift challenger, drift retrains only once a me
 LOOKBACK_PER_COOLDOWN = 3  # months of earlier decisions searched for a rejected drift challenger, per cooldown month
 
 
-def measure_drift(settings: Settings, lake: Lake, registry: Registry, version: str, month: str,
-                  frame=None) -> dict:
+def measure_drift(settings: Settings, lake: Lake, registry: Registry, version: str, month: str, frame=None) -> dict:
     """Drift of this month's features and segment mix against the champion's training reference.
 
     PSI is recorded for every model feature; `max_feature_psi` (what decides) is over the model's
@@ -50,8 +49,14 @@ def measure_drift(settings: Settings, lake: Lake, registry: Registry, version: s
         frame = lake.read_table(as_of_ref("features", month)).to_pandas()
     eligible = frame[frame["eligible"]]
     if reference is None or eligible.empty:
-        return {"feature_psi": {}, "drift_features": considered, "max_feature": None, "max_feature_psi": 0.0,
-                "mix_psi": 0.0, "noise_jump": 0.0}
+        return {
+            "feature_psi": {},
+            "drift_features": considered,
+            "max_feature": None,
+            "max_feature_psi": 0.0,
+            "mix_psi": 0.0,
+            "noise_jump": 0.0,
+        }
     names = champion.metadata["features"]
     psi = drift.feature_psi(reference, eligible[names].to_numpy(dtype="float64"), names)
     psi = {name: round(value, 4) for name, value in psi.items()}
@@ -133,25 +138,38 @@ def is_drift_training(record: dict) -> bool:
 
 def grown_measures(measured: dict, then: dict, settings: Settings) -> list[str]:
     """Measures that count now and are past their threshold and GROWTH x their value `then`."""
-    checks = [(f"feature PSI on {name}", measured["feature_psi"].get(name, 0.0),
-               then.get("feature_psi", {}).get(name, 0.0), settings.drift_feature_psi)
-              for name in _considered(measured)]
-    checks += [("segment mix PSI", measured["mix_psi"], then.get("mix_psi", 0.0), settings.drift_mix_psi),
-               ("noise jump", measured["noise_jump"], then.get("noise_jump", 0.0), settings.drift_noise_jump)]
-    return [f"{label} {now:.2f} (was {was:.2f})" for label, now, was, threshold in checks
-            if now > threshold and now > GROWTH * was]
+    checks = [
+        (
+            f"feature PSI on {name}",
+            measured["feature_psi"].get(name, 0.0),
+            then.get("feature_psi", {}).get(name, 0.0),
+            settings.drift_feature_psi,
+        )
+        for name in _considered(measured)
+    ]
+    checks += [
+        ("segment mix PSI", measured["mix_psi"], then.get("mix_psi", 0.0), settings.drift_mix_psi),
+        ("noise jump", measured["noise_jump"], then.get("noise_jump", 0.0), settings.drift_noise_jump),
+    ]
+    return [
+        f"{label} {now:.2f} (was {was:.2f})"
+        for label, now, was, threshold in checks
+        if now > threshold and now > GROWTH * was
+    ]
 
 
-def drift_hold(month: str, previous: list[dict], measured: dict, settings: Settings,
-               champion_version: str) -> dict | None:
+def drift_hold(
+    month: str, previous: list[dict], measured: dict, settings: Settings, champion_version: str
+) -> dict | None:
     """Whether the drift in `measured` (past a threshold) may retrain, given the earlier decisions.
 
     None: no drift training in the look-back, retrain. Otherwise {'hold': True|False, 'by': 'cooldown' or
     'hysteresis', 'since': month of that training, 'reason': ...}: hold=True means keep the champion with
     that reason; hold=False means retrain, the reason saying why the earlier rejection does not hold it."""
     window = lookback_months(settings)
-    trainings = [r for r in previous
-                 if 0 < month_index(month) - month_index(r["month"]) <= window and is_drift_training(r)]
+    trainings = [
+        r for r in previous if 0 < month_index(month) - month_index(r["month"]) <= window and is_drift_training(r)
+    ]
     if not trainings:
         return None
     last = max(trainings, key=lambda r: month_index(r["month"]))
@@ -161,23 +179,35 @@ def drift_hold(month: str, previous: list[dict], measured: dict, settings: Setti
     challenger = training.get("challenger_version")
     verdict = "promoted" if training.get("promoted") else "rejected"
     if gap <= settings.retrain_cooldown_months:
-        return {"hold": True, "by": "cooldown", "since": since,
-                "reason": f"drift ({signal}) but drift retrained in {since} (challenger v{challenger} {verdict}); "
-                          f"cooling down, no drift retrain before "
-                          f"{add_months(since, settings.retrain_cooldown_months + 1)} "
-                          f"(SEGMENTATION_RETRAIN_COOLDOWN_MONTHS={settings.retrain_cooldown_months}); "
-                          f"keeping champion v{champion_version}"}
+        return {
+            "hold": True,
+            "by": "cooldown",
+            "since": since,
+            "reason": f"drift ({signal}) but drift retrained in {since} (challenger v{challenger} {verdict}); "
+            f"cooling down, no drift retrain before "
+            f"{add_months(since, settings.retrain_cooldown_months + 1)} "
+            f"(SEGMENTATION_RETRAIN_COOLDOWN_MONTHS={settings.retrain_cooldown_months}); "
+            f"keeping champion v{champion_version}",
+        }
     if training.get("promoted") is not False or last.get("model_version") != champion_version:
         return None  # the challenger was promoted, or another champion applies since: a new situation
     grown = grown_measures(measured, last.get("drift", {}), settings)
     if grown:
-        return {"hold": False, "by": "hysteresis", "since": since,
-                "reason": f"grown past {GROWTH}x since the challenger v{challenger} trained on drift in {since} "
-                          f"was rejected: {', '.join(grown)}"}
-    return {"hold": True, "by": "hysteresis", "since": since,
-            "reason": f"drift persists ({signal}) but a challenger trained on this signal in {since} "
-                      f"(v{challenger}) was rejected; keeping champion v{champion_version} until drift grows "
-                      f"past {GROWTH}x"}
+        return {
+            "hold": False,
+            "by": "hysteresis",
+            "since": since,
+            "reason": f"grown past {GROWTH}x since the challenger v{challenger} trained on drift in {since} "
+            f"was rejected: {', '.join(grown)}",
+        }
+    return {
+        "hold": True,
+        "by": "hysteresis",
+        "since": since,
+        "reason": f"drift persists ({signal}) but a challenger trained on this signal in {since} "
+        f"(v{challenger}) was rejected; keeping champion v{champion_version} until drift grows "
+        f"past {GROWTH}x",
+    }
 
 
 # the decision -------------------------------------------------------------------------------------------------
@@ -197,11 +227,17 @@ def warm_up_months(settings: Settings, lake: Lake, month: str) -> tuple[int, str
 def choose(settings: Settings, lake: Lake, registry: Registry, month: str, force_retrain: bool) -> dict:
     applicable = registry.model_for_month(month)
     needed, kind = warm_up_months(settings, lake, month)
-    history = len(window_lines(lake, month, settings.window_months) if kind == "customer"
-                  else window_partitions(lake, month, settings.window_months))
+    history = len(
+        window_lines(lake, month, settings.window_months)
+        if kind == "customer"
+        else window_partitions(lake, month, settings.window_months)
+    )
     if history < needed:
-        return {"decision": SKIP, "model_version": None,
-                "reason": f"warming up: {history} of {needed} months of {kind} history"}
+        return {
+            "decision": SKIP,
+            "model_version": None,
+            "reason": f"warming up: {history} of {needed} months of {kind} history",
+        }
     if force_retrain:
         return {"decision": TRAIN, "model_version": None, "reason": "retrain forced by the force_retrain param"}
     if applicable is None:
@@ -209,42 +245,72 @@ def choose(settings: Settings, lake: Lake, registry: Registry, month: str, force
     champion = registry.metadata(applicable)
     trained_for = champion["trained_for"]
     if trained_for == month:
-        return {"decision": TRAIN, "model_version": applicable,
-                "reason": champion.get("reason", "trained for this month"), **_trigger_of_this_month(lake, month)}
+        return {
+            "decision": TRAIN,
+            "model_version": applicable,
+            "reason": champion.get("reason", "trained for this month"),
+            **_trigger_of_this_month(lake, month),
+        }
     age = month_index(month) - month_index(trained_for)
     frame = lake.read_table(as_of_ref("features", month)).to_pandas()  # read once: inputs and drift
     missing = missing_inputs(champion, frame.columns)
     if missing:
-        return {"decision": TRAIN, "model_version": applicable,
-                "reason": f"champion v{applicable} needs inputs this month's features do not have "
-                          f"({', '.join(missing[:4])}): the data changed kind; training on what it has"}
+        return {
+            "decision": TRAIN,
+            "model_version": applicable,
+            "reason": f"champion v{applicable} needs inputs this month's features do not have "
+            f"({', '.join(missing[:4])}): the data changed kind; training on what it has",
+        }
     if champion.get("lifecycle_only"):
-        return {"decision": TRAIN, "model_version": applicable,
-                "reason": f"champion v{applicable} publishes lifecycle segments only (no candidate passed the gates "
-                          f"in {trained_for}); trying again on {month}'s data"}
+        return {
+            "decision": TRAIN,
+            "model_version": applicable,
+            "reason": f"champion v{applicable} publishes lifecycle segments only (no candidate passed the gates "
+            f"in {trained_for}); trying again on {month}'s data",
+        }
     filled = window_filled_since(settings, lake, month, trained_for)
     if filled:
-        return {"decision": TRAIN, "model_version": applicable,
-                "reason": f"champion v{applicable} was trained on {filled} months of history; the "
-                          f"{settings.window_months}-month feature window is full now (judged on the gates alone)",
-                "trigger": WINDOW_FILLED_TRIGGER}
+        return {
+            "decision": TRAIN,
+            "model_version": applicable,
+            "reason": f"champion v{applicable} was trained on {filled} months of history; the "
+            f"{settings.window_months}-month feature window is full now (judged on the gates alone)",
+            "trigger": WINDOW_FILLED_TRIGGER,
+        }
     if age > settings.max_model_age_months:
-        return {"decision": TRAIN, "model_version": applicable,
-                "reason": f"champion v{applicable} is {age} months old (max {settings.max_model_age_months})"}
+        return {
+            "decision": TRAIN,
+            "model_version": applicable,
+            "reason": f"champion v{applicable} is {age} months old (max {settings.max_model_age_months})",
+        }
     measured = measure_drift(settings, lake, registry, applicable, month, frame)
     reasons = drift_reasons(measured, settings)
     if not reasons:
-        return {"decision": REUSE, "model_version": applicable, "drift": measured,
-                "reason": f"champion v{applicable} (trained for {trained_for}, {age} months old); drift within thresholds"}
-    held = drift_hold(month, previous_decisions(lake, month, lookback_months(settings)), measured, settings,
-                      applicable)
+        return {
+            "decision": REUSE,
+            "model_version": applicable,
+            "drift": measured,
+            "reason": f"champion v{applicable} (trained for {trained_for}, {age} months old); drift within thresholds",
+        }
+    held = drift_hold(month, previous_decisions(lake, month, lookback_months(settings)), measured, settings, applicable)
     if held and held["hold"]:
-        return {"decision": REUSE, "model_version": applicable, "drift": measured, "reason": held["reason"],
-                "held_by": held["by"], "held_since": held["since"]}
+        return {
+            "decision": REUSE,
+            "model_version": applicable,
+            "drift": measured,
+            "reason": held["reason"],
+            "held_by": held["by"],
+            "held_since": held["since"],
+        }
     if held:
         reasons.append(held["reason"])
-    return {"decision": TRAIN, "model_version": applicable, "reason": "; ".join(reasons), "drift": measured,
-            "trigger": DRIFT_TRIGGER}
+    return {
+        "decision": TRAIN,
+        "model_version": applicable,
+        "reason": "; ".join(reasons),
+        "drift": measured,
+        "trigger": DRIFT_TRIGGER,
+    }
 
 
 def window_filled_since(settings: Settings, lake: Lake, month: str, trained_for: str) -> int | None:
@@ -276,8 +342,13 @@ def decide(settings: Settings, month: str, force_retrain: bool = False) -> dict:
     lake = Lake(settings.lake_root)
     registry = Registry(lake)
     decision = choose(settings, lake, registry, month, force_retrain)
-    decision.update({"month": month, "force_retrain": bool(force_retrain),
-                     "history_months": len(window_partitions(lake, month, settings.window_months))})
+    decision.update(
+        {
+            "month": month,
+            "force_retrain": bool(force_retrain),
+            "history_months": len(window_partitions(lake, month, settings.window_months)),
+        }
+    )
     lake.publish_files(month_ref("decisions", month), {}, decision)
     log.info("decide %s: %s (%s)", month, decision["decision"], decision["reason"])
     return decision

@@ -35,7 +35,9 @@ def psi(expected: np.ndarray, actual: np.ndarray) -> float:
 
 
 def feature_psi(reference: dict, x: np.ndarray, names: list[str]) -> dict[str, float]:
-    return {name: psi(reference["shares"][i], bin_shares(x[:, i], reference["cuts"][i])) for i, name in enumerate(names)}
+    return {
+        name: psi(reference["shares"][i], bin_shares(x[:, i], reference["cuts"][i])) for i, name in enumerate(names)
+    }
 
 
 def considered_features(metadata: dict) -> list[str]:

@@ -68,13 +68,22 @@ def apply_gates(metrics: dict, champion: dict | None, gates: dict) -> list[str]:
         failures.append(f"bootstrap stability {metrics['stability']:.2f} < {gates['min_stability']:.2f}")
     if champion:
         if metrics["noise_share"] > champion["noise_share"] + gates["max_noise_increase_vs_champion"]:
-            failures.append(f"noise share {metrics['noise_share']:.1%} worse than the champion's "
-                            f"{champion['noise_share']:.1%} on this month")
-        if "stability" in champion and metrics["stability"] < champion["stability"] - gates["max_stability_drop_vs_champion"]:
-            failures.append(f"stability {metrics['stability']:.2f} worse than the champion's {champion['stability']:.2f}")
+            failures.append(
+                f"noise share {metrics['noise_share']:.1%} worse than the champion's "
+                f"{champion['noise_share']:.1%} on this month"
+            )
+        if (
+            "stability" in champion
+            and metrics["stability"] < champion["stability"] - gates["max_stability_drop_vs_champion"]
+        ):
+            failures.append(
+                f"stability {metrics['stability']:.2f} worse than the champion's {champion['stability']:.2f}"
+            )
         ari = metrics.get("ari_vs_champion", 1.0)
         if metrics["segments"] < champion["segments"] and ari < gates["min_ari_when_losing_segments"]:
             # fewer segments that also disagree with the champion: segments the champion separates were merged
-            failures.append(f"merges segments the champion separates ({champion['segments']} -> {metrics['segments']} "
-                            f"segments, ARI vs champion {ari:.2f} < {gates['min_ari_when_losing_segments']})")
+            failures.append(
+                f"merges segments the champion separates ({champion['segments']} -> {metrics['segments']} "
+                f"segments, ARI vs champion {ari:.2f} < {gates['min_ari_when_losing_segments']})"
+            )
     return failures

@@ -19,8 +19,15 @@ from .storage import Lake, month_ref, sha256_bytes
 
 log = logging.getLogger(__name__)
 EXPORT_FILE = "segments.csv"
-EXPORT_COLUMNS = ["month", "shop_id", "segment_id", "segment_name", "membership_strength", "previous_segment_id",
-                  "changed"]
+EXPORT_COLUMNS = [
+    "month",
+    "shop_id",
+    "segment_id",
+    "segment_name",
+    "membership_strength",
+    "previous_segment_id",
+    "changed",
+]
 # portable across the DuckDB, PostgreSQL and BigQuery warehouses ('?' parameters, unqualified tables)
 MONTH_SEGMENTS_SQL = """
 SELECT cur.month, cur.shop_id, cur.segment_id, cur.segment_name, cur.membership_strength,
@@ -61,10 +68,25 @@ def export_month(settings: Settings, month: str) -> dict:
     previous = lake.manifest(ref)
     unchanged = previous is not None and [e["sha256"] for e in previous["files"]] == [sha]
     if not unchanged:
-        lake.publish_files(ref, {EXPORT_FILE: data}, {"month": month, "rows": len(frame), "content_sha": sha,
-                                                      "changed": int(frame["changed"].sum())})
-    log.info("export %s: %d shops (%d changed segment since %s); %s %s", month, len(frame),
-             int(frame["changed"].sum()), add_months(month, -1), "left unchanged" if unchanged else "published",
-             lake.url(f"{ref.path}/{EXPORT_FILE}"))
-    return {"month": month, "rows": len(frame), "changed": int(frame["changed"].sum()), "content_sha": sha,
-            "written": not unchanged, "path": lake.url(ref.path)}
+        lake.publish_files(
+            ref,
+            {EXPORT_FILE: data},
+            {"month": month, "rows": len(frame), "content_sha": sha, "changed": int(frame["changed"].sum())},
+        )
+    log.info(
+        "export %s: %d shops (%d changed segment since %s); %s %s",
+        month,
+        len(frame),
+        int(frame["changed"].sum()),
+        add_months(month, -1),
+        "left unchanged" if unchanged else "published",
+        lake.url(f"{ref.path}/{EXPORT_FILE}"),
+    )
+    return {
+        "month": month,
+        "rows": len(frame),
+        "changed": int(frame["changed"].sum()),
+        "content_sha": sha,
+        "written": not unchanged,
+        "path": lake.url(ref.path),
+    }

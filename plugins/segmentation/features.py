@@ -75,8 +75,9 @@ def derived_features(table: pa.Table) -> pa.Table:
     """The schema's `derived` columns: trend and season as significance scores (see features_schema.yaml)."""
     import numpy as np
 
-    frame = table.select(["active_trend_t", "season_amp_cos", "season_amp_sin", "active_noise",
-                          "active_months"]).to_pandas()
+    frame = table.select(
+        ["active_trend_t", "season_amp_cos", "season_amp_sin", "active_noise", "active_months"]
+    ).to_pandas()
     squashed = frame["active_trend_t"].to_numpy()
     trend_z = np.clip(np.sign(squashed) * np.expm1(np.abs(squashed)), -TREND_Z_MAX, TREND_Z_MAX)
     cos, sin = frame["season_amp_cos"].to_numpy(), frame["season_amp_sin"].to_numpy()
@@ -101,9 +102,11 @@ def customer_model_inputs(sql_dir: Path) -> tuple[list[str], list[float | None],
 
 
 DIALECTS = ("duckdb", "bigquery")
-BIGQUERY_HEADER = ("-- GENERATED from include/sql/features_monthly.sql + features.sql by `segmentation feature-sql"
-                   " --dialect bigquery`; do not edit.\n-- Query parameters: @first_index, @as_of_index, @min_tenure"
-                   " (INT64, month index = year * 12 + month - 1).\n")
+BIGQUERY_HEADER = (
+    "-- GENERATED from include/sql/features_monthly.sql + features.sql by `segmentation feature-sql"
+    " --dialect bigquery`; do not edit.\n-- Query parameters: @first_index, @as_of_index, @min_tenure"
+    " (INT64, month index = year * 12 + month - 1).\n"
+)
 # The engine runs per range of shops. The ranges depend on the data only (never on the machine), because the
 # order DuckDB adds a shop's floats in follows what else is in its range: same input, same bits. Each range
 # costs a fixed ~50 ms of planning, so they are as large as memory comfortably allows.
@@ -131,8 +134,9 @@ def feature_sql(sql_dir: Path, dialect: str = "duckdb", raw_table: str | None = 
     if raw_table and dialect == "duckdb":
         raise ValueError("a raw table name applies to the bigquery dialect; DuckDB reads the relation `raw`")
     monthly = monthly_sql(sql_dir)
-    body = re.sub(r"^WITH\s", "WITH monthly AS (\n" + monthly.rstrip() + "\n),\n", shop_features_sql(sql_dir),
-                  count=1, flags=re.M)
+    body = re.sub(
+        r"^WITH\s", "WITH monthly AS (\n" + monthly.rstrip() + "\n),\n", shop_features_sql(sql_dir), count=1, flags=re.M
+    )
     if dialect == "duckdb":
         return body
     import sqlglot
@@ -188,8 +192,9 @@ def _parquet(path: str) -> str:
     return f"SELECT * FROM read_parquet('{_quote(path)}', hive_partitioning = false)"
 
 
-def compute_features(raw: pa.Table, as_of: str, window_months: int, sql_dir: Path,
-                     min_tenure: int = MIN_TENURE) -> pa.Table:
+def compute_features(
+    raw: pa.Table, as_of: str, window_months: int, sql_dir: Path, min_tenure: int = MIN_TENURE
+) -> pa.Table:
     """Run both stages as one query over an in-memory monthly-contract table (the definitions, simply)."""
     with _engine() as con, con.cursor() as cur:
         cur.register("raw", raw)
@@ -200,8 +205,10 @@ def _range_bounds(con, as_of_path: str) -> list[str | None]:
     """Contiguous shop_id ranges (at least MIN_RANGES, at most RANGE_SHOPS shops each) cut at quantiles of the
     as-of month's shops: each range's features come back already in shop order. None = open end."""
     with con.cursor() as cur:  # the file is read once: its shops go to a temp table of this cursor's own
-        cur.execute(f"CREATE TEMP TABLE shops AS SELECT DISTINCT shop_id FROM ({_parquet(as_of_path)}) "
-                    "WHERE shop_id IS NOT NULL")
+        cur.execute(
+            f"CREATE TEMP TABLE shops AS SELECT DISTINCT shop_id FROM ({_parquet(as_of_path)}) "
+            "WHERE shop_id IS NOT NULL"
+        )
         count = cur.execute("SELECT COUNT(*) FROM shops").fetchone()[0]
         ranges = max(MIN_RANGES, math.ceil(count / RANGE_SHOPS))
         quantiles = [k / ranges for k in range(1, ranges)]
@@ -218,12 +225,20 @@ def available_cores() -> int:
 
 
 def _shop_range(low: str | None, high: str | None) -> str:
-    return " AND ".join([*([f"shop_id >= '{_quote(low)}'"] if low is not None else []),
-                         *([f"shop_id < '{_quote(high)}'"] if high is not None else [])]) or "TRUE"
+    return (
+        " AND ".join(
+            [
+                *([f"shop_id >= '{_quote(low)}'"] if low is not None else []),
+                *([f"shop_id < '{_quote(high)}'"] if high is not None else []),
+            ]
+        )
+        or "TRUE"
+    )
 
 
-def _range_features(con, paths: list[str], low: str | None, high: str | None, params: dict,
-                    monthly: str, features: str) -> pa.Table:
+def _range_features(
+    con, paths: list[str], low: str | None, high: str | None, params: dict, monthly: str, features: str
+) -> pa.Table:
     """Features of the shops in [low, high): stage one per raw file (in month order: fixed bits) into a table of
     this query's own, which stage two reads twice. Raw files are sorted by shop_id in row groups (the lake
     writes them so), so a range decodes little beyond its own rows."""
@@ -235,9 +250,15 @@ def _range_features(con, paths: list[str], low: str | None, high: str | None, pa
         return _fetch(cur, features, params)
 
 
-def features_from_files(paths: list[str], as_of: str, window_months: int, sql_dir: Path,
-                        min_tenure: int = MIN_TENURE, workers: int | None = None,
-                        scratch: str | None = None) -> tuple[pa.Table, int]:
+def features_from_files(
+    paths: list[str],
+    as_of: str,
+    window_months: int,
+    sql_dir: Path,
+    min_tenure: int = MIN_TENURE,
+    workers: int | None = None,
+    scratch: str | None = None,
+) -> tuple[pa.Table, int]:
     """Features from raw parquet files (one per month, the as-of month last), on all cores, and the raw rows.
 
     Each range of shops is one single-threaded query chain, and the ranges depend on the data alone, so the
@@ -248,8 +269,12 @@ def features_from_files(paths: list[str], as_of: str, window_months: int, sql_di
     workers = workers or min(available_cores(), MAX_WORKERS)
     with _engine(scratch) as con, ThreadPoolExecutor(max_workers=workers) as pool:
         bounds = _range_bounds(con, paths[-1])
-        ranges = list(pool.map(lambda lo_hi: _range_features(con, paths, *lo_hi, params, monthly, features),
-                               zip(bounds[:-1], bounds[1:], strict=True)))
+        ranges = list(
+            pool.map(
+                lambda lo_hi: _range_features(con, paths, *lo_hi, params, monthly, features),
+                zip(bounds[:-1], bounds[1:], strict=True),
+            )
+        )
     raw_rows = sum(pq.ParquetFile(path).metadata.num_rows for path in paths)
     return pa.concat_tables(ranges), raw_rows
 
@@ -259,8 +284,9 @@ def window_partitions(lake: Lake, as_of: str, window_months: int) -> list[str]:
     return [m for m in window(as_of, window_months) if lake.has_partition(month_ref("raw", m))]
 
 
-def window_features(lake: Lake, as_of: str, window_months: int, sql_dir: Path,
-                    min_tenure: int = MIN_TENURE, workers: int | None = None) -> tuple[pa.Table, list[str], int]:
+def window_features(
+    lake: Lake, as_of: str, window_months: int, sql_dir: Path, min_tenure: int = MIN_TENURE, workers: int | None = None
+) -> tuple[pa.Table, list[str], int]:
     """Features as of a month from the window's published raw partitions (checksums verified), with the
     months read and their raw row count."""
     months = window_partitions(lake, as_of, window_months)
@@ -317,9 +343,14 @@ def build_features(settings: Settings, month: str) -> dict:
     lake = Lake(settings.lake_root)
     if not lake.has_partition(month_ref("raw", month)):
         raise InsufficientHistory(f"no published raw partition for {month}: run ingest and validate first")
-    table, months, raw_rows = window_features(lake, month, settings.window_months, settings.sql_dir,
-                                              min(MIN_TENURE, settings.min_history_months),
-                                              settings.feature_workers or None)
+    table, months, raw_rows = window_features(
+        lake,
+        month,
+        settings.window_months,
+        settings.sql_dir,
+        min(MIN_TENURE, settings.min_history_months),
+        settings.feature_workers or None,
+    )
     table = with_customer_features(lake, derived_features(table), month, settings.window_months, settings.sql_dir)
     table = with_lifecycle(table, min(MIN_TENURE, settings.min_history_months))
     lake.write_table(
@@ -337,9 +368,18 @@ def build_features(settings: Settings, month: str) -> dict:
         "path": lake.url(f"features/as_of={month}"),
         "seconds": round(time.perf_counter() - started, 3),
     }
-    log.info("features %s: read %d raw rows from %d partitions (%s..%s); wrote %d shops (%d eligible) to %s in %.2fs",
-             month, raw_rows, len(months), months[0], months[-1], table.num_rows, eligible,
-             summary["path"], summary["seconds"])
+    log.info(
+        "features %s: read %d raw rows from %d partitions (%s..%s); wrote %d shops (%d eligible) to %s in %.2fs",
+        month,
+        raw_rows,
+        len(months),
+        months[0],
+        months[-1],
+        table.num_rows,
+        eligible,
+        summary["path"],
+        summary["seconds"],
+    )
     return summary
 
 

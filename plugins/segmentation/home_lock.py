@@ -35,11 +35,16 @@ def holder_of(home: Path) -> dict:
 
 def busy_message(home: Path, waited: float) -> str:
     holder = holder_of(home)
-    who = (f"pid {holder.get('pid')}, `{holder.get('command')}`, since {holder.get('since')}" if holder
-           else "holder unknown")
+    who = (
+        f"pid {holder.get('pid')}, `{holder.get('command')}`, since {holder.get('since')}"
+        if holder
+        else "holder unknown"
+    )
     waited_text = f" after waiting {waited:.0f} s" if waited else ""
-    return (f"another segmentation command is running on {home} ({who}){waited_text}; wait for it to finish "
-            f"or use another SEGMENTATION_HOME (lock file {home / LOCK_NAME})")
+    return (
+        f"another segmentation command is running on {home} ({who}){waited_text}; wait for it to finish "
+        f"or use another SEGMENTATION_HOME (lock file {home / LOCK_NAME})"
+    )
 
 
 @contextlib.contextmanager
@@ -53,8 +58,9 @@ def hold_home(home: Path, command: str, wait_seconds: float = 0.0) -> Iterator[N
         raise HomeBusyError(busy_message(home, wait_seconds)) from None
     holder = home / HOLDER_NAME
     try:
-        holder.write_text(json.dumps({"pid": os.getpid(), "command": command,
-                                      "since": time.strftime("%Y-%m-%d %H:%M:%S")}))
+        holder.write_text(
+            json.dumps({"pid": os.getpid(), "command": command, "since": time.strftime("%Y-%m-%d %H:%M:%S")})
+        )
         yield
     finally:
         holder.unlink(missing_ok=True)

@@ -27,7 +27,9 @@ def ingest(settings: Settings, month: str, source: Source) -> dict:
     lake = Lake(settings.lake_root)
     ref = month_ref("staging", month)
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    lake.write_table(ref, table, {"month": month, "source": source.describe(), "delivery": delivery_name(source, month)})
+    lake.write_table(
+        ref, table, {"month": month, "source": source.describe(), "delivery": delivery_name(source, month)}
+    )
     lines = read_month_lines(source, month)
     lines_ref = month_ref(LINES_STAGING, month)
     if lines is not None:
@@ -42,6 +44,13 @@ def ingest(settings: Settings, month: str, source: Source) -> dict:
         "path": lake.url(ref.path),
         "seconds": round(time.perf_counter() - started, 3),
     }
-    log.info("ingest %s: read %d rows (%d shops) from %s, staged at %s in %.2fs",
-             month, summary["rows"], shops, source.describe(), summary["path"], summary["seconds"])
+    log.info(
+        "ingest %s: read %d rows (%d shops) from %s, staged at %s in %.2fs",
+        month,
+        summary["rows"],
+        shops,
+        source.describe(),
+        summary["path"],
+        summary["seconds"],
+    )
     return summary

@@ -38,9 +38,7 @@ RULES = (
     "non_product_code",
     "duplicate",
 )
-NON_PRODUCT_CODES = frozenset(
-    {"POST", "D", "M", "DOT", "BANK CHARGES", "C2", "CRUK", "PADS", "AMAZONFEE", "S", "B"}
-)
+NON_PRODUCT_CODES = frozenset({"POST", "D", "M", "DOT", "BANK CHARGES", "C2", "CRUK", "PADS", "AMAZONFEE", "S", "B"})
 NON_PRODUCT_PATTERN = r"(?i)^gift_"
 CSV_SUFFIXES = (".csv", ".txt", ".gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -96,8 +94,9 @@ def parse_columns(text: str | None) -> dict[str, str]:
         if not sep or not name or not column:
             raise InvoiceSourceError(f"column mapping {text!r}: {item!r} is not field=column")
         if name not in INVOICE_FIELDS:
-            raise InvoiceSourceError(f"column mapping {text!r}: unknown field {name!r}; "
-                                     f"fields are {', '.join(INVOICE_FIELDS)}")
+            raise InvoiceSourceError(
+                f"column mapping {text!r}: unknown field {name!r}; fields are {', '.join(INVOICE_FIELDS)}"
+            )
         mapping[name] = column
     return mapping
 
@@ -169,8 +168,13 @@ def _read_raw(path: Path, layout: InvoiceLayout) -> tuple[pd.DataFrame, InvoiceL
 
 def with_header_aliases(found: list[str], layout: InvoiceLayout) -> InvoiceLayout:
     """The layout reading an alias column (e.g. Online Retail II's `Customer ID`) where its own is absent."""
-    overrides = {name: alias for name, column in layout.columns.items() if column not in found
-                 for alias in HEADER_ALIASES.get(column, ()) if alias in found}
+    overrides = {
+        name: alias
+        for name, column in layout.columns.items()
+        if column not in found
+        for alias in HEADER_ALIASES.get(column, ())
+        if alias in found
+    }
     return layout.with_overrides(overrides)
 
 
@@ -178,9 +182,7 @@ def _read_csv(path: Path, layout: InvoiceLayout) -> tuple[pd.DataFrame, InvoiceL
     header = _csv_call(path, layout, nrows=0)
     layout = with_header_aliases(list(header.columns), layout)
     wanted = _check_columns(list(header.columns), layout, path)
-    return _csv_call(
-        path, layout, usecols=wanted, dtype=str, keep_default_na=False, na_values=NA_STRINGS
-    ), layout
+    return _csv_call(path, layout, usecols=wanted, dtype=str, keep_default_na=False, na_values=NA_STRINGS), layout
 
 
 def _csv_call(path: Path, layout: InvoiceLayout, **kwargs) -> pd.DataFrame:
@@ -387,8 +389,14 @@ def aggregate_monthly(clean: pd.DataFrame) -> pd.DataFrame:
     monthly = lines.groupby(KEY_COLUMNS, as_index=False, sort=False)[["sales_qty", "sales_value"]].sum()
     monthly = monthly.sort_values(KEY_COLUMNS, ignore_index=True)
     return monthly.astype(
-        {"shop_id": "str", "product_id": "str", "year": "int64", "month": "int64",
-         "sales_qty": "float64", "sales_value": "float64"}
+        {
+            "shop_id": "str",
+            "product_id": "str",
+            "year": "int64",
+            "month": "int64",
+            "sales_qty": "float64",
+            "sales_value": "float64",
+        }
     )[MONTHLY_COLUMNS]
 
 
@@ -400,16 +408,19 @@ def invoice_lines(clean: pd.DataFrame) -> pd.DataFrame:
         invoice = clean["invoice"].astype("str")
     else:
         invoice = customer + "@" + clean["date"].dt.strftime("%Y-%m-%dT%H:%M:%S")
-    lines = pd.DataFrame({
-        "customer_id": customer,
-        "invoice_id": invoice,
-        "invoice_date": clean["date"].astype("datetime64[us]"),
-        "product_id": clean["product"].astype("str"),
-        "quantity": clean["quantity"].astype("float64"),
-        "value": clean["value"].astype("float64"),
-    })
-    return lines[list(INVOICE_LINE_TYPES)].sort_values(["customer_id", "invoice_date", "invoice_id", "product_id"],
-                                                       ignore_index=True)
+    lines = pd.DataFrame(
+        {
+            "customer_id": customer,
+            "invoice_id": invoice,
+            "invoice_date": clean["date"].astype("datetime64[us]"),
+            "product_id": clean["product"].astype("str"),
+            "quantity": clean["quantity"].astype("float64"),
+            "value": clean["value"].astype("float64"),
+        }
+    )
+    return lines[list(INVOICE_LINE_TYPES)].sort_values(
+        ["customer_id", "invoice_date", "invoice_id", "product_id"], ignore_index=True
+    )
 
 
 def monthly_contract_from_invoices(

@@ -72,9 +72,7 @@ def download_dataset(dataset: str, dest_dir: Path, username: str | None = None, 
     if username is None and key is None:
         username, key = credentials_from_env()
     if bool(username) != bool(key):
-        raise KaggleDataError(
-            f"incomplete Kaggle credentials for dataset {dataset!r}: give both a username and a key"
-        )
+        raise KaggleDataError(f"incomplete Kaggle credentials for dataset {dataset!r}: give both a username and a key")
     dest_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest_dir.name}.partial-", dir=dest_dir.parent))
     try:
@@ -177,8 +175,9 @@ def _translate(exc: Exception, dataset: str, key: str | None) -> KaggleSourceErr
     if status in (401, 403):
         return KaggleDataError(f"Kaggle refused the credentials (HTTP {status}) for dataset {dataset!r} ({detail})")
     if status == 404:
-        return KaggleDataError(f"Kaggle dataset not found (HTTP 404; or not visible to this account) for dataset "
-                               f"{dataset!r} ({detail})")
+        return KaggleDataError(
+            f"Kaggle dataset not found (HTTP 404; or not visible to this account) for dataset {dataset!r} ({detail})"
+        )
     reason = f"Kaggle answered HTTP {status}" if status is not None else "download failed"
     return KaggleSourceError(f"{reason} for dataset {dataset!r} ({detail})")
 

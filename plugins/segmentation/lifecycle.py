@@ -51,8 +51,12 @@ def customer_rules(frame: pd.DataFrame) -> np.ndarray:
     orders = frame["orders"].fillna(0).to_numpy()
     recency = frame["recency_days"].fillna(np.inf).to_numpy()
     return np.select(
-        [(orders <= 1) & (recency <= NEW_DAYS), (orders <= 1) & (recency <= RECENT_ONE_TIME_DAYS), orders <= 1,
-         recency > LAPSED_DAYS],
+        [
+            (orders <= 1) & (recency <= NEW_DAYS),
+            (orders <= 1) & (recency <= RECENT_ONE_TIME_DAYS),
+            orders <= 1,
+            recency > LAPSED_DAYS,
+        ],
         [NEW_CUSTOMER, ONE_TIME_RECENT, ONE_TIME_LAPSED, LAPSED_CUSTOMER],
         default=-2,
     ).astype("int64")
@@ -62,8 +66,11 @@ def shop_rules(frame: pd.DataFrame, min_tenure: int) -> np.ndarray:
     """Lifecycle segment per shop, or -2 where the model decides."""
     tenure = frame["tenure_months"].to_numpy()
     return np.select(
-        [tenure < min_tenure, frame["recency_months"].to_numpy() >= LAPSED_SHOP_MONTHS,
-         frame["active_months"].to_numpy() < min(MIN_ACTIVE_MONTHS, min_tenure)],
+        [
+            tenure < min_tenure,
+            frame["recency_months"].to_numpy() >= LAPSED_SHOP_MONTHS,
+            frame["active_months"].to_numpy() < min(MIN_ACTIVE_MONTHS, min_tenure),
+        ],
         [NEW_SHOP, LAPSED_SHOP, OCCASIONAL_SHOP],
         default=-2,
     ).astype("int64")
@@ -82,12 +89,19 @@ def lifecycle_segments(frame: pd.DataFrame, min_tenure: int) -> np.ndarray:
 
 def with_lifecycle(table: pa.Table, min_tenure: int) -> pa.Table:
     """The features with `lifecycle_segment` (null where the model decides) and `eligible` = the model's shops."""
-    frame = table.select([c for c in ("tenure_months", "recency_months", "active_months", "orders", "recency_days")
-                          if c in table.column_names]).to_pandas()
+    frame = table.select(
+        [
+            c
+            for c in ("tenure_months", "recency_months", "active_months", "orders", "recency_days")
+            if c in table.column_names
+        ]
+    ).to_pandas()
     segments = lifecycle_segments(frame, min_tenure)
     modelled = segments == -2
     table = table.set_column(table.column_names.index("eligible"), "eligible", pa.array(modelled, type=pa.bool_()))
-    return table.append_column("lifecycle_segment", pa.array(np.where(modelled, None, segments).tolist(), type=pa.int64()))
+    return table.append_column(
+        "lifecycle_segment", pa.array(np.where(modelled, None, segments).tolist(), type=pa.int64())
+    )
 
 
 def lifecycle_name(segment_id: int) -> str | None:

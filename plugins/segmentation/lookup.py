@@ -25,8 +25,14 @@ ORDER BY month
 RUN_COLUMNS = "month, decision, reason, model_version, shops, segments, noise_share, published_at"
 MONTHS_SQL = f"SELECT {RUN_COLUMNS} FROM model_runs ORDER BY month"
 MONTH_RUN_SQL = f"SELECT {RUN_COLUMNS} FROM model_runs WHERE month = ?"
-PROFILE_COLUMNS = ["segment_id", "name", "shops", "share", "mean_strength",
-                   *(f"median_{feature}" for feature in PROFILE_FEATURES)]
+PROFILE_COLUMNS = [
+    "segment_id",
+    "name",
+    "shops",
+    "share",
+    "mean_strength",
+    *(f"median_{feature}" for feature in PROFILE_FEATURES),
+]
 PROFILES_SQL = f"SELECT {', '.join(PROFILE_COLUMNS)} FROM segment_profiles WHERE month = ? ORDER BY segment_id"
 PROFILE_SQL = f"SELECT {', '.join(PROFILE_COLUMNS)} FROM segment_profiles WHERE month = ? AND segment_id = ?"
 # every shop of either month once: a NULL side is a shop that was not segmented in that month
@@ -107,9 +113,15 @@ def month_run(reader, month: str) -> dict | None:
 
 def _profile(row: dict) -> dict:
     segment_id = int(row["segment_id"])
-    return {"segment_id": segment_id, "name": row["name"], "lifecycle": is_lifecycle(segment_id),
-            "shops": int(row["shops"]), "share": row["share"], "mean_strength": row["mean_strength"],
-            "medians": {feature: row[f"median_{feature}"] for feature in PROFILE_FEATURES}}
+    return {
+        "segment_id": segment_id,
+        "name": row["name"],
+        "lifecycle": is_lifecycle(segment_id),
+        "shops": int(row["shops"]),
+        "share": row["share"],
+        "mean_strength": row["mean_strength"],
+        "medians": {feature: row[f"median_{feature}"] for feature in PROFILE_FEATURES},
+    }
 
 
 def segment_profiles(reader, month: str) -> list[dict]:
@@ -127,8 +139,9 @@ def transitions(reader, from_month: str, to_month: str) -> list[dict]:
     """Shops per (segment in from_month, segment in to_month), largest first; None = not segmented that month."""
     frame = reader.query(TRANSITIONS_SQL, [from_month, to_month])
     frame = frame.assign(shops=frame["shops"].astype("int64"))
-    frame = frame.sort_values(["shops", "from_segment_id", "to_segment_id"], ascending=[False, True, True],
-                              na_position="last", kind="stable")
+    frame = frame.sort_values(
+        ["shops", "from_segment_id", "to_segment_id"], ascending=[False, True, True], na_position="last", kind="stable"
+    )
     rows = records(frame)
     for row in rows:
         row["from_segment_id"] = _int_or_none(row["from_segment_id"])

@@ -142,8 +142,10 @@ async def _reader(request: Request):
                     state.reader = state.open_reader()
                 except Exception:
                     log.exception("segment lookup: cannot open the warehouse")
-                    raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
-                                        "the segment warehouse is not available; see the api-server log") from None
+                    raise HTTPException(
+                        status.HTTP_503_SERVICE_UNAVAILABLE,
+                        "the segment warehouse is not available; see the api-server log",
+                    ) from None
     return state.reader
 
 
@@ -151,7 +153,7 @@ Reader = Annotated[object, Depends(_reader)]
 
 
 def _page(items: list, limit: int, offset: int) -> list:
-    return items[offset:offset + limit]
+    return items[offset : offset + limit]
 
 
 def _published_run(reader, month: str) -> dict:
@@ -182,40 +184,51 @@ def month_segments(month: Month, reader: Reader) -> MonthSegments:
     return MonthSegments(month=month, run=run, segments=profiles, total_entries=len(profiles))
 
 
-def segment_shops(month: Month, segment_id: int, reader: Reader, limit: Limit = DEFAULT_PAGE,
-                  offset: Offset = 0) -> SegmentMembers:
+def segment_shops(
+    month: Month, segment_id: int, reader: Reader, limit: Limit = DEFAULT_PAGE, offset: Offset = 0
+) -> SegmentMembers:
     """One page of the shops in a segment in the month."""
     _published_run(reader, month)
     profile = lookup.segment_profile(reader, month, segment_id)
     if profile is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"month {month} has no segment {segment_id}")
     members = lookup.segment_members(reader, month, segment_id, limit, offset)
-    return SegmentMembers(month=month, segment_id=segment_id, segment_name=profile["name"], shops=members,
-                          total_entries=profile["shops"])
+    return SegmentMembers(
+        month=month, segment_id=segment_id, segment_name=profile["name"], shops=members, total_entries=profile["shops"]
+    )
 
 
-def month_transitions(month: Month, reader: Reader,
-                      from_month: Annotated[str | None, Query(
-                          pattern=MONTH_PATTERN, description="the earlier month (default: the month before)")] = None,
-                      limit: Limit = DEFAULT_PAGE, offset: Offset = 0) -> MonthTransitions:
+def month_transitions(
+    month: Month,
+    reader: Reader,
+    from_month: Annotated[
+        str | None, Query(pattern=MONTH_PATTERN, description="the earlier month (default: the month before)")
+    ] = None,
+    limit: Limit = DEFAULT_PAGE,
+    offset: Offset = 0,
+) -> MonthTransitions:
     """How many shops went from each segment in from_month to each segment in the month."""
     earlier = from_month or add_months(month, -1)
     for wanted in (earlier, month):
         _published_run(reader, wanted)
     moves = lookup.transitions(reader, earlier, month)
-    return MonthTransitions(from_month=earlier, to_month=month, transitions=_page(moves, limit, offset),
-                            total_entries=len(moves))
+    return MonthTransitions(
+        from_month=earlier, to_month=month, transitions=_page(moves, limit, offset), total_entries=len(moves)
+    )
 
 
 def _busy(request: Request, exc: WarehouseBusyError) -> JSONResponse:
-    return JSONResponse({"detail": "the warehouse is being written; try again shortly"},
-                        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-                        headers={"Retry-After": str(BUSY_RETRY_SECONDS)})
+    return JSONResponse(
+        {"detail": "the warehouse is being written; try again shortly"},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": str(BUSY_RETRY_SECONDS)},
+    )
 
 
 def _nothing_published(request: Request, exc: FileNotFoundError) -> JSONResponse:
-    return JSONResponse({"detail": "the warehouse has nothing published yet"},
-                        status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+    return JSONResponse(
+        {"detail": "the warehouse has nothing published yet"}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE
+    )
 
 
 def airflow_access():
@@ -235,8 +248,13 @@ async def _close_reader_on_shutdown(app: FastAPI):
 
 def create_app(open_reader: Callable[[], object] = reader_from_airflow) -> FastAPI:
     """The lookup API. open_reader gives the warehouse reader, called on the first request."""
-    app = FastAPI(title="Segment lookup", version="1", lifespan=_close_reader_on_shutdown,
-                  description=__doc__.split("\n\n", 1)[1], dependencies=[airflow_access()])
+    app = FastAPI(
+        title="Segment lookup",
+        version="1",
+        lifespan=_close_reader_on_shutdown,
+        description=__doc__.split("\n\n", 1)[1],
+        dependencies=[airflow_access()],
+    )
     app.state.open_reader = open_reader
     app.state.reader = None
     app.state.reader_lock = threading.Lock()

@@ -79,7 +79,9 @@ class _EpochLogger:
         class Callback(keras.callbacks.Callback):
             def on_epoch_end(self, epoch, logs=None):
                 if epoch == 0 or (epoch + 1) % 10 == 0 or epoch + 1 == epochs:
-                    log.info("autoencoder epoch %d/%d loss %.5f", epoch + 1, epochs, (logs or {}).get("loss", float("nan")))
+                    log.info(
+                        "autoencoder epoch %d/%d loss %.5f", epoch + 1, epochs, (logs or {}).get("loss", float("nan"))
+                    )
 
         return Callback()
 

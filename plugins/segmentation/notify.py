@@ -34,8 +34,10 @@ def failure_summary(context) -> dict:
 
 
 def failure_message(summary: dict) -> str:
-    text = (f"{summary['dag_id']} failed for month {summary['month']} at stage {summary['stage']}: "
-            f"{summary['reason']} (run {summary['run_id']})")
+    text = (
+        f"{summary['dag_id']} failed for month {summary['month']} at stage {summary['stage']}: "
+        f"{summary['reason']} (run {summary['run_id']})"
+    )
     return text + (f"; log: {summary['log_url']}" if summary.get("log_url") else "")
 
 

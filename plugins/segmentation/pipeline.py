@@ -21,11 +21,15 @@ from .validate import validate
 log = logging.getLogger(__name__)
 
 
-def run_month(settings: Settings, month: str, source: Source, force_retrain: bool = False,
-              run_id: str | None = None) -> dict:
+def run_month(
+    settings: Settings, month: str, source: Source, force_retrain: bool = False, run_id: str | None = None
+) -> dict:
     """ingest -> validate -> features -> decide -> train|reuse -> score -> publish -> recommend, report."""
-    results = {"ingest": ingest(settings, month, source), "validate": validate(settings, month),
-               "features": build_features(settings, month)}
+    results = {
+        "ingest": ingest(settings, month, source),
+        "validate": validate(settings, month),
+        "features": build_features(settings, month),
+    }
     decision = decide(settings, month, force_retrain)
     results["decide"] = decision
     if decision["decision"] == TRAIN:
@@ -40,8 +44,14 @@ def run_month(settings: Settings, month: str, source: Source, force_retrain: boo
     return results
 
 
-def run_months(settings: Settings, first: str, last: str, source: Source, force_retrain: bool = False,
-               on_month: Callable[[dict], None] | None = None) -> list[dict]:
+def run_months(
+    settings: Settings,
+    first: str,
+    last: str,
+    source: Source,
+    force_retrain: bool = False,
+    on_month: Callable[[dict], None] | None = None,
+) -> list[dict]:
     """run_month for first..last in order (force_retrain applies to the first); ``on_month`` sees each result."""
     results = []
     for month in month_range(first, last):

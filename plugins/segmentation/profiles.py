@@ -10,29 +10,66 @@ from typing import NamedTuple
 import pandas as pd
 
 PROFILE_FEATURES = [
-    "log_mean_qty", "active_share", "cv", "log_slope", "resid_std", "seasonal_strength",
-    "season_cos", "season_sin", "yoy_growth", "log_breadth", "recency_months",
+    "log_mean_qty",
+    "active_share",
+    "cv",
+    "log_slope",
+    "resid_std",
+    "seasonal_strength",
+    "season_cos",
+    "season_sin",
+    "yoy_growth",
+    "log_breadth",
+    "recency_months",
 ]
 # the medians a segment's name is derived from, for customer (invoice) data and for shop (monthly) data
-CUSTOMER_NAMING = ["recency_days", "orders", "order_days", "orders_90d", "spend", "aov", "gap_days",
-                   "tenure_days", "products"]
-SHOP_NAMING = ["log_level", "active_share", "active_trend_t", "active_noise", "season_amp_cos", "season_amp_sin",
-               "log_mean_value"]
-SEASONS = {12: "Winter", 1: "Winter", 2: "Winter", 3: "Spring", 4: "Spring", 5: "Spring",
-           6: "Summer", 7: "Summer", 8: "Summer", 9: "Autumn", 10: "Autumn", 11: "Autumn"}
+CUSTOMER_NAMING = [
+    "recency_days",
+    "orders",
+    "order_days",
+    "orders_90d",
+    "spend",
+    "aov",
+    "gap_days",
+    "tenure_days",
+    "products",
+]
+SHOP_NAMING = [
+    "log_level",
+    "active_share",
+    "active_trend_t",
+    "active_noise",
+    "season_amp_cos",
+    "season_amp_sin",
+    "log_mean_value",
+]
+SEASONS = {
+    12: "Winter",
+    1: "Winter",
+    2: "Winter",
+    3: "Spring",
+    4: "Spring",
+    5: "Spring",
+    6: "Summer",
+    7: "Summer",
+    8: "Summer",
+    9: "Autumn",
+    10: "Autumn",
+    11: "Autumn",
+}
 
 # shops (log units): a segment is seasonal, growing/declining, intermittent, erratic or steady, in that order
 SEASONAL_AMPLITUDE = 0.15  # amplitude of the annual harmonic above which the segment peaks in a season
-TREND_T = 1.2              # |active_trend_t| above which the segment clearly grows or declines
-INTERMITTENT_SHARE = 0.6   # active_share below which the segment skips too many months to be steady
-ERRATIC_NOISE = -0.9       # active_noise above which the segment is erratic (steady is around -1.9)
-SIZE_STEP = 0.7            # log_level this far above / below overall makes a steady segment large / small
+TREND_T = 1.2  # |active_trend_t| above which the segment clearly grows or declines
+INTERMITTENT_SHARE = 0.6  # active_share below which the segment skips too many months to be steady
+ERRATIC_NOISE = -0.9  # active_noise above which the segment is erratic (steady is around -1.9)
+SIZE_STEP = 0.7  # log_level this far above / below overall makes a steady segment large / small
 
 # customers: ratios of the segment's median to the overall median of all modelled customers
-HIGH_RATIO = 1.5           # clearly above overall (frequency, spend, order value)
+HIGH_RATIO = 1.5  # clearly above overall (frequency, spend, order value)
 LOW_RATIO = 1 / HIGH_RATIO  # clearly below overall (tenure)
-RISING_RECENCY = 1.5       # recency rising: a frequent segment needs attention
-LAPSING_RECENCY = 2.0      # recency far above overall: at risk when frequent, hibernating otherwise
+RISING_RECENCY = 1.5  # recency rising: a frequent segment needs attention
+LAPSING_RECENCY = 2.0  # recency far above overall: at risk when frequent, hibernating otherwise
 
 _NUMBERED = re.compile(r" \d+$")
 
@@ -41,9 +78,9 @@ class Qualifier(NamedTuple):
     """A dimension that can tell two segments with the same base name apart."""
 
     key: str
-    scale: float             # a difference of one scale is a clear difference
-    words: tuple[str, str]   # (lower, higher)
-    log: bool = False        # compare ln(1 + value) (customer amounts and counts)
+    scale: float  # a difference of one scale is a clear difference
+    words: tuple[str, str]  # (lower, higher)
+    log: bool = False  # compare ln(1 + value) (customer amounts and counts)
 
 
 SHOP_QUALIFIERS = [
@@ -64,13 +101,20 @@ CUSTOMER_QUALIFIERS = [
 ]
 # what a base name already says, so it is not repeated as a qualifier
 STATED = {
-    "Growing": {"active_trend_t", "season_amplitude"}, "Declining": {"active_trend_t", "season_amplitude"},
-    "Intermittent": {"active_share", "season_amplitude"}, "Erratic": {"active_noise", "season_amplitude"},
+    "Growing": {"active_trend_t", "season_amplitude"},
+    "Declining": {"active_trend_t", "season_amplitude"},
+    "Intermittent": {"active_share", "season_amplitude"},
+    "Erratic": {"active_noise", "season_amplitude"},
     "Steady": {"active_noise", "season_amplitude"},
     "Large steady": {"log_level", "active_noise", "season_amplitude"},
     "Small steady": {"log_level", "active_noise", "season_amplitude"},
-    "Loyal": {"orders"}, "Big spenders": {"aov"}, "Promising": {"tenure_days"}, "Occasional": {"orders"},
-    "Regular": {"orders"}, "Needs attention": {"recency_days"}, "At risk": {"recency_days"},
+    "Loyal": {"orders"},
+    "Big spenders": {"aov"},
+    "Promising": {"tenure_days"},
+    "Occasional": {"orders"},
+    "Regular": {"orders"},
+    "Needs attention": {"recency_days"},
+    "At risk": {"recency_days"},
     "Hibernating": {"recency_days"},
 }
 
@@ -165,12 +209,14 @@ def build_profiles(month: str, scores: pd.DataFrame, features: pd.DataFrame, nam
     frame = scores.merge(features[["shop_id", *PROFILE_FEATURES]], on="shop_id", how="left")
     medians = frame.groupby("segment_id")[PROFILE_FEATURES].median()
     grouped = frame.groupby("segment_id")
-    profiles = pd.DataFrame({
-        "month": month,
-        "segment_id": medians.index.astype("int64"),
-        "shops": grouped.size().reindex(medians.index).to_numpy(),
-        "mean_strength": grouped["membership_strength"].mean().reindex(medians.index).to_numpy(),
-    })
+    profiles = pd.DataFrame(
+        {
+            "month": month,
+            "segment_id": medians.index.astype("int64"),
+            "shops": grouped.size().reindex(medians.index).to_numpy(),
+            "mean_strength": grouped["membership_strength"].mean().reindex(medians.index).to_numpy(),
+        }
+    )
     profiles["share"] = profiles["shops"] / profiles["shops"].sum()
     profiles["name"] = [names.get(int(s), "Noise" if s == -1 else f"Segment {s}") for s in profiles["segment_id"]]
     for feature in PROFILE_FEATURES:
@@ -231,8 +277,9 @@ def _kept_names(derived: dict[int, str], inherited: dict[int, str]) -> dict[int,
     return kept
 
 
-def _free_name(sid: int, words: list[str], base: str, taken: dict[str, int], profiles: dict[int, dict],
-               qualifiers: list[Qualifier]) -> str:
+def _free_name(
+    sid: int, words: list[str], base: str, taken: dict[str, int], profiles: dict[int, dict], qualifiers: list[Qualifier]
+) -> str:
     """base + words, further qualified against the holder of a taken name, numbered only as a last resort."""
     name = ", ".join([base, *words])
     if name in taken:

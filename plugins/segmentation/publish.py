@@ -23,8 +23,16 @@ from .storage import Lake, as_of_ref, month_ref, utc_now
 from .warehouse import DuckDBWarehouse
 
 log = logging.getLogger(__name__)
-SEGMENT_COLUMNS = ["month", "shop_id", "segment_id", "segment_name", "membership_strength", "eligible",
-                   "model_version", "scored_at"]
+SEGMENT_COLUMNS = [
+    "month",
+    "shop_id",
+    "segment_id",
+    "segment_name",
+    "membership_strength",
+    "eligible",
+    "model_version",
+    "scored_at",
+]
 
 
 def warehouse_for(settings: Settings):
@@ -33,14 +41,17 @@ def warehouse_for(settings: Settings):
         from .warehouse_postgres import PostgresWarehouse
 
         if not settings.warehouse_dsn:
-            raise ValueError("the postgres warehouse needs SEGMENTATION_WAREHOUSE_DSN or the Airflow connection "
-                             f"{settings.warehouse_conn_id!r}")
+            raise ValueError(
+                "the postgres warehouse needs SEGMENTATION_WAREHOUSE_DSN or the Airflow connection "
+                f"{settings.warehouse_conn_id!r}"
+            )
         return PostgresWarehouse(settings.warehouse_dsn, settings.sql_dir)
     if settings.warehouse_backend == "bigquery":
         from .warehouse_bigquery import BigQueryWarehouse
 
-        return BigQueryWarehouse(settings.bq_project, settings.bq_dataset, settings.sql_dir,
-                                 gcp_conn_id=settings.gcp_conn_id)
+        return BigQueryWarehouse(
+            settings.bq_project, settings.bq_dataset, settings.sql_dir, gcp_conn_id=settings.gcp_conn_id
+        )
     return DuckDBWarehouse(settings.warehouse_path, settings.sql_dir, settings.warehouse_wait_seconds)
 
 
@@ -62,10 +73,15 @@ RUN_IDENTITY_COLUMNS = ("run_id", "published_at")  # differ between runs that pu
 
 def table_summaries(segments: pd.DataFrame, profiles: pd.DataFrame | None, run: pd.DataFrame) -> dict:
     """Rows and content hash of what the month holds in each table, for the DAG's asset events."""
-    frames = {"segments": segments, "segment_profiles": profiles if profiles is not None else pd.DataFrame(),
-              "model_runs": run.drop(columns=list(RUN_IDENTITY_COLUMNS))}
-    return {name: {"rows": len(frame), "content_sha": content_sha(pa.Table.from_pandas(frame, preserve_index=False))}
-            for name, frame in frames.items()}
+    frames = {
+        "segments": segments,
+        "segment_profiles": profiles if profiles is not None else pd.DataFrame(),
+        "model_runs": run.drop(columns=list(RUN_IDENTITY_COLUMNS)),
+    }
+    return {
+        name: {"rows": len(frame), "content_sha": content_sha(pa.Table.from_pandas(frame, preserve_index=False))}
+        for name, frame in frames.items()
+    }
 
 
 NAME_CHECK_ROWS = 200_000  # medians of a deterministic sample: exact enough for a name, cheap at 1M shops
@@ -80,12 +96,16 @@ def check_month_names(month: str, segments: pd.DataFrame, features: pd.DataFrame
     if not names or not columns:
         return {}
     frame = features.loc[features["eligible"], ["shop_id", *columns]]
-    frame = frame.iloc[subsample(len(frame), NAME_CHECK_ROWS, 0)].merge(segments[["shop_id", "segment_id"]],
-                                                                          on="shop_id")
+    frame = frame.iloc[subsample(len(frame), NAME_CHECK_ROWS, 0)].merge(
+        segments[["shop_id", "segment_id"]], on="shop_id"
+    )
     if frame.empty:
         return {}
-    profiles = {int(sid): row.to_dict() for sid, row in frame.groupby("segment_id")[columns].median().iterrows()
-                if int(sid) in names}
+    profiles = {
+        int(sid): row.to_dict()
+        for sid, row in frame.groupby("segment_id")[columns].median().iterrows()
+        if int(sid) in names
+    }
     misfits = {str(k): v for k, v in check_names(profiles, names, frame[columns].median().to_dict()).items()}
     if misfits:
         log.warning("publish %s: segment names that no longer fit this month's profiles: %s", month, misfits)
@@ -114,35 +134,59 @@ def publish(settings: Settings, month: str, run_id: str | None = None) -> dict:
     shops = len(segments)
     n_segments = int(segments.loc[segments["segment_id"] >= 0, "segment_id"].nunique()) if shops else 0
     noise = float((segments["segment_id"] == -1).mean()) if shops else None
-    run = pd.DataFrame([{
+    run = pd.DataFrame(
+        [
+            {
+                "month": month,
+                "run_id": run_id,
+                "decision": decision["decision"],
+                "reason": decision["reason"],
+                "model_version": version,
+                "challenger_version": training.get("challenger_version"),
+                "promoted": training.get("promoted"),
+                "verdict": training.get("verdict"),
+                "gate_failures": _json(training.get("gate_failures")),
+                "drift": _json(decision.get("drift")),
+                "shops": shops,
+                "segments": n_segments,
+                "noise_share": noise,
+                "metrics": _json(metrics),
+                "scores_sha": scores_sha,
+                "published_at": pd.Timestamp(utc_now()).tz_localize(None),
+            }
+        ]
+    )
+    outcome = {
         "month": month,
-        "run_id": run_id,
-        "decision": decision["decision"],
-        "reason": decision["reason"],
+        "rows": shops,
         "model_version": version,
-        "challenger_version": training.get("challenger_version"),
-        "promoted": training.get("promoted"),
-        "verdict": training.get("verdict"),
-        "gate_failures": _json(training.get("gate_failures")),
-        "drift": _json(decision.get("drift")),
-        "shops": shops,
-        "segments": n_segments,
-        "noise_share": noise,
-        "metrics": _json(metrics),
-        "scores_sha": scores_sha,
-        "published_at": pd.Timestamp(utc_now()).tz_localize(None),
-    }])
-    outcome = {"month": month, "rows": shops, "model_version": version,
-               "tables": table_summaries(segments, profiles, run)}
+        "tables": table_summaries(segments, profiles, run),
+    }
     current = warehouse.current_run(month)
-    if current and current.get("scores_sha") == scores_sha and current["decision"] == decision["decision"] \
-            and current.get("model_version") == version and current.get("reason") == decision["reason"]:
-        log.info("publish %s: warehouse already holds these %d rows (%s); nothing written", month, shops,
-                 settings.warehouse_path)
+    if (
+        current
+        and current.get("scores_sha") == scores_sha
+        and current["decision"] == decision["decision"]
+        and current.get("model_version") == version
+        and current.get("reason") == decision["reason"]
+    ):
+        log.info(
+            "publish %s: warehouse already holds these %d rows (%s); nothing written",
+            month,
+            shops,
+            settings.warehouse_path,
+        )
         return {**outcome, "written": False}
     warehouse.replace_month(month, segments, run, profiles)
     seconds = round(time.perf_counter() - started, 3)
-    log.info("publish %s: replaced the month in %s: %d segment rows (%d segments, noise %s), decision %s (%.2fs)",
-             month, settings.warehouse_path, shops, n_segments,
-             "n/a" if noise is None else f"{100 * noise:.1f}%", decision["decision"], seconds)
+    log.info(
+        "publish %s: replaced the month in %s: %d segment rows (%d segments, noise %s), decision %s (%.2fs)",
+        month,
+        settings.warehouse_path,
+        shops,
+        n_segments,
+        "n/a" if noise is None else f"{100 * noise:.1f}%",
+        decision["decision"],
+        seconds,
+    )
     return {**outcome, "segments": n_segments, "written": True, "seconds": seconds}

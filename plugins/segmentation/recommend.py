@@ -49,8 +49,12 @@ FINE = 10_000  # similarities and basket weights in fixed point: their products 
 ALL_SHOPS = -1  # the group of all shops (and the only group of noise shops, which have no segment)
 RANGE_SHOPS = 50_000  # shops scored per query: bounds the candidates held at once
 ENGINE_MEMORY = "3GB"
-METHODS = {"itemcf": ("itemcf", "all"), "segment_itemcf": ("itemcf", "segment"),  # config.RECOMMEND_METHODS
-           "popular": ("popular", "all"), "segment_popular": ("popular", "segment")}
+METHODS = {
+    "itemcf": ("itemcf", "all"),
+    "segment_itemcf": ("itemcf", "segment"),  # config.RECOMMEND_METHODS
+    "popular": ("popular", "all"),
+    "segment_popular": ("popular", "segment"),
+}
 OUTPUT_COLUMNS = ["month", "shop_id", "rank", "product_id", "score", "reason", "segment_id"]
 
 
@@ -78,8 +82,10 @@ class Recipe:
         if self.method == "popular":
             prior = f", prior {self.prior_shops:g} shops" if self.scope == "segment" else ""
             return f"{self.name} ({common}{prior})"
-        return (f"{self.name} ({common}, basket {self.recent_products} products, {self.neighbours} neighbours, "
-                f"popularity weight {self.popularity_weight:g})")
+        return (
+            f"{self.name} ({common}, basket {self.recent_products} products, {self.neighbours} neighbours, "
+            f"popularity weight {self.popularity_weight:g})"
+        )
 
 
 def recipe_for(settings: Settings) -> Recipe:
@@ -88,6 +94,7 @@ def recipe_for(settings: Settings) -> Recipe:
 
 
 # --- the engine -------------------------------------------------------------------------------------------------
+
 
 def _quote(text: str) -> str:
     return text.replace("'", "''")
@@ -111,9 +118,11 @@ def engine(scratch: str):
 
 def load_members(con, scores_path: str) -> None:
     """`members`: the month's scored shops with an integer key (in shop_id order) and their segment."""
-    con.execute("CREATE OR REPLACE TEMP TABLE members AS "
-                "SELECT row_number() OVER (ORDER BY shop_id) AS sid, shop_id, segment_id, segment_name "
-                f"FROM ({_parquet([scores_path], 'shop_id, segment_id, segment_name')})")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE members AS "
+        "SELECT row_number() OVER (ORDER BY shop_id) AS sid, shop_id, segment_id, segment_name "
+        f"FROM ({_parquet([scores_path], 'shop_id, segment_id, segment_name')})"
+    )
 
 
 def load_history(con, raw_paths: list[str], as_of_index: int, half_life: float) -> None:
@@ -123,11 +132,13 @@ def load_history(con, raw_paths: list[str], as_of_index: int, half_life: float) 
         CREATE OR REPLACE TEMP TABLE pairs AS
         SELECT m.sid, r.product_id, ANY_VALUE(m.segment_id) AS segment_id,
                {as_of_index} - MAX(r.year * 12 + r.month - 1) AS age
-        FROM ({_parquet(raw_paths, 'shop_id, product_id, year, month, sales_qty')}) r JOIN members m USING (shop_id)
+        FROM ({_parquet(raw_paths, "shop_id, product_id, year, month, sales_qty")}) r JOIN members m USING (shop_id)
         WHERE r.sales_qty > 0 AND r.year * 12 + r.month - 1 <= {as_of_index}
         GROUP BY m.sid, r.product_id""")
-    con.execute("CREATE OR REPLACE TEMP TABLE products AS SELECT product_id, row_number() OVER (ORDER BY product_id) "
-                "AS pid FROM (SELECT DISTINCT product_id FROM pairs)")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE products AS SELECT product_id, row_number() OVER (ORDER BY product_id) "
+        "AS pid FROM (SELECT DISTINCT product_id FROM pairs)"
+    )
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE bought AS
         SELECT p.sid, k.pid, p.segment_id, p.age,
@@ -174,7 +185,7 @@ def item_neighbours(con, scope: str, recent_products: int, neighbours: int, half
         SELECT sid, pid, gid,
                CAST(round({FINE} * pow(0.5, (age - MIN(age) OVER (PARTITION BY sid)) / {float(half_life)})) AS INTEGER)
                    AS w
-        FROM (SELECT sid, pid, age, {group_of(scope, 'bought')} AS gid,
+        FROM (SELECT sid, pid, age, {group_of(scope, "bought")} AS gid,
                      row_number() OVER (PARTITION BY sid ORDER BY age, pid) AS place FROM bought)
         WHERE place <= {int(recent_products)}""")
     con.execute(f"""
@@ -202,13 +213,13 @@ def candidate_parts(recipe: Recipe, low: int, high: int) -> str:
     popular = f"""
         SELECT s.sid, p.pid, 0 AS part
         FROM shops s JOIN popular p ON p.gid = s.gid AND p.place <= {recipe.top_n} + s.owned
-        WHERE {_range(low, high, 's')}"""
+        WHERE {_range(low, high, "s")}"""
     if recipe.method == "popular":
         return popular
     return f"""
         SELECT h.sid, s.b AS pid, s.sim * h.w AS part
         FROM basket h JOIN neighbours s ON s.gid = h.gid AND s.a = h.pid
-        WHERE {_range(low, high, 'h')}
+        WHERE {_range(low, high, "h")}
         UNION ALL {popular}"""
 
 
@@ -219,14 +230,13 @@ def candidates_sql(recipe: Recipe, low: int, high: int) -> str:
     if recipe.method == "popular":
         score = "p.share"
     else:
-        score = (f"c.affinity / (s.basket_weight * {FINE}) "
-                 f"+ {float(recipe.popularity_weight)} * p.share / p.best_share")
+        score = f"c.affinity / (s.basket_weight * {FINE}) + {float(recipe.popularity_weight)} * p.share / p.best_share"
     return f"""
         WITH affinities AS (
             SELECT sid, pid, SUM(part) AS affinity FROM ({candidate_parts(recipe, low, high)}) GROUP BY sid, pid)
         SELECT c.sid, c.pid, {score} AS score, p.buyers_all, c.affinity
         FROM affinities c JOIN shops s USING (sid) JOIN popular p ON p.gid = s.gid AND p.pid = c.pid
-        ANTI JOIN (SELECT sid, pid FROM bought b WHERE {_range(low, high, 'b')}) o ON o.sid = c.sid AND o.pid = c.pid"""
+        ANTI JOIN (SELECT sid, pid FROM bought b WHERE {_range(low, high, "b")}) o ON o.sid = c.sid AND o.pid = c.pid"""
 
 
 def because_sql(recipe: Recipe) -> str:
@@ -262,8 +272,11 @@ def rank_range(con, recipe: Recipe, low: int, high: int) -> None:
 def rank_all(con, recipe: Recipe) -> None:
     """`shops` (each member's group, how many products it owns, its basket's weight) and `recommended`: every
     member's top N, computed RANGE_SHOPS shops at a time."""
-    weights = "SELECT sid, SUM(w) AS basket_weight FROM basket GROUP BY sid" if recipe.method == "itemcf" else \
-        "SELECT NULL::BIGINT AS sid, NULL::BIGINT AS basket_weight LIMIT 0"
+    weights = (
+        "SELECT sid, SUM(w) AS basket_weight FROM basket GROUP BY sid"
+        if recipe.method == "itemcf"
+        else "SELECT NULL::BIGINT AS sid, NULL::BIGINT AS basket_weight LIMIT 0"
+    )
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE shops AS
         SELECT m.sid, {group_of(recipe.scope)} AS gid, COALESCE(o.owned, 0) AS owned,
@@ -271,8 +284,10 @@ def rank_all(con, recipe: Recipe) -> None:
         FROM members m
         LEFT JOIN (SELECT sid, COUNT(*) AS owned FROM bought GROUP BY sid) o USING (sid)
         LEFT JOIN ({weights}) k USING (sid)""")
-    con.execute("CREATE OR REPLACE TEMP TABLE recommended (sid BIGINT, pid BIGINT, rank BIGINT, score DOUBLE, "
-                "affinity HUGEINT, since_1 BIGINT, since_2 BIGINT)")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE recommended (sid BIGINT, pid BIGINT, rank BIGINT, score DOUBLE, "
+        "affinity HUGEINT, since_1 BIGINT, since_2 BIGINT)"
+    )
     shops = con.execute("SELECT COUNT(*) FROM members").fetchone()[0]
     for low in range(1, shops + 1, RANGE_SHOPS):
         rank_range(con, recipe, low, low + RANGE_SHOPS)
@@ -280,19 +295,24 @@ def rank_all(con, recipe: Recipe) -> None:
 
 # --- reasons and output -----------------------------------------------------------------------------------------
 
+
 def _bought_by(prefix: str, noun: str) -> str:
     """SQL: "412 of the 1,930 customers in 'Champions'" (a segment) or "812 of all 4,334 customers" (all shops),
     from the columns <prefix>_gid, <prefix>_buyers and <prefix>_shops."""
     gid, buyers, shops = (f"{prefix}_{column}" for column in ("gid", "buyers", "shops"))
     count = f"CASE WHEN {buyers} = 0 THEN 'none' ELSE format('{{:,d}}', {buyers}) END"
-    return (f"CASE WHEN {gid} = {ALL_SHOPS} THEN format('{{}} of all {{:,d}} {noun}', {count}, {shops}) "
-            f"ELSE format('{{}} of the {{:,d}} {noun} in ''{{}}''', {count}, {shops}, segment_name) END")
+    return (
+        f"CASE WHEN {gid} = {ALL_SHOPS} THEN format('{{}} of all {{:,d}} {noun}', {count}, {shops}) "
+        f"ELSE format('{{}} of the {{:,d}} {noun} in ''{{}}''', {count}, {shops}, segment_name) END"
+    )
 
 
 def _percent(prefix: str) -> str:
     buyers, shops = f"{prefix}_buyers", f"{prefix}_shops"
-    return (f"CASE WHEN {buyers} * 100 < {shops} THEN '<1' "
-            f"ELSE CAST(CAST(round(100.0 * {buyers} / {shops}) AS BIGINT) AS VARCHAR) END")
+    return (
+        f"CASE WHEN {buyers} * 100 < {shops} THEN '<1' "
+        f"ELSE CAST(CAST(round(100.0 * {buyers} / {shops}) AS BIGINT) AS VARCHAR) END"
+    )
 
 
 def reason_sql(noun: str) -> str:
@@ -301,10 +321,10 @@ def reason_sql(noun: str) -> str:
     in bought it (all shops' figures when none of the segment did)."""
     return f"""
         CASE WHEN since IS NULL
-             THEN format('Bought by {{}} ({{}}%), not yet by this one', {_bought_by('ranked', noun)},
-                         {_percent('ranked')})
+             THEN format('Bought by {{}} ({{}}%), not yet by this one', {_bought_by("ranked", noun)},
+                         {_percent("ranked")})
              ELSE format('Often bought with {{}}, which this one bought; {{}} bought it', since,
-                         {_bought_by('segment', noun)}) END"""
+                         {_bought_by("segment", noun)}) END"""
 
 
 def output_sql(recipe: Recipe, month: str, noun: str) -> str:
@@ -320,7 +340,7 @@ def output_sql(recipe: Recipe, month: str, noun: str) -> str:
                    CASE WHEN q.buyers > 0 THEN q.shops ELSE a.shops END AS ranked_shops
             FROM recommended r JOIN members m USING (sid) JOIN products k USING (pid)
             LEFT JOIN products k1 ON k1.pid = r.since_1 LEFT JOIN products k2 ON k2.pid = r.since_2
-            JOIN popular g ON g.gid = {group_of('segment')} AND g.pid = r.pid
+            JOIN popular g ON g.gid = {group_of("segment")} AND g.pid = r.pid
             JOIN popular q ON q.gid = {group_of(recipe.scope)} AND q.pid = r.pid
             JOIN popular a ON a.gid = {ALL_SHOPS} AND a.pid = r.pid)
         SELECT '{_quote(month)}' AS month, shop_id, rank, product_id, score, {reason_sql(noun)} AS reason, segment_id
@@ -330,15 +350,19 @@ def output_sql(recipe: Recipe, month: str, noun: str) -> str:
 def write_output(con, recipe: Recipe, month: str, noun: str, out: Path) -> None:
     """The output rows as a parquet file, streamed (rows in any order: memory stays bounded)."""
     con.execute("SET preserve_insertion_order = false")
-    con.execute(f"COPY ({output_sql(recipe, month, noun)}) TO '{_quote(str(out))}' "
-                "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 65536)")
+    con.execute(
+        f"COPY ({output_sql(recipe, month, noun)}) TO '{_quote(str(out))}' "
+        "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 65536)"
+    )
 
 
 def empty_output(con, out: Path) -> None:
     """A parquet file with the output's columns and no rows (a month without segments)."""
-    con.execute(f"COPY (SELECT ''::VARCHAR AS month, ''::VARCHAR AS shop_id, 0::BIGINT AS rank, ''::VARCHAR AS "
-                f"product_id, 0::DOUBLE AS score, ''::VARCHAR AS reason, 0::BIGINT AS segment_id LIMIT 0) "
-                f"TO '{_quote(str(out))}' (FORMAT parquet)")
+    con.execute(
+        f"COPY (SELECT ''::VARCHAR AS month, ''::VARCHAR AS shop_id, 0::BIGINT AS rank, ''::VARCHAR AS "
+        f"product_id, 0::DOUBLE AS score, ''::VARCHAR AS reason, 0::BIGINT AS segment_id LIMIT 0) "
+        f"TO '{_quote(str(out))}' (FORMAT parquet)"
+    )
 
 
 def summarise(con, out: Path) -> dict:
@@ -352,22 +376,39 @@ def summarise(con, out: Path) -> dict:
     return {"rows": int(rows), "shops": int(shops), "products": int(products), "content_sha": digest}
 
 
-def recommend_files(raw_paths: list[str], scores_path: str | None, month: str, recipe: Recipe, out: Path,
-                    noun: str = "shops", scratch: str | None = None) -> dict:
+def recommend_files(
+    raw_paths: list[str],
+    scores_path: str | None,
+    month: str,
+    recipe: Recipe,
+    out: Path,
+    noun: str = "shops",
+    scratch: str | None = None,
+) -> dict:
     """Recommendations for the month from raw partitions (the window up to the month) and the month's scores,
     written to `out` (parquet, OUTPUT_COLUMNS, rows in no particular order); returns their summary."""
     with tempfile.TemporaryDirectory(prefix="recommend-", dir=scratch) as spill, engine(spill) as con:
         if scores_path is None or not raw_paths:
             empty_output(con, out)
             return summarise(con, out)
-        steps = [("members", lambda: load_members(con, scores_path)),
-                 ("history", lambda: load_history(con, raw_paths, month_index(month), recipe.half_life_months)),
-                 ("popularity", lambda: popularity(con, recipe.prior_shops))]
+        steps = [
+            ("members", lambda: load_members(con, scores_path)),
+            ("history", lambda: load_history(con, raw_paths, month_index(month), recipe.half_life_months)),
+            ("popularity", lambda: popularity(con, recipe.prior_shops)),
+        ]
         if recipe.method == "itemcf":
-            steps.append(("neighbours", lambda: item_neighbours(con, recipe.scope, recipe.recent_products,
-                                                                recipe.neighbours, recipe.half_life_months)))
-        steps += [("rank", lambda: rank_all(con, recipe)),
-                  ("write", lambda: write_output(con, recipe, month, noun, out))]
+            steps.append(
+                (
+                    "neighbours",
+                    lambda: item_neighbours(
+                        con, recipe.scope, recipe.recent_products, recipe.neighbours, recipe.half_life_months
+                    ),
+                )
+            )
+        steps += [
+            ("rank", lambda: rank_all(con, recipe)),
+            ("write", lambda: write_output(con, recipe, month, noun, out)),
+        ]
         timings = {}
         for name, step in steps:
             started = time.perf_counter()
@@ -388,23 +429,49 @@ RUN_KEYS = ("content_sha", "inputs_sha", "method", "model_version", "history_mon
 def inputs_fingerprint(lake: Lake, month: str, months: list[str], recipe: Recipe, noun: str) -> str:
     """A hash of everything the month's recommendations are made from: the raw and scores files (their manifest
     checksums), the method and this module's code. The same fingerprint makes the same rows."""
+
     def data_sha(zone: str, key: str) -> str | None:
         manifest = lake.manifest(month_ref(zone, key))
         return next((f["sha256"] for f in manifest["files"] if f["name"] == "data.parquet"), None) if manifest else None
 
-    parts = {"month": month, "raw": {m: data_sha("raw", m) for m in months}, "scores": data_sha("scores", month),
-             "method": recipe.describe(), "noun": noun, "code": hashlib.sha256(Path(__file__).read_bytes()).hexdigest()}
+    parts = {
+        "month": month,
+        "raw": {m: data_sha("raw", m) for m in months},
+        "scores": data_sha("scores", month),
+        "method": recipe.describe(),
+        "noun": noun,
+        "code": hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),
+    }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
-def _run_row(month: str, run_id: str | None, recipe: Recipe, history_months: int, model_version: str | None,
-             summary: dict, inputs_sha: str) -> pd.DataFrame:
-    return pd.DataFrame([{
-        "month": month, "run_id": run_id, "method": recipe.describe(), "top_n": recipe.top_n,
-        "history_months": history_months, "model_version": model_version, "shops": summary["shops"],
-        "recommendations": summary["rows"], "products": summary["products"], "content_sha": summary["content_sha"],
-        "inputs_sha": inputs_sha, "published_at": pd.Timestamp(utc_now()).tz_localize(None),
-    }])
+def _run_row(
+    month: str,
+    run_id: str | None,
+    recipe: Recipe,
+    history_months: int,
+    model_version: str | None,
+    summary: dict,
+    inputs_sha: str,
+) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "month": month,
+                "run_id": run_id,
+                "method": recipe.describe(),
+                "top_n": recipe.top_n,
+                "history_months": history_months,
+                "model_version": model_version,
+                "shops": summary["shops"],
+                "recommendations": summary["rows"],
+                "products": summary["products"],
+                "content_sha": summary["content_sha"],
+                "inputs_sha": inputs_sha,
+                "published_at": pd.Timestamp(utc_now()).tz_localize(None),
+            }
+        ]
+    )
 
 
 def _same(a, b) -> bool:
@@ -419,8 +486,13 @@ def _already_written(current: dict | None, run: pd.DataFrame) -> bool:
 
 def _outcome(month: str, recipe: Recipe, version: str | None, summary: dict) -> dict:
     """What the stage returns (and the DAG's asset event carries)."""
-    return {"month": month, "method": recipe.name, "model_version": version, **summary,
-            "tables": {"recommendations": {"rows": summary["rows"], "content_sha": summary["content_sha"]}}}
+    return {
+        "month": month,
+        "method": recipe.name,
+        "model_version": version,
+        **summary,
+        "tables": {"recommendations": {"rows": summary["rows"], "content_sha": summary["content_sha"]}},
+    }
 
 
 def recommend(settings: Settings, month: str, run_id: str | None = None, recipe: Recipe | None = None) -> dict:
@@ -442,10 +514,17 @@ def recommend(settings: Settings, month: str, run_id: str | None = None, recipe:
     warehouse = warehouse_for(settings)
     current = warehouse.current_recommendation_run(month)
     if current and current.get("inputs_sha") == inputs_sha:
-        summary = {"rows": int(current["recommendations"]), "shops": int(current["shops"]),
-                   "products": int(current["products"]), "content_sha": current["content_sha"]}
-        log.info("recommend %s: the warehouse holds the %d recommendations made from these inputs; nothing to do",
-                 month, summary["rows"])
+        summary = {
+            "rows": int(current["recommendations"]),
+            "shops": int(current["shops"]),
+            "products": int(current["products"]),
+            "content_sha": current["content_sha"],
+        }
+        log.info(
+            "recommend %s: the warehouse holds the %d recommendations made from these inputs; nothing to do",
+            month,
+            summary["rows"],
+        )
         return {**_outcome(month, recipe, version, summary), "written": False}
     with tempfile.TemporaryDirectory(prefix="recommend-") as scratch:
         raw_paths = [lake.local_file(month_ref("raw", m), "data.parquet", scratch) for m in months]
@@ -454,13 +533,25 @@ def recommend(settings: Settings, month: str, run_id: str | None = None, recipe:
         summary = recommend_files(raw_paths, scores_path, month, recipe, out, noun, scratch)
         run = _run_row(month, run_id, recipe, len(months), version, summary, inputs_sha)
         if _already_written(current, run):
-            log.info("recommend %s: the warehouse already holds these %d recommendations; nothing written", month,
-                     summary["rows"])
+            log.info(
+                "recommend %s: the warehouse already holds these %d recommendations; nothing written",
+                month,
+                summary["rows"],
+            )
             return {**_outcome(month, recipe, version, summary), "written": False}
         warehouse.replace_recommendations(month, out, run)
     seconds = round(time.perf_counter() - started, 3)
-    log.info("recommend %s: %d recommendations for %d %s (%d products) by %s from %d raw months (%.2fs)", month,
-             summary["rows"], summary["shops"], noun, summary["products"], recipe.describe(), len(months), seconds)
+    log.info(
+        "recommend %s: %d recommendations for %d %s (%d products) by %s from %d raw months (%.2fs)",
+        month,
+        summary["rows"],
+        summary["shops"],
+        noun,
+        summary["products"],
+        recipe.describe(),
+        len(months),
+        seconds,
+    )
     return {**_outcome(month, recipe, version, summary), "written": True, "seconds": seconds}
 
 

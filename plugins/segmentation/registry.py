@@ -74,7 +74,9 @@ class Registry:
             "encoder.keras": encoder_bytes,
             "clusterer.pkl": pickle.dumps(clusterer),
         }
-        self.lake.publish_files(version_ref(version), files, {**metadata, "version": version, "registered_at": utc_now()})
+        self.lake.publish_files(
+            version_ref(version), files, {**metadata, "version": version, "registered_at": utc_now()}
+        )
         return version
 
     # champion -------------------------------------------------------------------
@@ -91,8 +93,9 @@ class Registry:
     def promote(self, version: str, reason: str) -> None:
         metadata = self.metadata(version)  # raises if the version is not fully published
         history = [h for h in self.promotions() if h["version"] != version]
-        history.append({"version": version, "trained_for": metadata["trained_for"], "promoted_at": utc_now(),
-                        "reason": reason})
+        history.append(
+            {"version": version, "trained_for": metadata["trained_for"], "promoted_at": utc_now(), "reason": reason}
+        )
         history.sort(key=lambda h: (month_index(h["trained_for"]), h["version"]))
         self.lake.put_json(CHAMPION, {"champion": history[-1]["version"], "history": history})
 
@@ -118,6 +121,8 @@ class Registry:
             metadata=metadata,
             scaler=pickle.load(io.BytesIO(blobs["scaler.pkl"])),
             # an empty encoder file: the model clusters the scaled features without the autoencoder
-            encoder=encoder_from_bytes(blobs["encoder.keras"], metadata.get("seed", 0)) if blobs["encoder.keras"] else None,
+            encoder=encoder_from_bytes(blobs["encoder.keras"], metadata.get("seed", 0))
+            if blobs["encoder.keras"]
+            else None,
             clusterer=pickle.load(io.BytesIO(blobs["clusterer.pkl"])),
         )

@@ -56,9 +56,14 @@ def plot_profiles(profiles: pd.DataFrame):
     standardized = (values - values.mean()) / values.std(ddof=0).replace(0, 1)
     fig, ax = plt.subplots(figsize=(8, 0.5 + 0.45 * len(profiles)))
     ax.imshow(standardized.to_numpy(), cmap="coolwarm", aspect="auto", vmin=-2, vmax=2)
-    ax.set_xticks(range(len(columns)), [c.removeprefix("median_") for c in columns], rotation=45, ha="right", fontsize=7)
-    ax.set_yticks(range(len(profiles)), [f"{i}: {n}" for i, n in zip(profiles["segment_id"], profiles["name"], strict=True)],
-                  fontsize=7)
+    ax.set_xticks(
+        range(len(columns)), [c.removeprefix("median_") for c in columns], rotation=45, ha="right", fontsize=7
+    )
+    ax.set_yticks(
+        range(len(profiles)),
+        [f"{i}: {n}" for i, n in zip(profiles["segment_id"], profiles["name"], strict=True)],
+        fontsize=7,
+    )
     ax.set_title("Segment profiles (feature medians, standardised across segments)")
     return fig
 
@@ -71,8 +76,14 @@ def plot_projection(latent: np.ndarray, segments: np.ndarray):
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
     for segment in sorted(set(segments.tolist())):
         mask = segments == segment
-        ax.scatter(points[mask, 0], points[mask, 1], s=4, alpha=0.6, label="noise" if segment == -1 else str(segment),
-                   color="lightgrey" if segment == -1 else None)
+        ax.scatter(
+            points[mask, 0],
+            points[mask, 1],
+            s=4,
+            alpha=0.6,
+            label="noise" if segment == -1 else str(segment),
+            color="lightgrey" if segment == -1 else None,
+        )
     ax.set_title("Latent space (PCA), coloured by segment")
     ax.legend(fontsize=7, markerscale=3)
     return fig
@@ -124,17 +135,37 @@ def baseline_table(metadata: dict) -> pd.DataFrame:
     """Every candidate fitted with the model, the chosen one first, with the score the selection used."""
     metrics, baselines = metadata.get("metrics", {}), metadata.get("baselines", {})
     chosen = metadata.get("candidate", "autoencoder_hdbscan")
-    rows = [] if metadata.get("lifecycle_only") else [
-        {"method": CANDIDATE_LABELS.get(chosen, chosen) + " (this model)", "segments": metrics.get("segments"),
-         "noise_share": metrics.get("noise_share"), "largest_share": metrics.get("largest_share"),
-         "stability": metrics.get("stability"), "silhouette": metrics.get("silhouette"),
-         "calinski_harabasz": metrics.get("calinski_harabasz"), "score": metrics.get("score"), "ari_vs_model": 1.0}]
+    rows = (
+        []
+        if metadata.get("lifecycle_only")
+        else [
+            {
+                "method": CANDIDATE_LABELS.get(chosen, chosen) + " (this model)",
+                "segments": metrics.get("segments"),
+                "noise_share": metrics.get("noise_share"),
+                "largest_share": metrics.get("largest_share"),
+                "stability": metrics.get("stability"),
+                "silhouette": metrics.get("silhouette"),
+                "calinski_harabasz": metrics.get("calinski_harabasz"),
+                "score": metrics.get("score"),
+                "ari_vs_model": 1.0,
+            }
+        ]
+    )
     for name, b in baselines.items():
-        rows.append({"method": CANDIDATE_LABELS.get(name, name), "segments": b.get("segments"),
-                     "noise_share": b.get("noise_share"), "largest_share": b.get("largest_share"),
-                     "stability": b.get("stability"), "silhouette": b.get("silhouette"),
-                     "calinski_harabasz": b.get("calinski_harabasz"), "score": b.get("score"),
-                     "ari_vs_model": b.get("ari_vs_challenger")})
+        rows.append(
+            {
+                "method": CANDIDATE_LABELS.get(name, name),
+                "segments": b.get("segments"),
+                "noise_share": b.get("noise_share"),
+                "largest_share": b.get("largest_share"),
+                "stability": b.get("stability"),
+                "silhouette": b.get("silhouette"),
+                "calinski_harabasz": b.get("calinski_harabasz"),
+                "score": b.get("score"),
+                "ari_vs_model": b.get("ari_vs_challenger"),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -148,15 +179,19 @@ def render(settings: Settings, month: str) -> tuple[str, dict]:
     lake = Lake(settings.lake_root)
     decision = read_decision(settings, month)
     title = f"Customer segments {month}"
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title>{STYLE}</head><body>"
-             f"<h1>{title}</h1>"]
-    engineering = [f"<p><b>Decision:</b> {html.escape(decision['decision'])} &mdash; "
-                   f"{html.escape(decision['reason'])}</p>"]
+    parts = [
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title>{STYLE}</head><body><h1>{title}</h1>"
+    ]
+    engineering = [
+        f"<p><b>Decision:</b> {html.escape(decision['decision'])} &mdash; {html.escape(decision['reason'])}</p>"
+    ]
     training = decision.get("training")
     if training:
-        engineering.append(f"<p><b>Challenger v{training['challenger_version']}:</b> "
-                           f"{'promoted' if training['promoted'] else 'not promoted'} &mdash; "
-                           f"{html.escape(training['verdict'])}</p>")
+        engineering.append(
+            f"<p><b>Challenger v{training['challenger_version']}:</b> "
+            f"{'promoted' if training['promoted'] else 'not promoted'} &mdash; "
+            f"{html.escape(training['verdict'])}</p>"
+        )
     pngs: dict[str, bytes] = {}
     if decision["decision"] == SKIP:
         parts += ["<p>No segments this month: not enough history yet.</p>", *engineering, "</body></html>"]
@@ -165,8 +200,10 @@ def render(settings: Settings, month: str) -> tuple[str, dict]:
     from .score import latent_of
 
     warehouse = warehouse_for(settings)
-    history = warehouse.query("SELECT month, segment_id, segment_name, share FROM segment_sizes WHERE month <= ? "
-                              "ORDER BY month, segment_id", [month])
+    history = warehouse.query(
+        "SELECT month, segment_id, segment_name, share FROM segment_sizes WHERE month <= ? ORDER BY month, segment_id",
+        [month],
+    )
     history["label"] = history["segment_id"].astype(str) + " " + history["segment_name"]
     profiles = warehouse.query("SELECT * FROM segment_profiles WHERE month = ? ORDER BY segment_id", [month])
     scores_meta = lake.manifest(month_ref("scores", month))["metadata"]
@@ -184,19 +221,32 @@ def render(settings: Settings, month: str) -> tuple[str, dict]:
     modelled = sample[sample["eligible"]] if "eligible" in sample else sample
     model_parts = [f"<p>Lifecycle segments only: {html.escape(loaded.metadata.get('selection', ''))}.</p>"]
     if loaded.clusterer is not None and len(modelled):
-        pngs["latent_projection.png"] = _png(plot_projection(latent_of(loaded, modelled),
-                                                             modelled["segment_id"].to_numpy()))
+        pngs["latent_projection.png"] = _png(
+            plot_projection(latent_of(loaded, modelled), modelled["segment_id"].to_numpy())
+        )
         pngs["loss_curve.png"] = _png(plot_loss(loaded.metadata.get("loss_history", [])))
-        model_parts = [f"<p>{html.escape(loaded.metadata.get('selection', ''))}</p>",
-                       _img("latent projection", pngs["latent_projection.png"]),
-                       _img("loss curve", pngs["loss_curve.png"])]
-    parts += [business, "<h2 id='engineering'>For engineers</h2>", *engineering,
-              f"<p>Scored with model v{loaded.version} (trained for {loaded.metadata['trained_for']}).</p>",
-              "<h2>Segments</h2>", _table(profiles[["segment_id", "name", "shops", "share", "mean_strength"]]),
-              _img("segment sizes", pngs["segment_sizes.png"]), _img("profiles", pngs["profiles.png"]),
-              "<h2>Model</h2>", *model_parts,
-              "<h2>Gate metrics (at training)</h2>", _table(gate_table(loaded.metadata)),
-              "<h2>Candidates on the same month</h2>", _table(baseline_table(loaded.metadata)), "</body></html>"]
+        model_parts = [
+            f"<p>{html.escape(loaded.metadata.get('selection', ''))}</p>",
+            _img("latent projection", pngs["latent_projection.png"]),
+            _img("loss curve", pngs["loss_curve.png"]),
+        ]
+    parts += [
+        business,
+        "<h2 id='engineering'>For engineers</h2>",
+        *engineering,
+        f"<p>Scored with model v{loaded.version} (trained for {loaded.metadata['trained_for']}).</p>",
+        "<h2>Segments</h2>",
+        _table(profiles[["segment_id", "name", "shops", "share", "mean_strength"]]),
+        _img("segment sizes", pngs["segment_sizes.png"]),
+        _img("profiles", pngs["profiles.png"]),
+        "<h2>Model</h2>",
+        *model_parts,
+        "<h2>Gate metrics (at training)</h2>",
+        _table(gate_table(loaded.metadata)),
+        "<h2>Candidates on the same month</h2>",
+        _table(baseline_table(loaded.metadata)),
+        "</body></html>",
+    ]
     return "\n".join(parts), pngs
 
 

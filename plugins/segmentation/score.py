@@ -67,7 +67,9 @@ def segments_of(bundle, frame: pd.DataFrame, batch_size: int = 100_000) -> tuple
         return np.full(len(frame), NOT_SEGMENTED, dtype="int64"), np.ones(len(frame))
     segments, strengths = [], []
     for start in range(0, len(frame), batch_size):
-        label, strength = clustering.predict(bundle.clusterer, latent_of(bundle, frame.iloc[start : start + batch_size]))
+        label, strength = clustering.predict(
+            bundle.clusterer, latent_of(bundle, frame.iloc[start : start + batch_size])
+        )
         segments.append(np.array([segment_map.get(int(c), -1) if c >= 0 else -1 for c in label], dtype="int64"))
         strengths.append(strength)
         if len(frame) > batch_size:
@@ -90,11 +92,17 @@ def content_sha(table: pa.Table) -> str:
 # shards ---------------------------------------------------------------------------------------------------
 def check_shards(n_shards: int, shard: int | None = None) -> None:
     """Raise ValueError unless 1 <= n_shards <= MAX_SCORE_SHARDS and (when given) 0 <= shard < n_shards."""
-    if isinstance(n_shards, bool) or not isinstance(n_shards, int | np.integer) \
-            or not 1 <= n_shards <= MAX_SCORE_SHARDS:
-        raise ValueError(f"the number of score shards must be an integer from 1 to {MAX_SCORE_SHARDS}, got {n_shards!r}")
-    if shard is not None and (isinstance(shard, bool) or not isinstance(shard, int | np.integer)
-                              or not 0 <= shard < n_shards):
+    if (
+        isinstance(n_shards, bool)
+        or not isinstance(n_shards, int | np.integer)
+        or not 1 <= n_shards <= MAX_SCORE_SHARDS
+    ):
+        raise ValueError(
+            f"the number of score shards must be an integer from 1 to {MAX_SCORE_SHARDS}, got {n_shards!r}"
+        )
+    if shard is not None and (
+        isinstance(shard, bool) or not isinstance(shard, int | np.integer) or not 0 <= shard < n_shards
+    ):
         raise ValueError(f"shard must be an integer from 0 to {n_shards - 1} (n_shards={n_shards}), got {shard!r}")
 
 
@@ -119,8 +127,11 @@ def shard_ref(month: str, shard: int, n_shards: int) -> PartitionRef:
 
 def _part_refs(lake: Lake, month: str) -> list[PartitionRef]:
     """Every part stored for the month, whatever its shard count (published or half-written)."""
-    return [PartitionRef(PARTS_ZONE, f"month={month}/{name}")
-            for name in lake.list_dir(f"{PARTS_ZONE}/month={month}") if name.startswith("shard=")]
+    return [
+        PartitionRef(PARTS_ZONE, f"month={month}/{name}")
+        for name in lake.list_dir(f"{PARTS_ZONE}/month={month}")
+        if name.startswith("shard=")
+    ]
 
 
 def _remove_parts(lake: Lake, month: str) -> None:
@@ -172,8 +183,10 @@ class _MonthInputs:
 def _scores_table(inputs: _MonthInputs, frame: pd.DataFrame, batch_size: int) -> pa.Table:
     missing = [f for f in inputs.loaded.metadata.get("features", []) if f not in frame.columns]
     if missing:
-        raise RuntimeError(f"features/as_of={inputs.month} lacks the inputs of model v{inputs.version} "
-                           f"({', '.join(missing[:4])}): rebuild the month's features (build_features) first")
+        raise RuntimeError(
+            f"features/as_of={inputs.month} lacks the inputs of model v{inputs.version} "
+            f"({', '.join(missing[:4])}): rebuild the month's features (build_features) first"
+        )
     segment, strength = np.full(len(frame), -1, dtype="int64"), np.zeros(len(frame))
     if "lifecycle_segment" in frame:
         lifecycle = frame["lifecycle_segment"].to_numpy()
@@ -209,19 +222,42 @@ def _write_part(lake: Lake, inputs: _MonthInputs, shard: int, n_shards: int, bat
     table = _scores_table(inputs, inputs.frame.iloc[rows].reset_index(drop=True), batch_size)
     table = table.append_column(PART_SCHEMA.field(ROW), pa.array(rows, type=pa.int64()))
     ref = shard_ref(inputs.month, shard, n_shards)
-    metadata = {"month": inputs.month, "model_version": inputs.version, "shard": shard, "n_shards": n_shards,
-                "features_sha": inputs.features_sha, "features_rows": len(inputs.frame),
-                "content_sha": content_sha(table)}
+    metadata = {
+        "month": inputs.month,
+        "model_version": inputs.version,
+        "shard": shard,
+        "n_shards": n_shards,
+        "features_sha": inputs.features_sha,
+        "features_rows": len(inputs.frame),
+        "content_sha": content_sha(table),
+    }
     previous = lake.manifest(ref)
     unchanged = bool(previous) and all(previous["metadata"].get(k) == v for k, v in metadata.items())
     if not unchanged:
         lake.write_table(ref, table, {**metadata, "scored_at": utc_now()})
-    summary = {"month": inputs.month, "model_version": inputs.version, "shard": shard, "n_shards": n_shards,
-               "shops": len(rows), "unchanged": unchanged, "path": lake.url(ref.path),
-               "seconds": round(time.perf_counter() - started, 3)}
-    log.info("score %s shard %d of %d (index %d): %d of %d shops with v%s; %s %s (%.1fs)", inputs.month, shard + 1,
-             n_shards, shard, len(rows), len(inputs.frame), inputs.version,
-             "left unchanged" if unchanged else "wrote", summary["path"], summary["seconds"])
+    summary = {
+        "month": inputs.month,
+        "model_version": inputs.version,
+        "shard": shard,
+        "n_shards": n_shards,
+        "shops": len(rows),
+        "unchanged": unchanged,
+        "path": lake.url(ref.path),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    log.info(
+        "score %s shard %d of %d (index %d): %d of %d shops with v%s; %s %s (%.1fs)",
+        inputs.month,
+        shard + 1,
+        n_shards,
+        shard,
+        len(rows),
+        len(inputs.frame),
+        inputs.version,
+        "left unchanged" if unchanged else "wrote",
+        summary["path"],
+        summary["seconds"],
+    )
     return summary
 
 
@@ -256,10 +292,15 @@ def combine_scores(settings: Settings, month: str, n_shards: int) -> dict:
     missing = [shard for shard, manifest in enumerate(manifests) if manifest is None]
     if missing:
         published = lake.manifest(ref)
-        done = published and published["metadata"].get("model_version") == version \
+        done = (
+            published
+            and published["metadata"].get("model_version") == version
             and published["metadata"].get("features_sha") == features_sha
+        )
         if not done:
-            others = sorted({p.key.split("/", 1)[1] for p in _part_refs(lake, month)} - {r.key.split("/", 1)[1] for r in refs})
+            others = sorted(
+                {p.key.split("/", 1)[1] for p in _part_refs(lake, month)} - {r.key.split("/", 1)[1] for r in refs}
+            )
             raise RuntimeError(
                 f"cannot combine scores for {month}: shard(s) {', '.join(map(str, missing))} of {n_shards} "
                 f"have no published part under {lake.url(f'{PARTS_ZONE}/month={month}')}; run score_shard for "
@@ -273,28 +314,37 @@ def combine_scores(settings: Settings, month: str, n_shards: int) -> dict:
         meta = manifest["metadata"]
         where = f"part {shard} of {n_shards} for {month} ({lake.url(refs[shard].path)})"
         if meta.get("n_shards") != n_shards or meta.get("shard") != shard or meta.get("month") != month:
-            raise RuntimeError(f"{where} was written as shard {meta.get('shard')} of {meta.get('n_shards')} for "
-                               f"{meta.get('month')}, expected shard {shard} of {n_shards}; re-run score_shard")
+            raise RuntimeError(
+                f"{where} was written as shard {meta.get('shard')} of {meta.get('n_shards')} for "
+                f"{meta.get('month')}, expected shard {shard} of {n_shards}; re-run score_shard"
+            )
         if meta.get("model_version") != version:
-            raise RuntimeError(f"{where} was scored with model v{meta.get('model_version')}, but v{version} applies "
-                               f"to {month}; re-run score_shard for every shard")
+            raise RuntimeError(
+                f"{where} was scored with model v{meta.get('model_version')}, but v{version} applies "
+                f"to {month}; re-run score_shard for every shard"
+            )
         if meta.get("features_sha") != features_sha:
-            raise RuntimeError(f"{where} was scored from other features than features/as_of={month} holds now; "
-                               "re-run score_shard for every shard")
+            raise RuntimeError(
+                f"{where} was scored from other features than features/as_of={month} holds now; "
+                "re-run score_shard for every shard"
+            )
     parts = pa.concat_tables([lake.read_table(part) for part in refs])
     expected_rows = manifests[0]["metadata"]["features_rows"]
     order = np.argsort(parts[ROW].to_numpy(), kind="stable")
     positions = parts[ROW].to_numpy()[order]
     if len(positions) != expected_rows or not np.array_equal(positions, np.arange(expected_rows)):
-        raise RuntimeError(f"the {n_shards} parts for {month} hold {len(positions)} rows, not each of the "
-                           f"{expected_rows} features rows exactly once; re-run score_shard for every shard")
+        raise RuntimeError(
+            f"the {n_shards} parts for {month} hold {len(positions)} rows, not each of the "
+            f"{expected_rows} features rows exactly once; re-run score_shard for every shard"
+        )
     # back through pandas, as the unsharded table was built, so the file carries the same schema metadata
     ordered = parts.take(pa.array(order)).drop_columns([ROW]).to_pandas()
     table = pa.Table.from_pandas(ordered, schema=SCORES_SCHEMA, preserve_index=False)
     sha = content_sha(table)
     previous = lake.manifest(ref)
-    same_inputs = previous and all(previous["metadata"].get(k) == v for k, v in
-                                   (("model_version", version), ("features_sha", features_sha)))
+    same_inputs = previous and all(
+        previous["metadata"].get(k) == v for k, v in (("model_version", version), ("features_sha", features_sha))
+    )
     if previous and previous["metadata"].get("content_sha") == sha and same_inputs:
         log.info("score %s: results identical to the published partition; left unchanged", month)
     elif previous and previous["metadata"].get("content_sha") == sha:
@@ -302,14 +352,24 @@ def combine_scores(settings: Settings, month: str, n_shards: int) -> dict:
         lake.write_table(ref, table, {**previous["metadata"], "model_version": version, "features_sha": features_sha})
         log.info("score %s: results identical; manifest now names the current features", month)
     else:
-        lake.write_table(ref, table, {"month": month, "model_version": version, "content_sha": sha,
-                                      "features_sha": features_sha, "scored_at": utc_now()})
+        lake.write_table(
+            ref,
+            table,
+            {
+                "month": month,
+                "model_version": version,
+                "content_sha": sha,
+                "features_sha": features_sha,
+                "scored_at": utc_now(),
+            },
+        )
     _remove_parts(lake, month)
     return _summary(lake, ref, month, version, table, n_shards, started)
 
 
-def _summary(lake: Lake, ref: PartitionRef, month: str, version: str, table: pa.Table, n_shards: int,
-             started: float) -> dict:
+def _summary(
+    lake: Lake, ref: PartitionRef, month: str, version: str, table: pa.Table, n_shards: int, started: float
+) -> dict:
     segment = table["segment_id"].to_numpy()
     noise = float((segment == -1).mean()) if len(segment) else 0.0
     summary = {
@@ -322,9 +382,17 @@ def _summary(lake: Lake, ref: PartitionRef, month: str, version: str, table: pa.
         "seconds": round(time.perf_counter() - started, 3),
         "shards": n_shards,
     }
-    log.info("score %s: %d shops with v%s in %d shard(s) -> %d segments, %.1f%% noise; published %s (%.1fs)",
-             month, summary["shops"], version, n_shards, summary["segments"], 100 * noise, summary["path"],
-             summary["seconds"])
+    log.info(
+        "score %s: %d shops with v%s in %d shard(s) -> %d segments, %.1f%% noise; published %s (%.1fs)",
+        month,
+        summary["shops"],
+        version,
+        n_shards,
+        summary["segments"],
+        100 * noise,
+        summary["path"],
+        summary["seconds"],
+    )
     return summary
 
 

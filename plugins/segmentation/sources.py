@@ -108,8 +108,13 @@ def delivery_name(source: Source, month: str) -> str:
 def read_month(source: Source, month: str) -> pd.DataFrame:
     """The rows the source holds for one month."""
     require_past_month(month)
-    readers = {"synthetic": _synthetic_month, "file": _file_month, "landing": _landing_month,
-               "kaggle": _kaggle_month, "invoices": _invoice_month}
+    readers = {
+        "synthetic": _synthetic_month,
+        "file": _file_month,
+        "landing": _landing_month,
+        "kaggle": _kaggle_month,
+        "invoices": _invoice_month,
+    }
     return readers[source.kind](source, month)
 
 
@@ -125,8 +130,10 @@ def require_past_month(month: str, now: datetime | None = None) -> None:
     today = now or datetime.now(UTC)
     current = f"{today.year:04d}-{today.month:02d}"
     if month_index(month) > month_index(current):
-        raise SourceDataError(f"month {month} is in the future (the current month is {current}): "
-                              "no sales can have been delivered for it; check the run's month")
+        raise SourceDataError(
+            f"month {month} is in the future (the current month is {current}): "
+            "no sales can have been delivered for it; check the run's month"
+        )
 
 
 def _only_month(frame: pd.DataFrame, month: str, where: str) -> pd.DataFrame:
@@ -143,15 +150,25 @@ def _require_valid_periods(dataset: ds.Dataset, where: str) -> None:
         kind = dataset.schema.field(column).type
         if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
             example = _example_row(dataset, _not_a_number(column, kind))
-            raise SourceDataError(f"{where}: column {column} holds {kind} values, not whole numbers, "
-                                  f"e.g. row {example}")
+            raise SourceDataError(
+                f"{where}: column {column} holds {kind} values, not whole numbers, e.g. row {example}"
+            )
     year, month = ds.field("year"), ds.field("month")
-    no_month = (year.is_null(nan_is_null=True) | month.is_null(nan_is_null=True) | (pc.floor(year) != year)
-                | (pc.floor(month) != month) | (month < 1) | (month > 12) | (year < 1))
+    no_month = (
+        year.is_null(nan_is_null=True)
+        | month.is_null(nan_is_null=True)
+        | (pc.floor(year) != year)
+        | (pc.floor(month) != month)
+        | (month < 1)
+        | (month > 12)
+        | (year < 1)
+    )
     count = dataset.count_rows(filter=no_month)
     if count:
-        raise SourceDataError(f"{where}: {count} row(s) name no month (year or month missing, not whole, or month "
-                              f"outside 1-12) and would belong to none, e.g. row {_example_row(dataset, no_month)}")
+        raise SourceDataError(
+            f"{where}: {count} row(s) name no month (year or month missing, not whole, or month "
+            f"outside 1-12) and would belong to none, e.g. row {_example_row(dataset, no_month)}"
+        )
 
 
 def _not_a_number(column: str, kind: pa.DataType) -> ds.Expression | None:
@@ -230,8 +247,10 @@ def _require_single_header(frame: pd.DataFrame, where: str) -> None:
     repeats = (frame.astype("string") == pd.Series(frame.columns, index=frame.columns).astype("string")).all(axis=1)
     if len(frame.columns) and repeats.any():
         lines = [int(i) + 2 for i in frame.index[repeats][:3]]  # +1 for the header, +1 for counting from 1
-        raise SourceDataError(f"{where}: line(s) {', '.join(map(str, lines))} repeat the header line "
-                              f"({','.join(map(str, frame.columns))}); were files concatenated with their headers?")
+        raise SourceDataError(
+            f"{where}: line(s) {', '.join(map(str, lines))} repeat the header line "
+            f"({','.join(map(str, frame.columns))}); were files concatenated with their headers?"
+        )
 
 
 def landing_files(prefix: str) -> dict[str, str]:
@@ -255,8 +274,9 @@ def _landing_month(source: Source, month: str) -> pd.DataFrame:
         raise SourceError("source 'landing' needs source_path (the landing folder or gs:// prefix)")
     files = landing_files(source.path)
     if month not in files:
-        raise SourceError(f"no landing file for {month} under {source.path} "
-                          f"(expected {month}.csv, {month}.csv.gz or {month}.parquet)")
+        raise SourceError(
+            f"no landing file for {month} under {source.path} (expected {month}.csv, {month}.csv.gz or {month}.parquet)"
+        )
     landing = Lake(source.path, create=False)
     url = landing.url(files[month])
     data = landing.get_bytes(files[month])
@@ -308,8 +328,13 @@ def _clean_invoices(source: Source) -> pd.DataFrame:
         raise SourceError("source 'invoices' needs source_path (an invoice-level CSV or parquet file)")
     path = local_invoice_path(source)
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    key = (str(path.resolve()), source.layout, source.columns, source.date_format,
-           *((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files))
+    key = (
+        str(path.resolve()),
+        source.layout,
+        source.columns,
+        source.date_format,
+        *((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files),
+    )
     if key not in _CLEANED:
         _CLEANED.clear()
         _CLEANED[key] = _read_clean_invoices(source, path, layouts[source.layout])
@@ -326,7 +351,11 @@ def local_invoice_path(source: Source) -> Path:
         from .invoices import InvoiceSourceError
 
         raise InvoiceSourceError(f"invoice file not found: {source.path}")
-    cache = Path(source.cache_dir or tempfile.gettempdir()) / "remote" / hashlib.sha256(source.path.encode()).hexdigest()[:16]
+    cache = (
+        Path(source.cache_dir or tempfile.gettempdir())
+        / "remote"
+        / hashlib.sha256(source.path.encode()).hexdigest()[:16]
+    )
     files = [remote] if fs.isfile(remote) else sorted(fs.find(remote))
     for name in files:
         relative = PurePosixPath(name).relative_to(PurePosixPath(remote).parent)
@@ -358,11 +387,17 @@ def _read_clean_invoices(source: Source, local: Path, layout) -> pd.DataFrame:
         raise type(exc)(str(exc).replace(str(local), source.path)) from exc
     checked = check_invoice_lines(lines, layout.name)
     if not checked["success"]:
-        raise SourceDataError(f"invoice file {source.path} breaks the {layout.name} layout contract:\n"
-                              + format_report(checked))
+        raise SourceDataError(
+            f"invoice file {source.path} breaks the {layout.name} layout contract:\n" + format_report(checked)
+        )
     clean, report = clean_invoices(lines, layout)
-    log.info("invoices %s: %d lines in, %d kept; removed per rule: %s", source.path, report["rows_in"],
-             report["rows_out"], {k: v for k, v in report.items() if k not in ("rows_in", "rows_out")})
+    log.info(
+        "invoices %s: %d lines in, %d kept; removed per rule: %s",
+        source.path,
+        report["rows_in"],
+        report["rows_out"],
+        {k: v for k, v in report.items() if k not in ("rows_in", "rows_out")},
+    )
     return clean
 
 

@@ -32,9 +32,12 @@ from .config import Settings
 
 log = logging.getLogger(__name__)
 CHAMPION_ALIAS = "champion"
-REQUEST_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
-                    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-                    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}  # the task log names the run instead
+REQUEST_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+}  # the task log names the run instead
 MODEL_FILES = ("scaler.pkl", "encoder.keras", "clusterer.pkl")
 METRICS_PER_BATCH = 1000  # MLflow's limit for one log_batch
 _USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
@@ -97,12 +100,20 @@ def _guarded(what: str, settings: Settings, call, *args):
         with _mlflow_environment(settings):
             return call(settings, *args)
     except ImportError:
-        log.warning("%s: SEGMENTATION_MLFLOW_TRACKING_URI is set but mlflow is not installed "
-                    "(pip install 'segmentation[mlflow]'); nothing tracked", what)
+        log.warning(
+            "%s: SEGMENTATION_MLFLOW_TRACKING_URI is set but mlflow is not installed "
+            "(pip install 'segmentation[mlflow]'); nothing tracked",
+            what,
+        )
     except Exception as exc:  # noqa: BLE001 -- tracking must never change the pipeline's outcome
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:500]
-        log.warning("%s: MLflow tracking at %s failed, the pipeline's outcome is unchanged: %s: %s", what,
-                    redact(settings.mlflow_tracking_uri), type(exc).__name__, redact(first_line))
+        log.warning(
+            "%s: MLflow tracking at %s failed, the pipeline's outcome is unchanged: %s: %s",
+            what,
+            redact(settings.mlflow_tracking_uri),
+            type(exc).__name__,
+            redact(first_line),
+        )
     return None
 
 
@@ -122,8 +133,9 @@ def _experiment_id(client, name: str) -> str:
 
 def find_run(client, experiment_id: str, month: str, version: str):
     """The run recorded for the training of `version` in `month`, or None."""
-    runs = client.search_runs([experiment_id], filter_string=f"tags.month = '{month}' and "
-                                                            f"tags.model_version = '{version}'", max_results=1)
+    runs = client.search_runs(
+        [experiment_id], filter_string=f"tags.month = '{month}' and tags.model_version = '{version}'", max_results=1
+    )
     return runs[0] if runs else None
 
 
@@ -137,12 +149,17 @@ def _number(value) -> float | None:
 def training_params(metadata: dict) -> dict[str, str]:
     """What the training was given: seeds, sizes, inputs, window and gate thresholds (MLflow params are text)."""
     params = {
-        "trained_for": metadata.get("trained_for"), "candidate": metadata.get("candidate"),
-        "seed": metadata.get("seed"), "epochs": metadata.get("epochs"), "latent_dim": metadata.get("latent_dim"),
-        "train_shops": metadata.get("train_shops"), "features": ",".join(metadata.get("features", [])),
+        "trained_for": metadata.get("trained_for"),
+        "candidate": metadata.get("candidate"),
+        "seed": metadata.get("seed"),
+        "epochs": metadata.get("epochs"),
+        "latent_dim": metadata.get("latent_dim"),
+        "train_shops": metadata.get("train_shops"),
+        "features": ",".join(metadata.get("features", [])),
         "drift_features": ",".join(metadata.get("drift_features", [])),
         "feature_window": json.dumps(metadata.get("feature_window"), default=str),
-        "parent_version": metadata.get("parent"), "lifecycle_only": bool(metadata.get("lifecycle_only", False)),
+        "parent_version": metadata.get("parent"),
+        "lifecycle_only": bool(metadata.get("lifecycle_only", False)),
         **{f"gate.{name}": value for name, value in (metadata.get("gate_thresholds") or {}).items()},
     }
     return {key: str(value)[:6000] for key, value in params.items() if value is not None}
@@ -151,7 +168,10 @@ def training_params(metadata: dict) -> dict[str, str]:
 def training_metrics(metadata: dict) -> dict[str, float]:
     """Gate metrics of the chosen candidate, every other candidate's, and the champion's on the same month."""
     metrics = {}
-    for prefix, values in (("", metadata.get("metrics") or {}), ("champion.", metadata.get("champion_at_training") or {})):
+    for prefix, values in (
+        ("", metadata.get("metrics") or {}),
+        ("champion.", metadata.get("champion_at_training") or {}),
+    ):
         metrics.update({f"{prefix}{key}": _number(value) for key, value in values.items()})
     for candidate, values in (metadata.get("baselines") or {}).items():
         metrics.update({f"baseline.{candidate}.{key}": _number(value) for key, value in values.items()})
@@ -166,30 +186,49 @@ def _log_training(settings: Settings, month: str, outcome: dict, metadata: dict,
     version = outcome["challenger_version"]
     run = find_run(client, experiment_id, month, version)
     if run is None:
-        tags = {"month": month, "model_version": version, "lake_model": lake_url,
-                "fingerprint": metadata.get("fingerprint", ""), "decision_reason": metadata.get("reason", "")[:5000]}
+        tags = {
+            "month": month,
+            "model_version": version,
+            "lake_model": lake_url,
+            "fingerprint": metadata.get("fingerprint", ""),
+            "decision_reason": metadata.get("reason", "")[:5000],
+        }
         run = client.create_run(experiment_id, run_name=f"train {month} v{version}", tags=tags)
         run_id = run.info.run_id
         now = int(time.time() * 1000)
         metrics = [Metric(key, value, now, 0) for key, value in training_metrics(metadata).items()]
-        metrics += [Metric("loss", float(loss), now, epoch)
-                    for epoch, loss in enumerate(metadata.get("loss_history") or [], start=1)]
+        metrics += [
+            Metric("loss", float(loss), now, epoch)
+            for epoch, loss in enumerate(metadata.get("loss_history") or [], start=1)
+        ]
         params = [Param(key, value) for key, value in training_params(metadata).items()]
         for start in range(0, max(len(metrics), 1), METRICS_PER_BATCH):
-            client.log_batch(run_id, metrics=metrics[start:start + METRICS_PER_BATCH],
-                             params=params if start == 0 else [])
+            client.log_batch(
+                run_id, metrics=metrics[start : start + METRICS_PER_BATCH], params=params if start == 0 else []
+            )
         client.log_dict(run_id, metadata, "model_metadata.json")
-        client.log_batch(run_id, tags=[RunTag("promoted", str(outcome["promoted"]).lower()),
-                                       RunTag("verdict", str(outcome["verdict"])[:5000])])
+        client.log_batch(
+            run_id,
+            tags=[
+                RunTag("promoted", str(outcome["promoted"]).lower()),
+                RunTag("verdict", str(outcome["verdict"])[:5000]),
+            ],
+        )
         client.set_terminated(run_id, "FINISHED")
-        log.info("train %s: MLflow run %s in experiment %s at %s", month, run_id, settings.mlflow_experiment,
-                 redact(settings.mlflow_tracking_uri))
+        log.info(
+            "train %s: MLflow run %s in experiment %s at %s",
+            month,
+            run_id,
+            settings.mlflow_experiment,
+            redact(settings.mlflow_tracking_uri),
+        )
     return run.info.run_id
 
 
 def log_training(settings: Settings, month: str, outcome: dict, registry) -> str | None:
     """After a training (called by train._conclude): its MLflow run, and the version registered as `champion`
     when the lake promoted it. Returns the run id, or None when tracking is off or failed (warned)."""
+
     def call(settings, month, outcome, registry):
         version = outcome["challenger_version"]
         metadata = registry.metadata(version)
@@ -227,15 +266,23 @@ def _register(settings: Settings, run_id: str, version: str, metadata: dict, reg
             client.get_registered_model(name)
         except Exception:  # not registered yet (or created meanwhile: create_registered_model then says so)
             try:
-                client.create_registered_model(name, description="Segmentation models promoted by the lake's "
-                                                                "registry (segmentation/registry.py)")
+                client.create_registered_model(
+                    name, description="Segmentation models promoted by the lake's registry (segmentation/registry.py)"
+                )
             except Exception:
                 client.get_registered_model(name)
         model_version = client.create_model_version(
-            name, source=f"runs:/{run_id}/model", run_id=run_id,
-            tags={"lake_version": version, "trained_for": metadata.get("trained_for", ""), "lake_model": lake_url,
-                  "lifecycle_only": str(bool(metadata.get("lifecycle_only", False))).lower()},
-            description=f"lake model v{version}, trained for {metadata.get('trained_for')}")
+            name,
+            source=f"runs:/{run_id}/model",
+            run_id=run_id,
+            tags={
+                "lake_version": version,
+                "trained_for": metadata.get("trained_for", ""),
+                "lake_model": lake_url,
+                "lifecycle_only": str(bool(metadata.get("lifecycle_only", False))).lower(),
+            },
+            description=f"lake model v{version}, trained for {metadata.get('trained_for')}",
+        )
     if registry.champion() == version:
         client.set_registered_model_alias(name, CHAMPION_ALIAS, model_version.version)
         log.info("MLflow: %s version %s (lake v%s) is '%s'", name, model_version.version, version, CHAMPION_ALIAS)

@@ -82,8 +82,9 @@ def latent_dim_for(n_features: int, settings: Settings) -> int:
     return max(2, min(settings.latent_dim, n_features - 2))
 
 
-def fit_candidates(sample: pd.DataFrame, feature_names: list[str], settings: Settings,
-                   units: list | None = None) -> dict[str, LoadedModel]:
+def fit_candidates(
+    sample: pd.DataFrame, feature_names: list[str], settings: Settings, units: list | None = None
+) -> dict[str, LoadedModel]:
     """Fit the scaler and autoencoder once, then every candidate clusterer (segment map not yet assigned)."""
     if len(sample) < 50:
         raise ValueError(f"only {len(sample)} eligible shops to train on; need at least 50")
@@ -101,11 +102,22 @@ def fit_candidates(sample: pd.DataFrame, feature_names: list[str], settings: Set
         "kmeans": (None, clustering.kmeans_by_stability(base, settings.seed)),
         "gmm": (None, clustering.gmm_by_bic(base, settings.seed)),
     }
-    return {name: LoadedModel(version="challenger", scaler=scaler, encoder=enc, clusterer=clusterer,
-                              metadata={"features": feature_names, "seed": settings.seed, "candidate": name,
-                                        "latent_dim": latent_dim if enc is not None else None,
-                                        "loss_history": losses if enc is not None else []})
-            for name, (enc, clusterer) in fitted.items()}
+    return {
+        name: LoadedModel(
+            version="challenger",
+            scaler=scaler,
+            encoder=enc,
+            clusterer=clusterer,
+            metadata={
+                "features": feature_names,
+                "seed": settings.seed,
+                "candidate": name,
+                "latent_dim": latent_dim if enc is not None else None,
+                "loss_history": losses if enc is not None else [],
+            },
+        )
+        for name, (enc, clusterer) in fitted.items()
+    }
 
 
 def evaluate_candidate(bundle: LoadedModel, eligible: pd.DataFrame, settings: Settings) -> dict:
@@ -119,17 +131,20 @@ def evaluate_candidate(bundle: LoadedModel, eligible: pd.DataFrame, settings: Se
     metrics = evaluate.size_metrics(labels)
     picked = evaluate.subsample(len(space), evaluate.EVAL_SAMPLE, settings.seed)
     stability = evaluate.bootstrap_stability(
-        space[picked], labels[picked], lambda z: clustering.refit_like(bundle.clusterer, z), seed=settings.seed)
+        space[picked], labels[picked], lambda z: clustering.refit_like(bundle.clusterer, z), seed=settings.seed
+    )
     metrics["stability"] = stability["mean"]
     metrics["stability_per_cluster"] = stability["per_segment"]
     scaled = model.scale(bundle.scaler, eligible[bundle.metadata["features"]].to_numpy(dtype="float64"))
     clustered = np.flatnonzero(labels >= 0)
     sample = clustered[evaluate.subsample(len(clustered), clustering.SELECTION_SAMPLE, settings.seed)]
-    metrics["silhouette"] = float(silhouette_score(scaled[sample], labels[sample])) \
-        if len(set(labels[sample].tolist())) > 1 else 0.0
+    metrics["silhouette"] = (
+        float(silhouette_score(scaled[sample], labels[sample])) if len(set(labels[sample].tolist())) > 1 else 0.0
+    )
     separated = len(set(labels[clustered].tolist())) > 1
-    metrics["calinski_harabasz"] = float(calinski_harabasz_score(scaled[clustered], labels[clustered])) \
-        if separated else 0.0
+    metrics["calinski_harabasz"] = (
+        float(calinski_harabasz_score(scaled[clustered], labels[clustered])) if separated else 0.0
+    )
     metrics["score"] = round(metrics["calinski_harabasz"] * (1 - metrics["noise_share"]) * metrics["stability"], 3)
     return {"metrics": metrics, "labels": labels}
 
@@ -142,30 +157,48 @@ def select_candidate(evaluations: dict[str, dict], gates: dict) -> tuple[str | N
     if not passing:
         return None, failures, "no candidate passed the gates"
     pick = max(passing, key=lambda n: evaluations[n]["metrics"]["score"])
-    scores = ", ".join(f"{n} {evaluations[n]['metrics']['score']:.1f}" + ("" if n in passing else " (fails gates)")
-                       for n in evaluations)
+    scores = ", ".join(
+        f"{n} {evaluations[n]['metrics']['score']:.1f}" + ("" if n in passing else " (fails gates)")
+        for n in evaluations
+    )
     return pick, failures, f"selected {pick} by score (Calinski-Harabasz x coverage x stability): {scores}"
 
 
-def evaluate_challenger(bundle: LoadedModel, frame: pd.DataFrame, champion: LoadedModel | None,
-                        settings: Settings, candidates: dict | None = None) -> dict:
+def evaluate_challenger(
+    bundle: LoadedModel,
+    frame: pd.DataFrame,
+    champion: LoadedModel | None,
+    settings: Settings,
+    candidates: dict | None = None,
+) -> dict:
     """Gate metrics for the challenger on this month's eligible shops, with the champion and the other candidates."""
     eligible = frame[frame["eligible"]].reset_index(drop=True)
     chosen = bundle.metadata.get("candidate")
-    result = dict(candidates[chosen]) if candidates and chosen in candidates \
+    result = (
+        dict(candidates[chosen])
+        if candidates and chosen in candidates
         else evaluate_candidate(bundle, eligible, settings)
+    )
     result["metrics"] = dict(result["metrics"])
     result["shops"] = eligible["shop_id"].to_numpy()
-    result["baselines"] = {name: _candidate_summary(e, result["labels"])
-                           for name, e in (candidates or {}).items() if name != bundle.metadata.get("candidate")}
-    comparable = champion is not None and champion.clusterer is not None \
+    result["baselines"] = {
+        name: _candidate_summary(e, result["labels"])
+        for name, e in (candidates or {}).items()
+        if name != bundle.metadata.get("candidate")
+    }
+    comparable = (
+        champion is not None
+        and champion.clusterer is not None
         and set(champion.metadata["features"]) <= set(eligible.columns)
+    )
     if comparable:
         champion_segments, _ = segments_of(champion, eligible)
         result["champion_segments"] = champion_segments
-        result["champion"] = {**evaluate.size_metrics(champion_segments),
-                              "stability": champion.metadata.get("metrics", {}).get("stability", 0.0),
-                              "version": champion.version}
+        result["champion"] = {
+            **evaluate.size_metrics(champion_segments),
+            "stability": champion.metadata.get("metrics", {}).get("stability", 0.0),
+            "version": champion.version,
+        }
         result["metrics"]["ari_vs_champion"] = float(adjusted_rand_score(champion_segments, result["labels"]))
     return result
 
@@ -194,8 +227,9 @@ def profile_medians(frame: pd.DataFrame, labels: np.ndarray) -> dict[int, dict]:
     return {int(label): row.to_dict() for label, row in medians.iterrows()}
 
 
-def assign_ids(bundle: LoadedModel, evaluation: dict, frame: pd.DataFrame, champion: LoadedModel | None,
-               registry: Registry) -> dict:
+def assign_ids(
+    bundle: LoadedModel, evaluation: dict, frame: pd.DataFrame, champion: LoadedModel | None, registry: Registry
+) -> dict:
     """Segment map (cluster -> stable id), names, and how each id was matched."""
     eligible = frame[frame["eligible"]].reset_index(drop=True)
     names = bundle.metadata["features"]
@@ -204,10 +238,12 @@ def assign_ids(bundle: LoadedModel, evaluation: dict, frame: pd.DataFrame, champ
     old_segments = evaluation.get("champion_segments", np.full(len(labels), -1))
     scale = lambda v: model.scale(bundle.scaler, np.asarray([v], dtype="float64"))[0]  # noqa: E731
     same_inputs = champion is not None and champion.metadata.get("features") == names
-    old_centroids = {int(k): scale(v) for k, v in champion.metadata.get("segment_centroids", {}).items()} \
-        if same_inputs else {}
-    alignment = align_segments(old_segments, labels, registry.next_segment_id(), old_centroids,
-                               {k: scale(v) for k, v in new_centroids.items()})
+    old_centroids = (
+        {int(k): scale(v) for k, v in champion.metadata.get("segment_centroids", {}).items()} if same_inputs else {}
+    )
+    alignment = align_segments(
+        old_segments, labels, registry.next_segment_id(), old_centroids, {k: scale(v) for k, v in new_centroids.items()}
+    )
     inherited = champion.metadata.get("segment_names", {}) if champion else {}
     kept_names = {sid: inherited[str(sid)] for sid in alignment.segment_map.values() if str(sid) in inherited}
     by_id = {alignment.segment_map[c]: p for c, p in profile_medians(eligible, labels).items()}
@@ -249,9 +285,18 @@ def train(settings: Settings, month: str) -> dict:
     sample = training_sample(frame, settings.train_sample, settings.seed)
     eligible = frame[frame["eligible"]].reset_index(drop=True)
     modelled_count = len(eligible)
-    eligible = eligible.iloc[evaluate.subsample(len(eligible), EVALUATION_ROWS, settings.seed + 1)].reset_index(drop=True)
-    log.info("train %s: fitting %d candidates on %d of %d modelled shops (%d features; %d by lifecycle rules)",
-             month, len(CANDIDATES), len(sample), modelled_count, len(names), int((~frame["eligible"]).sum()))
+    eligible = eligible.iloc[evaluate.subsample(len(eligible), EVALUATION_ROWS, settings.seed + 1)].reset_index(
+        drop=True
+    )
+    log.info(
+        "train %s: fitting %d candidates on %d of %d modelled shops (%d features; %d by lifecycle rules)",
+        month,
+        len(CANDIDATES),
+        len(sample),
+        modelled_count,
+        len(names),
+        int((~frame["eligible"]).sum()),
+    )
     gates = settings.gates
     champion = registry.load(champion_version) if champion_version else None
     if len(sample) < 50:
@@ -263,8 +308,9 @@ def train(settings: Settings, month: str) -> dict:
         pick, failures, why = select_candidate(evaluations, gates)
     log.info("train %s: %s", month, why)
     if pick is None and (champion is None or not evaluations):
-        metadata = _lifecycle_only_metadata(month, decision, fingerprint, names, manifest, settings, evaluations,
-                                            failures, why)
+        metadata = _lifecycle_only_metadata(
+            month, decision, fingerprint, names, manifest, settings, evaluations, failures, why
+        )
         version = registry.register(None, b"", None, metadata)
         return _conclude(registry, settings, month, version, decision, champion_version, started, new=True)
     if pick is None:  # keep the champion; record the best-scoring candidate as the rejected challenger
@@ -302,31 +348,55 @@ def train(settings: Settings, month: str) -> dict:
     return _conclude(registry, settings, month, version, decision, champion_version, started, new=True)
 
 
-def _lifecycle_only_metadata(month, decision, fingerprint, names, manifest, settings, evaluations, failures, why) -> dict:
+def _lifecycle_only_metadata(
+    month, decision, fingerprint, names, manifest, settings, evaluations, failures, why
+) -> dict:
     """A version without a clusterer: every modelled shop is 'Active, not segmented' until a candidate passes."""
     summaries = {n: {k: v for k, v in e["metrics"].items() if not isinstance(v, dict)} for n, e in evaluations.items()}
     reasons = [f"{n}: {'; '.join(f)}" for n, f in failures.items() if f] or [why]
     return {
-        "trained_for": month, "reason": decision["reason"], "fingerprint": fingerprint, "features": names,
-        "drift_features": [], "feature_window": manifest["metadata"]["window"], "seed": settings.seed,
-        "candidate": "lifecycle_only", "selection": why, "lifecycle_only": True,
+        "trained_for": month,
+        "reason": decision["reason"],
+        "fingerprint": fingerprint,
+        "features": names,
+        "drift_features": [],
+        "feature_window": manifest["metadata"]["window"],
+        "seed": settings.seed,
+        "candidate": "lifecycle_only",
+        "selection": why,
+        "lifecycle_only": True,
         "metrics": {"segments": 0, "noise_share": 0.0, "largest_share": 1.0, "stability": 0.0},
-        "baselines": summaries, "gate_thresholds": settings.gates, "gate_failures": [],
-        "lifecycle_reasons": reasons, "loss_history": [], "segment_map": {}, "segment_names": {},
+        "baselines": summaries,
+        "gate_thresholds": settings.gates,
+        "gate_failures": [],
+        "lifecycle_reasons": reasons,
+        "loss_history": [],
+        "segment_map": {},
+        "segment_names": {},
         "segment_shares": {},
     }
 
 
-def _conclude(registry: Registry, settings: Settings, month: str, version: str, decision: dict,
-              champion_version: str | None, started: float, new: bool) -> dict:
+def _conclude(
+    registry: Registry,
+    settings: Settings,
+    month: str,
+    version: str,
+    decision: dict,
+    champion_version: str | None,
+    started: float,
+    new: bool,
+) -> dict:
     metadata = registry.metadata(version)
     failures = metadata.get("gate_failures", [])
     if champion_version == version:
         promoted, verdict = True, "already the champion"
     elif metadata.get("lifecycle_only") and champion_version is None:
         promoted = True
-        verdict = ("no candidate passed the gates and there is no champion: lifecycle segments only (the model's "
-                   "shops are 'Active, not segmented'); " + " | ".join(metadata.get("lifecycle_reasons", [])))
+        verdict = (
+            "no candidate passed the gates and there is no champion: lifecycle segments only (the model's "
+            "shops are 'Active, not segmented'); " + " | ".join(metadata.get("lifecycle_reasons", []))
+        )
     elif metadata.get("lifecycle_only"):
         promoted = False
         verdict = f"kept champion v{champion_version}: " + " | ".join(metadata.get("lifecycle_reasons", []))
@@ -341,13 +411,25 @@ def _conclude(registry: Registry, settings: Settings, month: str, version: str, 
     record_outcome(settings, month, outcome)
     tracking.log_training(settings, month, outcome, registry)  # optional MLflow copy; never raises
     log_fn = log.info if promoted else log.warning
-    log_fn("train %s: challenger v%s: %d segments, noise %.1f%%, largest %.1f%%, stability %.2f%s -> %s (%.1fs)",
-           month, version, metrics["segments"], 100 * metrics["noise_share"], 100 * metrics["largest_share"],
-           metrics["stability"],
-           f", ARI vs champion {metrics['ari_vs_champion']:.2f}" if "ari_vs_champion" in metrics else "",
-           "PROMOTED, " + verdict if promoted else "NOT PROMOTED, " + verdict, time.perf_counter() - started)
-    return {"month": month, "model_version": version, "new": new, **outcome,
-            **{k: v for k, v in metrics.items() if not isinstance(v, dict)}}
+    log_fn(
+        "train %s: challenger v%s: %d segments, noise %.1f%%, largest %.1f%%, stability %.2f%s -> %s (%.1fs)",
+        month,
+        version,
+        metrics["segments"],
+        100 * metrics["noise_share"],
+        100 * metrics["largest_share"],
+        metrics["stability"],
+        f", ARI vs champion {metrics['ari_vs_champion']:.2f}" if "ari_vs_champion" in metrics else "",
+        "PROMOTED, " + verdict if promoted else "NOT PROMOTED, " + verdict,
+        time.perf_counter() - started,
+    )
+    return {
+        "month": month,
+        "model_version": version,
+        "new": new,
+        **outcome,
+        **{k: v for k, v in metrics.items() if not isinstance(v, dict)},
+    }
 
 
 def reuse(settings: Settings, month: str) -> dict:

@@ -54,8 +54,9 @@ class DataValidationError(ValueError):
     """The month's data broke the contract; the message lists what failed and where."""
 
 
-def monthly_contract_suite(month: str, columns: list[str], helper_columns: tuple[str, ...] = (),
-                           text_columns: tuple[str, ...] = ()):
+def monthly_contract_suite(
+    month: str, columns: list[str], helper_columns: tuple[str, ...] = (), text_columns: tuple[str, ...] = ()
+):
     """The Great Expectations suite for one month of the monthly contract.
 
     helper_columns: columns validation itself adds for warn-level checks (allowed, never delivered).
@@ -90,16 +91,21 @@ def monthly_contract_suite(month: str, columns: list[str], helper_columns: tuple
     ranges = {
         "year": [gxe.ExpectColumnValuesToBeInSet(column="year", value_set=[year])],
         "month": [gxe.ExpectColumnValuesToBeInSet(column="month", value_set=[cal])],
-        "sales_qty": [gxe.ExpectColumnValuesToBeBetween(column="sales_qty", min_value=0, max_value=MAX_QTY),
-                      gxe.ExpectColumnMaxToBeBetween(column="sales_qty", min_value=0, strict_min=True)],  # not all 0
+        "sales_qty": [
+            gxe.ExpectColumnValuesToBeBetween(column="sales_qty", min_value=0, max_value=MAX_QTY),
+            gxe.ExpectColumnMaxToBeBetween(column="sales_qty", min_value=0, strict_min=True),
+        ],  # not all 0
         "sales_value": [gxe.ExpectColumnValuesToBeBetween(column="sales_value", min_value=0, max_value=MAX_QTY * 1e3)],
     }
     for column, checks in ranges.items():
         if column not in columns:
             continue
         # comparing text with numbers says nothing useful: text columns get the number-shape check instead
-        expectations += ([gxe.ExpectColumnValuesToMatchRegex(column=column, regex=NUMBER_PATTERN)]
-                         if column in text_columns else checks)
+        expectations += (
+            [gxe.ExpectColumnValuesToMatchRegex(column=column, regex=NUMBER_PATTERN)]
+            if column in text_columns
+            else checks
+        )
     for expectation in expectations:
         if _columns_present(expectation, columns):
             suite.add_expectation(expectation)
@@ -124,7 +130,9 @@ def invoice_lines_suite(layout_name: str, columns: list[str]):
         if column in columns:
             suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column=column))
     if "quantity" in columns:
-        suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(column="quantity", min_value=-MAX_QTY, max_value=MAX_QTY))
+        suite.add_expectation(
+            gxe.ExpectColumnValuesToBeBetween(column="quantity", min_value=-MAX_QTY, max_value=MAX_QTY)
+        )
     if "customer" in columns:  # cleaning drops lines without a customer; most lines must have one
         suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column="customer", mostly=0.5))
     return suite
@@ -137,13 +145,21 @@ def check_invoice_lines(lines: pd.DataFrame, layout_name: str) -> dict:
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-    batch = context.data_sources.add_pandas("source").add_dataframe_asset("lines").add_batch_definition_whole_dataframe("all")
+    batch = (
+        context.data_sources.add_pandas("source")
+        .add_dataframe_asset("lines")
+        .add_batch_definition_whole_dataframe("all")
+    )
     suite = context.suites.add(invoice_lines_suite(layout_name, list(lines.columns)))
     definition = context.validation_definitions.add(gx.ValidationDefinition(name=suite.name, data=batch, suite=suite))
     result = definition.run(batch_parameters={"dataframe": _gx_compatible(lines)}, result_format="SUMMARY")
     checks = [{**_check_summary(r.to_json_dict()), "severity": "error"} for r in result.results]
-    return {"month": f"invoice lines ({layout_name})", "success": bool(result.success), "rows": len(lines),
-            "checks": checks}
+    return {
+        "month": f"invoice lines ({layout_name})",
+        "success": bool(result.success),
+        "rows": len(lines),
+        "checks": checks,
+    }
 
 
 def warning_suite(month: str, trailing_rows: list[int], has_previous: bool):
@@ -154,15 +170,19 @@ def warning_suite(month: str, trailing_rows: list[int], has_previous: bool):
     suite = gx.ExpectationSuite(name=f"monthly_contract_warnings_{month}")
     if len(trailing_rows) >= 3:
         median = statistics.median(trailing_rows)
-        suite.add_expectation(gxe.ExpectTableRowCountToBeBetween(
-            min_value=int(ROW_COUNT_BAND[0] * median), max_value=int(ROW_COUNT_BAND[1] * median)))
+        suite.add_expectation(
+            gxe.ExpectTableRowCountToBeBetween(
+                min_value=int(ROW_COUNT_BAND[0] * median), max_value=int(ROW_COUNT_BAND[1] * median)
+            )
+        )
     if has_previous:
         suite.add_expectation(gxe.ExpectColumnMeanToBeBetween(column=NEW_SHOP_COLUMN, max_value=NEW_SHOP_SHARE_LIMIT))
     return suite
 
 
-def run_checkpoint(frame: pd.DataFrame, month: str, trailing_rows: list[int], previous_shops: set | None,
-                   docs_dir: Path) -> dict:
+def run_checkpoint(
+    frame: pd.DataFrame, month: str, trailing_rows: list[int], previous_shops: set | None, docs_dir: Path
+) -> dict:
     """Run the month's checkpoint (contract suite + warning suite), building data docs under docs_dir."""
     import great_expectations as gx
     from great_expectations.checkpoint import UpdateDataDocsAction
@@ -177,18 +197,31 @@ def run_checkpoint(frame: pd.DataFrame, month: str, trailing_rows: list[int], pr
         checked[NEW_SHOP_COLUMN] = (~checked["shop_id"].astype(str).isin(previous_shops)).astype(int)
     helpers = tuple(c for c in checked.columns if c not in frame.columns)
     text = tuple(c for c in NUMBER_COLUMNS if c in frame and not pd.api.types.is_numeric_dtype(frame[c]))
-    suites = {"error": monthly_contract_suite(month, list(frame.columns), helpers, text),
-              "warning": warning_suite(month, trailing_rows, NEW_SHOP_COLUMN in helpers)}
+    suites = {
+        "error": monthly_contract_suite(month, list(frame.columns), helpers, text),
+        "warning": warning_suite(month, trailing_rows, NEW_SHOP_COLUMN in helpers),
+    }
     definitions = []
     for severity, suite in suites.items():
         if not suite.expectations:
             continue
         suite = context.suites.add(suite)
-        definitions.append((severity, context.validation_definitions.add(
-            gx.ValidationDefinition(name=f"{suite.name}", data=batch, suite=suite))))
-    checkpoint = context.checkpoints.add(gx.Checkpoint(
-        name=f"monthly_contract_checkpoint_{month}", validation_definitions=[d for _, d in definitions],
-        actions=[UpdateDataDocsAction(name="update_data_docs")], result_format="SUMMARY"))
+        definitions.append(
+            (
+                severity,
+                context.validation_definitions.add(
+                    gx.ValidationDefinition(name=f"{suite.name}", data=batch, suite=suite)
+                ),
+            )
+        )
+    checkpoint = context.checkpoints.add(
+        gx.Checkpoint(
+            name=f"monthly_contract_checkpoint_{month}",
+            validation_definitions=[d for _, d in definitions],
+            actions=[UpdateDataDocsAction(name="update_data_docs")],
+            result_format="SUMMARY",
+        )
+    )
     result = checkpoint.run(batch_parameters={"dataframe": checked})
     severity_of = {d.name: severity for severity, d in definitions}
     checks = []
@@ -246,8 +279,12 @@ def _describe_failure(check: dict, frame: pd.DataFrame) -> None:
     the problem (a type check on a text column calls every row unexpected, good ones included)."""
     column = check["kwargs"].get("column")
     if check["expectation"] == "expect_column_values_to_be_in_type_list" and column in frame:
-        check.update(observed=f"column type {frame[column].dtype}", unexpected_count=None, sample_unexpected=[],
-                     unexpected_rows=[_row_typing_the_column(frame[column])] if len(frame) else [])
+        check.update(
+            observed=f"column type {frame[column].dtype}",
+            unexpected_count=None,
+            sample_unexpected=[],
+            unexpected_rows=[_row_typing_the_column(frame[column])] if len(frame) else [],
+        )
     rows = [i for i in check.get("unexpected_rows") or [] if i in frame.index]
     if not rows and check["expectation"] == "expect_column_max_to_be_between" and len(frame):
         rows = [frame.index[0]]  # the largest value is out of range, so every row is
@@ -338,22 +375,37 @@ def record_quality(settings: Settings, report: dict, run_id: str | None, report_
 
     failed = [c for c in report["checks"] if not c["success"] and c["severity"] == "error"]
     warned = [c for c in report["checks"] if not c["success"] and c["severity"] == "warning"]
-    row = pd.DataFrame([{
-        "month": report["month"], "run_id": run_id, "suite": "monthly_contract", "success": report["success"],
-        "rows_checked": report["rows"], "expectations": len(report["checks"]), "failed": len(failed),
-        "warnings": len(warned),
-        "failed_checks": json.dumps([_short(c) for c in failed], default=str),
-        "warning_checks": json.dumps([_short(c) for c in warned], default=str),
-        "report_path": report_path, "data_docs_path": docs_path,
-        "checked_at": pd.Timestamp(utc_now()).tz_localize(None),
-    }])
+    row = pd.DataFrame(
+        [
+            {
+                "month": report["month"],
+                "run_id": run_id,
+                "suite": "monthly_contract",
+                "success": report["success"],
+                "rows_checked": report["rows"],
+                "expectations": len(report["checks"]),
+                "failed": len(failed),
+                "warnings": len(warned),
+                "failed_checks": json.dumps([_short(c) for c in failed], default=str),
+                "warning_checks": json.dumps([_short(c) for c in warned], default=str),
+                "report_path": report_path,
+                "data_docs_path": docs_path,
+                "checked_at": pd.Timestamp(utc_now()).tz_localize(None),
+            }
+        ]
+    )
     warehouse_for(settings).record_quality(report["month"], row)
 
 
 def _short(check: dict) -> dict:
     target = check["kwargs"].get("column") or check["kwargs"].get("column_list")
-    return {"expectation": check["expectation"], "column": target, "unexpected_count": check["unexpected_count"],
-            "sample": check["sample_unexpected"], "observed": check["observed"]}
+    return {
+        "expectation": check["expectation"],
+        "column": target,
+        "unexpected_count": check["unexpected_count"],
+        "sample": check["sample_unexpected"],
+        "observed": check["observed"],
+    }
 
 
 def _drop_staged_lines(lake: Lake, month: str) -> None:
@@ -365,16 +417,20 @@ def _drop_staged_lines(lake: Lake, month: str) -> None:
 def lines_mismatch(lines: pd.DataFrame, monthly: pd.DataFrame) -> str | None:
     """Why the staged invoice lines do not add up to the month's rows (per customer value and quantity), or None."""
     by_line = lines.groupby("customer_id")[["quantity", "value"]].sum()
-    by_row = monthly.assign(shop_id=monthly["shop_id"].astype(str)).groupby("shop_id")[["sales_qty", "sales_value"]].sum()
+    by_row = (
+        monthly.assign(shop_id=monthly["shop_id"].astype(str)).groupby("shop_id")[["sales_qty", "sales_value"]].sum()
+    )
     joined = by_line.join(by_row, how="outer").fillna(0.0)
-    off = (~np.isclose(joined["quantity"], joined["sales_qty"], rtol=1e-9, atol=1e-6)
-           | ~np.isclose(joined["value"], joined["sales_value"], rtol=1e-9, atol=1e-6))
+    off = ~np.isclose(joined["quantity"], joined["sales_qty"], rtol=1e-9, atol=1e-6) | ~np.isclose(
+        joined["value"], joined["sales_value"], rtol=1e-9, atol=1e-6
+    )
     if not off.any():
         return None
     example = joined[off].head(3)
-    return (f"{int(off.sum())} customer(s) whose invoice lines do not sum to their monthly rows, e.g. "
-            + "; ".join(f"{c}: lines qty {r.quantity:g} value {r.value:g} vs rows qty {r.sales_qty:g} value {r.sales_value:g}"
-                        for c, r in example.iterrows()))
+    return f"{int(off.sum())} customer(s) whose invoice lines do not sum to their monthly rows, e.g. " + "; ".join(
+        f"{c}: lines qty {r.quantity:g} value {r.value:g} vs rows qty {r.sales_qty:g} value {r.sales_value:g}"
+        for c, r in example.iterrows()
+    )
 
 
 def staged_lines(lake: Lake, month: str, monthly: pd.DataFrame) -> pa.Table | None:
@@ -402,8 +458,9 @@ def publish_lines(lake: Lake, month: str, lines: pa.Table | None) -> None:
     lake.remove_partition(month_ref(LINES_STAGING, month))
 
 
-def publish_quality(settings: Settings, lake: Lake, report: dict, files: dict[str, bytes],
-                    run_id: str | None) -> tuple[dict, str, str]:
+def publish_quality(
+    settings: Settings, lake: Lake, report: dict, files: dict[str, bytes], run_id: str | None
+) -> tuple[dict, str, str]:
     """The month's quality record: quality/month=M and its data_quality_runs row; returns the manifest and the
     report's and data docs' paths."""
     month = report["month"]
@@ -418,8 +475,9 @@ def _report_paths(lake: Lake, ref, manifest: dict) -> tuple[str, str]:
     return lake.url(f"{ref.path}/{folder}/report.md"), lake.url(f"{ref.path}/{folder}/data_docs/index.html")
 
 
-def reject(settings: Settings, lake: Lake, report: dict, text: str, files: dict[str, bytes],
-           run_id: str | None) -> None:
+def reject(
+    settings: Settings, lake: Lake, report: dict, text: str, files: dict[str, bytes], run_id: str | None
+) -> None:
     """Quarantine the staged month with its results and raise DataValidationError. A month already published
     keeps its quality record, raw rows and everything after them: the rejection is only in quarantine/."""
     month = report["month"]
@@ -428,7 +486,8 @@ def reject(settings: Settings, lake: Lake, report: dict, text: str, files: dict[
     delivery = staged.get("delivery") or staged.get("source") or "the staged delivery"
     quarantine_ref = month_ref("quarantine", month)
     quarantined = lake.publish_files(
-        quarantine_ref, {"data.parquet": lake.read_file(staged_ref, "data.parquet"), **files},
+        quarantine_ref,
+        {"data.parquet": lake.read_file(staged_ref, "data.parquet"), **files},
         {"month": month, "reason": "failed expectations", "delivery": delivery},
     )
     report_path, docs_path = _report_paths(lake, quarantine_ref, quarantined)
@@ -437,8 +496,16 @@ def reject(settings: Settings, lake: Lake, report: dict, text: str, files: dict[
     lake.remove_partition(staged_ref)
     _drop_staged_lines(lake, month)
     failed = [c for c in report["checks"] if not c["success"] and c["severity"] == "error"]
-    log.error("validate %s FAILED (%d of %d expectations) on %s; report %s; data docs %s\n%s",
-              month, len(failed), len(report["checks"]), delivery, report_path, docs_path, text)
+    log.error(
+        "validate %s FAILED (%d of %d expectations) on %s; report %s; data docs %s\n%s",
+        month,
+        len(failed),
+        len(report["checks"]),
+        delivery,
+        report_path,
+        docs_path,
+        text,
+    )
     raise DataValidationError(
         f"month {month} from {delivery} failed {len(failed)} expectation(s); input quarantined at "
         f"{lake.url(quarantine_ref.path)}, report at {report_path}, data docs at {docs_path}\n{text}"
@@ -463,12 +530,19 @@ def validate(settings: Settings, month: str, run_id: str | None = None) -> dict:
     quality, report_path, docs_path = publish_quality(settings, lake, report, files, run_id)
     warnings = [c for c in report["checks"] if not c["success"] and c["severity"] == "warning"]
     if warnings:
-        log.warning("validate %s: %d warning(s), not failing the month:\n%s", month, len(warnings),
-                    "\n".join(line for line in text.splitlines() if line.startswith("- WARN")))
+        log.warning(
+            "validate %s: %d warning(s), not failing the month:\n%s",
+            month,
+            len(warnings),
+            "\n".join(line for line in text.splitlines() if line.startswith("- WARN")),
+        )
     source = lake.manifest(staged_ref)["metadata"].get("source", "")
     publish_lines(lake, month, lines)  # before raw/: raw is what later stages look for
-    lake.write_table(month_ref("raw", month), to_contract(frame),
-                     {"month": month, "quality": quality["published_at"], "source": source})
+    lake.write_table(
+        month_ref("raw", month),
+        to_contract(frame),
+        {"month": month, "quality": quality["published_at"], "source": source},
+    )
     lake.remove_partition(staged_ref)
     summary = {
         "month": month,
@@ -480,7 +554,15 @@ def validate(settings: Settings, month: str, run_id: str | None = None) -> dict:
         "raw": lake.url(f"raw/month={month}"),
         "seconds": round(time.perf_counter() - started, 3),
     }
-    log.info("validate %s passed %d expectations (%d warnings) on %d rows; published %s; report %s; data docs %s (%.2fs)",
-             month, summary["expectations"], len(warnings), summary["rows"], summary["raw"], report_path, docs_path,
-             summary["seconds"])
+    log.info(
+        "validate %s passed %d expectations (%d warnings) on %d rows; published %s; report %s; data docs %s (%.2fs)",
+        month,
+        summary["expectations"],
+        len(warnings),
+        summary["rows"],
+        summary["raw"],
+        report_path,
+        docs_path,
+        summary["seconds"],
+    )
     return summary

@@ -52,12 +52,18 @@ def writer_lock(db_path: Path):
 class SqlWarehouse:
     """Month replacement shared by the SQL warehouses: each runs a script from its SQL folder in one transaction."""
 
-    def replace_month(self, month: str, segments: pd.DataFrame, run: pd.DataFrame,
-                      profiles: pd.DataFrame | None = None) -> None:
+    def replace_month(
+        self, month: str, segments: pd.DataFrame, run: pd.DataFrame, profiles: pd.DataFrame | None = None
+    ) -> None:
         """Atomically replace the month's rows in segments, segment_profiles and model_runs."""
         no_profiles = pd.DataFrame({"month": [], "segment_id": []})
-        self._replace("replace_month.sql", month, new_segments=segments, new_run=run,
-                      new_profiles=profiles if profiles is not None else no_profiles)
+        self._replace(
+            "replace_month.sql",
+            month,
+            new_segments=segments,
+            new_run=run,
+            new_profiles=profiles if profiles is not None else no_profiles,
+        )
 
     def record_quality(self, month: str, row: pd.DataFrame) -> None:
         """Replace the month's row in data_quality_runs."""
@@ -66,8 +72,9 @@ class SqlWarehouse:
     def replace_recommendations(self, month: str, recommendations: Path, run: pd.DataFrame) -> None:
         """Atomically replace the month's rows in recommendations (read from a parquet file, in batches) and
         recommendation_runs."""
-        self._replace("replace_recommendations.sql", month, new_recommendations=Path(recommendations),
-                      new_recommendation_run=run)
+        self._replace(
+            "replace_recommendations.sql", month, new_recommendations=Path(recommendations), new_recommendation_run=run
+        )
 
     def current_recommendation_run(self, month: str) -> dict | None:
         """The month's recommendation_runs row, or None."""
@@ -118,7 +125,8 @@ class DuckDBWarehouse(SqlWarehouse):
                     raise WarehouseBusyError(
                         f"the warehouse {self.db_path} is held by {holder} and was not released within "
                         f"{self.lock_wait_seconds:g}s; close that session (e.g. a notebook's duckdb.connect) "
-                        "and run the task again") from exc
+                        "and run the task again"
+                    ) from exc
                 log.warning("warehouse %s is held by %s; waiting", self.db_path, holder)
                 time.sleep(pause)
                 pause = min(pause * 2, 2.0)
@@ -221,8 +229,10 @@ class DuckDBReader:
         with self._state:
             while writer_waiting(self.db_path):  # the watcher detaches once the running queries are done
                 if time.monotonic() > deadline:
-                    raise WarehouseBusyError(f"a writer of the warehouse {self.db_path} did not finish within "
-                                             f"{self.lock_wait_seconds:g}s; try again shortly")
+                    raise WarehouseBusyError(
+                        f"a writer of the warehouse {self.db_path} did not finish within "
+                        f"{self.lock_wait_seconds:g}s; try again shortly"
+                    )
                 self._state.wait(self.WATCH_SECONDS)
             if not self.attached:
                 self._attach(deadline)
@@ -252,13 +262,14 @@ class DuckDBReader:
                     raise
                 if time.monotonic() + pause > deadline:
                     raise WarehouseBusyError(
-                        f"the warehouse {self.db_path} is held by {lock_holder(str(exc))} (a writer); "
-                        "try again shortly") from exc
+                        f"the warehouse {self.db_path} is held by {lock_holder(str(exc))} (a writer); try again shortly"
+                    ) from exc
                 time.sleep(pause)  # holding the state: no other query may attach meanwhile
                 pause = min(pause * 2, 0.5)
         self._attachment = abs(self._attachment) + 1
-        self._watcher = threading.Thread(target=self._watch, args=(self._attachment,), daemon=True,
-                                         name=f"duckdb-reader-watch-{self._attachment}")
+        self._watcher = threading.Thread(
+            target=self._watch, args=(self._attachment,), daemon=True, name=f"duckdb-reader-watch-{self._attachment}"
+        )
         self._watcher.start()
 
     def _watch(self, attachment: int) -> None:

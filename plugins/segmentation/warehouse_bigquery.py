@@ -73,47 +73,116 @@ _MONTH_FIELDS = (("month", "STRING", True), (PARTITION_COLUMN, "DATE", True))
 # Load schemas; test_bigquery_warehouse checks them against tables.sql and the DuckDB tables.
 SCHEMAS: dict[str, list[SchemaField]] = {
     "segments": _fields(
-        *_MONTH_FIELDS, ("shop_id", "STRING", True), ("segment_id", "INT64", True),
-        ("segment_name", "STRING", True), ("membership_strength", "FLOAT64", True), ("eligible", "BOOL", True),
-        ("model_version", "STRING", True), ("scored_at", "TIMESTAMP", True)),
+        *_MONTH_FIELDS,
+        ("shop_id", "STRING", True),
+        ("segment_id", "INT64", True),
+        ("segment_name", "STRING", True),
+        ("membership_strength", "FLOAT64", True),
+        ("eligible", "BOOL", True),
+        ("model_version", "STRING", True),
+        ("scored_at", "TIMESTAMP", True),
+    ),
     "model_runs": _fields(
-        *_MONTH_FIELDS, ("run_id", "STRING", False), ("decision", "STRING", True), ("reason", "STRING", True),
-        ("model_version", "STRING", False), ("challenger_version", "STRING", False), ("promoted", "BOOL", False),
-        ("verdict", "STRING", False), ("gate_failures", "JSON", False), ("drift", "JSON", False),
-        ("shops", "INT64", True), ("segments", "INT64", True), ("noise_share", "FLOAT64", False),
-        ("metrics", "JSON", False), ("scores_sha", "STRING", False), ("published_at", "TIMESTAMP", True)),
+        *_MONTH_FIELDS,
+        ("run_id", "STRING", False),
+        ("decision", "STRING", True),
+        ("reason", "STRING", True),
+        ("model_version", "STRING", False),
+        ("challenger_version", "STRING", False),
+        ("promoted", "BOOL", False),
+        ("verdict", "STRING", False),
+        ("gate_failures", "JSON", False),
+        ("drift", "JSON", False),
+        ("shops", "INT64", True),
+        ("segments", "INT64", True),
+        ("noise_share", "FLOAT64", False),
+        ("metrics", "JSON", False),
+        ("scores_sha", "STRING", False),
+        ("published_at", "TIMESTAMP", True),
+    ),
     "segment_profiles": _fields(
-        *_MONTH_FIELDS, ("segment_id", "INT64", True), ("name", "STRING", True), ("shops", "INT64", True),
-        ("share", "FLOAT64", True), ("mean_strength", "FLOAT64", False),
-        *((f"median_{name}", "FLOAT64", False) for name in (
-            "log_mean_qty", "active_share", "cv", "log_slope", "resid_std", "seasonal_strength", "season_cos",
-            "season_sin", "yoy_growth", "log_breadth", "recency_months"))),
+        *_MONTH_FIELDS,
+        ("segment_id", "INT64", True),
+        ("name", "STRING", True),
+        ("shops", "INT64", True),
+        ("share", "FLOAT64", True),
+        ("mean_strength", "FLOAT64", False),
+        *(
+            (f"median_{name}", "FLOAT64", False)
+            for name in (
+                "log_mean_qty",
+                "active_share",
+                "cv",
+                "log_slope",
+                "resid_std",
+                "seasonal_strength",
+                "season_cos",
+                "season_sin",
+                "yoy_growth",
+                "log_breadth",
+                "recency_months",
+            )
+        ),
+    ),
     "data_quality_runs": _fields(
-        *_MONTH_FIELDS, ("run_id", "STRING", False), ("suite", "STRING", True), ("success", "BOOL", True),
-        ("rows_checked", "INT64", True), ("expectations", "INT64", True), ("failed", "INT64", True),
-        ("warnings", "INT64", True), ("failed_checks", "JSON", False), ("warning_checks", "JSON", False),
-        ("report_path", "STRING", False), ("data_docs_path", "STRING", False),
-        ("checked_at", "TIMESTAMP", True)),
+        *_MONTH_FIELDS,
+        ("run_id", "STRING", False),
+        ("suite", "STRING", True),
+        ("success", "BOOL", True),
+        ("rows_checked", "INT64", True),
+        ("expectations", "INT64", True),
+        ("failed", "INT64", True),
+        ("warnings", "INT64", True),
+        ("failed_checks", "JSON", False),
+        ("warning_checks", "JSON", False),
+        ("report_path", "STRING", False),
+        ("data_docs_path", "STRING", False),
+        ("checked_at", "TIMESTAMP", True),
+    ),
     "recommendations": _fields(
-        *_MONTH_FIELDS, ("shop_id", "STRING", True), ("rank", "INT64", True), ("product_id", "STRING", True),
-        ("score", "FLOAT64", True), ("reason", "STRING", True), ("segment_id", "INT64", True)),
+        *_MONTH_FIELDS,
+        ("shop_id", "STRING", True),
+        ("rank", "INT64", True),
+        ("product_id", "STRING", True),
+        ("score", "FLOAT64", True),
+        ("reason", "STRING", True),
+        ("segment_id", "INT64", True),
+    ),
     "recommendation_runs": _fields(
-        *_MONTH_FIELDS, ("run_id", "STRING", False), ("method", "STRING", True), ("top_n", "INT64", True),
-        ("history_months", "INT64", True), ("model_version", "STRING", False), ("shops", "INT64", True),
-        ("recommendations", "INT64", True), ("products", "INT64", True), ("content_sha", "STRING", True),
-        ("inputs_sha", "STRING", False), ("published_at", "TIMESTAMP", True)),
+        *_MONTH_FIELDS,
+        ("run_id", "STRING", False),
+        ("method", "STRING", True),
+        ("top_n", "INT64", True),
+        ("history_months", "INT64", True),
+        ("model_version", "STRING", False),
+        ("shops", "INT64", True),
+        ("recommendations", "INT64", True),
+        ("products", "INT64", True),
+        ("content_sha", "STRING", True),
+        ("inputs_sha", "STRING", False),
+        ("published_at", "TIMESTAMP", True),
+    ),
 }
 TABLES = tuple(SCHEMAS)
-KEYS = {"segments": ("month", "shop_id"), "model_runs": ("month",),
-        "segment_profiles": ("month", "segment_id"), "data_quality_runs": ("month",),
-        "recommendations": ("month", "shop_id", "rank"), "recommendation_runs": ("month",)}
-CLUSTERING = {"segments": ("segment_id", "shop_id"), "segment_profiles": ("segment_id",),
-              "recommendations": ("shop_id",)}
+KEYS = {
+    "segments": ("month", "shop_id"),
+    "model_runs": ("month",),
+    "segment_profiles": ("month", "segment_id"),
+    "data_quality_runs": ("month",),
+    "recommendations": ("month", "shop_id", "rank"),
+    "recommendation_runs": ("month",),
+}
+CLUSTERING = {
+    "segments": ("segment_id", "shop_id"),
+    "segment_profiles": ("segment_id",),
+    "recommendations": ("shop_id",),
+}
 # model_runs is written last: it marks the month as published (see the module docstring)
 MONTH_TABLES = ("segments", "segment_profiles", "model_runs")
 
 
 # ---------------------------------------------------------------- pure helpers (no client, no network)
+
 
 def month_date(month: str) -> dt.date:
     """'2024-03' -> date(2024, 3, 1), the month's partition value."""
@@ -154,8 +223,7 @@ def load_job_config(table: str, month: str, source_format: str = "NEWLINE_DELIMI
         schema=SCHEMAS[table],
         write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
         create_disposition=bigquery.CreateDisposition.CREATE_NEVER,  # tables.sql creates them
-        time_partitioning=bigquery.TimePartitioning(type_=bigquery.TimePartitioningType.DAY,
-                                                    field=PARTITION_COLUMN),
+        time_partitioning=bigquery.TimePartitioning(type_=bigquery.TimePartitioningType.DAY, field=PARTITION_COLUMN),
         ignore_unknown_values=False,
         max_bad_records=0,
         labels=_labels(table, month),
@@ -172,11 +240,11 @@ def month_query_config(month: str, table: str | None = None, **kwargs) -> bigque
     )
 
 
-def job_id(table: str, month: str, content: bytes, generation: str = "", action: str = "load",
-           attempt: int = 1) -> str:
+def job_id(table: str, month: str, content: bytes, generation: str = "", action: str = "load", attempt: int = 1) -> str:
     """Deterministic BigQuery job id for one write: same inputs -> same id, other rows -> other id."""
-    header = json.dumps({"table": table, "month": month, "action": action, "generation": generation},
-                        sort_keys=True).encode()
+    header = json.dumps(
+        {"table": table, "month": month, "action": action, "generation": generation}, sort_keys=True
+    ).encode()
     sha = hashlib.sha256(header + b"\n" + content).hexdigest()
     job = f"segmentation_{table}_{partition_id(month)[:6]}_{sha[:16]}"
     return job if attempt == 1 else f"{job}_a{attempt}"
@@ -254,8 +322,10 @@ def ndjson_rows(table: str, month: str, frame: pd.DataFrame) -> bytes:
     keys = list(KEYS[table])
     duplicated = frame.duplicated(subset=keys, keep=False)
     if duplicated.any():
-        raise ValueError(f"{table}: duplicate primary key {tuple(keys)}: "
-                         f"{frame.loc[duplicated, keys].drop_duplicates().head(5).to_dict('records')}")
+        raise ValueError(
+            f"{table}: duplicate primary key {tuple(keys)}: "
+            f"{frame.loc[duplicated, keys].drop_duplicates().head(5).to_dict('records')}"
+        )
     frame[PARTITION_COLUMN] = month_date(month).isoformat()
     records = frame.to_dict("records")
     lines = []
@@ -326,9 +396,18 @@ def _plain(value):
 
 # ---------------------------------------------------------------- the warehouse
 
+
 class BigQueryWarehouse:
-    def __init__(self, project: str, dataset: str, sql_dir: Path, client=None, location: str | None = None,
-                 gcp_conn_id: str = "google_cloud_default", timeout: float | None = None):
+    def __init__(
+        self,
+        project: str,
+        dataset: str,
+        sql_dir: Path,
+        client=None,
+        location: str | None = None,
+        gcp_conn_id: str = "google_cloud_default",
+        timeout: float | None = None,
+    ):
         self.project = project
         self.dataset = dataset
         self.location = location
@@ -360,8 +439,13 @@ class BigQueryWarehouse:
             return
         client = con or self.client
         script = ";\n".join(self._sql("tables.sql")) + ";"
-        job = client.query(script, job_config=bigquery.QueryJobConfig(use_legacy_sql=False),
-                           job_id_prefix="segmentation_ddl_", project=self.project, location=self.location)
+        job = client.query(
+            script,
+            job_config=bigquery.QueryJobConfig(use_legacy_sql=False),
+            job_id_prefix="segmentation_ddl_",
+            project=self.project,
+            location=self.location,
+        )
         job.result(timeout=self.timeout)
         self._ensured = True
 
@@ -370,8 +454,9 @@ class BigQueryWarehouse:
 
         (sql,) = self._sql("month_rows.sql", table)
         try:
-            job = self.client.query(sql, job_config=month_query_config(month, table), project=self.project,
-                                    location=self.location)
+            job = self.client.query(
+                sql, job_config=month_query_config(month, table), project=self.project, location=self.location
+            )
             rows = job.result(timeout=self.timeout)
         except NotFound:  # dataset or table not created yet
             return []
@@ -386,11 +471,15 @@ class BigQueryWarehouse:
         rows = self._month_rows(table, month)
         return hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
-    def replace_month(self, month: str, segments: pd.DataFrame, run: pd.DataFrame,
-                      profiles: pd.DataFrame | None = None) -> None:
+    def replace_month(
+        self, month: str, segments: pd.DataFrame, run: pd.DataFrame, profiles: pd.DataFrame | None = None
+    ) -> None:
         """Replace the month's partition of segments, segment_profiles and then model_runs."""
-        frames = {"segments": segments, "model_runs": run,
-                  "segment_profiles": profiles if profiles is not None else pd.DataFrame({"month": []})}
+        frames = {
+            "segments": segments,
+            "model_runs": run,
+            "segment_profiles": profiles if profiles is not None else pd.DataFrame({"month": []}),
+        }
         payloads = {table: ndjson_rows(table, month, frames[table]) for table in MONTH_TABLES}  # validate all first
         self.ensure_tables()
         generation = self._generation("model_runs", month)
@@ -431,8 +520,15 @@ class BigQueryWarehouse:
         def submit(job: str):
             with open(path, "rb") as handle:
                 return self.client.load_table_from_file(
-                    handle, destination, size=path.stat().st_size, job_id=job, project=self.project,
-                    location=self.location, job_config=load_job_config(table, month, "PARQUET"))
+                    handle,
+                    destination,
+                    size=path.stat().st_size,
+                    job_id=job,
+                    project=self.project,
+                    location=self.location,
+                    job_config=load_job_config(table, month, "PARQUET"),
+                )
+
         job = self._run_once(lambda attempt: job_id(table, month, content, generation, "load", attempt), submit)
         log.info("bigquery %s %s: parquet load of %d bytes by job %s", table, month, path.stat().st_size, job.job_id)
         return job
@@ -444,15 +540,28 @@ class BigQueryWarehouse:
 
             def submit(job: str):
                 return self.client.load_table_from_file(
-                    io.BytesIO(payload), destination, size=len(payload), job_id=job, project=self.project,
-                    location=self.location, job_config=load_job_config(table, month))
+                    io.BytesIO(payload),
+                    destination,
+                    size=len(payload),
+                    job_id=job,
+                    project=self.project,
+                    location=self.location,
+                    job_config=load_job_config(table, month),
+                )
+
             action = "load"
         else:
             (sql,) = self._sql("delete_month.sql", table)
 
             def submit(job: str):
-                return self.client.query(sql, job_config=month_query_config(month, table), job_id=job,
-                                         project=self.project, location=self.location)
+                return self.client.query(
+                    sql,
+                    job_config=month_query_config(month, table),
+                    job_id=job,
+                    project=self.project,
+                    location=self.location,
+                )
+
             action = "delete"
         job = self._run_once(lambda attempt: job_id(table, month, payload, generation, action, attempt), submit)
         log.info("bigquery %s %s: %s of %d bytes by job %s", table, month, action, len(payload), job.job_id)
@@ -469,11 +578,11 @@ class BigQueryWarehouse:
             except Conflict:
                 job = self.client.get_job(job_ref, project=self.project, location=self.location)
                 if job.state == "DONE" and job.error_result:
-                    log.warning("job %s already ran and failed (%s); trying the next job id", job_ref,
-                                job.error_result)
+                    log.warning("job %s already ran and failed (%s); trying the next job id", job_ref, job.error_result)
                     continue
-                log.info("job %s already exists (%s): this write was already submitted, not repeating it",
-                         job_ref, job.state)
+                log.info(
+                    "job %s already exists (%s): this write was already submitted, not repeating it", job_ref, job.state
+                )
             job.result(timeout=self.timeout)  # raises if the job failed
             return job
         raise RuntimeError(f"{MAX_ATTEMPTS} jobs for {job_ids(1)} failed; see the BigQuery job history")
@@ -487,7 +596,8 @@ class BigQueryWarehouse:
             parameters = [_query_parameter(value, name) for name, value in params.items()]
         else:
             parameters = [_query_parameter(v) for v in params or []]
-        config = bigquery.QueryJobConfig(use_legacy_sql=False, query_parameters=parameters,
-                                         default_dataset=self.dataset_ref)
+        config = bigquery.QueryJobConfig(
+            use_legacy_sql=False, query_parameters=parameters, default_dataset=self.dataset_ref
+        )
         job = self.client.query(sql, job_config=config, project=self.project, location=self.location)
         return job.result(timeout=self.timeout).to_dataframe(create_bqstorage_client=False)

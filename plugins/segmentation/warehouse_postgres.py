@@ -47,9 +47,14 @@ TABLES = ("segments", "model_runs", "segment_profiles", "data_quality_runs")  # 
 RECOMMENDATION_TABLES = ("recommendations", "recommendation_runs")
 VIEWS = ("segment_sizes", "segment_transitions")
 # the temporary relation each replacement script reads -> the table it is shaped like
-STAGED = {"new_segments": "segments", "new_profiles": "segment_profiles", "new_run": "model_runs",
-          "new_quality": "data_quality_runs", "new_recommendations": "recommendations",
-          "new_recommendation_run": "recommendation_runs"}
+STAGED = {
+    "new_segments": "segments",
+    "new_profiles": "segment_profiles",
+    "new_run": "model_runs",
+    "new_quality": "data_quality_runs",
+    "new_recommendations": "recommendations",
+    "new_recommendation_run": "recommendation_runs",
+}
 COPY_BATCH_ROWS = 65_536  # rows of a parquet file sent per COPY chunk
 
 
@@ -118,6 +123,7 @@ def _qmark_to_pyformat(sql: str) -> tuple[str, int]:
 
 
 # --- frame -> COPY rows -------------------------------------------------------------------------------------
+
 
 def _to_int(value):
     if hasattr(value, "item"):  # numpy scalars
@@ -207,11 +213,13 @@ def _parquet_batches(path: Path):
 
 # --- the warehouse ----------------------------------------------------------------------------------------------
 
+
 class PostgresWarehouse(SqlWarehouse):
     """Same interface and semantics as DuckDBWarehouse, on a PostgreSQL database given by a libpq DSN."""
 
-    def __init__(self, dsn: str, sql_dir: Path, *, connect_timeout: int = 10,
-                 application_name: str = "segmentation-warehouse"):
+    def __init__(
+        self, dsn: str, sql_dir: Path, *, connect_timeout: int = 10, application_name: str = "segmentation-warehouse"
+    ):
         self.dsn = dsn
         self.sql = Path(sql_dir) / "warehouse" / "postgres"
         self.connect_timeout = connect_timeout
@@ -300,8 +308,14 @@ class PostgresWarehouse(SqlWarehouse):
                 with con.cursor() as cur:
                     for statement in statements:
                         cur.execute(statement, {"month": month} if "%(month)s" in statement else None)
-        log.debug("warehouse %s: %s for %s, %d staged rows in %.2fs", self.redacted_dsn, sql_file, month, rows,
-                  time.perf_counter() - started)
+        log.debug(
+            "warehouse %s: %s for %s, %d staged rows in %.2fs",
+            self.redacted_dsn,
+            sql_file,
+            month,
+            rows,
+            time.perf_counter() - started,
+        )
 
     def _stage(self, con, name: str, table: str, frame: pd.DataFrame | Path) -> int:
         """CREATE TEMP TABLE name (LIKE table) ON COMMIT DROP, then COPY the frame (or a parquet file's rows, a batch
@@ -309,11 +323,18 @@ class PostgresWarehouse(SqlWarehouse):
         from psycopg import sql
 
         with con.cursor() as cur:
-            cur.execute(sql.SQL("CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP").format(
-                sql.Identifier(name), sql.Identifier(table)))
-            types = dict(cur.execute(
-                "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
-                "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped", [table]).fetchall())
+            cur.execute(
+                sql.SQL("CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP").format(
+                    sql.Identifier(name), sql.Identifier(table)
+                )
+            )
+            types = dict(
+                cur.execute(
+                    "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+                    "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+                    [table],
+                ).fetchall()
+            )
             batches = _parquet_batches(frame) if isinstance(frame, Path) else [frame]
             rows = 0
             for batch in batches:
@@ -324,7 +345,8 @@ class PostgresWarehouse(SqlWarehouse):
                     continue
                 columns = [str(c) for c in batch.columns]
                 copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(
-                    sql.Identifier(name), sql.SQL(", ").join(map(sql.Identifier, columns)))
+                    sql.Identifier(name), sql.SQL(", ").join(map(sql.Identifier, columns))
+                )
                 with cur.copy(copy_sql) as copy:
                     for row in frame_rows(batch, types):
                         copy.write_row(row)

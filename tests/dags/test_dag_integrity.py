@@ -24,6 +24,7 @@ def test_no_import_errors(dagbag):
     assert "segmentation_monthly" in dagbag.dag_ids
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)
 def test_dag_file_parses_fast_without_heavy_imports(dag_file):
     probe = textwrap.dedent(f"""
@@ -49,7 +50,9 @@ def test_monthly_schedule_catchup_retries_and_params(dagbag):
     assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"
     assert dag.catchup is True and dag.max_active_runs == 1
     assert dag.doc_md and "force_retrain" in dag.doc_md
-    assert {"month", "force_retrain", "source", "source_path", "invoice_columns", "invoice_date_format"} <= set(dag.params.keys())
+    assert {"month", "force_retrain", "source", "source_path", "invoice_columns", "invoice_date_format"} <= set(
+        dag.params.keys()
+    )
     assert all(task.retries >= 1 for task in dag.tasks)
     assert dag.get_task("publish").pool == "warehouse"
 
@@ -94,7 +97,9 @@ def test_scoring_fans_out_over_shards(dagbag):
 
     import jinja2
 
-    label = jinja2.Template(shard.map_index_template).render(task=SimpleNamespace(op_kwargs={"shard": 2, "n_shards": 4}))
+    label = jinja2.Template(shard.map_index_template).render(
+        task=SimpleNamespace(op_kwargs={"shard": 2, "n_shards": 4})
+    )
     assert label == "shard 3 of 4"
     assert "score_shard" in dag.doc_md and "combine_scores" in dag.doc_md
 
@@ -122,7 +127,8 @@ def test_publish_declares_an_asset_per_warehouse_table(dagbag):
 def test_recommend_declares_the_recommendations_asset(dagbag):
     outlets = dagbag.dags["segmentation_monthly"].get_task("recommend").outlets
     assert [(a.name, a.uri) for a in outlets] == [
-        ("segmentation_recommendations", "x-segmentation://warehouse/recommendations")]
+        ("segmentation_recommendations", "x-segmentation://warehouse/recommendations")
+    ]
 
 
 def test_export_runs_on_the_segments_asset(dagbag):

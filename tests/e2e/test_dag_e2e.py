@@ -66,8 +66,11 @@ def test_consecutive_months_rerun_and_bad_month(dag, pipeline_home, small_sales_
     assert (runs["segments"][2:] >= 2).all()
 
     raw = generate(small_spec)
-    segments = query(home, "SELECT month, COUNT(*) n, COUNT(DISTINCT shop_id) d, MIN(segment_id) lo FROM segments "
-                           "GROUP BY month ORDER BY month")
+    segments = query(
+        home,
+        "SELECT month, COUNT(*) n, COUNT(DISTINCT shop_id) d, MIN(segment_id) lo FROM segments "
+        "GROUP BY month ORDER BY month",
+    )
     for row in segments.itertuples():
         cal = int(row.month[-2:])
         active = raw[(raw["month"] <= cal)]["shop_id"].nunique()  # shops with a sale in the window so far
@@ -127,7 +130,9 @@ def test_scoring_fans_out_over_shards_and_warm_up_skips_it(dag, pipeline_home, s
 
     result = run_month(dag, "2023-03", score_shards=3)
     assert result.state == "success"
-    shards = sorted((ti for ti in result.get_task_instances() if ti.task_id == "score_shard"), key=lambda t: t.map_index)
+    shards = sorted(
+        (ti for ti in result.get_task_instances() if ti.task_id == "score_shard"), key=lambda t: t.map_index
+    )
     assert [(ti.map_index, ti.state) for ti in shards] == [(0, "success"), (1, "success"), (2, "success")]
     assert [ti.rendered_map_index for ti in shards] == ["shard 1 of 3", "shard 2 of 3", "shard 3 of 3"]
     states = {ti.task_id: ti.state for ti in result.get_task_instances()}
@@ -148,8 +153,9 @@ def test_scoring_fans_out_over_shards_and_warm_up_skips_it(dag, pipeline_home, s
     one = [ti for ti in result.get_task_instances() if ti.task_id == "score_shard"]
     assert [(ti.map_index, ti.state, ti.rendered_map_index) for ti in one] == [(0, "success", "shard 1 of 1")]
     assert (home / "lake" / "scores" / "month=2023-03" / "_manifest.json").read_text() == scores_manifest
-    pd.testing.assert_frame_equal(query(home, "SELECT * FROM segments WHERE month = '2023-03' ORDER BY shop_id"),
-                                  segments)
+    pd.testing.assert_frame_equal(
+        query(home, "SELECT * FROM segments WHERE month = '2023-03' ORDER BY shop_id"), segments
+    )
 
 
 def asset_events(run_id: str) -> dict[str, dict]:
@@ -159,8 +165,12 @@ def asset_events(run_id: str) -> dict[str, dict]:
     from sqlalchemy import select
 
     with create_session() as session:
-        rows = session.execute(select(AssetModel.name, AssetEvent.extra).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-                               .where(AssetEvent.source_run_id == run_id).order_by(AssetEvent.id)).all()
+        rows = session.execute(
+            select(AssetModel.name, AssetEvent.extra)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetEvent.source_run_id == run_id)
+            .order_by(AssetEvent.id)
+        ).all()
     return {name: extra for name, extra in rows}  # a re-run keeps the run id: its (later) events win
 
 
@@ -173,13 +183,24 @@ def as_triggering_events(run_ids: list[str]):
     from sqlalchemy import select
 
     with create_session() as session:
-        rows = session.execute(select(AssetModel.name, AssetModel.uri, AssetEvent)
-                               .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-                               .where(AssetEvent.source_run_id.in_(run_ids))).all()
-        return TriggeringAssetEventsAccessor.build(AssetEventDagRunReferenceResult(
-            asset={"name": name, "uri": uri, "extra": {}}, extra=event.extra, source_task_id=event.source_task_id,
-            source_dag_id=event.source_dag_id, source_run_id=event.source_run_id, source_map_index=event.source_map_index,
-            source_aliases=[], timestamp=event.timestamp) for name, uri, event in rows)
+        rows = session.execute(
+            select(AssetModel.name, AssetModel.uri, AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetEvent.source_run_id.in_(run_ids))
+        ).all()
+        return TriggeringAssetEventsAccessor.build(
+            AssetEventDagRunReferenceResult(
+                asset={"name": name, "uri": uri, "extra": {}},
+                extra=event.extra,
+                source_task_id=event.source_task_id,
+                source_dag_id=event.source_dag_id,
+                source_run_id=event.source_run_id,
+                source_map_index=event.source_map_index,
+                source_aliases=[],
+                timestamp=event.timestamp,
+            )
+            for name, uri, event in rows
+        )
 
 
 def unpause_and_queued_runs(dag_id: str) -> set[tuple[str, str]]:
@@ -191,8 +212,11 @@ def unpause_and_queued_runs(dag_id: str) -> set[tuple[str, str]]:
 
     with create_session() as session:
         session.execute(update(DagModel).where(DagModel.dag_id == dag_id).values(is_paused=False))
-        rows = session.execute(select(AssetDagRunQueue.target_dag_id, AssetModel.name)
-                               .join(AssetModel, AssetDagRunQueue.asset_id == AssetModel.id)).all()
+        rows = session.execute(
+            select(AssetDagRunQueue.target_dag_id, AssetModel.name).join(
+                AssetModel, AssetDagRunQueue.asset_id == AssetModel.id
+            )
+        ).all()
     return {tuple(row) for row in rows}
 
 
@@ -204,8 +228,12 @@ def test_publish_emits_asset_events_and_the_export_dag_writes_the_extract(fresh_
     result = run_month(monthly, "2023-04")
     assert result.state == "success"
     events = asset_events(result.run_id)
-    assert set(events) == {"segmentation_segments", "segmentation_segment_profiles", "segmentation_model_runs",
-                           "segmentation_recommendations"}
+    assert set(events) == {
+        "segmentation_segments",
+        "segmentation_segment_profiles",
+        "segmentation_model_runs",
+        "segmentation_recommendations",
+    }
     shops = query(home, "SELECT COUNT(*) n FROM segments WHERE month = '2023-04'")["n"][0]
     profiles = query(home, "SELECT COUNT(*) n FROM segment_profiles WHERE month = '2023-04'")["n"][0]
     recommended = query(home, "SELECT COUNT(*) n FROM recommendations WHERE month = '2023-04'")["n"][0]
@@ -232,9 +260,12 @@ def test_publish_emits_asset_events_and_the_export_dag_writes_the_extract(fresh_
     folder = home / "lake" / "exports" / "month=2023-04"
     manifest = (folder / "_manifest.json").read_text()
     extract = pd.read_csv(next(folder.glob("*/segments.csv")), dtype={"shop_id": str})
-    expected = query(home, """SELECT cur.shop_id, cur.segment_id, prev.segment_id IS DISTINCT FROM cur.segment_id AS changed
+    expected = query(
+        home,
+        """SELECT cur.shop_id, cur.segment_id, prev.segment_id IS DISTINCT FROM cur.segment_id AS changed
                               FROM segments cur LEFT JOIN segments prev ON prev.shop_id = cur.shop_id
-                              AND prev.month = '2023-03' WHERE cur.month = '2023-04' ORDER BY cur.shop_id""")
+                              AND prev.month = '2023-03' WHERE cur.month = '2023-04' ORDER BY cur.shop_id""",
+    )
     assert extract["shop_id"].tolist() == expected["shop_id"].tolist()
     assert extract["segment_id"].tolist() == expected["segment_id"].tolist()
     assert extract["changed"].tolist() == expected["changed"].tolist()

@@ -44,8 +44,9 @@ class GcsEmulator:
         from google.auth.credentials import AnonymousCredentials
         from google.cloud import storage
 
-        return storage.Client(project=PROJECT, credentials=AnonymousCredentials(),
-                              client_options={"api_endpoint": self.endpoint})
+        return storage.Client(
+            project=PROJECT, credentials=AnonymousCredentials(), client_options={"api_endpoint": self.endpoint}
+        )
 
     def object_names(self, prefix: str = "") -> list[str]:
         return sorted(blob.name for blob in self.client().list_blobs(self.bucket, prefix=prefix))

@@ -132,12 +132,14 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, self.server.datasets[dataset], "application/zip", headers)
 
 
-def start(datasets: dict[str, bytes], username: str, key: str, port: int = PORT,
-          lifetime: float = 120.0) -> KaggleStandIn:
+def start(
+    datasets: dict[str, bytes], username: str, key: str, port: int = PORT, lifetime: float = 120.0
+) -> KaggleStandIn:
     """Start the stand-in in a daemon thread; it stops itself after `lifetime` seconds at the latest."""
     server = KaggleStandIn(datasets, username, key, port)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              name="kaggle-standin", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="kaggle-standin", daemon=True
+    )
     thread.start()
     timer = threading.Timer(lifetime, server.shutdown)
     timer.daemon = True
@@ -156,8 +158,9 @@ def stop(server: KaggleStandIn) -> None:
 
 
 @contextlib.contextmanager
-def running(datasets: dict[str, bytes], username: str, key: str, port: int = PORT,
-            lifetime: float = 120.0) -> Iterator[KaggleStandIn]:
+def running(
+    datasets: dict[str, bytes], username: str, key: str, port: int = PORT, lifetime: float = 120.0
+) -> Iterator[KaggleStandIn]:
     """The stand-in for the duration of a with-block (usable from a pytest fixture)."""
     server = start(datasets, username, key, port, lifetime)
     try:

@@ -75,15 +75,34 @@ def mlflow_server() -> Iterator[MlflowServer]:
     root = Path(tempfile.mkdtemp(prefix="mlflow-server-"))
     port = free_port()
     uri = f"http://{HOST}:{port}"
-    command = [str(executable), "server", "--host", HOST, "--port", str(port), "--workers", "1",
-               "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-               "--artifacts-destination", str(root / "artifacts"), "--serve-artifacts"]
+    command = [
+        str(executable),
+        "server",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        f"sqlite:///{root / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(root / "artifacts"),
+        "--serve-artifacts",
+    ]
     log_path = root / "server.log"
     log = open(log_path, "w")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     started = time.monotonic()
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=root,
-                               env=env, start_new_session=True)
+    process = subprocess.Popen(
+        command,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        cwd=root,
+        env=env,
+        start_new_session=True,
+    )
     try:
         while not _healthy(uri):
             if process.poll() is not None:

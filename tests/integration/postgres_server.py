@@ -63,8 +63,20 @@ class PostgresServer:
         return self.dsn_for(name)
 
     def drop_database(self, name: str) -> None:
-        _run([str(self.bin_dir / "dropdb"), "-h", HOST, "-p", str(self.port), "-U", SUPERUSER, "--force",
-              "--if-exists", name])
+        _run(
+            [
+                str(self.bin_dir / "dropdb"),
+                "-h",
+                HOST,
+                "-p",
+                str(self.port),
+                "-U",
+                SUPERUSER,
+                "--force",
+                "--if-exists",
+                name,
+            ]
+        )
 
 
 def _version_key(path: Path) -> tuple:
@@ -91,9 +103,11 @@ def ensure_binaries() -> Path:
     result = subprocess.run(["bash", str(INSTALL_SCRIPT)], capture_output=True, text=True, timeout=900)
     found = find_bin_dir()
     if result.returncode != 0 or found is None:
-        pytest.fail(f"PostgreSQL server binaries (initdb, pg_ctl) are missing and {INSTALL_SCRIPT.name} could "
-                    f"not install them (exit {result.returncode}):\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}",
-                    pytrace=False)
+        pytest.fail(
+            f"PostgreSQL server binaries (initdb, pg_ctl) are missing and {INSTALL_SCRIPT.name} could "
+            f"not install them (exit {result.returncode}):\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}",
+            pytrace=False,
+        )
     return found
 
 
@@ -127,8 +141,11 @@ def _run(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
 
 def _stop(bin_dir: Path, data: Path, user: str | None, workdir: Path) -> None:
     try:
-        _run(_as(user, [str(bin_dir / "pg_ctl"), "-D", str(data), "stop", "-m", "fast", "-w", "-t", "60"]),
-             cwd=workdir, timeout=90)
+        _run(
+            _as(user, [str(bin_dir / "pg_ctl"), "-D", str(data), "stop", "-m", "fast", "-w", "-t", "60"]),
+            cwd=workdir,
+            timeout=90,
+        )
     except Exception:
         pid_file = data / "postmaster.pid"
         if pid_file.exists():  # our postmaster only: the pid its own data dir records
@@ -153,23 +170,64 @@ def postgres_server(database: str = "warehouse_test", attempts: int = 3) -> Iter
     started_at = time.perf_counter()
     running = False
     try:
-        _run(_as(user, [str(bin_dir / "initdb"), "-D", str(data), "-U", SUPERUSER, "--auth=trust", "--no-sync",
-                        "--encoding=UTF8", "--locale=C"]), cwd=root, timeout=180)
+        _run(
+            _as(
+                user,
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    SUPERUSER,
+                    "--auth=trust",
+                    "--no-sync",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                ],
+            ),
+            cwd=root,
+            timeout=180,
+        )
         for attempt in range(attempts):  # a free port can be taken between choosing and binding it
             port = free_port()
-            options = (f"-c listen_addresses={HOST} -p {port} -k {sockets} -c fsync=off "
-                       "-c synchronous_commit=off -c full_page_writes=off -c max_connections=50")
+            options = (
+                f"-c listen_addresses={HOST} -p {port} -k {sockets} -c fsync=off "
+                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=50"
+            )
             try:
-                _run(_as(user, [str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(logfile), "-o", options,
-                                "-w", "-t", "60", "start"]), cwd=root, timeout=90)
+                _run(
+                    _as(
+                        user,
+                        [
+                            str(bin_dir / "pg_ctl"),
+                            "-D",
+                            str(data),
+                            "-l",
+                            str(logfile),
+                            "-o",
+                            options,
+                            "-w",
+                            "-t",
+                            "60",
+                            "start",
+                        ],
+                    ),
+                    cwd=root,
+                    timeout=90,
+                )
                 running = True
                 break
             except RuntimeError:
                 if attempt == attempts - 1:
                     log_text = logfile.read_text()[-3000:] if logfile.exists() else ""
                     raise RuntimeError(f"PostgreSQL did not start; server log:\n{log_text}") from None
-        server = PostgresServer(bin_dir=bin_dir, port=port, socket_dir=sockets, database=database,
-                                start_seconds=round(time.perf_counter() - started_at, 2))
+        server = PostgresServer(
+            bin_dir=bin_dir,
+            port=port,
+            socket_dir=sockets,
+            database=database,
+            start_seconds=round(time.perf_counter() - started_at, 2),
+        )
         server.create_database(database)
         yield server
     finally:

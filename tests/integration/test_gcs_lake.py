@@ -73,12 +73,12 @@ class GcsStore:
     def children(self, relative: str) -> list[str]:
         start = f"{self.prefix}/{relative}/"
         names = self.emulator.object_names(start)
-        return sorted({name[len(start):].split("/", 1)[0] for name in names})
+        return sorted({name[len(start) :].split("/", 1)[0] for name in names})
 
     def find(self, relative: str, basename: str) -> str:
         start = f"{self.prefix}/{relative}/"
         name = next(n for n in self.emulator.object_names(start) if n.rsplit("/", 1)[-1] == basename)
-        return name[len(self.prefix) + 1:]
+        return name[len(self.prefix) + 1 :]
 
 
 @pytest.fixture(params=["local", "gcs"])
@@ -281,8 +281,9 @@ def test_invoice_files_on_gcs(emulator, tmp_path):
     store.write("retail.csv", local.read_bytes())
     assert_frame_equal(read_month(remote, "2011-01"), month)
     store.write("retail.csv", replaced.read_bytes())
-    assert_frame_equal(read_month(remote, "2011-01"),
-                       read_month(Source(kind="invoices", path=str(replaced)), "2011-01"))
+    assert_frame_equal(
+        read_month(remote, "2011-01"), read_month(Source(kind="invoices", path=str(replaced)), "2011-01")
+    )
 
     with pytest.raises(InvoiceSourceError, match=f"invoice file not found: {store.url}/missing.csv"):
         read_month(Source(kind="invoices", path=f"{store.url}/missing.csv", cache_dir=cache), "2011-01")

@@ -29,12 +29,16 @@ def kaggle_connection(tmp_path, monkeypatch):
     monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "TEST")
     for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AIRFLOW_CONN_KAGGLE_DEFAULT", json.dumps({"conn_type": "generic", "login": USER, "password": KEY}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_KAGGLE_DEFAULT", json.dumps({"conn_type": "generic", "login": USER, "password": KEY})
+    )
 
 
 def test_kaggle_source_through_the_dag(dag, home, airflow_db, kaggle_connection, capsys):
     sales = generate(GeneratorSpec(n_shops=60, first_month="2023-01", last_month="2023-03"))
-    datasets = {"tanulkumarsrivastava/sales-dataset": kaggle_standin.make_zip({"sales.csv": sales.to_csv(index=False).encode()})}
+    datasets = {
+        "tanulkumarsrivastava/sales-dataset": kaggle_standin.make_zip({"sales.csv": sales.to_csv(index=False).encode()})
+    }
     with kaggle_standin.running(datasets, USER, KEY, lifetime=60) as server:
         run = dag.test(logical_date=pendulum.datetime(2023, 3, 1), run_conf={"source": "kaggle"})
     assert run.state == "success"
@@ -44,10 +48,13 @@ def test_kaggle_source_through_the_dag(dag, home, airflow_db, kaggle_connection,
 
 
 def test_a_refused_key_fails_ingest_at_once_without_retries(dag, home, airflow_db, kaggle_connection, monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_KAGGLE_DEFAULT", json.dumps({"conn_type": "generic", "login": USER,
-                                                                  "password": "wrong-" + KEY}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_KAGGLE_DEFAULT", json.dumps({"conn_type": "generic", "login": USER, "password": "wrong-" + KEY})
+    )
     sales = generate(GeneratorSpec(n_shops=20, first_month="2023-01", last_month="2023-01"))
-    datasets = {"tanulkumarsrivastava/sales-dataset": kaggle_standin.make_zip({"sales.csv": sales.to_csv(index=False).encode()})}
+    datasets = {
+        "tanulkumarsrivastava/sales-dataset": kaggle_standin.make_zip({"sales.csv": sales.to_csv(index=False).encode()})
+    }
     with kaggle_standin.running(datasets, USER, KEY, lifetime=60):
         run = dag.test(logical_date=pendulum.datetime(2023, 2, 1), run_conf={"source": "kaggle"})
     assert run.state == "failed"
@@ -60,9 +67,13 @@ def test_invoice_source_through_the_dag(dag, home, airflow_db, tmp_path):
     frame = generate(GeneratorSpec(n_shops=60, first_month="2023-01", last_month="2023-02"))
     path = tmp_path / "retail.csv"
     to_uci_invoices(frame).to_csv(path, index=False, encoding="latin-1")
-    run = dag.test(logical_date=pendulum.datetime(2023, 3, 1), run_conf={"source": "invoices", "source_path": str(path)})
+    run = dag.test(
+        logical_date=pendulum.datetime(2023, 3, 1), run_conf={"source": "invoices", "source_path": str(path)}
+    )
     assert run.state == "success"
     bad = tmp_path / "bad.csv"
     to_uci_invoices(frame).assign(CustomerID="").to_csv(bad, index=False)
-    failed = dag.test(logical_date=pendulum.datetime(2023, 2, 1), run_conf={"source": "invoices", "source_path": str(bad)})
+    failed = dag.test(
+        logical_date=pendulum.datetime(2023, 2, 1), run_conf={"source": "invoices", "source_path": str(bad)}
+    )
     assert failed.state == "failed"

@@ -30,17 +30,39 @@ def _month(index: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     month = MONTHS[index]
     ids = np.arange(5 * index, 40 + 5 * index)
     segment = np.where(ids >= 35 + 5 * index, NEW_SHOP, (ids + index * (ids % 2)) % 4 - 1)
-    segments = pd.DataFrame({
-        "month": month, "shop_id": [f"S{i:03d}" for i in ids], "segment_id": segment.astype("int64"),
-        "segment_name": [NAMES[s] for s in segment], "membership_strength": np.linspace(0.2, 1.0, len(ids)),
-        "eligible": segment != NEW_SHOP, "model_version": f"000{index + 1}",
-        "scored_at": pd.Timestamp("2024-04-01")})[SEGMENT_COLUMNS]
-    features = pd.DataFrame({"shop_id": segments["shop_id"],
-                             **{f: np.random.default_rng(index).normal(size=len(ids)) for f in PROFILE_FEATURES}})
+    segments = pd.DataFrame(
+        {
+            "month": month,
+            "shop_id": [f"S{i:03d}" for i in ids],
+            "segment_id": segment.astype("int64"),
+            "segment_name": [NAMES[s] for s in segment],
+            "membership_strength": np.linspace(0.2, 1.0, len(ids)),
+            "eligible": segment != NEW_SHOP,
+            "model_version": f"000{index + 1}",
+            "scored_at": pd.Timestamp("2024-04-01"),
+        }
+    )[SEGMENT_COLUMNS]
+    features = pd.DataFrame(
+        {
+            "shop_id": segments["shop_id"],
+            **{f: np.random.default_rng(index).normal(size=len(ids)) for f in PROFILE_FEATURES},
+        }
+    )
     features.loc[features.index[:20], "yoy_growth"] = np.nan
-    run = pd.DataFrame([{"month": month, "decision": "reuse", "reason": "test", "model_version": f"000{index + 1}",
-                         "shops": len(ids), "segments": 3, "noise_share": float((segment == -1).mean()),
-                         "published_at": pd.Timestamp("2024-04-01T10:00:00")}])
+    run = pd.DataFrame(
+        [
+            {
+                "month": month,
+                "decision": "reuse",
+                "reason": "test",
+                "model_version": f"000{index + 1}",
+                "shops": len(ids),
+                "segments": 3,
+                "noise_share": float((segment == -1).mean()),
+                "published_at": pd.Timestamp("2024-04-01T10:00:00"),
+            }
+        ]
+    )
     return segments, run, build_profiles(month, segments, features, NAMES)
 
 
@@ -59,16 +81,20 @@ def readers(tmp_path_factory):
         duck_reader.close()
 
 
-@pytest.mark.parametrize("ask", [
-    lambda r: lookup.shop_history(r, "S012"),
-    lambda r: lookup.shop_history(r, "S044"),
-    lambda r: lookup.published_months(r),
-    lambda r: lookup.month_run(r, "2024-02"),
-    lambda r: lookup.segment_profiles(r, "2024-03"),
-    lambda r: lookup.segment_profile(r, "2024-03", NEW_SHOP),
-    lambda r: lookup.transitions(r, "2024-01", "2024-03"),
-    lambda r: lookup.segment_members(r, "2024-02", 1, limit=4, offset=2),
-], ids=["history", "history-new-shop", "months", "run", "profiles", "profile", "transitions", "members"])
+@pytest.mark.parametrize(
+    "ask",
+    [
+        lambda r: lookup.shop_history(r, "S012"),
+        lambda r: lookup.shop_history(r, "S044"),
+        lambda r: lookup.published_months(r),
+        lambda r: lookup.month_run(r, "2024-02"),
+        lambda r: lookup.segment_profiles(r, "2024-03"),
+        lambda r: lookup.segment_profile(r, "2024-03", NEW_SHOP),
+        lambda r: lookup.transitions(r, "2024-01", "2024-03"),
+        lambda r: lookup.segment_members(r, "2024-02", 1, limit=4, offset=2),
+    ],
+    ids=["history", "history-new-shop", "months", "run", "profiles", "profile", "transitions", "members"],
+)
 def test_postgres_answers_as_duckdb(readers, ask):
     on_duckdb, on_postgres = ask(readers["duckdb"]), ask(readers["postgres"])
     assert on_postgres == on_duckdb
@@ -97,7 +123,9 @@ def test_the_api_reads_postgres(readers, token):
     client = TestClient(create_app(lambda: readers["postgres"]), headers={"Authorization": f"Bearer {token}"})
     history = client.get("/shops/S044/history").json()["history"]
     assert [(h["month"], h["segment_id"], h["lifecycle"]) for h in history] == [
-        ("2024-02", NEW_SHOP, True), ("2024-03", -1, False)]  # new in February, noise once it has a history
+        ("2024-02", NEW_SHOP, True),
+        ("2024-03", -1, False),
+    ]  # new in February, noise once it has a history
     assert client.get("/shops/S999/history").status_code == 404
     body = client.get("/months/2024-03/transitions", params={"limit": 3}).json()
     assert body["total_entries"] > 3 and len(body["transitions"]) == 3

@@ -136,13 +136,28 @@ def test_a_loss_curve_per_epoch_and_a_lifecycle_only_champion(server, home, monk
     settings = load_settings()
     registry = Registry(Lake(settings.lake_root))
     curve = [0.5, 0.25, 0.125, 0.0625]
-    version = registry.register(None, b"", None, {
-        "trained_for": "2024-03", "features": ["a", "b"], "seed": 1, "epochs": 4, "lifecycle_only": True,
-        "metrics": {"segments": 0, "noise_share": 0.0, "largest_share": 1.0, "stability": 0.0},
-        "baselines": {"kmeans": {"score": 12.5, "segments": 3}}, "loss_history": curve})
+    version = registry.register(
+        None,
+        b"",
+        None,
+        {
+            "trained_for": "2024-03",
+            "features": ["a", "b"],
+            "seed": 1,
+            "epochs": 4,
+            "lifecycle_only": True,
+            "metrics": {"segments": 0, "noise_share": 0.0, "largest_share": 1.0, "stability": 0.0},
+            "baselines": {"kmeans": {"score": 12.5, "segments": 3}},
+            "loss_history": curve,
+        },
+    )
     registry.promote(version, "test")
-    outcome = {"challenger_version": version, "promoted": True, "verdict": "lifecycle segments only",
-               "gate_failures": []}
+    outcome = {
+        "challenger_version": version,
+        "promoted": True,
+        "verdict": "lifecycle segments only",
+        "gate_failures": [],
+    }
     run_id = log_training(settings, "2024-03", outcome, registry)
 
     client = MlflowClient(server.uri)

@@ -50,11 +50,17 @@ def _segments(month: str, shops: int, segment=0, name: str = "Steady", first: in
     """scores/month=M as publish._scored_month returns it: SEGMENT_COLUMNS, naive UTC scored_at."""
     ids = list(range(first, first + shops))
     segment_ids = [segment(i) for i in ids] if callable(segment) else [segment] * shops
-    frame = pd.DataFrame({
-        "month": month, "shop_id": [f"S{i}" for i in ids], "segment_id": np.array(segment_ids, dtype="int64"),
-        "segment_name": [name if s >= 0 else "Noise" for s in segment_ids],
-        "membership_strength": np.linspace(0.5, 1.0, shops), "eligible": True, "model_version": "0001",
-    })
+    frame = pd.DataFrame(
+        {
+            "month": month,
+            "shop_id": [f"S{i}" for i in ids],
+            "segment_id": np.array(segment_ids, dtype="int64"),
+            "segment_name": [name if s >= 0 else "Noise" for s in segment_ids],
+            "membership_strength": np.linspace(0.5, 1.0, shops),
+            "eligible": True,
+            "model_version": "0001",
+        }
+    )
     frame["scored_at"] = pd.Timestamp("2024-03-01T10:00:00+00:00").tz_localize(None)
     return frame[SEGMENT_COLUMNS]
 
@@ -86,8 +92,9 @@ def _run(month: str, segments: pd.DataFrame, decision: str = "train", **override
 
 def _profiles(month: str, segments: pd.DataFrame) -> pd.DataFrame:
     rng = np.random.default_rng(0)
-    features = pd.DataFrame({"shop_id": segments["shop_id"],
-                             **{f: rng.normal(size=len(segments)) for f in PROFILE_FEATURES}})
+    features = pd.DataFrame(
+        {"shop_id": segments["shop_id"], **{f: rng.normal(size=len(segments)) for f in PROFILE_FEATURES}}
+    )
     features.loc[features.index[:3], "yoy_growth"] = np.nan  # warming-up shops: no year-over-year yet
     return build_profiles(month, segments, features, {0: "Steady", 1: "Growing", 2: "Erratic"})
 
@@ -99,13 +106,25 @@ def _month(month: str, shops: int, segment=0, **kwargs) -> tuple[pd.DataFrame, p
 
 def _quality(month: str, success: bool, failed: list[dict]) -> pd.DataFrame:
     """The data_quality_runs row as validate.record_quality builds it."""
-    return pd.DataFrame([{
-        "month": month, "run_id": "r1", "suite": "monthly_contract", "success": success, "rows_checked": 1200,
-        "expectations": 14, "failed": len(failed), "warnings": 0,
-        "failed_checks": json.dumps(failed, default=str), "warning_checks": json.dumps([], default=str),
-        "report_path": f"reports/{month}.json", "data_docs_path": f"docs/{month}/index.html",
-        "checked_at": pd.Timestamp("2024-03-02T08:00:00+00:00").tz_localize(None),
-    }])
+    return pd.DataFrame(
+        [
+            {
+                "month": month,
+                "run_id": "r1",
+                "suite": "monthly_contract",
+                "success": success,
+                "rows_checked": 1200,
+                "expectations": 14,
+                "failed": len(failed),
+                "warnings": 0,
+                "failed_checks": json.dumps(failed, default=str),
+                "warning_checks": json.dumps([], default=str),
+                "report_path": f"reports/{month}.json",
+                "data_docs_path": f"docs/{month}/index.html",
+                "checked_at": pd.Timestamp("2024-03-02T08:00:00+00:00").tz_localize(None),
+            }
+        ]
+    )
 
 
 def test_replacing_a_month_leaves_other_months_and_no_duplicates(warehouse):
@@ -116,10 +135,14 @@ def test_replacing_a_month_leaves_other_months_and_no_duplicates(warehouse):
     assert counts.to_dict("records") == [{"month": "2024-01", "n": 4, "s": 2}, {"month": "2024-02", "n": 3, "s": 0}]
     assert warehouse.query("SELECT COUNT(*) n FROM model_runs")["n"][0] == 2
     assert warehouse.query("SELECT month, shops FROM model_runs ORDER BY month").to_dict("records") == [
-        {"month": "2024-01", "shops": 4}, {"month": "2024-02", "shops": 3}]
+        {"month": "2024-01", "shops": 4},
+        {"month": "2024-02", "shops": 3},
+    ]
     profiles = warehouse.query("SELECT month, segment_id, shops FROM segment_profiles ORDER BY month, segment_id")
-    assert profiles.to_dict("records") == [{"month": "2024-01", "segment_id": 2, "shops": 4},
-                                           {"month": "2024-02", "segment_id": 0, "shops": 3}]
+    assert profiles.to_dict("records") == [
+        {"month": "2024-01", "segment_id": 2, "shops": 4},
+        {"month": "2024-02", "segment_id": 0, "shops": 3},
+    ]
     sizes = warehouse.query("SELECT * FROM segment_sizes WHERE month = '2024-02'")
     assert sizes["share"].sum() == 1.0
 
@@ -160,42 +183,76 @@ def _recommendations(tmp_path, month: str, shops: int, top_n: int = 3, product: 
     """A month's recommendations as the recommend stage writes them: a parquet file of OUTPUT_COLUMNS."""
     from segmentation.recommend import OUTPUT_COLUMNS
 
-    frame = pd.DataFrame([{"month": month, "shop_id": f"S{i:03d}", "rank": r, "product_id": f"{product}{r + i}",
-                           "score": 1.0 / r + i / 1e3, "reason": f"Bought by {r} of all {shops} shops, it's said",
-                           "segment_id": i % 3 - 1} for i in range(shops) for r in range(1, top_n + 1)])
+    frame = pd.DataFrame(
+        [
+            {
+                "month": month,
+                "shop_id": f"S{i:03d}",
+                "rank": r,
+                "product_id": f"{product}{r + i}",
+                "score": 1.0 / r + i / 1e3,
+                "reason": f"Bought by {r} of all {shops} shops, it's said",
+                "segment_id": i % 3 - 1,
+            }
+            for i in range(shops)
+            for r in range(1, top_n + 1)
+        ]
+    )
     path = tmp_path / f"recommendations-{month}-{shops}-{product}.parquet"
     frame[OUTPUT_COLUMNS].to_parquet(path, index=False)
     return path
 
 
 def _recommendation_run(month: str, rows: int, sha: str) -> pd.DataFrame:
-    return pd.DataFrame([{"month": month, "run_id": "r1", "method": "itemcf (top 3)", "top_n": 3, "history_months": 4,
-                          "model_version": "0001", "shops": rows // 3, "recommendations": rows, "products": rows,
-                          "content_sha": sha, "published_at": pd.Timestamp("2024-03-02T08:00:00")}])
+    return pd.DataFrame(
+        [
+            {
+                "month": month,
+                "run_id": "r1",
+                "method": "itemcf (top 3)",
+                "top_n": 3,
+                "history_months": 4,
+                "model_version": "0001",
+                "shops": rows // 3,
+                "recommendations": rows,
+                "products": rows,
+                "content_sha": sha,
+                "published_at": pd.Timestamp("2024-03-02T08:00:00"),
+            }
+        ]
+    )
 
 
 def test_recommendations_are_copied_in_batches_and_replace_only_their_month(warehouse, tmp_path, monkeypatch):
     import segmentation.warehouse_postgres as module
 
     monkeypatch.setattr(module, "COPY_BATCH_ROWS", 7)  # 120 rows in 18 COPY chunks
-    warehouse.replace_recommendations("2024-01", _recommendations(tmp_path, "2024-01", 40), _recommendation_run(
-        "2024-01", 120, "a"))
-    warehouse.replace_recommendations("2024-02", _recommendations(tmp_path, "2024-02", 10), _recommendation_run(
-        "2024-02", 30, "b"))
-    warehouse.replace_recommendations("2024-01", _recommendations(tmp_path, "2024-01", 20, product="Q"),
-                                      _recommendation_run("2024-01", 60, "c"))
-    counts = warehouse.query("SELECT month, COUNT(*) AS n, COUNT(DISTINCT shop_id) AS shops, MIN(product_id) AS p "
-                             "FROM recommendations GROUP BY month ORDER BY month")
-    assert counts.to_dict("records") == [{"month": "2024-01", "n": 60, "shops": 20, "p": "Q1"},
-                                         {"month": "2024-02", "n": 30, "shops": 10, "p": "P1"}]
+    warehouse.replace_recommendations(
+        "2024-01", _recommendations(tmp_path, "2024-01", 40), _recommendation_run("2024-01", 120, "a")
+    )
+    warehouse.replace_recommendations(
+        "2024-02", _recommendations(tmp_path, "2024-02", 10), _recommendation_run("2024-02", 30, "b")
+    )
+    warehouse.replace_recommendations(
+        "2024-01", _recommendations(tmp_path, "2024-01", 20, product="Q"), _recommendation_run("2024-01", 60, "c")
+    )
+    counts = warehouse.query(
+        "SELECT month, COUNT(*) AS n, COUNT(DISTINCT shop_id) AS shops, MIN(product_id) AS p "
+        "FROM recommendations GROUP BY month ORDER BY month"
+    )
+    assert counts.to_dict("records") == [
+        {"month": "2024-01", "n": 60, "shops": 20, "p": "Q1"},
+        {"month": "2024-02", "n": 30, "shops": 10, "p": "P1"},
+    ]
     assert warehouse.current_recommendation_run("2024-01")["content_sha"] == "c"
     assert warehouse.query("SELECT COUNT(*) AS n FROM recommendation_runs")["n"][0] == 2
     assert warehouse.query("SELECT reason FROM recommendations LIMIT 1")["reason"][0].endswith("it's said")
 
 
 def test_a_failed_recommendations_replacement_rolls_back(warehouse, tmp_path):
-    warehouse.replace_recommendations("2024-01", _recommendations(tmp_path, "2024-01", 5), _recommendation_run(
-        "2024-01", 15, "a"))
+    warehouse.replace_recommendations(
+        "2024-01", _recommendations(tmp_path, "2024-01", 5), _recommendation_run("2024-01", 15, "a")
+    )
     duplicated = pd.concat([pd.read_parquet(_recommendations(tmp_path, "2024-01", 2))] * 2)
     path = tmp_path / "duplicated.parquet"
     duplicated.to_parquet(path, index=False)
@@ -206,8 +263,9 @@ def test_a_failed_recommendations_replacement_rolls_back(warehouse, tmp_path):
 
 
 def test_an_empty_month_of_recommendations_clears_the_month(warehouse, tmp_path):
-    warehouse.replace_recommendations("2024-01", _recommendations(tmp_path, "2024-01", 5), _recommendation_run(
-        "2024-01", 15, "a"))
+    warehouse.replace_recommendations(
+        "2024-01", _recommendations(tmp_path, "2024-01", 5), _recommendation_run("2024-01", 15, "a")
+    )
     empty = tmp_path / "empty.parquet"
     pd.read_parquet(_recommendations(tmp_path, "2024-01", 5)).head(0).to_parquet(empty, index=False)
     warehouse.replace_recommendations("2024-01", empty, _recommendation_run("2024-01", 0, "none"))
@@ -221,8 +279,10 @@ def test_recommendations_match_the_duckdb_warehouse(warehouse, tmp_path):
         path, run = _recommendations(tmp_path, month, shops), _recommendation_run(month, 3 * shops, month)
         for target in (duck, warehouse):
             target.replace_recommendations(month, path, run)
-    for sql in ("SELECT * FROM recommendations ORDER BY month, shop_id, rank",
-                "SELECT * FROM recommendation_runs ORDER BY month"):
+    for sql in (
+        "SELECT * FROM recommendations ORDER BY month, shop_id, rank",
+        "SELECT * FROM recommendation_runs ORDER BY month",
+    ):
         left, right = duck.query(sql), warehouse.query(sql)
         assert list(left.columns) == list(right.columns) and len(left) == len(right) > 0, sql
         for column in left.columns:
@@ -259,7 +319,10 @@ def test_concurrent_writers_of_the_same_month_never_interleave(warehouse, dsn):
     """Without the lock, overlapping DELETE+INSERTs of one month collide on the primary key (about half of
     the writers fail with UniqueViolation when _lock is a no-op); with it every writer lands, one at a time."""
     assert _spawn(dsn, ["2024-05"] * WORKERS, shops=1000, times=3) == [0] * WORKERS
-    assert warehouse.query("SELECT COUNT(*) n, COUNT(DISTINCT shop_id) d FROM segments").iloc[0].tolist() == [1000, 1000]
+    assert warehouse.query("SELECT COUNT(*) n, COUNT(DISTINCT shop_id) d FROM segments").iloc[0].tolist() == [
+        1000,
+        1000,
+    ]
     assert warehouse.query("SELECT COUNT(*) n FROM model_runs")["n"][0] == 1
 
 
@@ -292,21 +355,59 @@ def test_current_run_returns_the_row(warehouse):
 
 def test_values_are_converted_nan_to_null_timestamps_and_json(warehouse):
     segments = _segments("2024-01", 4)
-    run = _run("2024-01", segments, decision="skip", model_version=None, challenger_version=None, promoted=None,
-               verdict=None, noise_share=float("nan"), metrics={"model": {"k": np.int64(3)}},  # a dict, not text
-               drift=_json({"psi": {"qty": 0.12}}), shops=np.int64(4),
-               published_at=pd.Timestamp("2024-03-01T11:05:00+01:00"))  # tz-aware: stored as UTC wall clock
-    warehouse.replace_month("2024-01", segments, run[["month", "decision", "reason", "model_version", "promoted",
-                                                      "noise_share", "metrics", "drift", "shops", "segments",
-                                                      "published_at"]])
-    row = warehouse.query("""SELECT run_id IS NULL AS no_run_id, model_version IS NULL AS no_version,
+    run = _run(
+        "2024-01",
+        segments,
+        decision="skip",
+        model_version=None,
+        challenger_version=None,
+        promoted=None,
+        verdict=None,
+        noise_share=float("nan"),
+        metrics={"model": {"k": np.int64(3)}},  # a dict, not text
+        drift=_json({"psi": {"qty": 0.12}}),
+        shops=np.int64(4),
+        published_at=pd.Timestamp("2024-03-01T11:05:00+01:00"),
+    )  # tz-aware: stored as UTC wall clock
+    warehouse.replace_month(
+        "2024-01",
+        segments,
+        run[
+            [
+                "month",
+                "decision",
+                "reason",
+                "model_version",
+                "promoted",
+                "noise_share",
+                "metrics",
+                "drift",
+                "shops",
+                "segments",
+                "published_at",
+            ]
+        ],
+    )
+    row = (
+        warehouse.query("""SELECT run_id IS NULL AS no_run_id, model_version IS NULL AS no_version,
                                     promoted IS NULL AS no_promoted, noise_share IS NULL AS no_noise,
                                     jsonb_typeof(metrics) AS metrics_type, metrics #>> '{model,k}' AS k,
                                     (drift #>> '{psi,qty}')::float AS psi, published_at, shops
-                             FROM model_runs""").iloc[0].to_dict()
-    assert row == {"no_run_id": True, "no_version": True, "no_promoted": True, "no_noise": True,
-                   "metrics_type": "object", "k": "3", "psi": 0.12,
-                   "published_at": pd.Timestamp("2024-03-01 10:05:00"), "shops": 4}
+                             FROM model_runs""")
+        .iloc[0]
+        .to_dict()
+    )
+    assert row == {
+        "no_run_id": True,
+        "no_version": True,
+        "no_promoted": True,
+        "no_noise": True,
+        "metrics_type": "object",
+        "k": "3",
+        "psi": 0.12,
+        "published_at": pd.Timestamp("2024-03-01 10:05:00"),
+        "shops": 4,
+    }
     profiles = warehouse.query("SELECT median_yoy_growth FROM segment_profiles")  # no profiles given: none stored
     assert profiles.empty
     types = warehouse.query("""SELECT column_name, data_type FROM information_schema.columns
@@ -339,9 +440,12 @@ def test_segment_sizes_shares_sum_to_one_per_month(warehouse):
     sizes = warehouse.query("SELECT * FROM segment_sizes ORDER BY month, segment_id")
     assert sizes.groupby("month")["share"].sum().tolist() == pytest.approx([1.0, 1.0])
     assert sizes[["month", "segment_id", "shops"]].to_dict("records") == [
-        {"month": "2024-01", "segment_id": -1, "shops": 10}, {"month": "2024-01", "segment_id": 0, "shops": 10},
-        {"month": "2024-01", "segment_id": 1, "shops": 10}, {"month": "2024-02", "segment_id": 0, "shops": 4},
-        {"month": "2024-02", "segment_id": 1, "shops": 3}]
+        {"month": "2024-01", "segment_id": -1, "shops": 10},
+        {"month": "2024-01", "segment_id": 0, "shops": 10},
+        {"month": "2024-01", "segment_id": 1, "shops": 10},
+        {"month": "2024-02", "segment_id": 0, "shops": 4},
+        {"month": "2024-02", "segment_id": 1, "shops": 3},
+    ]
     assert sizes["share"].dtype == "float64" and sizes.loc[3, "share"] == pytest.approx(4 / 7)
     assert sizes.loc[0, "segment_name"] == "Noise"
 
@@ -350,28 +454,52 @@ def test_segment_transitions_count_shops_in_consecutive_months(warehouse):
     # 2023-12: S0..S9 in segment 0; 2024-01: S0..S5 (S0..S2 moved to 1) plus new S10..S11;
     # 2024-03: S0..S9 again -- not consecutive with 2024-01, so no transitions into 2024-03.
     warehouse.replace_month("2023-12", *_month("2023-12", 10))
-    january = pd.concat([_segments("2024-01", 3, 1, "Growing"), _segments("2024-01", 3, 0, first=3),
-                         _segments("2024-01", 2, 0, first=10)], ignore_index=True)
+    january = pd.concat(
+        [
+            _segments("2024-01", 3, 1, "Growing"),
+            _segments("2024-01", 3, 0, first=3),
+            _segments("2024-01", 2, 0, first=10),
+        ],
+        ignore_index=True,
+    )
     warehouse.replace_month("2024-01", january, _run("2024-01", january))
     warehouse.replace_month("2024-03", *_month("2024-03", 10))
     moves = warehouse.query("""SELECT month, previous_month, from_segment, from_name, to_segment, to_name, shops
                                FROM segment_transitions ORDER BY month, from_segment, to_segment""")
     assert moves.to_dict("records") == [
-        {"month": "2024-01", "previous_month": "2023-12", "from_segment": 0, "from_name": "Steady",
-         "to_segment": 0, "to_name": "Steady", "shops": 3},
-        {"month": "2024-01", "previous_month": "2023-12", "from_segment": 0, "from_name": "Steady",
-         "to_segment": 1, "to_name": "Growing", "shops": 3},
+        {
+            "month": "2024-01",
+            "previous_month": "2023-12",
+            "from_segment": 0,
+            "from_name": "Steady",
+            "to_segment": 0,
+            "to_name": "Steady",
+            "shops": 3,
+        },
+        {
+            "month": "2024-01",
+            "previous_month": "2023-12",
+            "from_segment": 0,
+            "from_name": "Steady",
+            "to_segment": 1,
+            "to_name": "Growing",
+            "shops": 3,
+        },
     ]
 
 
 def test_query_takes_duckdb_style_placeholders(warehouse):
     warehouse.replace_month("2024-01", *_month("2024-01", 5))
     warehouse.replace_month("2024-02", *_month("2024-02", 3))
-    frame = warehouse.query("SELECT shop_id FROM segments WHERE month = ? AND segment_name LIKE 'St%' "
-                            "AND shop_id <> '?' ORDER BY shop_id", ["2024-02"])
+    frame = warehouse.query(
+        "SELECT shop_id FROM segments WHERE month = ? AND segment_name LIKE 'St%' AND shop_id <> '?' ORDER BY shop_id",
+        ["2024-02"],
+    )
     assert frame["shop_id"].tolist() == ["S0", "S1", "S2"]
     assert warehouse.query("SELECT COUNT(*) n FROM segments WHERE month <= %s", ["2024-01"])["n"][0] == 5
-    assert warehouse.query("SELECT month FROM model_runs WHERE month = %(m)s", {"m": "2024-02"})["month"][0] == "2024-02"
+    assert (
+        warehouse.query("SELECT month FROM model_runs WHERE month = %(m)s", {"m": "2024-02"})["month"][0] == "2024-02"
+    )
 
 
 def test_the_password_is_never_logged_or_shown(pg_server, dsn, caplog):
@@ -396,12 +524,14 @@ def test_matches_the_duckdb_warehouse(warehouse, tmp_path):
         for target in (duck, warehouse):
             target.replace_month(month, *frames)
             target.record_quality(month, _quality(month, True, []))
-    for sql in ("SELECT * FROM segments ORDER BY month, shop_id",
-                "SELECT * FROM segment_profiles ORDER BY month, segment_id",
-                "SELECT month, shops, segments, noise_share, scores_sha, published_at FROM model_runs ORDER BY month",
-                "SELECT month, success, rows_checked, checked_at FROM data_quality_runs ORDER BY month",
-                "SELECT * FROM segment_sizes ORDER BY month, segment_id",
-                "SELECT * FROM segment_transitions ORDER BY month, from_segment, to_segment"):
+    for sql in (
+        "SELECT * FROM segments ORDER BY month, shop_id",
+        "SELECT * FROM segment_profiles ORDER BY month, segment_id",
+        "SELECT month, shops, segments, noise_share, scores_sha, published_at FROM model_runs ORDER BY month",
+        "SELECT month, success, rows_checked, checked_at FROM data_quality_runs ORDER BY month",
+        "SELECT * FROM segment_sizes ORDER BY month, segment_id",
+        "SELECT * FROM segment_transitions ORDER BY month, from_segment, to_segment",
+    ):
         left, right = duck.query(sql), warehouse.query(sql)
         assert list(left.columns) == list(right.columns), sql
         assert len(left) == len(right) and len(left) > 0, sql
@@ -413,8 +543,9 @@ def test_matches_the_duckdb_warehouse(warehouse, tmp_path):
                 assert [str(v) for v in a] == [str(v) for v in b], (sql, column)
 
 
-def test_the_pipeline_publishes_to_postgres_and_reruns_change_nothing(dsn, home, monkeypatch, small_sales_file,
-                                                                          loose_gates):
+def test_the_pipeline_publishes_to_postgres_and_reruns_change_nothing(
+    dsn, home, monkeypatch, small_sales_file, loose_gates
+):
     """SEGMENTATION_WAREHOUSE_BACKEND=postgres: validate and publish write PostgreSQL; a re-run is a no-op."""
     from segmentation.config import load_settings
     from segmentation.pipeline import run_month, run_months
@@ -445,5 +576,6 @@ def test_the_pipeline_publishes_to_postgres_and_reruns_change_nothing(dsn, home,
     assert set(per_shop.index) <= set(zip(before["month"], before["shop_id"], strict=True))
     run_month(settings, "2023-04", source)
     pd.testing.assert_frame_equal(before, warehouse.query("SELECT * FROM segments ORDER BY month, shop_id"))
-    pd.testing.assert_frame_equal(recommended, warehouse.query("SELECT * FROM recommendations ORDER BY month, "
-                                                               "shop_id, rank"))
+    pd.testing.assert_frame_equal(
+        recommended, warehouse.query("SELECT * FROM recommendations ORDER BY month, shop_id, rank")
+    )

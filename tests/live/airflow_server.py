@@ -107,8 +107,12 @@ def still_running(procs: Iterable[psutil.Process]) -> list[psutil.Process]:
     return alive
 
 
-def stop_tree(roots: Mapping[str, subprocess.Popen] | Iterable[subprocess.Popen], timeout: float,
-              also: Iterable[psutil.Process] = (), first_signal: int = signal.SIGTERM) -> list[psutil.Process]:
+def stop_tree(
+    roots: Mapping[str, subprocess.Popen] | Iterable[subprocess.Popen],
+    timeout: float,
+    also: Iterable[psutil.Process] = (),
+    first_signal: int = signal.SIGTERM,
+) -> list[psutil.Process]:
     """Signal every root's process group and every descendant (``first_signal``, SIGTERM by default), wait up
     to ``timeout``, SIGKILL what is left; returns the processes still running afterwards (none, normally).
 
@@ -143,8 +147,10 @@ def stop_tree(roots: Mapping[str, subprocess.Popen] | Iterable[subprocess.Popen]
 def sigterm_as_keyboard_interrupt() -> Iterator[None]:
     """While the block runs, SIGTERM (a CI job's timeout, ``kill``) raises KeyboardInterrupt in the main thread,
     so ``finally`` blocks and pytest's fixture teardown stop the servers instead of leaving them running."""
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) not in (
+        signal.SIG_DFL,
+        None,
+    ):
         yield
         return
 
@@ -173,8 +179,9 @@ def migrated_db() -> Path:
         atexit.register(shutil.rmtree, folder, True)
         env = _server_env(folder, free_port(), folder / "passwords.json", folder, folder, {})
         with open(folder / "db-migrate.log", "w") as log:
-            result = subprocess.run([_airflow(), "db", "migrate"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                    timeout=300, cwd=folder)
+            result = subprocess.run(
+                [_airflow(), "db", "migrate"], env=env, stdout=log, stderr=subprocess.STDOUT, timeout=300, cwd=folder
+            )
         if result.returncode != 0:
             raise RuntimeError(f"airflow db migrate failed ({result.returncode}):\n{tail(folder / 'db-migrate.log')}")
         _TEMPLATE["db"] = folder / "airflow.db"
@@ -197,14 +204,16 @@ class AirflowServer:
 
     def token(self) -> str:
         """A JWT from the simple auth manager: POST /auth/token with username and password."""
-        response = httpx.post(f"{self.base_url}/auth/token", json={"username": self.username,
-                                                                   "password": self.password}, timeout=30)
+        response = httpx.post(
+            f"{self.base_url}/auth/token", json={"username": self.username, "password": self.password}, timeout=30
+        )
         response.raise_for_status()
         return response.json()["access_token"]
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=f"{self.base_url}/api/v2", timeout=60,
-                            headers={"Authorization": f"Bearer {self.token()}"})
+        return httpx.Client(
+            base_url=f"{self.base_url}/api/v2", timeout=60, headers={"Authorization": f"Bearer {self.token()}"}
+        )
 
     def command(self, component: str) -> list[str]:
         port = self.base_url.rsplit(":", 1)[1]
@@ -218,8 +227,14 @@ class AirflowServer:
         env = {**self.env, **self.component_env.get(component, {})}
         with open(self.log_path(component), "a") as log:
             self.processes[component] = subprocess.Popen(
-                self.command(component), env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, cwd=self.airflow_home)
+                self.command(component),
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=self.airflow_home,
+            )
 
     def restart(self, component: str, env: Mapping[str, str], timeout: float = 180, stop_timeout: float = 30) -> None:
         """Stop one component, start it again with ``env`` on top of the server's environment and wait until
@@ -245,18 +260,22 @@ class AirflowServer:
     def check_alive(self) -> None:
         for name, process in self.processes.items():
             if process.poll() is not None:
-                raise RuntimeError(f"airflow {name} exited with code {process.returncode}:\n"
-                                   f"{tail(self.log_path(name), 40)}")
+                raise RuntimeError(
+                    f"airflow {name} exited with code {process.returncode}:\n{tail(self.log_path(name), 40)}"
+                )
 
     def log_tails(self, lines: int = 60) -> str:
-        return "\n".join(f"----- {name} ({self.log_path(name)}) -----\n{tail(self.log_path(name), lines)}"
-                         for name in COMPONENTS)
+        return "\n".join(
+            f"----- {name} ({self.log_path(name)}) -----\n{tail(self.log_path(name), lines)}" for name in COMPONENTS
+        )
 
     def task_log_tails(self, dag_id: str, run_id: str, lines: int = 40) -> str:
         """The last lines of every task log of one run (LocalExecutor writes them under $AIRFLOW_HOME/logs)."""
         root = self.airflow_home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}"
         files = sorted(root.rglob("*.log")) if root.exists() else []
-        return "\n".join(f"----- {p.relative_to(root)} -----\n{tail(p, lines)}" for p in files) or f"(no logs in {root})"
+        return (
+            "\n".join(f"----- {p.relative_to(root)} -----\n{tail(p, lines)}" for p in files) or f"(no logs in {root})"
+        )
 
     def health(self) -> dict | None:
         try:
@@ -281,38 +300,45 @@ class AirflowServer:
             raise TimeoutError(f"{exc}; last health answer: {last[0]}") from None
 
 
-def _server_env(airflow_home: Path, port: int, password_file: Path, dags_folder: Path, plugins_folder: Path,
-                extra_env: Mapping[str, str]) -> dict[str, str]:
+def _server_env(
+    airflow_home: Path,
+    port: int,
+    password_file: Path,
+    dags_folder: Path,
+    plugins_folder: Path,
+    extra_env: Mapping[str, str],
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "SEGMENTATION_"))}
     base_url = f"http://{HOST}:{port}"
-    env.update({
-        "AIRFLOW_HOME": str(airflow_home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins_folder),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__PARALLELISM": "4",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base_url}/execution/",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
-        "AIRFLOW__API__HOST": HOST,
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API__BASE_URL": base_url,
-        "AIRFLOW__API__WORKERS": "1",
-        "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
-        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
-        "AIRFLOW__CORE__AUTH_MANAGER":
-            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USERNAME}:admin",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(password_file),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "AIRFLOW_HOME": str(airflow_home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins_folder),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base_url}/execution/",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
+            "AIRFLOW__API__HOST": HOST,
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API__BASE_URL": base_url,
+            "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+            "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USERNAME}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(password_file),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     env.update(extra_env)
     return env
 
@@ -322,9 +348,17 @@ def _port_taken(server: AirflowServer) -> bool:
 
 
 @contextlib.contextmanager
-def airflow_server(home: Path, *, dags_folder: Path, plugins_folder: Path, extra_env: Mapping[str, str] = (),
-                   startup_timeout: float = 240, stop_timeout: float = 30, attempts: int = 3,
-                   on_started: Callable[[AirflowServer], None] | None = None) -> Iterator[AirflowServer]:
+def airflow_server(
+    home: Path,
+    *,
+    dags_folder: Path,
+    plugins_folder: Path,
+    extra_env: Mapping[str, str] = (),
+    startup_timeout: float = 240,
+    stop_timeout: float = 30,
+    attempts: int = 3,
+    on_started: Callable[[AirflowServer], None] | None = None,
+) -> Iterator[AirflowServer]:
     """Start Airflow on a temporary AIRFLOW_HOME under ``home``; stop everything on exit.
 
     ``on_started`` is called once the processes are spawned, before they are healthy (tests of the cleanup).
@@ -338,8 +372,13 @@ def airflow_server(home: Path, *, dags_folder: Path, plugins_folder: Path, extra
         for attempt in range(1, attempts + 1):
             port = free_port()
             env = _server_env(airflow_home, port, password_file, dags_folder, plugins_folder, dict(extra_env))
-            server = AirflowServer(airflow_home=airflow_home, base_url=f"http://{HOST}:{port}", username=USERNAME,
-                                   password=password, env=env)
+            server = AirflowServer(
+                airflow_home=airflow_home,
+                base_url=f"http://{HOST}:{port}",
+                username=USERNAME,
+                password=password,
+                env=env,
+            )
             for name in COMPONENTS:  # a retry starts with fresh logs
                 server.log_path(name).unlink(missing_ok=True)
             shutil.copyfile(migrated_db(), airflow_home / "airflow.db")
@@ -386,6 +425,7 @@ def wait_for(predicate, timeout: float, what: str, server: AirflowServer | None 
 
 def ok(response, *codes: int):
     """The JSON body of a REST response, asserting its status (200 unless `codes` say otherwise)."""
-    assert response.status_code in (codes or (200,)), f"{response.request.method} {response.request.url} -> " \
-                                                      f"{response.status_code}: {response.text}"
+    assert response.status_code in (codes or (200,)), (
+        f"{response.request.method} {response.request.url} -> {response.status_code}: {response.text}"
+    )
     return response.json()

@@ -28,9 +28,13 @@ MONTHLY, EXPORT, WATCH = "segmentation_monthly", "segmentation_export", "segment
 RUN_TIMEOUT = 600  # seconds for one DAG run (about a dozen tasks, each a fresh task process)
 FIRST_MONTH, LAST_MONTH = "2023-01", "2023-03"  # the shared server's sample: a warm-up month, train, reuse
 WARMUP_RUN_ID = "live_manual_2023-01"
-WARMUP_BODY = {"dag_run_id": WARMUP_RUN_ID, "logical_date": "2023-01-01T00:00:00Z",
-               "data_interval_start": "2023-01-01T00:00:00Z", "data_interval_end": "2023-02-01T00:00:00Z",
-               "conf": {"month": "2023-01", "force_retrain": False}}
+WARMUP_BODY = {
+    "dag_run_id": WARMUP_RUN_ID,
+    "logical_date": "2023-01-01T00:00:00Z",
+    "data_interval_start": "2023-01-01T00:00:00Z",
+    "data_interval_end": "2023-02-01T00:00:00Z",
+    "conf": {"month": "2023-01", "force_retrain": False},
+}
 
 PIPELINE_ENV = {
     "SEGMENTATION_MIN_HISTORY_MONTHS": "2",  # January warms up, February trains, March reuses
@@ -72,14 +76,23 @@ class Live:
             return con.execute(sql).fetchdf()
 
 
-def wait_run_done(server: AirflowServer, api, run_id: str, *, dag_id: str = MONTHLY,
-                  finished_after: str | None = None, timeout: float = RUN_TIMEOUT) -> dict:
+def wait_run_done(
+    server: AirflowServer,
+    api,
+    run_id: str,
+    *,
+    dag_id: str = MONTHLY,
+    finished_after: str | None = None,
+    timeout: float = RUN_TIMEOUT,
+) -> dict:
     """Until the run is success or failed (and, after a clear, ended later than ``finished_after``); a run
     that did not succeed fails the test with its task states and the tails of its task logs."""
+
     def done():
         run = ok(api.get(f"/dags/{dag_id}/dagRuns/{run_id}"))
-        if run["state"] in ("success", "failed") and (finished_after is None or
-                                                       (run["end_date"] or "") > finished_after):
+        if run["state"] in ("success", "failed") and (
+            finished_after is None or (run["end_date"] or "") > finished_after
+        ):
             return run
         return None
 
@@ -102,15 +115,18 @@ def live_airflow(tmp_path_factory) -> Live:
     home = root / "home"
     (home / "sample").mkdir(parents=True)
     generate(GeneratorSpec(n_shops=300, first_month=FIRST_MONTH, last_month=LAST_MONTH, seed=5)).to_parquet(
-        home / "sample" / "sales.parquet", index=False)
+        home / "sample" / "sales.parquet", index=False
+    )
     env = {**PIPELINE_ENV, "SEGMENTATION_HOME": str(home)}
     started = time.monotonic()
     with airflow_server(root, dags_folder=REPO / "dags", plugins_folder=REPO / "plugins", extra_env=env) as server:
         print(f"\n[live] Airflow healthy after {time.monotonic() - started:.0f} s", file=sys.stderr)
         with server.client() as api:
+
             def all_listed():
                 dags = ok(api.get("/dags", params={"limit": 100}))["dags"]
                 return {d["dag_id"] for d in dags} >= {MONTHLY, EXPORT, WATCH} and dags
+
             dags = {d["dag_id"]: d for d in wait_for(all_listed, 180, "the project's DAGs to be parsed", server)}
             errors = ok(api.get("/importErrors"))
             assert errors["total_entries"] == 0, errors["import_errors"]

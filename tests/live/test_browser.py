@@ -28,13 +28,27 @@ from .conftest import WARMUP_RUN_ID as RUN_ID
 
 UI_TIMEOUT = 60  # seconds for one thing to show up in the browser
 VIEWPORT = (1440, 900)
-GRID_TASKS = ["ingest", "validate", "build_features", "decide", "reuse_model", "train", "warm_up", "plan_scoring",
-              "score_shard", "combine_scores", "publish", "report"]
+GRID_TASKS = [
+    "ingest",
+    "validate",
+    "build_features",
+    "decide",
+    "reuse_model",
+    "train",
+    "warm_up",
+    "plan_scoring",
+    "score_shard",
+    "combine_scores",
+    "publish",
+    "report",
+]
 SKIPPED_TASKS = {"reuse_model", "train", "plan_scoring", "score_shard", "combine_scores"}  # warm-up: decide -> warm_up
 # no finite CSS animation or transition running (a dialog opening, a fade; spinners and pulses loop for ever):
 # what the screenshot shows has settled
-SETTLED = ("document.getAnimations().every(a => a.playState !== 'running' || "
-           "!a.effect || a.effect.getComputedTiming().iterations === Infinity)")
+SETTLED = (
+    "document.getAnimations().every(a => a.playState !== 'running' || "
+    "!a.effect || a.effect.getComputedTiming().iterations === Infinity)"
+)
 
 pytestmark = pytest.mark.timeout(1200)
 
@@ -60,8 +74,9 @@ class Browser(Page):
                 if value:
                     return value
             if time.monotonic() > deadline:
-                raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}; page: "
-                                   f"{self.url()}\n{self.text()[:2000]}")
+                raise TimeoutError(
+                    f"timed out after {timeout:.0f} s waiting for {what}; page: {self.url()}\n{self.text()[:2000]}"
+                )
             time.sleep(0.5)
 
     def url(self) -> str:
@@ -85,13 +100,17 @@ class Browser(Page):
 
     def center(self, js_element: str, what: str, timeout: float = UI_TIMEOUT) -> tuple[float, float]:
         """Wait for the element a JS expression finds to be visible; scroll it into view; its centre."""
-        box = self.wait_for(f"""(() => {{
+        box = self.wait_for(
+            f"""(() => {{
             const el = {js_element};
             if (!el) return null;
             el.scrollIntoView({{block: 'center', inline: 'center'}});
             const r = el.getBoundingClientRect();
             return r.width > 0 && r.height > 0 ? [r.x + r.width / 2, r.y + r.height / 2] : null;
-        }})()""", what, timeout)
+        }})()""",
+            what,
+            timeout,
+        )
         return box[0], box[1]
 
     def click(self, js_element: str, what: str, timeout: float = UI_TIMEOUT) -> None:
@@ -109,9 +128,11 @@ class Browser(Page):
 def by_text(selector: str, text: str, exact: bool = False) -> str:
     """JS: the last visible element matching ``selector`` whose text is (or contains) ``text``."""
     test = f"t === {json.dumps(text)}" if exact else f"t.includes({json.dumps(text)})"
-    return (f"[...document.querySelectorAll({json.dumps(selector)})].filter(e => {{"
-            f"const t = (e.innerText || e.getAttribute('aria-label') || '').trim(); "
-            f"return ({test}) && e.getClientRects().length > 0; }}).pop()")
+    return (
+        f"[...document.querySelectorAll({json.dumps(selector)})].filter(e => {{"
+        f"const t = (e.innerText || e.getAttribute('aria-label') || '').trim(); "
+        f"return ({test}) && e.getClientRects().length > 0; }}).pop()"
+    )
 
 
 # ---------------------------------------------------------------------------------------------------- fixtures
@@ -160,9 +181,12 @@ def test_login_docs_params_and_grid(live_airflow, warmup_run, screenshots):
         page.goto(f"{base}/dags/{DAG_ID}")
         page.wait_text(DAG_ID, "Overview", "build_features")
         page.click("document.querySelector('button[aria-label=\"Dag Docs\"]')", "the Dag Docs button")
-        page.wait_for("[...document.querySelectorAll('[role=dialog]')].some(d => "
-                      "d.innerText.includes('Dag Documentation') && "
-                      "d.innerText.includes('Monthly customer segmentation'))", "the Dag Documentation dialog")
+        page.wait_for(
+            "[...document.querySelectorAll('[role=dialog]')].some(d => "
+            "d.innerText.includes('Dag Documentation') && "
+            "d.innerText.includes('Monthly customer segmentation'))",
+            "the Dag Documentation dialog",
+        )
         page.wait_text("Each run processes one calendar month")
         page.wait_for(SETTLED, "the dialog's opening animation to end")
         shots.append(page.screenshot(screenshots / "dag_docs.png"))
@@ -173,9 +197,11 @@ def test_login_docs_params_and_grid(live_airflow, warmup_run, screenshots):
         # 3. the Trigger dialog and its Params form (one field per Param, ids element_<name>)
         page.click(by_text("button", "Trigger", exact=True), "the Trigger button")
         page.wait_text("Trigger Dag - " + DAG_ID, "Run Parameters", "Month (YYYY-MM)", "Force retrain")
-        page.wait_for("!!document.querySelector('[role=dialog] #element_month') && "
-                      "!!document.querySelector('[role=dialog] [name=element_force_retrain]')",
-                      "the month and force_retrain fields")
+        page.wait_for(
+            "!!document.querySelector('[role=dialog] #element_month') && "
+            "!!document.querySelector('[role=dialog] [name=element_force_retrain]')",
+            "the month and force_retrain fields",
+        )
         page.wait_for(SETTLED, "the dialog's opening animation to end")
         shots.append(page.screenshot(screenshots / "trigger_params.png"))
         page.click(by_text("[role=dialog] button", "Close"), "the dialog's Close button")
@@ -187,16 +213,21 @@ def test_login_docs_params_and_grid(live_airflow, warmup_run, screenshots):
         page.wait_text(RUN_ID, "Task Instances", "warm_up")
         # the run's state badge says Success, and the grid has a cell per task of this run; the cells of tasks
         # that ran are drawn in the same colour as that badge (skipped ones differ)
-        page.wait_for("(document.querySelector('[data-testid=state-badge]') || {}).innerText === 'Success'",
-                      "the run's Success badge")
-        same_colour = page.wait_for(f"""(() => {{
+        page.wait_for(
+            "(document.querySelector('[data-testid=state-badge]') || {}).innerText === 'Success'",
+            "the run's Success badge",
+        )
+        same_colour = page.wait_for(
+            f"""(() => {{
             const colour = e => e && getComputedStyle(e).backgroundColor;
             const run = colour(document.querySelector('[data-testid=state-badge]'));
             const cell = t => document.querySelector(`[data-testid="grid-{RUN_ID}-${{t}}"] [data-testid=task-state-badge]`);
             const tasks = {json.dumps(GRID_TASKS)};
             if (!tasks.every(cell)) return null;
             return Object.fromEntries(tasks.map(t => [t, colour(cell(t)) === run]));
-        }})()""", "the run's cells in the grid")
+        }})()""",
+            "the run's cells in the grid",
+        )
         assert same_colour == {t: t not in SKIPPED_TASKS for t in GRID_TASKS}, same_colour
         page.evaluate("window.scrollTo(0, 0)")
         page.wait_for(f"window.scrollY === 0 && {SETTLED}", "the grid to settle")

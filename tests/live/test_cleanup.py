@@ -35,7 +35,7 @@ REPO = HERE.parents[1]
 
 pytestmark = pytest.mark.timeout(900)
 
-SCRIPT = textwrap.dedent('''
+SCRIPT = textwrap.dedent("""
     import importlib.util, json, os, sys, time
     from pathlib import Path
 
@@ -59,7 +59,7 @@ SCRIPT = textwrap.dedent('''
         report(server, True)
         while True:  # serve until signalled
             time.sleep(1)
-''')
+""")
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +68,11 @@ def db_template() -> Path:
     return migrated_db()
 
 
-@pytest.mark.parametrize("stage, signum", [("starting", signal.SIGINT), ("serving", signal.SIGTERM)],
-                         ids=["ctrl-c-while-starting", "sigterm-while-serving"])
+@pytest.mark.parametrize(
+    "stage, signum",
+    [("starting", signal.SIGINT), ("serving", signal.SIGTERM)],
+    ids=["ctrl-c-while-starting", "sigterm-while-serving"],
+)
 def test_interrupted_server_leaves_nothing_running(tmp_path, db_template, stage, signum):
     script = tmp_path / "serve.py"
     script.write_text(SCRIPT)
@@ -77,12 +80,26 @@ def test_interrupted_server_leaves_nothing_running(tmp_path, db_template, stage,
     env = {**os.environ, "SEGMENTATION_AIRFLOW_DB_TEMPLATE": str(db_template)}
     log_path = tmp_path / "serve.log"
     with open(log_path, "w") as log:
-        child = subprocess.Popen([sys.executable, str(script), str(HERE / "airflow_server.py"), str(report), stage,
-                                  str(tmp_path / "server"), str(REPO)], env=env, stdout=log,
-                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                                 preexec_fn=as_foreground_job)
+        child = subprocess.Popen(
+            [
+                sys.executable,
+                str(script),
+                str(HERE / "airflow_server.py"),
+                str(report),
+                stage,
+                str(tmp_path / "server"),
+                str(REPO),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=as_foreground_job,
+        )
     tracked: dict[int, psutil.Process] = {}
     try:
+
         def reported():
             if child.poll() is not None:
                 raise AssertionError(f"the server process exited with {child.returncode}:\n{tail(log_path)}")

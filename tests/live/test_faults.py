@@ -287,10 +287,16 @@ def check_lake(root: Path) -> dict:
             data = path.read_bytes()
             if len(data) != entry["bytes"] or hashlib.sha256(data).hexdigest() != entry["sha256"]:
                 problems.append(f"{path} does not match its manifest (size/sha256)")
-        unlisted += [str(p.relative_to(root)) for p in partition.iterdir()
-                     if p.name != "_manifest.json" and p.name not in listed]
-    unpublished = [str(p.relative_to(root)) for zone in root.iterdir() if zone.is_dir()
-                   for p in zone.iterdir() if p.is_dir() and "=" in p.name and not (p / "_manifest.json").exists()]
+        unlisted += [
+            str(p.relative_to(root)) for p in partition.iterdir() if p.name != "_manifest.json" and p.name not in listed
+        ]
+    unpublished = [
+        str(p.relative_to(root))
+        for zone in root.iterdir()
+        if zone.is_dir()
+        for p in zone.iterdir()
+        if p.is_dir() and "=" in p.name and not (p / "_manifest.json").exists()
+    ]
     temps = [str(p.relative_to(root)) for p in root.rglob("*.tmp-*")]
     assert not problems, "\n".join(problems)
     return {"manifests": manifests, "unlisted": unlisted, "unpublished": unpublished, "temp_files": temps}
@@ -339,19 +345,22 @@ def check_warehouse(db: Path, completed: set[str], current: str | None = None) -
         duplicates = con.execute("SELECT month, shop_id, COUNT(*) n FROM segments GROUP BY ALL HAVING n > 1").fetchall()
         runs = con.execute("SELECT month, COUNT(*) FROM model_runs GROUP BY month").fetchall()
         counts = con.execute(
-            "SELECT r.month, r.shops, (SELECT COUNT(*) FROM segments s WHERE s.month = r.month) "
-            "FROM model_runs r").fetchall()
-        orphans = con.execute("SELECT DISTINCT month FROM segments WHERE month NOT IN (SELECT month FROM model_runs) "
-                              "UNION SELECT DISTINCT month FROM segment_profiles "
-                              "WHERE month NOT IN (SELECT month FROM model_runs)").fetchall()
+            "SELECT r.month, r.shops, (SELECT COUNT(*) FROM segments s WHERE s.month = r.month) FROM model_runs r"
+        ).fetchall()
+        orphans = con.execute(
+            "SELECT DISTINCT month FROM segments WHERE month NOT IN (SELECT month FROM model_runs) "
+            "UNION SELECT DISTINCT month FROM segment_profiles "
+            "WHERE month NOT IN (SELECT month FROM model_runs)"
+        ).fetchall()
         run_ids = dict(con.execute("SELECT month, run_id FROM model_runs").fetchall())
     assert not duplicates, f"duplicate (month, shop_id) in segments: {duplicates[:5]}"
     assert all(n == 1 for _, n in runs), f"model_runs not one row per month: {runs}"
     assert all(shops == n for _, shops, n in counts), f"segments count != model_runs.shops: {counts}"
     assert not orphans, f"segments/profiles rows for months without a model_runs row: {orphans}"
     months = {m for m, _ in runs}
-    assert completed <= months <= completed | ({current} if current else set()), \
+    assert completed <= months <= completed | ({current} if current else set()), (
         f"model_runs months {sorted(months)}, completed {sorted(completed)}, current {current}"
+    )
     return {"months": sorted(months), "run_ids": run_ids}
 
 
@@ -380,8 +389,10 @@ def wait_run_done(server: AirflowServer, api, run_id: str) -> dict:
     run = wait_for(done, RUN_TIMEOUT, f"run {run_id}", server)
     if run["state"] != "success":
         tis = ok(api.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances"))["task_instances"]
-        pytest.fail(f"run {run_id} ended {run['state']}: { {t['task_id']: t['state'] for t in tis} }\n"
-                    f"{server.task_log_tails(DAG_ID, run_id)}")
+        pytest.fail(
+            f"run {run_id} ended {run['state']}: { {t['task_id']: t['state'] for t in tis} }\n"
+            f"{server.task_log_tails(DAG_ID, run_id)}"
+        )
     return run
 
 
@@ -390,14 +401,22 @@ def trigger(api, scenario: Scenario, index: int) -> str:
     day = f"2023-{index + 1:02d}-01T00:00:00Z"
     end = f"2023-{index + 2:02d}-01T00:00:00Z"
     run_id = f"fault_{index}_{scenario.month}_{scenario.mode}"
-    body = {"dag_run_id": run_id, "logical_date": day, "data_interval_start": day, "data_interval_end": end,
-            "conf": {"month": scenario.month, "force_retrain": scenario.force_retrain}}
+    body = {
+        "dag_run_id": run_id,
+        "logical_date": day,
+        "data_interval_start": day,
+        "data_interval_end": end,
+        "conf": {"month": scenario.month, "force_retrain": scenario.force_retrain},
+    }
     ok(api.post(f"/dags/{DAG_ID}/dagRuns", json=body), 200)
     return run_id
 
 
-def task_process(api, server: AirflowServer, run_id: str, task_id: str, timeout: float = 300) -> tuple[dict, psutil.Process]:
+def task_process(
+    api, server: AirflowServer, run_id: str, task_id: str, timeout: float = 300
+) -> tuple[dict, psutil.Process]:
     """Wait until the task instance runs and its task process (the supervisor's child) executes it."""
+
     def started():
         ti = get_ti(api, run_id, task_id)
         if ti is None or ti["state"] in (None, "scheduled", "queued", "up_for_retry"):
@@ -420,13 +439,18 @@ def task_process(api, server: AirflowServer, run_id: str, task_id: str, timeout:
 def describe(proc: psutil.Process) -> dict:
     with contextlib.suppress(psutil.Error):
         parent = proc.parent()
-        return {"pid": proc.pid, "title": " ".join(proc.cmdline()), "ppid": parent.pid if parent else None,
-                "parent_title": " ".join(parent.cmdline()) if parent else None}
+        return {
+            "pid": proc.pid,
+            "title": " ".join(proc.cmdline()),
+            "ppid": parent.pid if parent else None,
+            "parent_title": " ".join(parent.cmdline()) if parent else None,
+        }
     return {"pid": proc.pid}
 
 
 def after_kill(server: AirflowServer, api, run_id: str, task_id: str, try_number: int) -> tuple[str, dict]:
     """How Airflow ended the killed try: 'retry' (up_for_retry) or 'clear' (failed, cleared by the test)."""
+
     def ended():
         ti = get_ti(api, run_id, task_id)
         return ti if ti["state"] in ("up_for_retry", "failed", "success", "upstream_failed") else None
@@ -437,9 +461,19 @@ def after_kill(server: AirflowServer, api, run_id: str, task_id: str, try_number
         return "retry", ti
     if ti["state"] == "success":
         return "missed", ti  # finished before the signal arrived
-    ok(api.post(f"/dags/{DAG_ID}/clearTaskInstances",
-                json={"dag_run_id": run_id, "task_ids": [task_id], "dry_run": False, "only_failed": False,
-                      "include_downstream": True, "reset_dag_runs": True}))
+    ok(
+        api.post(
+            f"/dags/{DAG_ID}/clearTaskInstances",
+            json={
+                "dag_run_id": run_id,
+                "task_ids": [task_id],
+                "dry_run": False,
+                "only_failed": False,
+                "include_downstream": True,
+                "reset_dag_runs": True,
+            },
+        )
+    )
     return "clear", ti
 
 
@@ -454,15 +488,20 @@ def live(tmp_path_factory):
     home = root / "home"
     (home / "sample").mkdir(parents=True)
     generate(GeneratorSpec(n_shops=400, first_month=FIRST_MONTH, last_month=LAST_MONTH, seed=11)).to_parquet(
-        home / "sample" / "sales.parquet", index=False)
+        home / "sample" / "sales.parquet", index=False
+    )
     hooks, faults = root / "hooks", root / "faults"
     hooks.mkdir()
     faults.mkdir()
     (hooks / "sitecustomize.py").write_text(SITECUSTOMIZE)
     (hooks / "airflow_local_settings.py").write_text(AIRFLOW_LOCAL_SETTINGS)
     pythonpath = os.pathsep.join(p for p in (str(hooks), os.environ.get("PYTHONPATH", "")) if p)
-    env = {**PIPELINE_ENV, "SEGMENTATION_HOME": str(home), "SEGMENTATION_FAULT_DIR": str(faults),
-           "PYTHONPATH": pythonpath}
+    env = {
+        **PIPELINE_ENV,
+        "SEGMENTATION_HOME": str(home),
+        "SEGMENTATION_FAULT_DIR": str(faults),
+        "PYTHONPATH": pythonpath,
+    }
     started = time.monotonic()
     with airflow_server(root, dags_folder=REPO / "dags", plugins_folder=REPO / "plugins", extra_env=env) as server:
         print(f"\n[faults] Airflow healthy after {time.monotonic() - started:.0f} s", file=sys.stderr)
@@ -487,8 +526,14 @@ def kill_random(server, api, scenario: Scenario, task_id: str, rng: random.Rando
             os.kill(proc.pid, signal.SIGKILL)
     except (psutil.NoSuchProcess, ProcessLookupError):
         alive = False
-    return {"task": task_id, "try": ti["try_number"], "process": identity, "delay": round(delay, 2),
-            "killed_at": round(time.monotonic() - seen, 2), "signal_sent": alive}
+    return {
+        "task": task_id,
+        "try": ti["try_number"],
+        "process": identity,
+        "delay": round(delay, 2),
+        "killed_at": round(time.monotonic() - seen, 2),
+        "signal_sent": alive,
+    }
 
 
 def arm(faults: Path, task_id: str) -> None:
@@ -501,8 +546,13 @@ def arm(faults: Path, task_id: str) -> None:
 def kill_in_write(server, api, scenario: Scenario, task_id: str, faults: Path, home: Path) -> dict:
     point = WRITE_POINTS[task_id]
     hit_file = faults / "hit.json"
-    hit = wait_for(lambda: hit_file.exists() and json.loads(hit_file.read_text()), 300,
-                   f"{task_id} to reach its fault point ({point})", server, interval=0.05)
+    hit = wait_for(
+        lambda: hit_file.exists() and json.loads(hit_file.read_text()),
+        300,
+        f"{task_id} to reach its fault point ({point})",
+        server,
+        interval=0.05,
+    )
     ti = get_ti(api, scenario.run_id, task_id)
     assert ti["state"] == "running" and ti["pid"] == hit["pid"], (ti, hit)  # the TI's pid is the writer
     proc = psutil.Process(hit["pid"])
@@ -514,10 +564,16 @@ def kill_in_write(server, api, scenario: Scenario, task_id: str, faults: Path, h
         lake = check_lake(home / "lake")
         written = hit["detail"]["written"]
         in_flight = written.rsplit("/", 1)[0]
-        assert in_flight in lake["unlisted"] or in_flight in lake["unpublished"] or \
-            any(in_flight.startswith(u) for u in lake["unpublished"]), (written, lake)
-        observed = {"written_before_kill": written, "lake_before_kill": lake, "champion_before_kill":
-                    check_champion(home / "lake")}
+        assert (
+            in_flight in lake["unlisted"]
+            or in_flight in lake["unpublished"]
+            or any(in_flight.startswith(u) for u in lake["unpublished"])
+        ), (written, lake)
+        observed = {
+            "written_before_kill": written,
+            "lake_before_kill": lake,
+            "champion_before_kill": check_champion(home / "lake"),
+        }
     else:
         observed = {"executed_before_kill": hit["detail"]["executed"]}
     set_paused(api, True)
@@ -532,8 +588,12 @@ def test_sigkill_each_writing_stage(live):
     report: list[dict] = []
     total = time.monotonic()
     with server.client() as api:
-        wait_for(lambda: any(d["dag_id"] == DAG_ID for d in ok(api.get("/dags", params={"limit": 100}))["dags"]),
-                 180, "the DAG to be parsed", server)
+        wait_for(
+            lambda: any(d["dag_id"] == DAG_ID for d in ok(api.get("/dags", params={"limit": 100}))["dags"]),
+            180,
+            "the DAG to be parsed",
+            server,
+        )
         assert ok(api.get("/importErrors"))["total_entries"] == 0
         ok(api.patch(f"/dags/{DAG_ID}", json={"is_paused": False}))
         if api.get("/pools/warehouse").status_code == 404:
@@ -567,26 +627,40 @@ def test_sigkill_each_writing_stage(live):
                 scenario.outcome.setdefault("kills", []).append(kill)
             run = wait_run_done(server, api, scenario.run_id)
             completed.add(scenario.month)
-            tis = {t["task_id"]: t for t in
-                   ok(api.get(f"/dags/{DAG_ID}/dagRuns/{scenario.run_id}/taskInstances"))["task_instances"]}
+            tis = {
+                t["task_id"]: t
+                for t in ok(api.get(f"/dags/{DAG_ID}/dagRuns/{scenario.run_id}/taskInstances"))["task_instances"]
+            }
             for task_id in scenario.task_id.split(","):
                 assert tis[task_id]["state"] == "success" and tis[task_id]["try_number"] >= 2, tis[task_id]
             final = check_all(home, completed)
             assert final["warehouse"]["run_ids"][scenario.month] == scenario.run_id
             assert not (faults / "plan.json").exists()  # every armed fault point fired
-            scenario.outcome.update({
-                "seconds": round(time.monotonic() - began, 1),
-                "run_duration": run.get("duration"),
-                "tries": {t: tis[t]["try_number"] for t in scenario.task_id.split(",")},
-                "last_try_seconds": {t: tis[t]["duration"] for t in scenario.task_id.split(",")},
-                "decision": "train" if tis["train"]["state"] == "success" else
-                            "reuse" if tis["reuse_model"]["state"] == "success" else "skip",
-                "champion": final["champion"],
-                "leftovers": {k: len(v) for k, v in final["lake"].items() if k != "manifests"},
-            })
+            scenario.outcome.update(
+                {
+                    "seconds": round(time.monotonic() - began, 1),
+                    "run_duration": run.get("duration"),
+                    "tries": {t: tis[t]["try_number"] for t in scenario.task_id.split(",")},
+                    "last_try_seconds": {t: tis[t]["duration"] for t in scenario.task_id.split(",")},
+                    "decision": "train"
+                    if tis["train"]["state"] == "success"
+                    else "reuse"
+                    if tis["reuse_model"]["state"] == "success"
+                    else "skip",
+                    "champion": final["champion"],
+                    "leftovers": {k: len(v) for k, v in final["lake"].items() if k != "manifests"},
+                }
+            )
             report.append({"month": scenario.month, "mode": scenario.mode, **scenario.outcome})
-            print(f"[faults] {scenario.month} {scenario.mode} {scenario.task_id}: "
-                  f"{json.dumps(scenario.outcome, default=str)}", file=sys.stderr)
-    print(f"[faults] total {time.monotonic() - total:.0f} s; "
-          + "; ".join(f"{r['month']} {r['mode']}: {r['seconds']} s, airflow "
-                      f"{[k['airflow'] for k in r['kills']]}" for r in report), file=sys.stderr)
+            print(
+                f"[faults] {scenario.month} {scenario.mode} {scenario.task_id}: "
+                f"{json.dumps(scenario.outcome, default=str)}",
+                file=sys.stderr,
+            )
+    print(
+        f"[faults] total {time.monotonic() - total:.0f} s; "
+        + "; ".join(
+            f"{r['month']} {r['mode']}: {r['seconds']} s, airflow {[k['airflow'] for k in r['kills']]}" for r in report
+        ),
+        file=sys.stderr,
+    )

@@ -39,16 +39,33 @@ def backfilled(live_airflow, warmup_run) -> dict:
     server = live_airflow.server
     started = time.monotonic()
     with server.client() as api:
-        dry = ok(api.post("/backfills/dry_run", json={"dag_id": MONTHLY, "from_date": "2023-01-01T00:00:00Z",
-                                                       "to_date": "2023-03-01T00:00:00Z"}))
-        backfill = ok(api.post("/backfills", json={"dag_id": MONTHLY, "from_date": "2023-02-01T00:00:00Z",
-                                                    "to_date": "2023-03-01T00:00:00Z", "max_active_runs": 1}))
+        dry = ok(
+            api.post(
+                "/backfills/dry_run",
+                json={"dag_id": MONTHLY, "from_date": "2023-01-01T00:00:00Z", "to_date": "2023-03-01T00:00:00Z"},
+            )
+        )
+        backfill = ok(
+            api.post(
+                "/backfills",
+                json={
+                    "dag_id": MONTHLY,
+                    "from_date": "2023-02-01T00:00:00Z",
+                    "to_date": "2023-03-01T00:00:00Z",
+                    "max_active_runs": 1,
+                },
+            )
+        )
         max_running = 0
 
         def backfill_done():
             nonlocal max_running
-            runs = ok(api.get(f"/dags/{MONTHLY}/dagRuns", params={"run_type": "backfill", "limit": 100,
-                                                                   "order_by": "logical_date"}))["dag_runs"]
+            runs = ok(
+                api.get(
+                    f"/dags/{MONTHLY}/dagRuns",
+                    params={"run_type": "backfill", "limit": 100, "order_by": "logical_date"},
+                )
+            )["dag_runs"]
             max_running = max(max_running, sum(r["state"] == "running" for r in runs))
             if any(r["state"] == "failed" for r in runs):
                 return runs
@@ -63,8 +80,9 @@ def backfilled(live_airflow, warmup_run) -> dict:
 
 
 def segments_events(api) -> list[dict]:
-    events = ok(api.get("/assets/events", params={"source_dag_id": MONTHLY, "limit": 100,
-                                                   "order_by": "timestamp"}))["asset_events"]
+    events = ok(api.get("/assets/events", params={"source_dag_id": MONTHLY, "limit": 100, "order_by": "timestamp"}))[
+        "asset_events"
+    ]
     return [e for e in events if e["name"] == SEGMENTS_ASSET]
 
 
@@ -86,9 +104,18 @@ def march_rerun(live_airflow, backfilled) -> dict:
         cleared = ok(api.post(clear_url, json={"dry_run": False}))  # for real: the dag run, queued again
         run = wait_run_done(server, api, march["dag_run_id"], finished_after=march["end_date"])
         tis = ok(api.get(f"/dags/{MONTHLY}/dagRuns/{march['dag_run_id']}/taskInstances"))["task_instances"]
-    return {"run": run, "would_clear": would_clear, "cleared": cleared, "tis": tis, "before": before,
-            "after": snapshot(live_airflow), "export_paused_before": export_before["is_paused"],
-            "queued_before": queued_before, "events_before": events_before, "seconds": time.monotonic() - started}
+    return {
+        "run": run,
+        "would_clear": would_clear,
+        "cleared": cleared,
+        "tis": tis,
+        "before": before,
+        "after": snapshot(live_airflow),
+        "export_paused_before": export_before["is_paused"],
+        "queued_before": queued_before,
+        "events_before": events_before,
+        "seconds": time.monotonic() - started,
+    }
 
 
 def test_rest_api_trigger_backfill_and_clear(live_airflow, warmup_run, backfilled, march_rerun):
@@ -127,14 +154,20 @@ def test_rest_api_trigger_backfill_and_clear(live_airflow, warmup_run, backfille
             pd.testing.assert_frame_equal(frame, march_rerun["after"][table], obj=table)
 
         all_runs = ok(api.get(f"/dags/{MONTHLY}/dagRuns", params={"order_by": "logical_date"}))["dag_runs"]
-        tasks = {r["dag_run_id"]: ok(api.get(f"/dags/{MONTHLY}/dagRuns/{r['dag_run_id']}/taskInstances"))[
-            "task_instances"] for r in all_runs}
-    print(f"[live] backfill 2023-02..03: {backfilled['seconds']:.0f} s, "
-          f"clear + re-run 2023-03: {march_rerun['seconds']:.0f} s", file=sys.stderr)
+        tasks = {
+            r["dag_run_id"]: ok(api.get(f"/dags/{MONTHLY}/dagRuns/{r['dag_run_id']}/taskInstances"))["task_instances"]
+            for r in all_runs
+        }
+    print(
+        f"[live] backfill 2023-02..03: {backfilled['seconds']:.0f} s, "
+        f"clear + re-run 2023-03: {march_rerun['seconds']:.0f} s",
+        file=sys.stderr,
+    )
     for r in all_runs:  # where a run's time goes: its tasks' last tries
-        durations = ", ".join(f"{ti['task_id']}{'' if ti['map_index'] < 0 else ti['map_index']} "
-                              f"{ti['duration'] or 0:.0f}" for ti in sorted(tasks[r["dag_run_id"]],
-                                                                           key=lambda t: t["start_date"] or ""))
+        durations = ", ".join(
+            f"{ti['task_id']}{'' if ti['map_index'] < 0 else ti['map_index']} {ti['duration'] or 0:.0f}"
+            for ti in sorted(tasks[r["dag_run_id"]], key=lambda t: t["start_date"] or "")
+        )
         print(f"[live] {r['dag_run_id']}: {r['duration'] or 0:.0f} s; tasks (s): {durations}", file=sys.stderr)
 
 
@@ -205,8 +238,9 @@ def test_publish_asset_events_trigger_the_export(live_airflow, march_rerun):
     for month in months:
         csv = lake.read_file(month_ref("exports", month), "segments.csv")  # verifies the manifest's sha256
         frame = pd.read_csv(io.BytesIO(csv), dtype={"shop_id": str})
-        segments = live_airflow.query(f"SELECT shop_id, segment_id FROM segments WHERE month = '{month}' "
-                                      "ORDER BY shop_id")
+        segments = live_airflow.query(
+            f"SELECT shop_id, segment_id FROM segments WHERE month = '{month}' ORDER BY shop_id"
+        )
         assert frame["shop_id"].tolist() == segments["shop_id"].tolist(), month
         assert frame["segment_id"].tolist() == segments["segment_id"].tolist(), month
         assert (frame["month"] == month).all()

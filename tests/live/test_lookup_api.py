@@ -28,11 +28,25 @@ pytestmark = pytest.mark.timeout(900)
 
 def _publish(warehouse: DuckDBWarehouse, month: str, rows: list[tuple[str, int, str]]) -> None:
     segments = pd.DataFrame(rows, columns=["shop_id", "segment_id", "segment_name"]).assign(
-        month=month, membership_strength=0.75, eligible=True, model_version="0001",
-        scored_at=pd.Timestamp(f"{month}-28"))[SEGMENT_COLUMNS]
-    run = pd.DataFrame([{"month": month, "decision": "reuse", "reason": "live test", "model_version": "0001",
-                         "shops": len(rows), "segments": segments["segment_id"].nunique(),
-                         "published_at": pd.Timestamp(f"{month}-28")}])
+        month=month,
+        membership_strength=0.75,
+        eligible=True,
+        model_version="0001",
+        scored_at=pd.Timestamp(f"{month}-28"),
+    )[SEGMENT_COLUMNS]
+    run = pd.DataFrame(
+        [
+            {
+                "month": month,
+                "decision": "reuse",
+                "reason": "live test",
+                "model_version": "0001",
+                "shops": len(rows),
+                "segments": segments["segment_id"].nunique(),
+                "published_at": pd.Timestamp(f"{month}-28"),
+            }
+        ]
+    )
     warehouse.replace_month(month, segments, run)
 
 
@@ -41,8 +55,9 @@ def live(tmp_path_factory):
     root = tmp_path_factory.mktemp("lookup-live")
     home, dags = root / "home", root / "dags"
     dags.mkdir()
-    warehouse = DuckDBWarehouse(home / "warehouse" / "segmentation.duckdb", REPO / "include" / "sql",
-                                lock_wait_seconds=10)
+    warehouse = DuckDBWarehouse(
+        home / "warehouse" / "segmentation.duckdb", REPO / "include" / "sql", lock_wait_seconds=10
+    )
     _publish(warehouse, "2024-01", [("S1", 1, "Loyal"), ("S2", 2, "At risk")])
     _publish(warehouse, "2024-02", [("S1", 2, "At risk"), ("S2", 2, "At risk")])
     # this checkout's library first, wherever an installed copy of it points
@@ -63,11 +78,14 @@ def test_no_token_401_forged_token_403(live):
 
 def test_airflow_token_reads_history_months_and_transitions(live):
     server, _ = live
-    with httpx.Client(base_url=f"{server.base_url}{PREFIX}", timeout=30,
-                      headers={"Authorization": f"Bearer {server.token()}"}) as api:
+    with httpx.Client(
+        base_url=f"{server.base_url}{PREFIX}", timeout=30, headers={"Authorization": f"Bearer {server.token()}"}
+    ) as api:
         history = ok(api.get("/shops/S1/history"))["history"]
         assert [(h["month"], h["segment_id"], h["segment_name"], h["model_version"]) for h in history] == [
-            ("2024-01", 1, "Loyal", "0001"), ("2024-02", 2, "At risk", "0001")]
+            ("2024-01", 1, "Loyal", "0001"),
+            ("2024-02", 2, "At risk", "0001"),
+        ]
         assert [m["month"] for m in ok(api.get("/months"))["months"]] == ["2024-01", "2024-02"]
         moves = ok(api.get("/months/2024-02/transitions"))["transitions"]
         assert [(t["from_segment_id"], t["to_segment_id"], t["shops"]) for t in moves] == [(1, 2, 1), (2, 2, 1)]

@@ -45,17 +45,23 @@ pytestmark = pytest.mark.timeout(900)
 
 def fresh_shell_env(home: Path, port: int) -> dict[str, str]:
     """The caller's environment without Airflow/project settings, an active venv or any `airflow` on PATH."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AIRFLOW", "SEGMENTATION_", "VIRTUAL_ENV", "PYTHON", "MAKE"))}
-    env["PATH"] = os.pathsep.join(d for d in env.get("PATH", "").split(os.pathsep)
-                                  if d and not (Path(d) / "airflow").exists())
-    env.update({
-        "SEGMENTATION_HOME": str(home),
-        "AIRFLOW__API__PORT": str(port),
-        # the log servers' default ports (8793, 8794) may be taken by another Airflow on this machine
-        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-    })
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AIRFLOW", "SEGMENTATION_", "VIRTUAL_ENV", "PYTHON", "MAKE"))
+    }
+    env["PATH"] = os.pathsep.join(
+        d for d in env.get("PATH", "").split(os.pathsep) if d and not (Path(d) / "airflow").exists()
+    )
+    env.update(
+        {
+            "SEGMENTATION_HOME": str(home),
+            "AIRFLOW__API__PORT": str(port),
+            # the log servers' default ports (8793, 8794) may be taken by another Airflow on this machine
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+        }
+    )
     return env
 
 
@@ -63,15 +69,24 @@ def test_make_standalone_serves_the_ui(tmp_path):
     home = tmp_path / "home"
     port = free_port()
     env = fresh_shell_env(home, port)
-    assert subprocess.run(["bash", "-c", "command -v airflow"], env=env, capture_output=True).returncode != 0, \
+    assert subprocess.run(["bash", "-c", "command -v airflow"], env=env, capture_output=True).returncode != 0, (
         "an `airflow` is on the test's PATH: it would hide the defect"
+    )
     venv = Path(sys.prefix)
     command = ["make", "--no-print-directory", "standalone", f"VENV={venv}", "-o", str(venv / ".installed")]
     base = f"http://127.0.0.1:{port}"
     log_path = tmp_path / "make-standalone.log"
     with open(log_path, "w") as log:
-        make = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=as_foreground_job)
+        make = subprocess.Popen(
+            command,
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=as_foreground_job,
+        )
     seen: dict[int, psutil.Process] = {}
 
     def check_running():

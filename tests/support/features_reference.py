@@ -35,10 +35,30 @@ JOINT_MIN_DET = 1e-6  # below this det(M) / (Sxx k^2), the joint trend-and-harmo
 SEASON_COLUMNS = [f"season_{cal:02d}" for cal in range(1, 13)]
 ACTIVE_COLUMNS = ["log_level", "active_slope", "season_amp_cos", "season_amp_sin", "active_noise", "active_trend_t"]
 FEATURE_COLUMNS = [
-    "shop_id", "tenure_months", "active_months", "recency_months", "active_share", "log_mean_qty",
-    "log_mean_value", "log_breadth", "cv", "entropy_norm", "log_slope", "resid_std", "yoy_growth", "has_yoy",
-    "half_growth", "seasonal_strength", "season_cos", "season_sin", "trend_t", "log_noise", "log_excess_cv2",
-    *SEASON_COLUMNS, *ACTIVE_COLUMNS, "eligible",
+    "shop_id",
+    "tenure_months",
+    "active_months",
+    "recency_months",
+    "active_share",
+    "log_mean_qty",
+    "log_mean_value",
+    "log_breadth",
+    "cv",
+    "entropy_norm",
+    "log_slope",
+    "resid_std",
+    "yoy_growth",
+    "has_yoy",
+    "half_growth",
+    "seasonal_strength",
+    "season_cos",
+    "season_sin",
+    "trend_t",
+    "log_noise",
+    "log_excess_cv2",
+    *SEASON_COLUMNS,
+    *ACTIVE_COLUMNS,
+    "eligible",
 ]
 
 
@@ -81,13 +101,15 @@ def _window_rows(raw: pd.DataFrame, first_index: int, as_of_index: int) -> tuple
     keep = (t >= first_index) & (t <= as_of_index)
     shop, shop_ids = pd.factorize(raw["shop_id"][keep], sort=True)
     product, _ = pd.factorize(raw["product_id"][keep])
-    rows = pd.DataFrame({
-        "shop": shop,
-        "t": t[keep].astype("int64"),
-        "product": product,  # -1 for a missing product_id, which COUNT(DISTINCT ...) ignores
-        "qty": _numbers(raw["sales_qty"])[keep],
-        "value": _numbers(raw["sales_value"])[keep],
-    })
+    rows = pd.DataFrame(
+        {
+            "shop": shop,
+            "t": t[keep].astype("int64"),
+            "product": product,  # -1 for a missing product_id, which COUNT(DISTINCT ...) ignores
+            "qty": _numbers(raw["sales_qty"])[keep],
+            "value": _numbers(raw["sales_value"])[keep],
+        }
+    )
     return rows[rows["shop"] >= 0], pd.Index(shop_ids)
 
 
@@ -100,10 +122,12 @@ def _monthly(rows: pd.DataFrame) -> pd.DataFrame:
     value keeps value NaN, as SUM over all-NULL is NULL.
     """
     by_month = rows.groupby(["shop", "t"], sort=True)
-    monthly = pd.DataFrame({
-        "qty": by_month["qty"].sum(),
-        "value": by_month["value"].sum(min_count=1),
-    })
+    monthly = pd.DataFrame(
+        {
+            "qty": by_month["qty"].sum(),
+            "value": by_month["value"].sum(min_count=1),
+        }
+    )
     sold = rows[(rows["qty"] > 0) & (rows["product"] >= 0)]
     products = sold.groupby(["shop", "t"]).size()
     monthly["products"] = products.reindex(monthly.index, fill_value=0)
@@ -158,18 +182,23 @@ def _trend(grid: pd.DataFrame, shops: pd.DataFrame, as_of_index: int) -> pd.Data
     y0 = grid.groupby("shop")["log_qty"].first().to_numpy()
     dt = grid["t"].to_numpy() - mean_t[shop]
     dy = grid["log_qty"].to_numpy() - y0[shop]
-    sums = pd.DataFrame({"shop": shop, "dy": dy, "sxy": dt * dy, "sxx": dt * dt}).groupby("shop").agg(
-        mean_dy=("dy", "mean"), sxy=("sxy", "sum"), sxx=("sxx", "sum"))
+    sums = (
+        pd.DataFrame({"shop": shop, "dy": dy, "sxy": dt * dy, "sxx": dt * dt})
+        .groupby("shop")
+        .agg(mean_dy=("dy", "mean"), sxy=("sxy", "sum"), sxx=("sxx", "sum"))
+    )
     sxx = sums["sxx"].to_numpy()
     several = shops["tenure"].to_numpy() > 1
     slope = np.divide(sums["sxy"].to_numpy(), sxx, out=np.zeros(len(sxx)), where=several)
-    return pd.DataFrame({
-        "log_slope": slope,
-        "sxx": np.where(several, sxx, 0.0),
-        "mean_t": mean_t,
-        "y0": y0,
-        "mean_dy": sums["mean_dy"].to_numpy(),
-    })
+    return pd.DataFrame(
+        {
+            "log_slope": slope,
+            "sxx": np.where(several, sxx, 0.0),
+            "mean_t": mean_t,
+            "y0": y0,
+            "mean_dy": sums["mean_dy"].to_numpy(),
+        }
+    )
 
 
 def _residuals(grid: pd.DataFrame, trend: pd.DataFrame) -> np.ndarray:
@@ -197,32 +226,36 @@ def _stats(grid: pd.DataFrame, shops: pd.DataFrame, as_of_index: int) -> pd.Data
     t, qty = grid["t"], grid["qty"]
     middle = (shops["first_sale"].to_numpy() + as_of_index) / 2.0
     late = t.to_numpy() > middle[grid["shop"].to_numpy()]
-    parts = pd.DataFrame({
-        "shop": grid["shop"],
-        "qty": qty,
-        "value": grid["value"],
-        "products": grid["products"],
-        "r": grid["r"],
-        "r2": grid["r"] * grid["r"],
-        "last_12": qty.where(t > as_of_index - 12),
-        "prior_12": qty.where(t.between(as_of_index - 23, as_of_index - 12)),
-        "late": qty.where(late),
-        "early": qty.where(~late),
-    })
+    parts = pd.DataFrame(
+        {
+            "shop": grid["shop"],
+            "qty": qty,
+            "value": grid["value"],
+            "products": grid["products"],
+            "r": grid["r"],
+            "r2": grid["r"] * grid["r"],
+            "last_12": qty.where(t > as_of_index - 12),
+            "prior_12": qty.where(t.between(as_of_index - 23, as_of_index - 12)),
+            "late": qty.where(late),
+            "early": qty.where(~late),
+        }
+    )
     by_shop = parts.groupby("shop", sort=True)
-    stats = pd.DataFrame({
-        "mean_qty": by_shop["qty"].mean(),
-        "total_qty": by_shop["qty"].sum(),
-        "std_qty": by_shop["qty"].std(ddof=0),
-        "total_value": by_shop["value"].sum(min_count=1),
-        "total_products": by_shop["products"].sum(),
-        "resid_ss": by_shop["r2"].sum(),
-        "resid_std": by_shop["r"].std(ddof=0),
-        "last_12": by_shop["last_12"].sum(min_count=1),
-        "prior_12": by_shop["prior_12"].sum(min_count=1),
-        "late_mean": by_shop["late"].mean(),
-        "early_mean": by_shop["early"].mean(),
-    })
+    stats = pd.DataFrame(
+        {
+            "mean_qty": by_shop["qty"].mean(),
+            "total_qty": by_shop["qty"].sum(),
+            "std_qty": by_shop["qty"].std(ddof=0),
+            "total_value": by_shop["value"].sum(min_count=1),
+            "total_products": by_shop["products"].sum(),
+            "resid_ss": by_shop["r2"].sum(),
+            "resid_std": by_shop["r"].std(ddof=0),
+            "last_12": by_shop["last_12"].sum(min_count=1),
+            "prior_12": by_shop["prior_12"].sum(min_count=1),
+            "late_mean": by_shop["late"].mean(),
+            "early_mean": by_shop["early"].mean(),
+        }
+    )
     active = shops["active_months"].to_numpy()
     stats["mean_products"] = stats["total_products"].to_numpy() / _nullif_zero(active)
     return stats.reset_index(drop=True)
@@ -296,14 +329,16 @@ def _active(grid: pd.DataFrame, shops: pd.DataFrame, as_of_index: int) -> pd.Dat
     resid_ss = per_shop(e * e)
     dof = np.maximum(k - np.where(harmonic, 4, 2), 1)
     se = np.sqrt(np.maximum(resid_ss, MIN_SE_RESID_SS) / dof * slope_var)
-    return pd.DataFrame({
-        "log_level": y0 + mean_dy,
-        "active_slope": slope,
-        "season_amp_cos": amp_cos,
-        "season_amp_sin": amp_sin,
-        "active_noise": np.log(0.05 + np.sqrt(resid_ss / dof)),
-        "active_trend_t": np.where(trended, np.sign(slope) * np.log(1 + np.abs(slope) / se), 0.0),
-    })
+    return pd.DataFrame(
+        {
+            "log_level": y0 + mean_dy,
+            "active_slope": slope,
+            "season_amp_cos": amp_cos,
+            "season_amp_sin": amp_sin,
+            "active_noise": np.log(0.05 + np.sqrt(resid_ss / dof)),
+            "active_trend_t": np.where(trended, np.sign(slope) * np.log(1 + np.abs(slope) / se), 0.0),
+        }
+    )
 
 
 def _seasonal_strength(tenure: np.ndarray, season: pd.DataFrame, resid_ss: np.ndarray) -> np.ndarray:
@@ -339,8 +374,15 @@ def _coalesce(values: np.ndarray, default: float) -> np.ndarray:
     return np.where(np.isnan(values), default, values)
 
 
-def _assemble(shops: pd.DataFrame, trend: pd.DataFrame, season: pd.DataFrame, stats: pd.DataFrame,
-              entropy: pd.Series, on_active: pd.DataFrame, min_tenure: int) -> pd.DataFrame:
+def _assemble(
+    shops: pd.DataFrame,
+    trend: pd.DataFrame,
+    season: pd.DataFrame,
+    stats: pd.DataFrame,
+    entropy: pd.Series,
+    on_active: pd.DataFrame,
+    min_tenure: int,
+) -> pd.DataFrame:
     """The final SELECT: every feature with its CASE / COALESCE defaults, in schema order."""
     tenure = shops["tenure"].to_numpy()
     active = shops["active_months"].to_numpy()
@@ -356,28 +398,30 @@ def _assemble(shops: pd.DataFrame, trend: pd.DataFrame, season: pd.DataFrame, st
         excess = (std_qty * std_qty - mean_qty) / _nullif_zero(mean_qty * mean_qty)
         yoy = np.log(1 + stats["last_12"].to_numpy()) - np.log(1 + stats["prior_12"].to_numpy())
         half = np.log(1 + stats["late_mean"].to_numpy()) - np.log(1 + stats["early_mean"].to_numpy())
-    frame = pd.DataFrame({
-        "tenure_months": tenure.astype("int32"),
-        "active_months": active.astype("int32"),
-        "recency_months": shops["recency"].to_numpy().astype("int32"),
-        "active_share": active / tenure,
-        "log_mean_qty": np.log(1 + mean_qty),
-        "log_mean_value": np.where(shops["valued_months"].to_numpy() > 0, log_mean_value, 0.0),
-        "log_breadth": np.log(1 + _coalesce(stats["mean_products"].to_numpy(), 0.0)),
-        "cv": cv,
-        "entropy_norm": entropy_norm,
-        "log_slope": trend["log_slope"].to_numpy(),
-        "resid_std": _coalesce(stats["resid_std"].to_numpy(), 0.0),
-        "yoy_growth": np.where(has_24, yoy, 0.0),
-        "has_yoy": has_24.astype("int32"),
-        "half_growth": np.where(tenure >= 2, half, 0.0),
-        "seasonal_strength": strength,
-        "season_cos": np.where(has_12, season["season_cos"].to_numpy(), 0.0),
-        "season_sin": np.where(has_12, season["season_sin"].to_numpy(), 0.0),
-        "trend_t": _trend_t(tenure, trend, sigma2),
-        "log_noise": np.log(0.05 + np.sqrt(sigma2)),
-        "log_excess_cv2": np.log(0.02 + np.maximum(0, _coalesce(excess, 0.0))),
-    })
+    frame = pd.DataFrame(
+        {
+            "tenure_months": tenure.astype("int32"),
+            "active_months": active.astype("int32"),
+            "recency_months": shops["recency"].to_numpy().astype("int32"),
+            "active_share": active / tenure,
+            "log_mean_qty": np.log(1 + mean_qty),
+            "log_mean_value": np.where(shops["valued_months"].to_numpy() > 0, log_mean_value, 0.0),
+            "log_breadth": np.log(1 + _coalesce(stats["mean_products"].to_numpy(), 0.0)),
+            "cv": cv,
+            "entropy_norm": entropy_norm,
+            "log_slope": trend["log_slope"].to_numpy(),
+            "resid_std": _coalesce(stats["resid_std"].to_numpy(), 0.0),
+            "yoy_growth": np.where(has_24, yoy, 0.0),
+            "has_yoy": has_24.astype("int32"),
+            "half_growth": np.where(tenure >= 2, half, 0.0),
+            "seasonal_strength": strength,
+            "season_cos": np.where(has_12, season["season_cos"].to_numpy(), 0.0),
+            "season_sin": np.where(has_12, season["season_sin"].to_numpy(), 0.0),
+            "trend_t": _trend_t(tenure, trend, sigma2),
+            "log_noise": np.log(0.05 + np.sqrt(sigma2)),
+            "log_excess_cv2": np.log(0.02 + np.maximum(0, _coalesce(excess, 0.0))),
+        }
+    )
     for column in SEASON_COLUMNS:
         frame[column] = np.where(has_12, season[column].to_numpy(), 0.0)
     for column in ACTIVE_COLUMNS:

@@ -28,16 +28,18 @@ def inject_bad_rows(frame: pd.DataFrame, seed: int = 0, count: int = 3) -> pd.Da
 def to_uci_invoices(frame: pd.DataFrame) -> pd.DataFrame:
     """Monthly-contract rows as UCI Online Retail invoice lines (one invoice per shop and month), for demos and
     tests of the invoice source with a known ground truth."""
-    return pd.DataFrame({
-        "InvoiceNo": frame["shop_id"].str[1:] + frame["year"].astype(str) + frame["month"].astype(str).str.zfill(2),
-        "StockCode": frame["product_id"],
-        "Description": "ITEM " + frame["product_id"],
-        "Quantity": frame["sales_qty"].astype(int),
-        "InvoiceDate": frame["month"].astype(str) + "/15/" + frame["year"].astype(str) + " 10:00",
-        "UnitPrice": (frame["sales_value"] / frame["sales_qty"]).round(2),
-        "CustomerID": frame["shop_id"].str[1:].astype(int).astype(str) + ".0",
-        "Country": "United Kingdom",
-    })
+    return pd.DataFrame(
+        {
+            "InvoiceNo": frame["shop_id"].str[1:] + frame["year"].astype(str) + frame["month"].astype(str).str.zfill(2),
+            "StockCode": frame["product_id"],
+            "Description": "ITEM " + frame["product_id"],
+            "Quantity": frame["sales_qty"].astype(int),
+            "InvoiceDate": frame["month"].astype(str) + "/15/" + frame["year"].astype(str) + " 10:00",
+            "UnitPrice": (frame["sales_value"] / frame["sales_qty"]).round(2),
+            "CustomerID": frame["shop_id"].str[1:].astype(int).astype(str) + ".0",
+            "Country": "United Kingdom",
+        }
+    )
 
 
 _SAMPLE_CODES = {
@@ -68,8 +70,12 @@ def write_uci_sample(path, n_customers: int = 12, months: int = 3, seed: int = 0
 
 
 def _sample_products(rng: np.random.Generator, n: int = 30) -> pd.DataFrame:
-    codes = [f"{c}{s}" for c, s in zip(rng.choice(np.arange(10_000, 99_999), n, replace=False),
-                                       rng.choice(["", "", "A", "B"], n), strict=True)]
+    codes = [
+        f"{c}{s}"
+        for c, s in zip(
+            rng.choice(np.arange(10_000, 99_999), n, replace=False), rng.choice(["", "", "A", "B"], n), strict=True
+        )
+    ]
     words = ["MUG", "LANTERN", "HEART", "BUNTING", "TEA SET", "CANDLE", "BAG", "FRAME"]
     names = [f"{rng.choice(['RED', 'WHITE', 'VINTAGE', 'PINK'])} {rng.choice(words)}" for _ in range(n)]
     names[0] = "CAFÉ AU LAIT MUG"
@@ -92,10 +98,18 @@ def _sample_good_lines(rng, products: pd.DataFrame, n_customers: int, months: in
                 date = f"{month}/{int(rng.integers(1, 29))}/{year} {int(rng.integers(8, 18))}:{int(rng.integers(0, 60)):02d}"
                 for p in picks:
                     product = products.iloc[int(p)]
-                    rows.append({"InvoiceNo": str(invoice), "StockCode": product["StockCode"],
-                                 "Description": product["Description"], "Quantity": str(int(rng.integers(1, 25))),
-                                 "InvoiceDate": date, "UnitPrice": product["UnitPrice"],
-                                 "CustomerID": customer_text, "Country": country})
+                    rows.append(
+                        {
+                            "InvoiceNo": str(invoice),
+                            "StockCode": product["StockCode"],
+                            "Description": product["Description"],
+                            "Quantity": str(int(rng.integers(1, 25))),
+                            "InvoiceDate": date,
+                            "UnitPrice": product["UnitPrice"],
+                            "CustomerID": customer_text,
+                            "Country": country,
+                        }
+                    )
                 invoice += 1
     return pd.DataFrame(rows)
 

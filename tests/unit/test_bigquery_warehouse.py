@@ -47,6 +47,7 @@ VIEWS = ("segment_sizes", "segment_transitions")
 
 # ---------------------------------------------------------------- SQL
 
+
 def _bq_statements(name: str, table: str | None = None) -> list[exp.Expression]:
     parsed = []
     for statement in _statements(BQ_SQL / name):
@@ -59,8 +60,9 @@ def _bq_statements(name: str, table: str | None = None) -> list[exp.Expression]:
 
 
 def _creates(expressions, kind: str) -> dict[str, exp.Create]:
-    return {e.this.find(exp.Table).name: e for e in expressions
-            if isinstance(e, exp.Create) and e.args.get("kind") == kind}
+    return {
+        e.this.find(exp.Table).name: e for e in expressions if isinstance(e, exp.Create) and e.args.get("kind") == kind
+    }
 
 
 def _columns(create: exp.Create) -> dict[str, exp.ColumnDef]:
@@ -68,8 +70,9 @@ def _columns(create: exp.Create) -> dict[str, exp.ColumnDef]:
 
 
 def _required(column: exp.ColumnDef) -> bool:
-    return any(isinstance(c.kind, exp.NotNullColumnConstraint | exp.PrimaryKeyColumnConstraint)
-               for c in column.constraints)
+    return any(
+        isinstance(c.kind, exp.NotNullColumnConstraint | exp.PrimaryKeyColumnConstraint) for c in column.constraints
+    )
 
 
 def _duck():
@@ -82,7 +85,7 @@ def test_every_bigquery_statement_parses_after_placeholder_substitution():
     for path in files:
         for table in TABLES:  # {table} placeholders take any warehouse table
             assert _bq_statements(path.name, table)
-    delete, = _bq_statements("delete_month.sql", "segments")
+    (delete,) = _bq_statements("delete_month.sql", "segments")
     assert isinstance(delete, exp.Delete)
     assert delete.find(exp.Table).sql("bigquery") == f"`{PROJECT}.{DATASET}.segments`"
     assert delete.find(exp.Parameter) is not None  # @month_date, a query parameter, not text
@@ -114,8 +117,10 @@ def test_ddl_has_the_duckdb_columns_plus_the_partition_column():
 
 def test_ddl_matches_the_load_schemas_partitioning_and_clustering():
     for table, create in _creates(_bq_statements("tables.sql"), "TABLE").items():
-        declared = [(c.name, c.kind.sql("bigquery"), "REQUIRED" if _required(c) else "NULLABLE")
-                    for c in _columns(create).values()]
+        declared = [
+            (c.name, c.kind.sql("bigquery"), "REQUIRED" if _required(c) else "NULLABLE")
+            for c in _columns(create).values()
+        ]
         assert declared == [(f.name, f.field_type, f.mode) for f in SCHEMAS[table]], table
         assert create.args.get("exists"), f"{table}: CREATE TABLE IF NOT EXISTS keeps tables.sql re-runnable"
         partition = create.find(exp.PartitionedByProperty)
@@ -139,6 +144,7 @@ def test_views_have_the_duckdb_columns_plus_the_partition_column():
 
 # ---------------------------------------------------------------- job configs and ids
 
+
 def test_month_partition_helpers():
     assert month_date("2024-03").isoformat() == "2024-03-01"
     assert partition_id("2024-12") == "20241201"
@@ -147,7 +153,10 @@ def test_month_partition_helpers():
             month_date(bad)
     destination = load_destination(PROJECT, DATASET, "segments", MONTH)
     assert (destination.project, destination.dataset_id, destination.table_id) == (
-        PROJECT, DATASET, "segments$20240301")
+        PROJECT,
+        DATASET,
+        "segments$20240301",
+    )
 
 
 @pytest.mark.parametrize("table", TABLES)
@@ -179,10 +188,14 @@ def test_job_ids_are_deterministic_valid_and_content_addressed():
     first = job_id("segments", MONTH, content, "gen")
     assert first == job_id("segments", MONTH, content, "gen")
     assert first.startswith("segmentation_segments_202403_")
-    others = {job_id("segments", MONTH, b'{"a":2}\n', "gen"), job_id("segments", "2024-04", content, "gen"),
-              job_id("model_runs", MONTH, content, "gen"), job_id("segments", MONTH, content, "other"),
-              job_id("segments", MONTH, content, "gen", action="delete"),
-              job_id("segments", MONTH, content, "gen", attempt=2)}
+    others = {
+        job_id("segments", MONTH, b'{"a":2}\n', "gen"),
+        job_id("segments", "2024-04", content, "gen"),
+        job_id("model_runs", MONTH, content, "gen"),
+        job_id("segments", MONTH, content, "other"),
+        job_id("segments", MONTH, content, "gen", action="delete"),
+        job_id("segments", MONTH, content, "gen", attempt=2),
+    }
     assert first not in others and len(others) == 6
     for job in {first} | others | {job_id(t, "9999-12", b"", "") for t in TABLES}:
         assert JOB_ID.fullmatch(job) and len(job) <= 1024, job
@@ -190,24 +203,58 @@ def test_job_ids_are_deterministic_valid_and_content_addressed():
 
 # ---------------------------------------------------------------- rows
 
+
 def _segments(month=MONTH, shops=3, segment=0):
-    return pd.DataFrame({
-        "month": month, "shop_id": [f"S{i}" for i in range(shops)], "segment_id": segment,
-        "segment_name": "Steady", "membership_strength": 0.9, "eligible": True, "model_version": "0001",
-        "scored_at": pd.Timestamp("2024-04-01 06:30:00"),
-    })
+    return pd.DataFrame(
+        {
+            "month": month,
+            "shop_id": [f"S{i}" for i in range(shops)],
+            "segment_id": segment,
+            "segment_name": "Steady",
+            "membership_strength": 0.9,
+            "eligible": True,
+            "model_version": "0001",
+            "scored_at": pd.Timestamp("2024-04-01 06:30:00"),
+        }
+    )
 
 
 def _run(month=MONTH, sha="x", published="2024-04-01 07:00:00"):
-    return pd.DataFrame([{"month": month, "run_id": "r", "decision": "train", "reason": "test",
-                          "model_version": "0001", "gate_failures": None, "drift": '{"psi": 0.1}',
-                          "shops": 3, "segments": 1, "noise_share": float("nan"), "metrics": "{}",
-                          "scores_sha": sha, "published_at": pd.Timestamp(published)}])
+    return pd.DataFrame(
+        [
+            {
+                "month": month,
+                "run_id": "r",
+                "decision": "train",
+                "reason": "test",
+                "model_version": "0001",
+                "gate_failures": None,
+                "drift": '{"psi": 0.1}',
+                "shops": 3,
+                "segments": 1,
+                "noise_share": float("nan"),
+                "metrics": "{}",
+                "scores_sha": sha,
+                "published_at": pd.Timestamp(published),
+            }
+        ]
+    )
 
 
 def _profiles(month=MONTH):
-    return pd.DataFrame([{"month": month, "segment_id": 0, "name": "Steady", "shops": 3, "share": 1.0,
-                          "mean_strength": 0.9, "median_cv": None}])
+    return pd.DataFrame(
+        [
+            {
+                "month": month,
+                "segment_id": 0,
+                "name": "Steady",
+                "shops": 3,
+                "share": 1.0,
+                "mean_strength": 0.9,
+                "median_cv": None,
+            }
+        ]
+    )
 
 
 def _lines(payload: bytes) -> list[dict]:
@@ -231,13 +278,16 @@ def test_ndjson_rows_do_not_depend_on_row_order():
     assert ndjson_rows("segments", MONTH, frame) == ndjson_rows("segments", MONTH, frame.iloc[::-1])
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda f: f.assign(month="2024-04"), "rows for"),
-    (lambda f: pd.concat([f, f]), "duplicate primary key"),
-    (lambda f: f.assign(extra=1), "not in the table"),
-    (lambda f: f.assign(segment_name=None), "NOT NULL"),
-    (lambda f: f.assign(month_date="2024-03-01"), "derived"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda f: f.assign(month="2024-04"), "rows for"),
+        (lambda f: pd.concat([f, f]), "duplicate primary key"),
+        (lambda f: f.assign(extra=1), "not in the table"),
+        (lambda f: f.assign(segment_name=None), "NOT NULL"),
+        (lambda f: f.assign(month_date="2024-03-01"), "derived"),
+    ],
+)
 def test_ndjson_rows_refuse_what_duckdb_would_refuse(change, message):
     with pytest.raises(ValueError, match=message):
         ndjson_rows("segments", MONTH, change(_segments()))
@@ -247,6 +297,7 @@ def test_ndjson_rows_refuse_what_duckdb_would_refuse(change, message):
 # There is no BigQuery emulator available offline, so this small stub stands in for
 # google.cloud.bigquery.Client. It records calls and keeps jobs by id as BigQuery does: a second job with an
 # existing id is refused with 409 Conflict (google.api_core.exceptions.Conflict), and get_job returns it.
+
 
 class FakeRows(list):
     def to_dataframe(self, create_bqstorage_client=True):
@@ -279,8 +330,9 @@ class FakeClient:
         self.jobs[job_id] = FakeJob(job_id, **kwargs)
         return self.jobs[job_id]
 
-    def load_table_from_file(self, file_obj, destination, size=None, job_id=None, project=None, location=None,
-                             job_config=None, **kwargs):
+    def load_table_from_file(
+        self, file_obj, destination, size=None, job_id=None, project=None, location=None, job_config=None, **kwargs
+    ):
         data = file_obj.read()
         assert size == len(data)
         self.calls.append(("load", job_id, str(destination), data, job_config))
@@ -391,7 +443,8 @@ def test_a_skipped_month_empties_the_data_partitions_and_loads_the_run():
     deletes = [call for call in client.kinds("query") if call[2].startswith("DELETE")]
     assert [call[2] for call in deletes] == [
         f"DELETE FROM `{PROJECT}.{DATASET}.{table}` WHERE month_date = @month_date"
-        for table in ("segments", "segment_profiles")]
+        for table in ("segments", "segment_profiles")
+    ]
     assert all(JOB_ID.fullmatch(call[1]) and call[3].query_parameters[0].name == "month_date" for call in deletes)
     assert [call[2] for call in client.kinds("load")] == [f"{PROJECT}.{DATASET}.model_runs$20240301"]
 
@@ -405,10 +458,25 @@ def test_validation_happens_before_any_job():
 
 def test_record_quality_loads_one_row_into_the_month_partition():
     client = FakeClient()
-    row = pd.DataFrame([{"month": MONTH, "run_id": "r", "suite": "invoices", "success": True,
-                         "rows_checked": 10, "expectations": 5, "failed": 0, "warnings": 1,
-                         "failed_checks": "[]", "warning_checks": '["x"]', "report_path": "/r",
-                         "data_docs_path": None, "checked_at": pd.Timestamp("2024-04-01")}])
+    row = pd.DataFrame(
+        [
+            {
+                "month": MONTH,
+                "run_id": "r",
+                "suite": "invoices",
+                "success": True,
+                "rows_checked": 10,
+                "expectations": 5,
+                "failed": 0,
+                "warnings": 1,
+                "failed_checks": "[]",
+                "warning_checks": '["x"]',
+                "report_path": "/r",
+                "data_docs_path": None,
+                "checked_at": pd.Timestamp("2024-04-01"),
+            }
+        ]
+    )
     _warehouse(client).record_quality(MONTH, row)
     (load,) = client.kinds("load")
     assert load[2] == f"{PROJECT}.{DATASET}.data_quality_runs$20240301"
@@ -421,11 +489,16 @@ def test_current_run_reads_the_partition_and_returns_duckdb_shaped_values():
     warehouse = _warehouse(client)
     assert warehouse.current_run(MONTH) is None
     stamp = pd.Timestamp("2024-04-01 07:00", tz="UTC").to_pydatetime()
-    client.month_rows["model_runs"] = [{"month": MONTH, "scores_sha": "x", "metrics": {"b": 1, "a": 2},
-                                        "published_at": stamp}]
+    client.month_rows["model_runs"] = [
+        {"month": MONTH, "scores_sha": "x", "metrics": {"b": 1, "a": 2}, "published_at": stamp}
+    ]
     run = warehouse.current_run(MONTH)
-    assert run == {"month": MONTH, "scores_sha": "x", "metrics": '{"a": 2, "b": 1}',
-                   "published_at": pd.Timestamp("2024-04-01 07:00")}
+    assert run == {
+        "month": MONTH,
+        "scores_sha": "x",
+        "metrics": '{"a": 2, "b": 1}',
+        "published_at": pd.Timestamp("2024-04-01 07:00"),
+    }
     select = client.kinds("query")[-1]
     assert "`my-project.segmentation.model_runs`" in select[2]
     assert select[3].query_parameters[0].value == month_date(MONTH)
@@ -439,15 +512,18 @@ def test_a_missing_table_reads_as_no_rows():
 
 def test_query_uses_the_dataset_and_positional_parameters():
     client = FakeClient()
-    client.query = lambda sql, job_config=None, **kw: (client.calls.append((sql, job_config)),
-                                                       FakeJob("q", rows=[{"n": 1}]))[1]
-    frame = _warehouse(client).query("SELECT COUNT(*) n FROM segments WHERE month = ? AND segment_id = ?",
-                                     [MONTH, 2])
+    client.query = lambda sql, job_config=None, **kw: (
+        client.calls.append((sql, job_config)),
+        FakeJob("q", rows=[{"n": 1}]),
+    )[1]
+    frame = _warehouse(client).query("SELECT COUNT(*) n FROM segments WHERE month = ? AND segment_id = ?", [MONTH, 2])
     assert frame.to_dict("records") == [{"n": 1}]
     ((_, config),) = client.calls
     assert str(config.default_dataset) == f"{PROJECT}.{DATASET}"
-    assert [(p.name, p.type_, p.value) for p in config.query_parameters] == [(None, "STRING", MONTH),
-                                                                             (None, "INT64", 2)]
+    assert [(p.name, p.type_, p.value) for p in config.query_parameters] == [
+        (None, "STRING", MONTH),
+        (None, "INT64", 2),
+    ]
 
 
 def test_without_a_client_one_is_built_from_the_airflow_connection(monkeypatch):
@@ -473,8 +549,10 @@ def test_without_a_client_one_is_built_from_the_airflow_connection(monkeypatch):
 def test_the_real_hook_accepts_the_arguments_used():
     hooks = pytest.importorskip("airflow.providers.google.cloud.hooks.bigquery")
     assert {"project_id", "location"} <= set(inspect.signature(hooks.BigQueryHook.get_client).parameters)
-    assert "gcp_conn_id" in inspect.signature(hooks.BigQueryHook.__init__).parameters or \
-        "gcp_conn_id" in inspect.signature(hooks.GoogleBaseHook.__init__).parameters
+    assert (
+        "gcp_conn_id" in inspect.signature(hooks.BigQueryHook.__init__).parameters
+        or "gcp_conn_id" in inspect.signature(hooks.GoogleBaseHook.__init__).parameters
+    )
 
 
 def test_the_load_payload_is_a_fresh_stream_per_attempt():
@@ -492,21 +570,48 @@ def test_the_load_payload_is_a_fresh_stream_per_attempt():
 
 # ---------------------------------------------------------------- recommendations
 
+
 def _recommendations_file(tmp_path, shops=4, month=MONTH):
     from segmentation.recommend import OUTPUT_COLUMNS
 
-    frame = pd.DataFrame([{"month": month, "shop_id": f"S{i}", "rank": r, "product_id": f"P{r}", "score": 1.0 / r,
-                           "reason": "Bought by 3 of all 4 shops (75%), not yet by this one", "segment_id": 0}
-                          for i in range(shops) for r in (1, 2)])
+    frame = pd.DataFrame(
+        [
+            {
+                "month": month,
+                "shop_id": f"S{i}",
+                "rank": r,
+                "product_id": f"P{r}",
+                "score": 1.0 / r,
+                "reason": "Bought by 3 of all 4 shops (75%), not yet by this one",
+                "segment_id": 0,
+            }
+            for i in range(shops)
+            for r in (1, 2)
+        ]
+    )
     path = tmp_path / f"recommendations-{shops}.parquet"
     frame[OUTPUT_COLUMNS].to_parquet(path, index=False)
     return path
 
 
 def _recommendation_run(sha="a", rows=8):
-    return pd.DataFrame([{"month": MONTH, "run_id": "r", "method": "itemcf (top 2)", "top_n": 2, "history_months": 3,
-                          "model_version": "0001", "shops": rows // 2, "recommendations": rows, "products": 2,
-                          "content_sha": sha, "published_at": pd.Timestamp("2024-04-01 07:00:00")}])
+    return pd.DataFrame(
+        [
+            {
+                "month": MONTH,
+                "run_id": "r",
+                "method": "itemcf (top 2)",
+                "top_n": 2,
+                "history_months": 3,
+                "model_version": "0001",
+                "shops": rows // 2,
+                "recommendations": rows,
+                "products": 2,
+                "content_sha": sha,
+                "published_at": pd.Timestamp("2024-04-01 07:00:00"),
+            }
+        ]
+    )
 
 
 def test_recommendations_load_as_parquet_into_the_month_partition_then_the_run_row(tmp_path):
@@ -517,8 +622,10 @@ def test_recommendations_load_as_parquet_into_the_month_partition_then_the_run_r
     client = FakeClient()
     _warehouse(client).replace_recommendations(MONTH, _recommendations_file(tmp_path), _recommendation_run())
     loads = client.kinds("load")
-    assert [call[2] for call in loads] == [f"{PROJECT}.{DATASET}.recommendations$20240301",
-                                           f"{PROJECT}.{DATASET}.recommendation_runs$20240301"]
+    assert [call[2] for call in loads] == [
+        f"{PROJECT}.{DATASET}.recommendations$20240301",
+        f"{PROJECT}.{DATASET}.recommendation_runs$20240301",
+    ]
     table = pq.read_table(io.BytesIO(loads[0][3]))
     assert loads[0][4].source_format == "PARQUET" and loads[0][4].write_disposition == "WRITE_TRUNCATE"
     assert table.column_names == [f.name for f in SCHEMAS["recommendations"]]  # month_date second, as declared

@@ -25,9 +25,14 @@ from segmentation.registry import Registry
 from segmentation.storage import Lake
 
 PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
-FAST_ENV = {"SEGMENTATION_MIN_HISTORY_MONTHS": "3", "SEGMENTATION_EPOCHS": "10",
-            "SEGMENTATION_GATE_MAX_LARGEST_SHARE": "0.9", "SEGMENTATION_GATE_MIN_STABILITY": "0.5",
-            "SEGMENTATION_DRIFT_FEATURE_PSI": "50", "SEGMENTATION_DRIFT_MIX_PSI": "50"}
+FAST_ENV = {
+    "SEGMENTATION_MIN_HISTORY_MONTHS": "3",
+    "SEGMENTATION_EPOCHS": "10",
+    "SEGMENTATION_GATE_MAX_LARGEST_SHARE": "0.9",
+    "SEGMENTATION_GATE_MIN_STABILITY": "0.5",
+    "SEGMENTATION_DRIFT_FEATURE_PSI": "50",
+    "SEGMENTATION_DRIFT_MIX_PSI": "50",
+}
 
 
 def _env(home: Path) -> dict:
@@ -48,9 +53,11 @@ def _wait_for(condition, what: str, timeout: float = 120.0) -> None:
 @pytest.fixture
 def holder(home):
     """Another process holding the home's lock until it is killed."""
-    code = ("import sys, time; from pathlib import Path; from segmentation.home_lock import hold_home\n"
-            "with hold_home(Path(sys.argv[1]), 'segmentation run --from 2023-01 --to 2023-12'):\n"
-            "    time.sleep(600)\n")
+    code = (
+        "import sys, time; from pathlib import Path; from segmentation.home_lock import hold_home\n"
+        "with hold_home(Path(sys.argv[1]), 'segmentation run --from 2023-01 --to 2023-12'):\n"
+        "    time.sleep(600)\n"
+    )
     process = subprocess.Popen([sys.executable, "-c", code, str(home)], env=_env(home))
     _wait_for(lambda: (home / HOLDER_NAME).exists(), "the holder to take the lock")
     yield process
@@ -77,9 +84,11 @@ def test_a_killed_holder_leaves_no_stale_lock(home, holder, small_sales_file):
 
 
 def test_wait_lets_a_command_queue_behind_the_holder(home, small_sales_file, capsys):
-    code = ("import sys, time; from pathlib import Path; from segmentation.home_lock import hold_home\n"
-            "with hold_home(Path(sys.argv[1]), 'segmentation stage ingest --month 2023-01'):\n"
-            "    time.sleep(2)\n")
+    code = (
+        "import sys, time; from pathlib import Path; from segmentation.home_lock import hold_home\n"
+        "with hold_home(Path(sys.argv[1]), 'segmentation stage ingest --month 2023-01'):\n"
+        "    time.sleep(2)\n"
+    )
     process = subprocess.Popen([sys.executable, "-c", code, str(home)], env=_env(home))
     _wait_for(lambda: (home / HOLDER_NAME).exists(), "the holder to take the lock")
     assert cli(["stage", "ingest", "--month", "2023-01", "--input", str(small_sales_file), "--wait", "120"]) == 0
@@ -95,8 +104,18 @@ def test_hold_home_times_out_with_the_waited_time_in_the_message(home, holder):
 
 @pytest.mark.slow
 def test_two_runs_at_once_train_once_and_the_stores_agree(home, small_sales_file):
-    command = [sys.executable, "-m", "segmentation", "run", "--from", "2023-01", "--to", "2023-04",
-               "--input", str(small_sales_file)]
+    command = [
+        sys.executable,
+        "-m",
+        "segmentation",
+        "run",
+        "--from",
+        "2023-01",
+        "--to",
+        "2023-04",
+        "--input",
+        str(small_sales_file),
+    ]
     first = subprocess.Popen(command, env=_env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for(lambda: (home / HOLDER_NAME).exists(), "the first run to take the lock")
     second = subprocess.run(command, env=_env(home), capture_output=True, text=True, timeout=300)
@@ -109,20 +128,31 @@ def test_two_runs_at_once_train_once_and_the_stores_agree(home, small_sales_file
     assert set(runs["model_version"].dropna()) | set(runs["challenger_version"].dropna()) == set(versions)
 
 
+@pytest.mark.slow
 def test_piped_output_shows_each_month_as_a_numbered_line(home, small_sales_file, capsys, monkeypatch):
     for name, value in FAST_ENV.items():
         monkeypatch.setenv(name, value)
     assert cli(["run", "--from", "2023-01", "--to", "2023-03", "--input", str(small_sales_file)]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
-    assert [line.split()[:2] for line in lines] == [["[1/3]", "2023-01:"], ["[2/3]", "2023-02:"],
-                                                    ["[3/3]", "2023-03:"]]
+    assert [line.split()[:2] for line in lines] == [["[1/3]", "2023-01:"], ["[2/3]", "2023-02:"], ["[3/3]", "2023-03:"]]
 
 
+@pytest.mark.slow
 def test_a_terminal_gets_a_progress_bar(home, small_sales_file):
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))  # a 100-column terminal
-    command = [sys.executable, "-m", "segmentation", "run", "--from", "2023-01", "--to", "2023-02",
-               "--input", str(small_sales_file)]
+    command = [
+        sys.executable,
+        "-m",
+        "segmentation",
+        "run",
+        "--from",
+        "2023-01",
+        "--to",
+        "2023-02",
+        "--input",
+        str(small_sales_file),
+    ]
     process = subprocess.Popen(command, env=_env(home), stdin=follower, stdout=follower, stderr=subprocess.DEVNULL)
     os.close(follower)
     screen = b""

@@ -87,7 +87,9 @@ def test_a_segment_too_small_for_a_spread_of_its_own_keeps_kmeans():
 def test_a_refinement_that_lets_a_broad_segment_swallow_its_neighbours_is_not_taken():
     rng = np.random.default_rng(7)
     # a wide background under two tight knots: the mixture's broad component would take most rows
-    x = np.concatenate([rng.normal(0, 3, (900, 2)), rng.normal((-2, 0), 0.3, (300, 2)), rng.normal((2, 0), 0.3, (300, 2))])
+    x = np.concatenate(
+        [rng.normal(0, 3, (900, 2)), rng.normal((-2, 0), 0.3, (300, 2)), rng.normal((2, 0), 0.3, (300, 2))]
+    )
     fitted = KMeansClusterer(3, seed=0, refine=True).fit(x)
     plain_largest = np.bincount(fitted.model_.labels_).max()
     assert fitted.mixture_ is None  # its broad component would hold about 60% of the rows

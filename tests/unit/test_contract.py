@@ -10,7 +10,8 @@ from segmentation.validate import CONTRACT_SCHEMA
 
 def test_the_raw_schema_is_the_monthly_contract():
     assert [(f.name, str(f.type)) for f in CONTRACT_SCHEMA] == [
-        (name, str(pa.type_for_alias(kind))) for name, kind in MONTHLY_TYPES.items()]
+        (name, str(pa.type_for_alias(kind))) for name, kind in MONTHLY_TYPES.items()
+    ]
 
 
 def test_invoice_lines_follow_the_invoice_lines_contract(tmp_path):

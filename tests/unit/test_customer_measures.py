@@ -81,14 +81,16 @@ def test_segment_r2_matches_hand_computation():
 
 
 def test_rfm_inputs_on_hand_made_lines():
-    lines = make_lines([
-        ("A", "I1", "2024-03-05 10:00", "P1", 10.0),
-        ("A", "I1", "2024-03-05 10:00", "P2", 5.0),
-        ("A", "I2", "2024-03-28 17:30", "P1", 4.0),
-        ("A", "I9", "2024-04-02 09:00", "P7", 100.0),  # after March: ignored
-        ("B", "I3", "2024-02-10 12:00", "P3", 20.0),
-        ("C", "I4", "2024-04-01 00:00", "P1", 8.0),  # no history by the end of March
-    ])
+    lines = make_lines(
+        [
+            ("A", "I1", "2024-03-05 10:00", "P1", 10.0),
+            ("A", "I1", "2024-03-05 10:00", "P2", 5.0),
+            ("A", "I2", "2024-03-28 17:30", "P1", 4.0),
+            ("A", "I9", "2024-04-02 09:00", "P7", 100.0),  # after March: ignored
+            ("B", "I3", "2024-02-10 12:00", "P3", 20.0),
+            ("C", "I4", "2024-04-01 00:00", "P1", 8.0),  # no history by the end of March
+        ]
+    )
     got = rfm_inputs(lines, "2024-03")
     assert list(got.index) == ["A", "B"]
     assert list(got.columns) == ["log_recency_days", "log_orders", "log_spend", "log_breadth"]
@@ -100,15 +102,17 @@ def test_rfm_inputs_on_hand_made_lines():
 
 
 def test_future_outcomes_respects_the_horizon_boundary():
-    lines = make_lines([
-        ("A", "I1", "2024-03-01", "P1", 1.0),
-        ("B", "I2", "2024-03-02", "P1", 1.0),
-        ("D", "I3", "2024-03-03", "P1", 1.0),
-        ("E", "I4", "2024-03-31 23:59", "P1", 1.0),
-        ("A", "I5", "2024-05-31 23:00", "P1", 9.0),  # last moment of M+2: counts
-        ("B", "I6", "2024-06-01 00:00", "P1", 50.0),  # M+3 = horizon + 1: does not count
-        ("E", "I7", "2024-03-31 23:59", "P2", 5.0),  # still month M: does not count
-    ])
+    lines = make_lines(
+        [
+            ("A", "I1", "2024-03-01", "P1", 1.0),
+            ("B", "I2", "2024-03-02", "P1", 1.0),
+            ("D", "I3", "2024-03-03", "P1", 1.0),
+            ("E", "I4", "2024-03-31 23:59", "P1", 1.0),
+            ("A", "I5", "2024-05-31 23:00", "P1", 9.0),  # last moment of M+2: counts
+            ("B", "I6", "2024-06-01 00:00", "P1", 50.0),  # M+3 = horizon + 1: does not count
+            ("E", "I7", "2024-03-31 23:59", "P2", 5.0),  # still month M: does not count
+        ]
+    )
     got = future_outcomes(lines, "2024-03", 2)
     assert list(got.index) == ["A", "B", "D", "E"]
     assert got["bought_again"].tolist() == [True, False, False, False]
@@ -188,10 +192,16 @@ def test_read_uci_lines_cleans_both_layouts(tmp_path, layout):
         rows = UCI_ROWS
     else:
         header = "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country"
-        rows = [(r[0], r[1], pd.to_datetime(r[2], format="%m/%d/%Y %H:%M").isoformat(sep=" "), *r[3:]) for r in UCI_ROWS]
-    text = header + "\n" + "".join(
-        f"{inv},{code},DESCRIPTION \xa3,{qty},{date},{price},{cust},United Kingdom\n"
-        for inv, code, date, qty, price, cust in rows
+        rows = [
+            (r[0], r[1], pd.to_datetime(r[2], format="%m/%d/%Y %H:%M").isoformat(sep=" "), *r[3:]) for r in UCI_ROWS
+        ]
+    text = (
+        header
+        + "\n"
+        + "".join(
+            f"{inv},{code},DESCRIPTION \xa3,{qty},{date},{price},{cust},United Kingdom\n"
+            for inv, code, date, qty, price, cust in rows
+        )
     )
     path = tmp_path / "retail.csv.gz"  # latin-1, as older exports are: the reader must fall back to it
     with gzip.open(path, "wb") as fh:
@@ -202,5 +212,8 @@ def test_read_uci_lines_cleans_both_layouts(tmp_path, layout):
     assert got["invoice_id"].tolist() == ["536365", "536365", "536384"]
     assert got["product_id"].tolist() == ["85123A", "71053", "22423"]
     assert got["value"].tolist() == pytest.approx([15.3, 6.78, 38.25])
-    assert got["date"].tolist() == [pd.Timestamp("2010-12-01 08:26"), pd.Timestamp("2010-12-01 08:26"),
-                                    pd.Timestamp("2011-01-13 14:05")]
+    assert got["date"].tolist() == [
+        pd.Timestamp("2010-12-01 08:26"),
+        pd.Timestamp("2010-12-01 08:26"),
+        pd.Timestamp("2011-01-13 14:05"),
+    ]

@@ -32,9 +32,15 @@ def write_invoices(path, n_customers: int = 500, seed: int = 0) -> pd.DataFrame:
         value = {"one_time": 30, "regular": 60, "heavy": 250, "lapsing": 40}[kind]
         for day in days:
             for product in rng.choice(40, size=rng.integers(1, 5), replace=False):
-                rows.append({"customer_id": f"C{c:04d}", "date": start + pd.Timedelta(days=int(day), hours=10),
-                             "quantity": int(rng.integers(1, 6)), "amount": round(value * rng.uniform(0.5, 1.5), 2),
-                             "product_id": f"P{product:03d}"})
+                rows.append(
+                    {
+                        "customer_id": f"C{c:04d}",
+                        "date": start + pd.Timedelta(days=int(day), hours=10),
+                        "quantity": int(rng.integers(1, 6)),
+                        "amount": round(value * rng.uniform(0.5, 1.5), 2),
+                        "product_id": f"P{product:03d}",
+                    }
+                )
     frame = pd.DataFrame(rows)
     frame.to_csv(path, index=False)
     return frame
@@ -54,8 +60,12 @@ def run_invoices(home, path, months=MONTHS, **env):
     from segmentation.sources import Source
 
     with pytest.MonkeyPatch.context() as mp:
-        for name, value in {"SEGMENTATION_HOME": str(home), "SEGMENTATION_CUSTOMER_MIN_HISTORY_MONTHS": "4",
-                            "SEGMENTATION_EPOCHS": "20", **env}.items():
+        for name, value in {
+            "SEGMENTATION_HOME": str(home),
+            "SEGMENTATION_CUSTOMER_MIN_HISTORY_MONTHS": "4",
+            "SEGMENTATION_EPOCHS": "20",
+            **env,
+        }.items():
             mp.setenv(name, value)
         for name in ("SEGMENTATION_LAKE_ROOT", "SEGMENTATION_WAREHOUSE_PATH"):
             mp.delenv(name, raising=False)
@@ -73,14 +83,25 @@ def six_months(tmp_path_factory, invoice_file):
 def test_customer_lifecycle_rules():
     frame = pd.DataFrame({"orders": [1, 1, 1, 2, 5, 3], "recency_days": [10, 120, 300, 400, 20, 200]})
     assert lifecycle.customer_rules(frame).tolist() == [
-        lifecycle.NEW_CUSTOMER, lifecycle.ONE_TIME_RECENT, lifecycle.ONE_TIME_LAPSED, lifecycle.LAPSED_CUSTOMER, -2, -2]
+        lifecycle.NEW_CUSTOMER,
+        lifecycle.ONE_TIME_RECENT,
+        lifecycle.ONE_TIME_LAPSED,
+        lifecycle.LAPSED_CUSTOMER,
+        -2,
+        -2,
+    ]
 
 
 def test_shop_lifecycle_rules():
-    frame = pd.DataFrame({"tenure_months": [3, 12, 12, 24], "recency_months": [0, 7, 0, 1],
-                          "active_months": [3, 5, 2, 20]})
+    frame = pd.DataFrame(
+        {"tenure_months": [3, 12, 12, 24], "recency_months": [0, 7, 0, 1], "active_months": [3, 5, 2, 20]}
+    )
     assert lifecycle.shop_rules(frame, min_tenure=6).tolist() == [
-        lifecycle.NEW_SHOP, lifecycle.LAPSED_SHOP, lifecycle.OCCASIONAL_SHOP, -2]
+        lifecycle.NEW_SHOP,
+        lifecycle.LAPSED_SHOP,
+        lifecycle.OCCASIONAL_SHOP,
+        -2,
+    ]
 
 
 def test_a_skipped_month_does_not_make_a_shop_lifecycle():
@@ -114,7 +135,8 @@ def test_selection_takes_the_best_score_and_names_why():
     from segmentation.evaluate import DEFAULT_GATES
 
     pick, failures, why = select_candidate(
-        {"autoencoder_hdbscan": evaluation(1.50), "kmeans": evaluation(1.51), "gmm": evaluation(1.2)}, DEFAULT_GATES)
+        {"autoencoder_hdbscan": evaluation(1.50), "kmeans": evaluation(1.51), "gmm": evaluation(1.2)}, DEFAULT_GATES
+    )
     assert pick == "kmeans" and not any(failures.values())
     assert "selected kmeans" in why and "autoencoder_hdbscan 1.5" in why and "gmm 1.2" in why
     pick, _, _ = select_candidate({"autoencoder_hdbscan": evaluation(1.5), "kmeans": evaluation(1.5)}, DEFAULT_GATES)
@@ -125,7 +147,8 @@ def test_selection_skips_candidates_that_fail_gates():
     from segmentation.evaluate import DEFAULT_GATES
 
     pick, failures, _ = select_candidate(
-        {"autoencoder_hdbscan": evaluation(1.9, noise_share=0.4), "gmm": evaluation(1.1)}, DEFAULT_GATES)
+        {"autoencoder_hdbscan": evaluation(1.9, noise_share=0.4), "gmm": evaluation(1.1)}, DEFAULT_GATES
+    )
     assert pick == "gmm" and failures["autoencoder_hdbscan"]
     pick, _, why = select_candidate({"kmeans": evaluation(1.0, segments=1)}, DEFAULT_GATES)
     assert pick is None and why == "no candidate passed the gates"
@@ -136,10 +159,18 @@ def test_online_retail_ii_headers_are_read_as_uci(tmp_path):
     from segmentation.invoices import UCI_LAYOUT, read_invoices
 
     path = tmp_path / "online_retail_ii.csv"
-    pd.DataFrame({"Invoice": ["489434", "C489449"], "StockCode": ["85048", "22087"], "Description": ["a", "b"],
-                  "Quantity": [12, -12], "InvoiceDate": ["2009-12-01 07:45:00", "2009-12-01 10:33:00"],
-                  "Price": [6.95, 0.85], "Customer ID": ["13085.0", "16321.0"], "Country": ["UK", "Australia"]}
-                 ).to_csv(path, index=False)
+    pd.DataFrame(
+        {
+            "Invoice": ["489434", "C489449"],
+            "StockCode": ["85048", "22087"],
+            "Description": ["a", "b"],
+            "Quantity": [12, -12],
+            "InvoiceDate": ["2009-12-01 07:45:00", "2009-12-01 10:33:00"],
+            "Price": [6.95, 0.85],
+            "Customer ID": ["13085.0", "16321.0"],
+            "Country": ["UK", "Australia"],
+        }
+    ).to_csv(path, index=False)
     lines = read_invoices(path, UCI_LAYOUT)
     assert lines["invoice"].tolist() == ["489434", "C489449"]
     assert lines["price"].tolist() == [6.95, 0.85] and lines["date"].dt.month.tolist() == [12, 12]
@@ -149,14 +180,16 @@ def test_customer_features_from_lines(tmp_path):
     from segmentation.config import REPO_ROOT
     from segmentation.features import customer_features
 
-    lines = pd.DataFrame({
-        "customer_id": ["a", "a", "a", "b"],
-        "invoice_id": ["1", "1", "2", "3"],
-        "invoice_date": pd.to_datetime(["2024-01-01", "2024-01-01", "2024-03-21", "2024-02-01"]),
-        "product_id": ["x", "y", "x", "z"],
-        "quantity": [1.0, 2.0, 1.0, 1.0],
-        "value": [10.0, 20.0, 30.0, 5.0],
-    })
+    lines = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "a", "b"],
+            "invoice_id": ["1", "1", "2", "3"],
+            "invoice_date": pd.to_datetime(["2024-01-01", "2024-01-01", "2024-03-21", "2024-02-01"]),
+            "product_id": ["x", "y", "x", "z"],
+            "quantity": [1.0, 2.0, 1.0, 1.0],
+            "value": [10.0, 20.0, 30.0, 5.0],
+        }
+    )
     path = tmp_path / "lines.parquet"
     lines.to_parquet(path)
     out = customer_features([str(path)], "2024-03", REPO_ROOT / "include" / "sql").to_pandas().set_index("shop_id")
@@ -167,6 +200,7 @@ def test_customer_features_from_lines(tmp_path):
     assert out.loc["a", "orders_90d"] == 1  # the January order is more than 90 days before April 1st
 
 
+@pytest.mark.slow
 def test_invoice_months_segment_every_customer_with_lifecycle_and_model(six_months, invoice_file):
     from segmentation.publish import warehouse_for
     from segmentation.storage import Lake, month_ref
@@ -191,6 +225,7 @@ def test_invoice_months_segment_every_customer_with_lifecycle_and_model(six_mont
     assert "selected" in run.loc[0, "verdict"] or "lifecycle" in run.loc[0, "verdict"]
 
 
+@pytest.mark.slow
 def test_no_passing_candidate_publishes_lifecycle_segments_only(tmp_path, invoice_file):
     from segmentation.publish import warehouse_for
     from segmentation.registry import Registry
@@ -210,8 +245,15 @@ def test_no_passing_candidate_publishes_lifecycle_segments_only(tmp_path, invoic
 
 
 def test_customers_without_lines_are_judged_by_the_shop_rules():
-    frame = pd.DataFrame({"orders": [np.nan, 5, np.nan], "recency_days": [np.nan, 10, np.nan],
-                          "tenure_months": [12, 12, 2], "recency_months": [0, 0, 0], "active_months": [10, 3, 2]})
+    frame = pd.DataFrame(
+        {
+            "orders": [np.nan, 5, np.nan],
+            "recency_days": [np.nan, 10, np.nan],
+            "tenure_months": [12, 12, 2],
+            "recency_months": [0, 0, 0],
+            "active_months": [10, 3, 2],
+        }
+    )
     assert lifecycle.lifecycle_segments(frame, min_tenure=6).tolist() == [-2, -2, lifecycle.NEW_SHOP]
 
 
@@ -239,10 +281,26 @@ def test_invoice_lines_that_do_not_add_up_stop_validate_before_anything_is_writt
     from segmentation.validate import DataValidationError, validate
 
     lake = Lake(settings.lake_root)
-    month_rows = pd.DataFrame({"shop_id": ["c1"], "product_id": ["p"], "year": [2024], "month": [3],
-                               "sales_qty": [2.0], "sales_value": [10.0]})
-    lines = pd.DataFrame({"customer_id": ["c1"], "invoice_id": ["i1"], "invoice_date": pd.to_datetime(["2024-03-02"]),
-                          "product_id": ["p"], "quantity": [2.0], "value": [99.0]})
+    month_rows = pd.DataFrame(
+        {
+            "shop_id": ["c1"],
+            "product_id": ["p"],
+            "year": [2024],
+            "month": [3],
+            "sales_qty": [2.0],
+            "sales_value": [10.0],
+        }
+    )
+    lines = pd.DataFrame(
+        {
+            "customer_id": ["c1"],
+            "invoice_id": ["i1"],
+            "invoice_date": pd.to_datetime(["2024-03-02"]),
+            "product_id": ["p"],
+            "quantity": [2.0],
+            "value": [99.0],
+        }
+    )
     lake.write_table(month_ref("staging", "2024-03"), pa.Table.from_pandas(month_rows), {"month": "2024-03"})
     lake.write_table(month_ref("staging_lines", "2024-03"), pa.Table.from_pandas(lines), {"month": "2024-03"})
     with pytest.raises(DataValidationError, match=r"c1: lines qty 2 value 99 vs rows qty 2 value 10"):

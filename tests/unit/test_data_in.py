@@ -137,6 +137,7 @@ def invoice_file(tmp_path_factory):
     return path, ground_truth(spec)
 
 
+@pytest.mark.slow
 def test_short_invoice_history_gives_segments(home, monkeypatch, invoice_file):
     path, truth = invoice_file
     monkeypatch.setenv("SEGMENTATION_CUSTOMER_MIN_HISTORY_MONTHS", "6")
@@ -162,6 +163,7 @@ def test_short_invoice_history_gives_segments(home, monkeypatch, invoice_file):
     assert {"log_recency_days", "log_orders", "log_aov", "log_gap_days", "log_products"} <= set(features)
 
 
+@pytest.mark.slow
 def test_cli_runs_the_pipeline_on_an_invoice_file(home, monkeypatch, invoice_file, capsys):
     path, _ = invoice_file
     monkeypatch.setenv("SEGMENTATION_CUSTOMER_MIN_HISTORY_MONTHS", "6")
@@ -207,8 +209,9 @@ def _renamed_invoices(tmp_path):
     """Invoice lines with their own headers and day-first dates: the first date reads either way, the second
     only day-first."""
     path = tmp_path / "export.csv"
-    path.write_text("Client Nr,Booked,Units,Total\n"
-                    "c1,03/02/2011 10:00,2,20.5\nc2,25/02/2011 11:30,1,7\nc1,26/03/2011 09:00,4,12\n")
+    path.write_text(
+        "Client Nr,Booked,Units,Total\nc1,03/02/2011 10:00,2,20.5\nc2,25/02/2011 11:30,1,7\nc1,26/03/2011 09:00,4,12\n"
+    )
     return path
 
 
@@ -229,9 +232,13 @@ def test_cli_reads_invoice_columns_and_date_format(home, tmp_path, capsys):
 
 
 def test_dag_params_carry_the_invoice_columns_and_date_format(tmp_path):
-    params = {"source": "invoices", "source_path": str(_renamed_invoices(tmp_path)), "invoice_layout": "plain",
-              "invoice_columns": 'customer="Client Nr", date=Booked, quantity=Units, amount=Total',
-              "invoice_date_format": "%d/%m/%Y %H:%M"}
+    params = {
+        "source": "invoices",
+        "source_path": str(_renamed_invoices(tmp_path)),
+        "invoice_layout": "plain",
+        "invoice_columns": 'customer="Client Nr", date=Booked, quantity=Units, amount=Total',
+        "invoice_date_format": "%d/%m/%Y %H:%M",
+    }
     source = Source.from_params(params)
     assert dict(source.columns) == {"customer": "Client Nr", "date": "Booked", "quantity": "Units", "amount": "Total"}
     from segmentation.sources import read_month

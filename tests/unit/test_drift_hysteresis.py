@@ -35,13 +35,15 @@ FAR = 50.0  # a log_aov far above the training deciles: a share p of shops moved
 def tiny_model():
     """A real (tiny) scaler, encoder and clusterer fitted on 400 shops, with the metadata train registers."""
     rng = np.random.default_rng(5)
-    base = pd.DataFrame({
-        "shop_id": np.arange(SHOPS),
-        "log_aov": rng.normal(3.0, 1.0, SHOPS),
-        "log_qty": rng.normal(2.0, 0.5, SHOPS),
-        "recency_days": rng.integers(0, 60, SHOPS).astype("float64"),
-        "tenure_months": rng.integers(6, 18, SHOPS).astype("float64"),
-    })
+    base = pd.DataFrame(
+        {
+            "shop_id": np.arange(SHOPS),
+            "log_aov": rng.normal(3.0, 1.0, SHOPS),
+            "log_qty": rng.normal(2.0, 0.5, SHOPS),
+            "recency_days": rng.integers(0, 60, SHOPS).astype("float64"),
+            "tenure_months": rng.integers(6, 18, SHOPS).astype("float64"),
+        }
+    )
     x = base[FEATURES].to_numpy(dtype="float64")
     scaler = model.fit_scaler(x)
     encoder, _ = model.train_autoencoder(model.scale(scaler, x), 2, 2, 0)
@@ -50,12 +52,23 @@ def tiny_model():
     segments = np.array([segment_map.get(str(c), -1) for c in clusterer.labels_])
     mix = drift.segment_mix(segments)
     metadata = {
-        "trained_for": TRAINED_FOR, "reason": "no champion model", "features": FEATURES, "drift_features": STABLE,
-        "seed": 0, "metrics": {"noise_share": mix.get("-1", 0.0)}, "segment_map": segment_map,
-        "segment_shares": mix, "reference": drift.feature_reference(x),
+        "trained_for": TRAINED_FOR,
+        "reason": "no champion model",
+        "features": FEATURES,
+        "drift_features": STABLE,
+        "seed": 0,
+        "metrics": {"noise_share": mix.get("-1", 0.0)},
+        "segment_map": segment_map,
+        "segment_shares": mix,
+        "reference": drift.feature_reference(x),
     }
-    return {"base": base, "scaler": scaler, "encoder": model.encoder_to_bytes(encoder), "clusterer": clusterer,
-            "metadata": metadata}
+    return {
+        "base": base,
+        "scaler": scaler,
+        "encoder": model.encoder_to_bytes(encoder),
+        "clusterer": clusterer,
+        "metadata": metadata,
+    }
 
 
 @pytest.fixture
@@ -92,9 +105,16 @@ def _run(settings, lake, tiny, month, moved, promoted=False, challenger="0099") 
     _features(lake, tiny, month, moved)
     decision = decide(settings, month)
     if decision["decision"] == TRAIN:
-        record_outcome(settings, month, {"challenger_version": challenger, "promoted": promoted,
-                                         "verdict": "kept champion" if not promoted else "passed every gate",
-                                         "gate_failures": [] if promoted else ["bootstrap stability 0.4 < 0.6"]})
+        record_outcome(
+            settings,
+            month,
+            {
+                "challenger_version": challenger,
+                "promoted": promoted,
+                "verdict": "kept champion" if not promoted else "passed every gate",
+                "gate_failures": [] if promoted else ["bootstrap stability 0.4 < 0.6"],
+            },
+        )
     return decision
 
 
@@ -116,8 +136,10 @@ def test_a_model_without_drift_features_counts_every_feature(feature_drift_only,
     metadata = {k: v for k, v in tiny_model["metadata"].items() if k != "drift_features"}
     lake = Lake(settings.lake_root)
     registry = Registry(lake)
-    registry.promote(registry.register(tiny_model["scaler"], tiny_model["encoder"], tiny_model["clusterer"], metadata),
-                     "no champion model")
+    registry.promote(
+        registry.register(tiny_model["scaler"], tiny_model["encoder"], tiny_model["clusterer"], metadata),
+        "no champion model",
+    )
     for month in month_range(TRAINED_FOR, "2011-02"):
         lake.publish_files(month_ref("raw", month), {}, {})
     _features(lake, tiny_model, "2011-02", aged=3)
@@ -143,7 +165,9 @@ def test_rejected_challenger_then_unchanged_drift_reuses(feature_drift_only, tin
     held = _run(settings, lake, tiny_model, "2011-05", moved=0.3)  # after the cooldown, same signal
     assert held["decision"] == REUSE and held["held_by"] == "hysteresis", held["reason"]
     assert held["reason"].startswith("drift persists (feature PSI")
-    assert "on log_aov" in held["reason"] and "in 2011-02" in held["reason"] and f"champion v{version}" in held["reason"]
+    assert (
+        "on log_aov" in held["reason"] and "in 2011-02" in held["reason"] and f"champion v{version}" in held["reason"]
+    )
     assert "past 1.5x" in held["reason"]
 
 
@@ -175,8 +199,12 @@ def test_a_new_champion_since_the_rejection_lifts_the_hysteresis(feature_drift_o
     lake, _ = _champion(settings, tiny_model)
     _run(settings, lake, tiny_model, "2011-02", moved=0.3)
     registry = Registry(lake)  # a forced retrain in 2011-03 promoted a new champion (same reference here)
-    newer = registry.register(tiny_model["scaler"], tiny_model["encoder"], tiny_model["clusterer"],
-                              {**tiny_model["metadata"], "trained_for": "2011-03"})
+    newer = registry.register(
+        tiny_model["scaler"],
+        tiny_model["encoder"],
+        tiny_model["clusterer"],
+        {**tiny_model["metadata"], "trained_for": "2011-03"},
+    )
     registry.promote(newer, "retrain forced by the force_retrain param")
     decision = _run(settings, lake, tiny_model, "2011-05", moved=0.3)
     assert decision["decision"] == TRAIN and decision["model_version"] == newer, decision["reason"]
@@ -198,8 +226,12 @@ def test_a_rerun_after_a_promoted_drift_training_keeps_its_trigger(feature_drift
     lake, _ = _champion(settings, tiny_model)
     first = _run(settings, lake, tiny_model, "2011-02", moved=0.3, promoted=True)
     registry = Registry(lake)  # what train does when the challenger passes: register and promote it
-    promoted = registry.register(tiny_model["scaler"], tiny_model["encoder"], tiny_model["clusterer"],
-                                 {**tiny_model["metadata"], "trained_for": "2011-02", "reason": first["reason"]})
+    promoted = registry.register(
+        tiny_model["scaler"],
+        tiny_model["encoder"],
+        tiny_model["clusterer"],
+        {**tiny_model["metadata"], "trained_for": "2011-02", "reason": first["reason"]},
+    )
     registry.promote(promoted, first["reason"])
     rerun = decide(settings, "2011-02")  # "trained for this month"
     assert rerun["decision"] == TRAIN and rerun["reason"] == first["reason"] and rerun["trigger"] == "drift"
@@ -209,10 +241,13 @@ def test_a_rerun_after_a_promoted_drift_training_keeps_its_trigger(feature_drift
 
 
 # the 18-month cohort story: drift fires every month ------------------------------------------------------------
-@pytest.mark.parametrize("moved, expected", [
-    ((0.3,) * 6, [TRAIN, REUSE, REUSE, REUSE, REUSE, REUSE]),  # unchanged signal: one challenger, then hold
-    ((0.25, 0.3, 0.4, 0.6, 0.7, 0.9), [TRAIN, REUSE, REUSE, TRAIN, REUSE, REUSE]),  # growing past 1.5x
-])
+@pytest.mark.parametrize(
+    "moved, expected",
+    [
+        ((0.3,) * 6, [TRAIN, REUSE, REUSE, REUSE, REUSE, REUSE]),  # unchanged signal: one challenger, then hold
+        ((0.25, 0.3, 0.4, 0.6, 0.7, 0.9), [TRAIN, REUSE, REUSE, TRAIN, REUSE, REUSE]),  # growing past 1.5x
+    ],
+)
 def test_six_months_of_drift_give_at_most_three_retrains(feature_drift_only, tiny_model, moved, expected):
     settings = load_settings()
     lake, _ = _champion(settings, tiny_model)
@@ -237,12 +272,19 @@ def _measured(log_aov: float, mix: float = 0.05, noise: float = 0.0, recency: fl
     """A measurement shaped like measure_drift's."""
     psi = {"log_aov": log_aov, "log_qty": 0.02, "recency_days": recency, "tenure_months": 3.0}
     worst, value = drift.worst_feature(psi, STABLE)
-    return {"feature_psi": psi, "drift_features": STABLE, "max_feature": worst, "max_feature_psi": value,
-            "mix_psi": mix, "noise_jump": noise}
+    return {
+        "feature_psi": psi,
+        "drift_features": STABLE,
+        "max_feature": worst,
+        "max_feature_psi": value,
+        "mix_psi": mix,
+        "noise_jump": noise,
+    }
 
 
-def _recorded(lake: Lake, month: str, decision: str, measured: dict | None, promoted: bool | None,
-              champion: str = "0003") -> None:
+def _recorded(
+    lake: Lake, month: str, decision: str, measured: dict | None, promoted: bool | None, champion: str = "0003"
+) -> None:
     record = {"decision": decision, "model_version": champion, "reason": "...", "month": month}
     if measured is not None:
         record["drift"] = measured
@@ -264,8 +306,10 @@ def test_hysteresis_on_recorded_decisions(settings):
     _recorded(lake, "2011-07", REUSE, _measured(0.43), promoted=None)
     held = _hold(settings, lake, "2011-09", _measured(0.45))
     assert held["hold"] and held["by"] == "hysteresis" and held["since"] == "2011-06"
-    assert held["reason"] == ("drift persists (feature PSI 0.45 on log_aov) but a challenger trained on this signal "
-                              "in 2011-06 (v0004) was rejected; keeping champion v0003 until drift grows past 1.5x")
+    assert held["reason"] == (
+        "drift persists (feature PSI 0.45 on log_aov) but a challenger trained on this signal "
+        "in 2011-06 (v0004) was rejected; keeping champion v0003 until drift grows past 1.5x"
+    )
     assert not _hold(settings, lake, "2011-09", _measured(0.62))["hold"]  # > 1.5 x 0.41
     assert _hold(settings, lake, "2011-09", _measured(0.61))["hold"]
     assert not _hold(settings, lake, "2011-09", _measured(0.41, mix=0.3))["hold"]  # a new measure past its threshold

@@ -11,25 +11,50 @@ from segmentation.storage import Lake, month_ref
 
 
 def _segments(month: str, rows: list[tuple[str, int, str, float]]) -> pd.DataFrame:
-    return pd.DataFrame({
-        "month": month, "shop_id": [r[0] for r in rows], "segment_id": [r[1] for r in rows],
-        "segment_name": [r[2] for r in rows], "membership_strength": [r[3] for r in rows], "eligible": True,
-        "model_version": "0001", "scored_at": pd.Timestamp("2024-02-01"),
-    })
+    return pd.DataFrame(
+        {
+            "month": month,
+            "shop_id": [r[0] for r in rows],
+            "segment_id": [r[1] for r in rows],
+            "segment_name": [r[2] for r in rows],
+            "membership_strength": [r[3] for r in rows],
+            "eligible": True,
+            "model_version": "0001",
+            "scored_at": pd.Timestamp("2024-02-01"),
+        }
+    )
 
 
 def _run(month: str, shops: int) -> pd.DataFrame:
-    return pd.DataFrame([{"month": month, "run_id": "r", "decision": "reuse", "reason": "test", "model_version": "0001",
-                          "shops": shops, "segments": 2, "noise_share": 0.0, "metrics": "{}", "scores_sha": month,
-                          "published_at": pd.Timestamp("2024-02-01")}])
+    return pd.DataFrame(
+        [
+            {
+                "month": month,
+                "run_id": "r",
+                "decision": "reuse",
+                "reason": "test",
+                "model_version": "0001",
+                "shops": shops,
+                "segments": 2,
+                "noise_share": 0.0,
+                "metrics": "{}",
+                "scores_sha": month,
+                "published_at": pd.Timestamp("2024-02-01"),
+            }
+        ]
+    )
 
 
 @pytest.fixture
 def warehouse(settings):
     warehouse = warehouse_for(settings)
     january = [("S1", 1, "Loyal", 0.9), ("S2", 2, "At risk", 0.5), ("S3", 1, "Loyal", 1.0)]
-    february = [("S3", 2, "At risk", 0.25), ("S1", 1, "Loyal", 0.875), ("S4", 901, "New customers", 1.0),
-                ("S2", -1, "Noise", 0.0)]
+    february = [
+        ("S3", 2, "At risk", 0.25),
+        ("S1", 1, "Loyal", 0.875),
+        ("S4", 901, "New customers", 1.0),
+        ("S2", -1, "Noise", 0.0),
+    ]
     warehouse.replace_month("2024-01", _segments("2024-01", january), _run("2024-01", 3))
     warehouse.replace_month("2024-02", _segments("2024-02", february), _run("2024-02", 4))
     return warehouse

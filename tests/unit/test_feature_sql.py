@@ -17,8 +17,30 @@ SQL = REPO_ROOT / "include" / "sql"
 # Functions of BigQuery's standard SQL reference that the feature SQL may use (aggregate, math, conditional,
 # array); anything else (REGR_SLOPE, RANGE, PI, ANY_VALUE ... IGNORE NULLS, FILTER) must not reach BigQuery.
 BIGQUERY_FUNCTIONS = {
-    "ABS", "ACOS", "AVG", "CAST", "COALESCE", "COS", "COUNT", "COUNTIF", "FLOOR", "GENERATE_ARRAY", "GREATEST",
-    "IF", "LEAST", "LN", "MAX", "MIN", "MOD", "NULLIF", "POWER", "SIGN", "SIN", "SQRT", "STDDEV_POP", "SUM",
+    "ABS",
+    "ACOS",
+    "AVG",
+    "CAST",
+    "COALESCE",
+    "COS",
+    "COUNT",
+    "COUNTIF",
+    "FLOOR",
+    "GENERATE_ARRAY",
+    "GREATEST",
+    "IF",
+    "LEAST",
+    "LN",
+    "MAX",
+    "MIN",
+    "MOD",
+    "NULLIF",
+    "POWER",
+    "SIGN",
+    "SIN",
+    "SQRT",
+    "STDDEV_POP",
+    "SUM",
     "UNNEST",
 }
 
@@ -48,7 +70,8 @@ def test_the_committed_bigquery_file_is_current(bigquery_sql):
     committed = (SQL / "features_bigquery.sql").read_text()
     assert committed == bigquery_sql, (
         "include/sql/features_bigquery.sql is stale: regenerate it with "
-        "`segmentation feature-sql --dialect bigquery > include/sql/features_bigquery.sql`")
+        "`segmentation feature-sql --dialect bigquery > include/sql/features_bigquery.sql`"
+    )
 
 
 def test_the_bigquery_version_parses_and_uses_only_bigquery_functions(bigquery_sql):
@@ -58,8 +81,9 @@ def test_the_bigquery_version_parses_and_uses_only_bigquery_functions(bigquery_s
     assert not unknown, f"not BigQuery functions: {sorted(unknown)}"
     assert "$" not in re.sub(r"/\*.*?\*/|--[^\n]*", "", bigquery_sql, flags=re.S)  # DuckDB parameters
     assert {p.name for p in tree.find_all(exp.Parameter)} == set(feature_params("2024-12", 24))
-    assert [t.name for t in tree.find_all(exp.Table) if t.name not in {c.alias for c in tree.find_all(exp.CTE)}] \
-        == ["raw"]
+    assert [t.name for t in tree.find_all(exp.Table) if t.name not in {c.alias for c in tree.find_all(exp.CTE)}] == [
+        "raw"
+    ]
 
 
 def test_the_duckdb_source_keeps_to_constructs_that_transpile():
@@ -87,8 +111,13 @@ def test_the_bigquery_text_computes_the_same_values_as_duckdb(bigquery_sql, raw)
     assert list(got.columns) == list(expected.columns)
     assert (got["shop_id"].to_numpy() == expected["shop_id"].to_numpy()).all()
     for column in expected.columns[1:]:
-        np.testing.assert_allclose(got[column].to_numpy(dtype=float), expected[column].to_numpy(dtype=float),
-                                   rtol=1e-9, atol=1e-9, err_msg=column)
+        np.testing.assert_allclose(
+            got[column].to_numpy(dtype=float),
+            expected[column].to_numpy(dtype=float),
+            rtol=1e-9,
+            atol=1e-9,
+            err_msg=column,
+        )
 
 
 def test_an_unknown_dialect_is_refused():

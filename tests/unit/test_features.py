@@ -33,10 +33,14 @@ def test_output_matches_the_schema_document():
 
 def test_reference_values_on_a_hand_made_shop():
     # shop A sells 10, 0, 30 over Jan..Mar 2024 (two products in March); B sells only in March
-    raw = _contract([
-        ("A", "p1", 2024, 1, 10.0), ("A", "p1", 2024, 3, 20.0), ("A", "p2", 2024, 3, 10.0),
-        ("B", "p1", 2024, 3, 5.0),
-    ])
+    raw = _contract(
+        [
+            ("A", "p1", 2024, 1, 10.0),
+            ("A", "p1", 2024, 3, 20.0),
+            ("A", "p2", 2024, 3, 10.0),
+            ("B", "p1", 2024, 3, 5.0),
+        ]
+    )
     rows = compute_features(raw, "2024-03", 24, SQL).to_pandas().set_index("shop_id")
     a = rows.loc["A"]
     qty = np.array([10.0, 0.0, 30.0])
@@ -54,7 +58,9 @@ def test_reference_values_on_a_hand_made_shop():
 
 def test_short_histories_give_finite_features_and_explicit_flags():
     for months in (1, 2, 6, 13):
-        spec = GeneratorSpec(n_shops=80, first_month="2024-01", last_month=f"{2024 + (months - 1) // 12}-{(months - 1) % 12 + 1:02d}")
+        spec = GeneratorSpec(
+            n_shops=80, first_month="2024-01", last_month=f"{2024 + (months - 1) // 12}-{(months - 1) % 12 + 1:02d}"
+        )
         raw = pa.Table.from_pandas(generate(spec))
         frame = compute_features(raw, spec.last_month, 24, SQL).to_pandas()
         numeric = frame.drop(columns=["shop_id"]).astype(float)
@@ -120,8 +126,9 @@ def test_the_engine_computes_the_definitions(raw_lake):
     got, want = table.to_pandas(), expected.to_pandas()
     assert got["shop_id"].tolist() == want["shop_id"].tolist()
     for column in want.columns[1:]:
-        np.testing.assert_allclose(got[column].to_numpy(float), want[column].to_numpy(float), rtol=1e-12,
-                                   atol=1e-12, err_msg=column)
+        np.testing.assert_allclose(
+            got[column].to_numpy(float), want[column].to_numpy(float), rtol=1e-12, atol=1e-12, err_msg=column
+        )
 
 
 def test_the_engine_gives_the_same_bits_on_any_number_of_cores(raw_lake):
@@ -172,8 +179,9 @@ def test_unsorted_raw_files_give_the_same_features(raw_lake, tmp_path):
     got, _ = features_from_files(shuffled, "2024-12", 24, SQL)
     assert got["shop_id"].equals(want["shop_id"])
     for column in want.column_names[1:]:
-        np.testing.assert_allclose(got[column].to_numpy(), want[column].to_numpy(), rtol=1e-12, atol=1e-12,
-                                   err_msg=column)
+        np.testing.assert_allclose(
+            got[column].to_numpy(), want[column].to_numpy(), rtol=1e-12, atol=1e-12, err_msg=column
+        )
 
 
 def test_a_corrupted_raw_partition_stops_the_features(raw_lake, tmp_path):
@@ -203,8 +211,12 @@ def test_shop_ranges_grow_with_the_shops_and_cover_each_shop_once(tmp_path):
         bounds, few = _range_bounds(con, str(big)), _range_bounds(con, str(small))
         sizes = []
         for low, high in zip(bounds[:-1], bounds[1:], strict=True):
-            where = " AND ".join([*([f"shop_id >= '{low}'"] if low else []), *([f"shop_id < '{high}'"] if high else [])])
-            sizes.append(con.execute(f"SELECT COUNT(DISTINCT shop_id) FROM '{big}' WHERE {where or 'TRUE'}").fetchone()[0])
+            where = " AND ".join(
+                [*([f"shop_id >= '{low}'"] if low else []), *([f"shop_id < '{high}'"] if high else [])]
+            )
+            sizes.append(
+                con.execute(f"SELECT COUNT(DISTINCT shop_id) FROM '{big}' WHERE {where or 'TRUE'}").fetchone()[0]
+            )
     assert len(sizes) == 9 and sum(sizes) == shops and max(sizes) <= RANGE_SHOPS
     assert bounds[1:-1] == sorted(bounds[1:-1])
     assert len(few) - 1 == MIN_RANGES  # small months still use every core
@@ -216,8 +228,14 @@ def test_the_model_sees_the_active_month_features():
     as significance scores derived from the active-month columns, each input measured in its unit."""
     from segmentation.features import model_feature_units
 
-    assert model_feature_names(SQL) == ["active_share", "log_level", "active_noise", "trend_z", "season_z_cos",
-                                        "season_z_sin"]
+    assert model_feature_names(SQL) == [
+        "active_share",
+        "log_level",
+        "active_noise",
+        "trend_z",
+        "season_z_cos",
+        "season_z_sin",
+    ]
     assert model_feature_units(SQL) == [0.1, 1.5, 0.5, 1.5, 2.0, 2.0]
     assert feature_schema(SQL)["rfm"] == ["recency_months", "active_share", "log_mean_value", "log_breadth"]
 
@@ -228,10 +246,15 @@ def test_derived_significance_scores():
     import numpy as np
     import pyarrow as pa
 
-    table = pa.table({"active_trend_t": [np.log1p(4.0), -np.log1p(4.0), 0.0, np.log1p(50.0)],
-                      "season_amp_cos": [0.5, 0.5, 0.0, 0.0], "season_amp_sin": [0.0, 0.0, 0.0, 0.0],
-                      "active_noise": [np.log(0.05 + 0.1), np.log(0.05 + 0.8), np.log(0.15), np.log(0.15)],
-                      "active_months": [24, 24, 24, 24]})
+    table = pa.table(
+        {
+            "active_trend_t": [np.log1p(4.0), -np.log1p(4.0), 0.0, np.log1p(50.0)],
+            "season_amp_cos": [0.5, 0.5, 0.0, 0.0],
+            "season_amp_sin": [0.0, 0.0, 0.0, 0.0],
+            "active_noise": [np.log(0.05 + 0.1), np.log(0.05 + 0.8), np.log(0.15), np.log(0.15)],
+            "active_months": [24, 24, 24, 24],
+        }
+    )
     out = derive(table).to_pandas()
     assert out["trend_z"].round(9).tolist() == [4.0, -4.0, 0.0, 10.0]  # clipped at 10
     quiet, noisy = out["season_z_cos"][:2]

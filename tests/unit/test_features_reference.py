@@ -17,8 +17,9 @@ AS_OF = "2024-12"
 
 def assert_parity(raw: pd.DataFrame, as_of: str, window_months: int, min_tenure: int = 6) -> pd.DataFrame:
     """Run both implementations and compare them column by column; return the engine's features."""
-    engine = compute_features(pa.Table.from_pandas(raw, preserve_index=False), as_of, window_months, SQL,
-                              min_tenure).to_pandas()
+    engine = compute_features(
+        pa.Table.from_pandas(raw, preserve_index=False), as_of, window_months, SQL, min_tenure
+    ).to_pandas()
     reference = reference_features(raw, as_of, window_months, min_tenure)
     assert list(reference.columns) == list(engine.columns)
     assert len(engine) > 0
@@ -45,8 +46,9 @@ def _drop(frame: pd.DataFrame, shops: np.ndarray, first: str, last: str) -> pd.D
 @pytest.fixture(scope="module", params=[1, 7, 42])
 def history(request) -> pd.DataFrame:
     """30 months of generated sales with late joiners, whole-month gaps, lapsed shops and a missing month."""
-    spec = GeneratorSpec(n_shops=250, first_month="2022-07", last_month=AS_OF, seed=request.param,
-                         late_joiner_share=0.25)
+    spec = GeneratorSpec(
+        n_shops=250, first_month="2022-07", last_month=AS_OF, seed=request.param, late_joiner_share=0.25
+    )
     frame = generate(spec)
     rng = np.random.default_rng(request.param)
     shops = frame["shop_id"].unique()
@@ -136,8 +138,10 @@ def test_parity_on_hand_made_edge_cases(window_months):
 def _flat_rows(months: int = 12, qty: float = 1.0) -> pd.DataFrame:
     """One shop selling the same quantity every month for `months` months up to AS_OF."""
     end = month_index(AS_OF)
-    return pd.DataFrame([("FLAT", "p1", t // 12, t % 12 + 1, qty, 2 * qty) for t in range(end - months + 1, end + 1)],
-                        columns=["shop_id", "product_id", "year", "month", "sales_qty", "sales_value"])
+    return pd.DataFrame(
+        [("FLAT", "p1", t // 12, t % 12 + 1, qty, 2 * qty) for t in range(end - months + 1, end + 1)],
+        columns=["shop_id", "product_id", "year", "month", "sales_qty", "sales_value"],
+    )
 
 
 @pytest.mark.parametrize("months", [12, 17, 24])
@@ -162,10 +166,16 @@ def test_an_exactly_log_linear_shop_has_no_residual_and_no_seasonality():
     the SQL sums in closed form; and declining over 21 months from 2^20 - 1 to 0. Their residuals are rounding
     noise in both implementations, so neither reads seasonality into them."""
     end = month_index(AS_OF)
-    series = {"GROW": [1.0, 3.0, 7.0, 15.0, 31.0], "DECLINE": [7.0, 3.0, 1.0, 0.0],
-              "DECLINE_LONG": [2.0 ** k - 1 for k in range(20, -1, -1)]}
-    rows = [(shop, "p1", t // 12, t % 12 + 1, q, 2 * q)
-            for shop, qs in series.items() for t, q in zip(range(end - len(qs) + 1, end + 1), qs, strict=True)]
+    series = {
+        "GROW": [1.0, 3.0, 7.0, 15.0, 31.0],
+        "DECLINE": [7.0, 3.0, 1.0, 0.0],
+        "DECLINE_LONG": [2.0**k - 1 for k in range(20, -1, -1)],
+    }
+    rows = [
+        (shop, "p1", t // 12, t % 12 + 1, q, 2 * q)
+        for shop, qs in series.items()
+        for t, q in zip(range(end - len(qs) + 1, end + 1), qs, strict=True)
+    ]
     raw = pd.DataFrame(rows, columns=["shop_id", "product_id", "year", "month", "sales_qty", "sales_value"])
     features = assert_parity(raw, AS_OF, 24).set_index("shop_id")
     assert features.loc["GROW", "log_slope"] == pytest.approx(np.log(2))
@@ -189,9 +199,12 @@ def _series_rows(series: dict[str, np.ndarray], skip: dict[str, set[int]] | None
     """Shops selling the given monthly quantities up to AS_OF (the last value in AS_OF); `skip` lists the month
     indexes a shop has no row in."""
     end, skip = month_index(AS_OF), skip or {}
-    rows = [(shop, "p1", t // 12, t % 12 + 1, float(q), 2.0 * q)
-            for shop, qty in series.items()
-            for t, q in zip(range(end - len(qty) + 1, end + 1), qty, strict=True) if t not in skip.get(shop, set())]
+    rows = [
+        (shop, "p1", t // 12, t % 12 + 1, float(q), 2.0 * q)
+        for shop, qty in series.items()
+        for t, q in zip(range(end - len(qty) + 1, end + 1), qty, strict=True)
+        if t not in skip.get(shop, set())
+    ]
     return pd.DataFrame(rows, columns=["shop_id", "product_id", "year", "month", "sales_qty", "sales_value"])
 
 
@@ -206,7 +219,7 @@ def _slope_leverage(t: np.ndarray) -> np.ndarray:
     x, angle = (t - month_index(AS_OF)).astype(float), (t % 12) * np.pi / 6
     design = np.column_stack([np.ones(len(t)), np.cos(angle), np.sin(angle)])
     partial = x - design @ np.linalg.lstsq(design, x, rcond=None)[0]
-    return partial ** 2 / (partial ** 2).sum()
+    return partial**2 / (partial**2).sum()
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -243,8 +256,9 @@ def test_winter_and_summer_peaks_have_opposite_season_amp_cos():
     assert features.loc["SUMMER", "season_amp_cos"] < -0.2
     assert abs(features.loc["WINTER", "season_amp_sin"]) < 0.1 and abs(features.loc["SUMMER", "season_amp_sin"]) < 0.1
     # the tenure's seasonal_strength sees both alike: only the phase tells them apart
-    assert features.loc["WINTER", "seasonal_strength"] == pytest.approx(features.loc["SUMMER", "seasonal_strength"],
-                                                                         abs=0.1)
+    assert features.loc["WINTER", "seasonal_strength"] == pytest.approx(
+        features.loc["SUMMER", "seasonal_strength"], abs=0.1
+    )
 
 
 def test_growth_shows_in_active_trend_t_and_a_flat_shop_does_not():
@@ -280,8 +294,11 @@ def test_a_season_without_trend_is_not_read_as_a_trend():
     features = features.set_index("shop_id").loc[list(PEAKS)]
     assert (features["active_trend_t"].abs() < 0.5).all()
     assert (features["active_slope"].abs() < 1e-9).all()
-    np.testing.assert_allclose(features[["season_amp_cos", "season_amp_sin"]].to_numpy(),
-                               0.6 * np.array(list(PEAK_DIRECTIONS.values())), atol=1e-9)
+    np.testing.assert_allclose(
+        features[["season_amp_cos", "season_amp_sin"]].to_numpy(),
+        0.6 * np.array(list(PEAK_DIRECTIONS.values())),
+        atol=1e-9,
+    )
     np.testing.assert_allclose(features["active_noise"], np.log(0.05), atol=1e-9)  # the fit is exact
 
 
@@ -290,8 +307,11 @@ def test_noisy_seasons_without_trend_are_neither_rising_nor_falling():
     every summer peak as rising (mean active_trend_t -1.6 and +1.6). Now their t scatters around 0, and a winter
     and a summer peak with the same noise differ in their season only: the same slope, t and noise."""
     noises = [np.random.default_rng(seed).uniform(0.95, 1.05, 24) for seed in range(40)]
-    series = {f"{name}_{i:02d}": _seasonal(PEAKS[name], noise=noise)
-              for i, noise in enumerate(noises) for name in ("WINTER", "SUMMER")}
+    series = {
+        f"{name}_{i:02d}": _seasonal(PEAKS[name], noise=noise)
+        for i, noise in enumerate(noises)
+        for name in ("WINTER", "SUMMER")
+    }
     features = assert_parity(_series_rows(series), AS_OF, 24).set_index("shop_id")
     winter = features[features.index.str.startswith("WINTER")].reset_index(drop=True)
     summer = features[features.index.str.startswith("SUMMER")].reset_index(drop=True)
@@ -323,10 +343,13 @@ MID_YEAR = [t for t in range(month_index(AS_OF) - 23, month_index(AS_OF) + 1) if
 def _skipped_mid_year(series: dict[str, np.ndarray]) -> pd.DataFrame:
     """Changes of the harmonic and the trend's t when each shop skips one month of May to August (both years)."""
     shops = {f"{name}_{t}": (name, t) for name in series for t in MID_YEAR}
-    raw = _series_rows({**series, **{shop: series[name] for shop, (name, _) in shops.items()}},
-                       {shop: {t} for shop, (_, t) in shops.items()})
-    features = assert_parity(raw, AS_OF, 24).set_index("shop_id")[["season_amp_cos", "season_amp_sin",
-                                                                   "active_trend_t"]]
+    raw = _series_rows(
+        {**series, **{shop: series[name] for shop, (name, _) in shops.items()}},
+        {shop: {t} for shop, (_, t) in shops.items()},
+    )
+    features = assert_parity(raw, AS_OF, 24).set_index("shop_id")[
+        ["season_amp_cos", "season_amp_sin", "active_trend_t"]
+    ]
     return pd.DataFrame({shop: features.loc[shop] - features.loc[name] for shop, (name, _) in shops.items()}).T
 
 
@@ -344,8 +367,14 @@ def test_a_skipped_mid_year_month_of_a_noisy_season_moves_its_trend_by_noise_onl
     under 0.02 and the trend's t by about 0.1 on average, in no particular direction; one month's own noise
     can move it more (mid-year months weigh 0.03 to 0.05 of the slope), so the bound on a single month is loose.
     Sequentially the change was systematic: 0.4 to 0.7 for June to August 2024."""
-    changes = pd.concat([_skipped_mid_year({f"WINTER{seed}": _seasonal(1, noise=np.random.default_rng(seed).uniform(
-        0.95, 1.05, 24))}) for seed in range(10)])
+    changes = pd.concat(
+        [
+            _skipped_mid_year(
+                {f"WINTER{seed}": _seasonal(1, noise=np.random.default_rng(seed).uniform(0.95, 1.05, 24))}
+            )
+            for seed in range(10)
+        ]
+    )
     assert (changes[["season_amp_cos", "season_amp_sin"]].abs() < 0.02).all().all()
     assert changes["active_trend_t"].abs().mean() < 0.2
     assert abs(changes["active_trend_t"].mean()) < 0.05
@@ -379,8 +408,12 @@ def test_a_degenerate_calendar_falls_back_to_the_sequential_fit():
             slope = np.polyfit(x, y, 1)[0]
             r = y - y.mean() - slope * (x - x.mean())
             expected = [slope, 2 / len(t) * (r * np.cos(angle)).sum(), 2 / len(t) * (r * np.sin(angle)).sum()]
-        np.testing.assert_allclose(row[["active_slope", "season_amp_cos", "season_amp_sin"]].to_numpy(dtype=float),
-                                   expected, atol=1e-9, err_msg=shop)
+        np.testing.assert_allclose(
+            row[["active_slope", "season_amp_cos", "season_amp_sin"]].to_numpy(dtype=float),
+            expected,
+            atol=1e-9,
+            err_msg=shop,
+        )
 
 
 def test_the_active_features_of_a_shop_that_sells_every_month_follow_their_formulas():
@@ -403,8 +436,11 @@ def test_the_active_features_of_a_shop_that_sells_every_month_follow_their_formu
 
 def test_the_harmonic_needs_a_year_and_eight_active_months():
     qty, every_third = _steady(5), np.arange(24) % 3 == 0
-    series = {"SHORT": qty[-11:], "EIGHT": np.where(every_third, qty, 0),
-              "SEVEN": np.where(every_third & (np.arange(24) < 21), qty, 0)}
+    series = {
+        "SHORT": qty[-11:],
+        "EIGHT": np.where(every_third, qty, 0),
+        "SEVEN": np.where(every_third & (np.arange(24) < 21), qty, 0),
+    }
     features = assert_parity(_series_rows(series), AS_OF, 24).set_index("shop_id")
     assert features.loc["SHORT", "season_amp_cos"] == features.loc["SHORT", "season_amp_sin"] == 0
     assert features.loc["SEVEN", "active_months"] == 7 and features.loc["SEVEN", "tenure_months"] == 24
@@ -415,8 +451,9 @@ def test_the_harmonic_needs_a_year_and_eight_active_months():
 @pytest.fixture(scope="module", params=[3, 11])
 def skipping(request) -> pd.DataFrame:
     """Generated sales where shops skip random months: most rarely, a fifth of them often."""
-    spec = GeneratorSpec(n_shops=300, first_month="2022-07", last_month=AS_OF, seed=request.param,
-                         late_joiner_share=0.25)
+    spec = GeneratorSpec(
+        n_shops=300, first_month="2022-07", last_month=AS_OF, seed=request.param, late_joiner_share=0.25
+    )
     frame = generate(spec)
     rng = np.random.default_rng(request.param)
     shops = frame["shop_id"].unique()

@@ -43,15 +43,24 @@ def test_thresholds_come_from_the_settings(home, monkeypatch):
 
     assert load_settings().gates == DEFAULT_GATES
     monkeypatch.setenv("SEGMENTATION_GATE_MAX_NOISE_SHARE", "0.5")
-    assert load_settings({"SEGMENTATION_GATE_MIN_SEGMENTS": "4"}).gates == {**DEFAULT_GATES, "max_noise_share": 0.5,
-                                                                            "min_segments": 4}
+    assert load_settings({"SEGMENTATION_GATE_MIN_SEGMENTS": "4"}).gates == {
+        **DEFAULT_GATES,
+        "max_noise_share": 0.5,
+        "min_segments": 4,
+    }
 
 
 def test_size_metrics_and_stability():
     labels = np.array([0] * 60 + [1] * 30 + [-1] * 10)
     metrics = size_metrics(labels)
-    assert metrics == pytest.approx({"segments": 2, "noise_share": 0.1, "largest_share": 0.6,
-                                     "size_entropy": -(2 / 3 * np.log(2 / 3) + 1 / 3 * np.log(1 / 3)) / np.log(2)})
+    assert metrics == pytest.approx(
+        {
+            "segments": 2,
+            "noise_share": 0.1,
+            "largest_share": 0.6,
+            "size_entropy": -(2 / 3 * np.log(2 / 3) + 1 / 3 * np.log(1 / 3)) / np.log(2),
+        }
+    )
     rng = np.random.default_rng(0)
     blobs = np.concatenate([rng.normal(0, 0.1, (100, 2)), rng.normal(5, 0.1, (100, 2))])
     truth = np.repeat([0, 1], 100)

@@ -46,9 +46,11 @@ def test_drift_moves_steady_shops_to_declining():
     base = GeneratorSpec(n_shops=1000, first_month="2023-01", last_month="2024-06", seed=4)
     drifted = GeneratorSpec(n_shops=1000, first_month="2023-01", last_month="2024-06", seed=4, drift_from="2023-07")
     steady = ground_truth(base).query("segment == 'steady'")["shop_id"]
+
     def late_total(spec):
         month = generate_month(spec, "2024-06")
         return month[month["shop_id"].isin(steady)]["sales_qty"].sum()
+
     assert late_total(drifted) < 0.85 * late_total(base)
 
 

@@ -81,7 +81,10 @@ def test_file_source_reads_only_the_runs_month(settings, tmp_path, month_frame):
         (lambda f: f.drop(columns=["sales_qty"]), "expect_table_columns_to_match_set"),
         (lambda f: f.assign(extra=1), "expect_table_columns_to_match_set"),
         (lambda f: f.assign(sales_qty=f["sales_qty"].astype(str)), "expect_column_values_to_be_in_type_list sales_qty"),
-        (lambda f: f.assign(sales_qty=np.where(f.index == 0, np.inf, f["sales_qty"])), "expect_column_values_to_be_between sales_qty"),
+        (
+            lambda f: f.assign(sales_qty=np.where(f.index == 0, np.inf, f["sales_qty"])),
+            "expect_column_values_to_be_between sales_qty",
+        ),
     ],
 )
 def test_contract_breaks_are_reported(settings, tmp_path, month_frame, mutate, expectation):
@@ -112,8 +115,9 @@ def test_corrupt_parquet_is_a_clear_error(settings, tmp_path):
 def test_synthetic_source_matches_generator(settings):
     source = Source(kind="synthetic", n_shops=120, seed=4, first_month="2023-01")
     summary = ingest(settings, "2023-02", source)
-    assert summary["rows"] == len(generate_month(GeneratorSpec(n_shops=120, seed=4, first_month="2023-01",
-                                                                last_month="2023-02"), "2023-02"))
+    assert summary["rows"] == len(
+        generate_month(GeneratorSpec(n_shops=120, seed=4, first_month="2023-01", last_month="2023-02"), "2023-02")
+    )
 
 
 def _quality_rows(settings):
@@ -143,6 +147,7 @@ def test_failed_month_is_recorded_with_its_failed_checks(settings, tmp_path, mon
     assert "sales_qty" in [c["column"] for c in json.loads(row["failed_checks"])]
 
 
+@pytest.mark.slow
 def test_warnings_do_not_fail_the_month(settings, tmp_path, caplog):
     spec = GeneratorSpec(n_shops=100, seed=1)
     for month in ("2023-01", "2023-02", "2023-03"):

@@ -47,8 +47,12 @@ def test_sample_rule_counts_match_generator(sample):
 def test_sample_contract_types_and_ids(sample):
     monthly, _ = monthly_contract_from_invoices(sample[0])
     assert {c: str(t) for c, t in monthly.dtypes.items()} == {
-        "shop_id": "str", "product_id": "str", "year": "int64", "month": "int64",
-        "sales_qty": "float64", "sales_value": "float64",
+        "shop_id": "str",
+        "product_id": "str",
+        "year": "int64",
+        "month": "int64",
+        "sales_qty": "float64",
+        "sales_value": "float64",
     }
     assert not monthly["shop_id"].str.contains(r"\.").any()  # 12347.0 -> "12347"
     assert monthly["shop_id"].str.fullmatch(r"\d+").all()
@@ -102,27 +106,43 @@ def test_each_rule_is_logged(sample, caplog):
 
 
 def _line(invoice, product, customer, quantity, price, date="2011-01-05 10:00"):
-    return {"invoice": invoice, "product": product, "description": "X", "quantity": float(quantity),
-            "date": pd.Timestamp(date), "price": float(price), "customer": customer, "country": "UK"}
+    return {
+        "invoice": invoice,
+        "product": product,
+        "description": "X",
+        "quantity": float(quantity),
+        "date": pd.Timestamp(date),
+        "price": float(price),
+        "customer": customer,
+        "country": "UK",
+    }
 
 
 def test_ten_hand_made_rows_known_counts():
-    frame = pd.DataFrame([
-        _line("536365", "85123A", "17850.0", 2, 2.55),        # kept
-        _line("536365", "85123A", "17850.0", 2, 2.55),        # exact duplicate
-        _line("C536379", "85123A", None, -1, 2.55),           # cancelled (also no customer: first rule wins)
-        _line("536366", "71053", None, 3, 3.39),              # missing customer
-        _line("536367", "71053", "13047", 0, 3.39),           # zero quantity
-        _line("536367", "22423", "13047", -2, 0.0),           # negative quantity (also zero price)
-        _line("536368", "22423", "13047", 1, 0.0),            # zero price
-        _line("536369", "POST", "12583", 3, 18.0),            # postage
-        _line("536369", "Gift_0001_20", "12583", 1, 17.0),    # gift voucher, any case
-        _line("536370", "22423", 17850, 4, 12.75),            # kept; integer customer id
-    ])
+    frame = pd.DataFrame(
+        [
+            _line("536365", "85123A", "17850.0", 2, 2.55),  # kept
+            _line("536365", "85123A", "17850.0", 2, 2.55),  # exact duplicate
+            _line("C536379", "85123A", None, -1, 2.55),  # cancelled (also no customer: first rule wins)
+            _line("536366", "71053", None, 3, 3.39),  # missing customer
+            _line("536367", "71053", "13047", 0, 3.39),  # zero quantity
+            _line("536367", "22423", "13047", -2, 0.0),  # negative quantity (also zero price)
+            _line("536368", "22423", "13047", 1, 0.0),  # zero price
+            _line("536369", "POST", "12583", 3, 18.0),  # postage
+            _line("536369", "Gift_0001_20", "12583", 1, 17.0),  # gift voucher, any case
+            _line("536370", "22423", 17850, 4, 12.75),  # kept; integer customer id
+        ]
+    )
     clean, report = clean_invoices(frame, UCI_LAYOUT)
     assert report == {
-        "rows_in": 10, "cancelled": 1, "missing_customer": 1, "non_positive_quantity": 2,
-        "non_positive_price": 1, "non_product_code": 2, "duplicate": 1, "rows_out": 2,
+        "rows_in": 10,
+        "cancelled": 1,
+        "missing_customer": 1,
+        "non_positive_quantity": 2,
+        "non_positive_price": 1,
+        "non_product_code": 2,
+        "duplicate": 1,
+        "rows_out": 2,
     }
     assert list(clean["customer"]) == ["17850", "17850"]
     assert list(clean["product"]) == ["85123A", "22423"]
@@ -131,9 +151,25 @@ def test_ten_hand_made_rows_known_counts():
 
 @pytest.mark.parametrize(
     ("code", "removed"),
-    [("post", True), ("Bank Charges", True), ("GIFT_0001_10", True), ("cruk", True), ("PADS", True),
-     ("AmazonFee", True), ("s", True), ("B", True), ("d", True), ("DOT", True), ("c2", True), ("m", True),
-     ("85123A", False), ("SPADS", False), ("POST1", False), ("my_gift_1", False), ("22423", False)],
+    [
+        ("post", True),
+        ("Bank Charges", True),
+        ("GIFT_0001_10", True),
+        ("cruk", True),
+        ("PADS", True),
+        ("AmazonFee", True),
+        ("s", True),
+        ("B", True),
+        ("d", True),
+        ("DOT", True),
+        ("c2", True),
+        ("m", True),
+        ("85123A", False),
+        ("SPADS", False),
+        ("POST1", False),
+        ("my_gift_1", False),
+        ("22423", False),
+    ],
 )
 def test_non_product_codes(code, removed):
     clean, report = clean_invoices(pd.DataFrame([_line("1", code, "12347", 1, 1.0)]), UCI_LAYOUT)
@@ -142,38 +178,53 @@ def test_non_product_codes(code, removed):
 
 
 def test_aggregation_sums_per_customer_product_month():
-    clean = pd.DataFrame({
-        "customer": ["12347", "12347", "12347", "12347", "9"],
-        "product": ["85123A", "85123A", "85123A", "22423", "85123A"],
-        "date": pd.to_datetime(["2011-01-03", "2011-01-20", "2011-02-01", "2011-01-05", "2011-01-10"]),
-        "quantity": [2.0, 3.0, 1.0, 4.0, 6.0],
-        "value": [5.1, 7.65, 2.55, 50.0, 15.3],
-    })
-    expected = pd.DataFrame({
-        "shop_id": ["12347", "12347", "12347", "9"],
-        "product_id": ["22423", "85123A", "85123A", "85123A"],
-        "year": [2011, 2011, 2011, 2011],
-        "month": [1, 1, 2, 1],
-        "sales_qty": [4.0, 5.0, 1.0, 6.0],
-        "sales_value": [50.0, 12.75, 2.55, 15.3],
-    }).astype({"shop_id": "str", "product_id": "str", "year": "int64", "month": "int64"})
+    clean = pd.DataFrame(
+        {
+            "customer": ["12347", "12347", "12347", "12347", "9"],
+            "product": ["85123A", "85123A", "85123A", "22423", "85123A"],
+            "date": pd.to_datetime(["2011-01-03", "2011-01-20", "2011-02-01", "2011-01-05", "2011-01-10"]),
+            "quantity": [2.0, 3.0, 1.0, 4.0, 6.0],
+            "value": [5.1, 7.65, 2.55, 50.0, 15.3],
+        }
+    )
+    expected = pd.DataFrame(
+        {
+            "shop_id": ["12347", "12347", "12347", "9"],
+            "product_id": ["22423", "85123A", "85123A", "85123A"],
+            "year": [2011, 2011, 2011, 2011],
+            "month": [1, 1, 2, 1],
+            "sales_qty": [4.0, 5.0, 1.0, 6.0],
+            "sales_value": [50.0, 12.75, 2.55, 15.3],
+        }
+    ).astype({"shop_id": "str", "product_id": "str", "year": "int64", "month": "int64"})
     pd.testing.assert_frame_equal(aggregate_monthly(clean), expected)
 
 
 def test_uci_csv_end_to_end_values(tmp_path):
-    path = _write(tmp_path / "uci.csv", UCI_HEADER + (
-        "536365,85123A,CAFÉ MUG,6,12/1/2010 8:26,2.55,17850.0,United Kingdom\n"
-        "536366,85123A,CAFÉ MUG,2,12/9/2010 9:00,2.55,17850.0,United Kingdom\n"
-        "536367,22423,CAKESTAND,1,2011-01-04 10:00:00,12.75,17850.0,United Kingdom\n"  # ISO date
-        "C536368,22423,CAKESTAND,-1,1/5/2011 10:00,12.75,17850.0,United Kingdom\n"
-        "536369,POST,POSTAGE,1,1/5/2011 10:00,18.00,12583,France\n"
-    ), encoding="latin-1")
+    path = _write(
+        tmp_path / "uci.csv",
+        UCI_HEADER
+        + (
+            "536365,85123A,CAFÉ MUG,6,12/1/2010 8:26,2.55,17850.0,United Kingdom\n"
+            "536366,85123A,CAFÉ MUG,2,12/9/2010 9:00,2.55,17850.0,United Kingdom\n"
+            "536367,22423,CAKESTAND,1,2011-01-04 10:00:00,12.75,17850.0,United Kingdom\n"  # ISO date
+            "C536368,22423,CAKESTAND,-1,1/5/2011 10:00,12.75,17850.0,United Kingdom\n"
+            "536369,POST,POSTAGE,1,1/5/2011 10:00,18.00,12583,France\n"
+        ),
+        encoding="latin-1",
+    )
     monthly, report = monthly_contract_from_invoices(path)
     assert report["cancelled"] == 1 and report["non_product_code"] == 1 and report["rows_out"] == 3
     assert monthly.to_dict("records") == [
         {"shop_id": "17850", "product_id": "22423", "year": 2011, "month": 1, "sales_qty": 1.0, "sales_value": 12.75},
-        {"shop_id": "17850", "product_id": "85123A", "year": 2010, "month": 12, "sales_qty": 8.0,
-         "sales_value": pytest.approx(20.4)},
+        {
+            "shop_id": "17850",
+            "product_id": "85123A",
+            "year": 2010,
+            "month": 12,
+            "sales_qty": 8.0,
+            "sales_value": pytest.approx(20.4),
+        },
     ]
 
 
@@ -181,17 +232,28 @@ def test_uci_csv_end_to_end_values(tmp_path):
 
 
 def test_plain_layout_uses_amount_and_single_product(tmp_path):
-    path = _write(tmp_path / "plain.csv", (
-        "customer_id,date,quantity,amount\n"
-        "1,2024-01-03,2,10.0\n"
-        "1,2024-01-15,1,5.5\n"
-        "2,2024-01-20,3,-4.0\n"   # refund: non-positive amount
-        "2,2024-02-01,1,7.25\n"
-        ",2024-02-02,1,1.0\n"     # no customer
-    ))
+    path = _write(
+        tmp_path / "plain.csv",
+        (
+            "customer_id,date,quantity,amount\n"
+            "1,2024-01-03,2,10.0\n"
+            "1,2024-01-15,1,5.5\n"
+            "2,2024-01-20,3,-4.0\n"  # refund: non-positive amount
+            "2,2024-02-01,1,7.25\n"
+            ",2024-02-02,1,1.0\n"  # no customer
+        ),
+    )
     monthly, report = monthly_contract_from_invoices(path, PLAIN_LAYOUT)
-    assert report == {"rows_in": 5, "cancelled": 0, "missing_customer": 1, "non_positive_quantity": 0,
-                      "non_positive_price": 1, "non_product_code": 0, "duplicate": 0, "rows_out": 3}
+    assert report == {
+        "rows_in": 5,
+        "cancelled": 0,
+        "missing_customer": 1,
+        "non_positive_quantity": 0,
+        "non_positive_price": 1,
+        "non_product_code": 0,
+        "duplicate": 0,
+        "rows_out": 3,
+    }
     assert monthly.to_dict("records") == [
         {"shop_id": "1", "product_id": "ALL", "year": 2024, "month": 1, "sales_qty": 3.0, "sales_value": 15.5},
         {"shop_id": "2", "product_id": "ALL", "year": 2024, "month": 2, "sales_qty": 1.0, "sales_value": 7.25},
@@ -199,7 +261,9 @@ def test_plain_layout_uses_amount_and_single_product(tmp_path):
 
 
 def test_plain_layout_with_mapping_overrides(tmp_path):
-    path = _write(tmp_path / "export.csv", "client,day,units,total,sku\nA7,2024-03-01,2,9.0,P1\nA7,2024-03-09,1,3.0,P1\n")
+    path = _write(
+        tmp_path / "export.csv", "client,day,units,total,sku\nA7,2024-03-01,2,9.0,P1\nA7,2024-03-09,1,3.0,P1\n"
+    )
     with pytest.raises(InvoiceSourceError, match="customer_id"):
         read_invoices(path, PLAIN_LAYOUT)
     overrides = {"customer": "client", "date": "day", "quantity": "units", "amount": "total", "product": "sku"}
@@ -213,21 +277,27 @@ def test_plain_layout_with_mapping_overrides(tmp_path):
 
 
 def test_missing_column_is_named_with_layout(tmp_path):
-    path = _write(tmp_path / "no_customer.csv",
-                  "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,Country\n"
-                  "536365,85123A,MUG,6,12/1/2010 8:26,2.55,United Kingdom\n")
+    path = _write(
+        tmp_path / "no_customer.csv",
+        "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,Country\n"
+        "536365,85123A,MUG,6,12/1/2010 8:26,2.55,United Kingdom\n",
+    )
     with pytest.raises(InvoiceSourceError, match=r"CustomerID \(customer\).*layout 'uci'") as info:
         read_invoices(path, UCI_LAYOUT)
     assert "UnitPrice" not in str(info.value).split("found:")[0]
 
 
 def test_unparseable_dates_are_counted_with_examples(tmp_path):
-    path = _write(tmp_path / "dates.csv", UCI_HEADER + (
-        "536365,85123A,MUG,6,12/1/2010 8:26,2.55,17850,UK\n"
-        "536366,85123A,MUG,6,not a date,2.55,17850,UK\n"
-        "536367,85123A,MUG,6,31/12/2010 8:26,2.55,17850,UK\n"  # day-first: month 31
-        "536368,85123A,MUG,6,12/2/2010 8:26,2.55,17850,UK\n"
-    ))
+    path = _write(
+        tmp_path / "dates.csv",
+        UCI_HEADER
+        + (
+            "536365,85123A,MUG,6,12/1/2010 8:26,2.55,17850,UK\n"
+            "536366,85123A,MUG,6,not a date,2.55,17850,UK\n"
+            "536367,85123A,MUG,6,31/12/2010 8:26,2.55,17850,UK\n"  # day-first: month 31
+            "536368,85123A,MUG,6,12/2/2010 8:26,2.55,17850,UK\n"
+        ),
+    )
     with pytest.raises(InvoiceSourceError, match="2 missing or unparseable date") as info:
         read_invoices(path, UCI_LAYOUT)
     assert "'not a date'" in str(info.value) and "'31/12/2010 8:26'" in str(info.value)

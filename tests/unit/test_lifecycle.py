@@ -13,6 +13,8 @@ from segmentation.registry import Registry
 from segmentation.sources import Source
 from segmentation.storage import Lake, month_ref
 
+pytestmark = pytest.mark.slow  # every test here trains models or runs the pipeline
+
 HIGH_DRIFT = (("FEATURE_PSI", "50"), ("MIX_PSI", "50"), ("NOISE_JUMP", "1"))
 
 
@@ -39,12 +41,15 @@ def sales(tmp_path_factory):
     """Ten months, 1500 shops; and the same shops where steady shops start declining in month 8."""
     folder = tmp_path_factory.mktemp("lifecycle")
     base = GeneratorSpec(n_shops=1500, first_month="2023-01", last_month="2023-10", seed=11)
-    drifted = GeneratorSpec(n_shops=1500, first_month="2023-01", last_month="2023-10", seed=11,
-                            drift_from="2023-07", drift_share=1.0)
+    drifted = GeneratorSpec(
+        n_shops=1500, first_month="2023-01", last_month="2023-10", seed=11, drift_from="2023-07", drift_share=1.0
+    )
     generate(base).to_parquet(folder / "base.parquet", index=False)
     generate(drifted).to_parquet(folder / "drifted.parquet", index=False)
-    return {"base": Source(kind="file", path=str(folder / "base.parquet")),
-            "drifted": Source(kind="file", path=str(folder / "drifted.parquet"))}
+    return {
+        "base": Source(kind="file", path=str(folder / "base.parquet")),
+        "drifted": Source(kind="file", path=str(folder / "drifted.parquet")),
+    }
 
 
 def _runs(settings):
@@ -119,7 +124,8 @@ def test_retrain_on_unchanged_data_keeps_segment_ids_and_names(lifecycle, sales)
     shared = set(first["segment_names"]) & set(second["segment_names"])
     assert shared and all(first["segment_names"][s] == second["segment_names"][s] for s in shared)
     assert min(int(s) for s in set(second["segment_names"]) - shared or {10**6}) >= registry.next_segment_id() - len(
-        set(second["segment_names"]) - shared)
+        set(second["segment_names"]) - shared
+    )
 
 
 def test_profiles_and_transitions(lifecycle, sales):
@@ -146,7 +152,16 @@ def test_monthly_report_has_every_section(lifecycle, sales):
     report = results[-1]["report"]
     assert report["plots"] == ["latent_projection.png", "loss_curve.png", "profiles.png", "segment_sizes.png"]
     page = open(report["path"]).read()
-    for section in ("Decision:", "Segments", "Gate metrics", "Candidates on the same month", "autoencoder + HDBSCAN",
-                    "HDBSCAN on scaled features", "Gaussian mixture", "bootstrap stability", "(this model)"):
+    for section in (
+        "Decision:",
+        "Segments",
+        "Gate metrics",
+        "Candidates on the same month",
+        "autoencoder + HDBSCAN",
+        "HDBSCAN on scaled features",
+        "Gaussian mixture",
+        "bootstrap stability",
+        "(this model)",
+    ):
         assert section in page, section
     assert page.count("data:image/png;base64,") == 4

@@ -19,13 +19,25 @@ from segmentation.lookup_api import URL_PREFIX, create_app
 from segmentation.publish import SEGMENT_COLUMNS, warehouse_for
 from segmentation.warehouse import DuckDBReader, writer_lock
 
+pytestmark = pytest.mark.slow  # every test here trains models or runs the pipeline
+
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN_FILE = REPO / "plugins" / "segmentation_lookup_plugin.py"
 # (shop, segment id, name, strength, eligible) per month; 901 is a lifecycle segment, -1 noise
-JANUARY = [("S1", 1, "Loyal", 0.9, True), ("S2", 2, "At risk", 0.5, True), ("S3", 1, "Loyal", 1.0, True),
-           ("S5", 1, "Loyal", 0.8, True), ("S6", 2, "At risk", 0.7, True)]
-FEBRUARY = [("S3", 2, "At risk", 0.25, True), ("S1", 1, "Loyal", 0.875, True), ("S4", 901, "New customers", 1.0, False),
-            ("S2", -1, "Noise", 0.0, True), ("S5", 1, "Loyal", 0.6, True)]
+JANUARY = [
+    ("S1", 1, "Loyal", 0.9, True),
+    ("S2", 2, "At risk", 0.5, True),
+    ("S3", 1, "Loyal", 1.0, True),
+    ("S5", 1, "Loyal", 0.8, True),
+    ("S6", 2, "At risk", 0.7, True),
+]
+FEBRUARY = [
+    ("S3", 2, "At risk", 0.25, True),
+    ("S1", 1, "Loyal", 0.875, True),
+    ("S4", 901, "New customers", 1.0, False),
+    ("S2", -1, "Noise", 0.0, True),
+    ("S5", 1, "Loyal", 0.6, True),
+]
 
 
 def _segments(month: str, rows: list[tuple], version: str) -> pd.DataFrame:
@@ -36,21 +48,45 @@ def _segments(month: str, rows: list[tuple], version: str) -> pd.DataFrame:
 def _profiles(month: str, segments: pd.DataFrame) -> pd.DataFrame:
     """Sizes as publish builds them; one median given, the others left NULL (as for customer data)."""
     grouped = segments.groupby("segment_id")
-    profiles = pd.DataFrame({"shops": grouped.size(), "mean_strength": grouped["membership_strength"].mean(),
-                             "name": grouped["segment_name"].first()}).reset_index()
-    return profiles.assign(month=month, share=profiles["shops"] / profiles["shops"].sum(),
-                           median_active_share=0.5 + profiles["segment_id"] / 10_000)
+    profiles = pd.DataFrame(
+        {
+            "shops": grouped.size(),
+            "mean_strength": grouped["membership_strength"].mean(),
+            "name": grouped["segment_name"].first(),
+        }
+    ).reset_index()
+    return profiles.assign(
+        month=month,
+        share=profiles["shops"] / profiles["shops"].sum(),
+        median_active_share=0.5 + profiles["segment_id"] / 10_000,
+    )
 
 
 def _run(month: str, decision: str, version: str | None, shops: int, segments: int) -> pd.DataFrame:
-    return pd.DataFrame([{"month": month, "run_id": "r", "decision": decision, "reason": "test", "model_version": version,
-                          "shops": shops, "segments": segments, "noise_share": None if decision == "skip" else 0.0,
-                          "metrics": "{}", "scores_sha": month, "published_at": pd.Timestamp("2024-03-01")}])
+    return pd.DataFrame(
+        [
+            {
+                "month": month,
+                "run_id": "r",
+                "decision": decision,
+                "reason": "test",
+                "model_version": version,
+                "shops": shops,
+                "segments": segments,
+                "noise_share": None if decision == "skip" else 0.0,
+                "metrics": "{}",
+                "scores_sha": month,
+                "published_at": pd.Timestamp("2024-03-01"),
+            }
+        ]
+    )
 
 
 def _publish(warehouse, month: str, rows: list[tuple], version: str) -> None:
     segments = _segments(month, rows, version)
-    run = _run(month, "reuse", version, len(rows), int(segments.loc[segments["segment_id"] >= 0, "segment_id"].nunique()))
+    run = _run(
+        month, "reuse", version, len(rows), int(segments.loc[segments["segment_id"] >= 0, "segment_id"].nunique())
+    )
     warehouse.replace_month(month, segments, run, _profiles(month, segments))
 
 
@@ -73,8 +109,10 @@ def tokens(airflow_db) -> dict[str, str]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", secrets.token_hex(32))  # a key of the recommended length
         manager = create_auth_manager()
-        yield {"viewer": manager.generate_jwt(SimpleAuthManagerUser(username="analyst", role="viewer")),
-               "no_role": manager.generate_jwt(SimpleAuthManagerUser(username="nobody", role=None))}
+        yield {
+            "viewer": manager.generate_jwt(SimpleAuthManagerUser(username="analyst", role="viewer")),
+            "no_role": manager.generate_jwt(SimpleAuthManagerUser(username="nobody", role=None)),
+        }
 
 
 @pytest.fixture
@@ -94,11 +132,30 @@ def api(reader, tokens) -> TestClient:
 
 def test_history_has_every_month_with_segment_strength_lifecycle_flag_and_model_version(api):
     body = api.get("/shops/S3/history").json()
-    assert body == {"shop_id": "S3", "total_entries": 2, "history": [
-        {"month": "2024-01", "segment_id": 1, "segment_name": "Loyal", "membership_strength": 1.0, "lifecycle": False,
-         "eligible": True, "model_version": "0001"},
-        {"month": "2024-02", "segment_id": 2, "segment_name": "At risk", "membership_strength": 0.25,
-         "lifecycle": False, "eligible": True, "model_version": "0002"}]}
+    assert body == {
+        "shop_id": "S3",
+        "total_entries": 2,
+        "history": [
+            {
+                "month": "2024-01",
+                "segment_id": 1,
+                "segment_name": "Loyal",
+                "membership_strength": 1.0,
+                "lifecycle": False,
+                "eligible": True,
+                "model_version": "0001",
+            },
+            {
+                "month": "2024-02",
+                "segment_id": 2,
+                "segment_name": "At risk",
+                "membership_strength": 0.25,
+                "lifecycle": False,
+                "eligible": True,
+                "model_version": "0002",
+            },
+        ],
+    }
     new = api.get("/shops/S4/history").json()["history"]
     assert [(h["segment_id"], h["lifecycle"], h["eligible"]) for h in new] == [(901, True, False)]
 
@@ -116,8 +173,16 @@ def test_unknown_shop_is_404_naming_it(api):
     assert response.json()["detail"] == "shop 'NOPE' has no segments in the warehouse"
 
 
-@pytest.mark.parametrize("path", ["/shops/S1/history", "/months", "/months/2024-02/segments",
-                                  "/months/2024-02/segments/1/shops", "/months/2024-02/transitions"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/shops/S1/history",
+        "/months",
+        "/months/2024-02/segments",
+        "/months/2024-02/segments/1/shops",
+        "/months/2024-02/transitions",
+    ],
+)
 def test_no_token_is_401_a_bad_token_403_and_no_permission_403(api, tokens, path):
     anonymous = api.get(path, headers={"Authorization": ""})
     assert anonymous.status_code == 401 and anonymous.json()["detail"] == "Not authenticated"
@@ -127,9 +192,16 @@ def test_no_token_is_401_a_bad_token_403_and_no_permission_403(api, tokens, path
     assert api.get(path).status_code == 200
 
 
-@pytest.mark.parametrize("path", ["/months/2024-13/segments", "/months/202402/segments", "/months/2024-2/transitions",
-                                  "/months/2024-02/transitions?from_month=January",
-                                  "/months/24-02/segments/1/shops"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/months/2024-13/segments",
+        "/months/202402/segments",
+        "/months/2024-2/transitions",
+        "/months/2024-02/transitions?from_month=January",
+        "/months/24-02/segments/1/shops",
+    ],
+)
 def test_a_month_not_in_yyyy_mm_is_422(api, path):
     response = api.get(path)
     assert response.status_code == 422
@@ -140,7 +212,10 @@ def test_months_lists_every_published_month(api):
     body = api.get("/months").json()
     assert body["total_entries"] == 3
     assert [(m["month"], m["decision"], m["model_version"], m["shops"]) for m in body["months"]] == [
-        ("2023-12", "skip", None, 0), ("2024-01", "reuse", "0001", 5), ("2024-02", "reuse", "0002", 5)]
+        ("2023-12", "skip", None, 0),
+        ("2024-01", "reuse", "0001", 5),
+        ("2024-02", "reuse", "0002", 5),
+    ]
 
 
 def test_month_segments_have_sizes_and_profiles(api):
@@ -149,7 +224,11 @@ def test_month_segments_have_sizes_and_profiles(api):
     segments = {s["segment_id"]: s for s in body["segments"]}
     assert list(segments) == [-1, 1, 2, 901]
     assert [(s["name"], s["shops"], s["share"], s["lifecycle"]) for s in segments.values()] == [
-        ("Noise", 1, 0.2, False), ("Loyal", 2, 0.4, False), ("At risk", 1, 0.2, False), ("New customers", 1, 0.2, True)]
+        ("Noise", 1, 0.2, False),
+        ("Loyal", 2, 0.4, False),
+        ("At risk", 1, 0.2, False),
+        ("New customers", 1, 0.2, True),
+    ]
     assert segments[1]["mean_strength"] == pytest.approx(0.7375)
     assert segments[1]["medians"]["active_share"] == pytest.approx(0.5001)
     assert segments[1]["medians"]["log_mean_qty"] is None  # not computed: null, not NaN
@@ -168,7 +247,10 @@ def test_transitions_from_the_month_before_count_every_shop_largest_first(api):
     moves = [(t["from_segment_id"], t["to_segment_id"], t["shops"]) for t in body["transitions"]]
     # S1 and S5 stay; S3 Loyal -> At risk; S2 -> noise; S6 left; S4 arrived in a lifecycle segment
     assert moves == [(1, 1, 2), (1, 2, 1), (2, -1, 1), (2, None, 1), (None, 901, 1)]
-    assert body["transitions"][1]["from_segment_name"] == "Loyal" and body["transitions"][1]["to_segment_name"] == "At risk"
+    assert (
+        body["transitions"][1]["from_segment_name"] == "Loyal"
+        and body["transitions"][1]["to_segment_name"] == "At risk"
+    )
     page = api.get("/months/2024-02/transitions", params={"limit": 2, "offset": 2}).json()
     assert [(t["from_segment_id"], t["to_segment_id"]) for t in page["transitions"]] == [(2, -1), (2, None)]
 
@@ -280,8 +362,13 @@ def test_docs_and_openapi_under_the_mount_point_without_a_token(settings, tokens
     docs = client.get(f"{URL_PREFIX}/docs")
     assert docs.status_code == 200 and f"{URL_PREFIX}/openapi.json" in docs.text
     spec = client.get(f"{URL_PREFIX}/openapi.json").json()
-    assert {"/shops/{shop_id}/history", "/months", "/months/{month}/segments", "/months/{month}/transitions",
-            "/months/{month}/segments/{segment_id}/shops"} <= set(spec["paths"])
+    assert {
+        "/shops/{shop_id}/history",
+        "/months",
+        "/months/{month}/segments",
+        "/months/{month}/transitions",
+        "/months/{month}/segments/{segment_id}/shops",
+    } <= set(spec["paths"])
     assert "OAuth2PasswordBearer" in spec["components"]["securitySchemes"]  # Airflow's scheme: the Authorize button
     assert client.get(f"{URL_PREFIX}/months").status_code == 401
 
@@ -317,8 +404,10 @@ def test_queries_from_many_threads_share_the_attachment_while_it_comes_and_goes(
             months = list(pool.map(lambda shop: tuple(reader.query(HISTORY_SQL, [shop])["month"]), shops))
     finally:
         reader.close()
-    expected = {shop: tuple(sorted({"2024-01", "2024-02"} if shop in {r[0] for r in FEBRUARY} else {"2024-01"}))
-                for shop in shops}
+    expected = {
+        shop: tuple(sorted({"2024-01", "2024-02"} if shop in {r[0] for r in FEBRUARY} else {"2024-01"}))
+        for shop in shops
+    }
     assert months == [expected[shop] for shop in shops]
 
 

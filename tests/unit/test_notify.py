@@ -14,11 +14,19 @@ from segmentation.notify import failure_message, failure_summary, notify_failure
 
 
 def _context(**params):
-    ti = SimpleNamespace(dag_id="segmentation_monthly", task_id="validate", run_id="scheduled__2024-03-01",
-                         log_url="http://localhost:8080/log")
-    return {"task_instance": ti, "params": params, "run_id": ti.run_id,
-            "data_interval_start": pendulum.datetime(2024, 3, 1),
-            "exception": ValueError("month 2024-03 failed 2 expectation(s)\nreport at ...")}
+    ti = SimpleNamespace(
+        dag_id="segmentation_monthly",
+        task_id="validate",
+        run_id="scheduled__2024-03-01",
+        log_url="http://localhost:8080/log",
+    )
+    return {
+        "task_instance": ti,
+        "params": params,
+        "run_id": ti.run_id,
+        "data_interval_start": pendulum.datetime(2024, 3, 1),
+        "exception": ValueError("month 2024-03 failed 2 expectation(s)\nreport at ..."),
+    }
 
 
 def test_message_names_month_stage_and_reason():
@@ -76,10 +84,25 @@ def smtp_sink():
 
 def test_email_target_sends_through_the_smtp_connection(monkeypatch, smtp_sink):
     host, port = smtp_sink.server_address
-    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps({
-        "conn_type": "smtp", "host": host, "port": port, "login": "", "password": "",
-        "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "airflow@localhost", "timeout": 5,
-                  "retry_limit": 1}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SMTP_DEFAULT",
+        json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": host,
+                "port": port,
+                "login": "",
+                "password": "",
+                "extra": {
+                    "disable_tls": True,
+                    "disable_ssl": True,
+                    "from_email": "airflow@localhost",
+                    "timeout": 5,
+                    "retry_limit": 1,
+                },
+            }
+        ),
+    )
     monkeypatch.setenv("SEGMENTATION_NOTIFY", "log,email:data-team@example.org")
     notify_failure(_context())
     mail = "".join(smtp_sink.messages)
@@ -89,20 +112,38 @@ def test_email_target_sends_through_the_smtp_connection(monkeypatch, smtp_sink):
 
 def test_targets_come_from_the_settings_variable(monkeypatch, smtp_sink):
     host, port = smtp_sink.server_address
-    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps({
-        "conn_type": "smtp", "host": host, "port": port,
-        "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "airflow@localhost", "timeout": 5}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SMTP_DEFAULT",
+        json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": host,
+                "port": port,
+                "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "airflow@localhost", "timeout": 5},
+            }
+        ),
+    )
     monkeypatch.delenv("SEGMENTATION_NOTIFY", raising=False)
-    monkeypatch.setenv("AIRFLOW_VAR_SEGMENTATION_SETTINGS", json.dumps({"SEGMENTATION_NOTIFY": "email:ops@example.org"}))
+    monkeypatch.setenv(
+        "AIRFLOW_VAR_SEGMENTATION_SETTINGS", json.dumps({"SEGMENTATION_NOTIFY": "email:ops@example.org"})
+    )
     notify_failure(_context())
     assert "ops@example.org" in "".join(smtp_sink.messages)
 
 
 def test_a_broken_target_does_not_raise(monkeypatch, caplog):
     monkeypatch.setenv("SEGMENTATION_NOTIFY", "email:x@example.org")
-    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": 1,
-                                                                  "extra": {"disable_tls": True, "disable_ssl": True,
-                                                                            "timeout": 1, "retry_limit": 0}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SMTP_DEFAULT",
+        json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": "127.0.0.1",
+                "port": 1,
+                "extra": {"disable_tls": True, "disable_ssl": True, "timeout": 1, "retry_limit": 0},
+            }
+        ),
+    )
     notify_failure(_context())
     assert "could not notify email" in caplog.text
 
@@ -111,4 +152,6 @@ def test_bad_targets_leave_the_log(monkeypatch, caplog):
     monkeypatch.setenv("SEGMENTATION_NOTIFY", "email:x@example.org,pager:1")
     notify_failure(_context())
     assert "FAILURE segmentation_monthly failed for month 2024-03" in caplog.text
-    assert "notifying the task log only" in caplog.text and "SEGMENTATION_NOTIFY: unknown target 'pager:1'" in caplog.text
+    assert (
+        "notifying the task log only" in caplog.text and "SEGMENTATION_NOTIFY: unknown target 'pager:1'" in caplog.text
+    )

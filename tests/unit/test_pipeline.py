@@ -11,6 +11,8 @@ from segmentation.registry import Registry, RegistryError
 from segmentation.sources import Source
 from segmentation.storage import Lake
 
+pytestmark = pytest.mark.slow  # every test here trains models or runs the pipeline
+
 
 @pytest.fixture
 def fast(home, monkeypatch, loose_gates):
@@ -32,7 +34,9 @@ def test_months_warm_up_then_train_then_reuse(fast, small_sales_file):
     runs = _table(fast, "SELECT month, decision, model_version, shops FROM model_runs ORDER BY month")
     assert runs["decision"].tolist() == ["skip", "skip", "train", "reuse", "reuse"]
     assert runs["model_version"].tolist()[2:] == ["0001"] * 3
-    per_month = _table(fast, "SELECT month, COUNT(*) n, COUNT(DISTINCT shop_id) s FROM segments GROUP BY month ORDER BY month")
+    per_month = _table(
+        fast, "SELECT month, COUNT(*) n, COUNT(DISTINCT shop_id) s FROM segments GROUP BY month ORDER BY month"
+    )
     assert per_month["month"].tolist() == ["2023-03", "2023-04", "2023-05"]
     assert (per_month["n"] == per_month["s"]).all() and (per_month["n"] > 500).all()
     segments = _table(fast, "SELECT segment_id, membership_strength FROM segments")
@@ -41,8 +45,13 @@ def test_months_warm_up_then_train_then_reuse(fast, small_sales_file):
     assert metrics["model"]["segments"] >= 2
     # every candidate but the selected one is recorded as a baseline, with the score the selection used
     chosen = Registry(Lake(fast.lake_root)).metadata("0001")["candidate"]
-    assert set(metrics["baselines"]) | {chosen} == {"autoencoder_hdbscan", "autoencoder_kmeans", "hdbscan", "kmeans",
-                                                    "gmm"}
+    assert set(metrics["baselines"]) | {chosen} == {
+        "autoencoder_hdbscan",
+        "autoencoder_kmeans",
+        "hdbscan",
+        "kmeans",
+        "gmm",
+    }
     assert all("score" in b and "stability" in b for b in metrics["baselines"].values())
     assert 0 <= metrics["model"]["stability"] <= 1
     features = Registry(Lake(fast.lake_root)).metadata("0001")["features"]

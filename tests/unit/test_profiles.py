@@ -15,11 +15,27 @@ from segmentation.profiles import (
     segment_name,
 )
 
-SHOP = {"log_level": 3.0, "active_share": 0.95, "active_trend_t": 0.0, "active_noise": -1.9,
-        "season_amp_cos": 0.0, "season_amp_sin": 0.0, "log_mean_value": 5.0}
+SHOP = {
+    "log_level": 3.0,
+    "active_share": 0.95,
+    "active_trend_t": 0.0,
+    "active_noise": -1.9,
+    "season_amp_cos": 0.0,
+    "season_amp_sin": 0.0,
+    "log_mean_value": 5.0,
+}
 SHOPS_OVERALL = {**SHOP}
-CUSTOMER = {"recency_days": 40.0, "orders": 5.0, "order_days": 5.0, "orders_90d": 1.0, "spend": 1000.0,
-            "aov": 200.0, "gap_days": 60.0, "tenure_days": 400.0, "products": 30.0}
+CUSTOMER = {
+    "recency_days": 40.0,
+    "orders": 5.0,
+    "order_days": 5.0,
+    "orders_90d": 1.0,
+    "spend": 1000.0,
+    "aov": 200.0,
+    "gap_days": 60.0,
+    "tenure_days": 400.0,
+    "products": 30.0,
+}
 CUSTOMERS_OVERALL = {**CUSTOMER}
 
 
@@ -110,8 +126,10 @@ def test_large_and_small_steady_shops_get_their_own_bases():
 
 def test_two_winter_peaks_are_qualified_by_what_differs_most():
     winter = {**SHOP, "season_amp_cos": 0.4}
-    profiles = {3: {**winter, "log_level": 4.0, "active_share": 0.9},
-                4: {**winter, "log_level": 2.5, "active_share": 0.95}}
+    profiles = {
+        3: {**winter, "log_level": 4.0, "active_share": 0.9},
+        4: {**winter, "log_level": 2.5, "active_share": 0.95},
+    }
     assert name_segments(profiles, {}, SHOPS_OVERALL) == {3: "Winter peak, large", 4: "Winter peak, small"}
 
 
@@ -122,8 +140,11 @@ def test_two_loyal_customer_segments_are_told_apart_by_spend():
 
 
 def test_three_segments_with_one_base_get_distinct_names_without_digits():
-    profiles = {0: {**SHOP, "log_level": 3.5}, 1: {**SHOP, "log_level": 2.5},
-                2: {**SHOP, "log_level": 3.4, "active_share": 0.7}}
+    profiles = {
+        0: {**SHOP, "log_level": 3.5},
+        1: {**SHOP, "log_level": 2.5},
+        2: {**SHOP, "log_level": 3.4, "active_share": 0.7},
+    }
     names = name_segments(profiles, {}, SHOPS_OVERALL)
     assert len(set(names.values())) == 3 and not _has_digit(names)
     assert all(base_name(name) == "Steady" for name in names.values())
@@ -156,7 +177,8 @@ def test_a_newcomer_colliding_with_a_kept_qualified_name_gets_another_qualifier(
 def test_check_names_flags_a_steady_name_on_a_winter_peak_profile():
     winter = {**SHOP, "season_amp_cos": 0.4}
     assert check_names({0: winter, 1: SHOP}, {0: "Steady", 1: "Steady, large"}, SHOPS_OVERALL) == {
-        0: "name 'Steady' no longer fits: profile derives 'Winter peak'"}
+        0: "name 'Steady' no longer fits: profile derives 'Winter peak'"
+    }
     assert check_names({0: winter}, {0: "Winter peak, small"}, SHOPS_OVERALL) == {}
 
 
@@ -167,8 +189,9 @@ def test_check_names_on_customers():
 
 
 def test_profiles_cover_every_shop_once():
-    scores = pd.DataFrame({"shop_id": list("abcde"), "segment_id": [0, 0, 1, -1, 1],
-                           "membership_strength": [1.0, 0.5, 0.8, 0.0, 0.6]})
+    scores = pd.DataFrame(
+        {"shop_id": list("abcde"), "segment_id": [0, 0, 1, -1, 1], "membership_strength": [1.0, 0.5, 0.8, 0.0, 0.6]}
+    )
     from segmentation.profiles import PROFILE_FEATURES
 
     features = pd.DataFrame({"shop_id": list("abcde"), **{f: [1.0, 2.0, 3.0, 4.0, 5.0] for f in PROFILE_FEATURES}})

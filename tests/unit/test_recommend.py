@@ -27,17 +27,32 @@ def _raw(rows: list[tuple[str, str, str]]) -> dict[str, pd.DataFrame]:
     out = {}
     for month, part in frame.groupby("month_key"):
         year, cal = parse_month(month)
-        out[month] = pd.DataFrame({"shop_id": part["shop_id"], "product_id": part["product_id"], "year": year,
-                                   "month": cal, "sales_qty": 1.0, "sales_value": 2.0}).sort_values(
-                                       ["shop_id", "product_id"], ignore_index=True)
+        out[month] = pd.DataFrame(
+            {
+                "shop_id": part["shop_id"],
+                "product_id": part["product_id"],
+                "year": year,
+                "month": cal,
+                "sales_qty": 1.0,
+                "sales_value": 2.0,
+            }
+        ).sort_values(["shop_id", "product_id"], ignore_index=True)
     return out
 
 
 def _scores(segment_of: dict[str, int]) -> pd.DataFrame:
     shops = sorted(segment_of)
-    return pd.DataFrame({"month": MONTH, "shop_id": shops, "segment_id": [segment_of[s] for s in shops],
-                         "segment_name": [SEGMENTS.get(segment_of[s], "Noise") for s in shops],
-                         "membership_strength": 1.0, "eligible": True, "model_version": "0001"})
+    return pd.DataFrame(
+        {
+            "month": MONTH,
+            "shop_id": shops,
+            "segment_id": [segment_of[s] for s in shops],
+            "segment_name": [SEGMENTS.get(segment_of[s], "Noise") for s in shops],
+            "membership_strength": 1.0,
+            "eligible": True,
+            "model_version": "0001",
+        }
+    )
 
 
 def random_shops(seed: int = 5, shops: int = 60, products: int = 25) -> tuple[dict, pd.DataFrame]:
@@ -146,8 +161,13 @@ def test_segment_popularity_follows_the_segment_and_falls_back_to_all_shops(tmp_
 
 def test_ties_go_to_the_product_more_shops_bought_then_to_the_lower_id(tmp_path):
     # as of April (half-life one month), two March purchases of Y weigh what one April purchase of X, A or B does
-    rows = [("2024-03", "S1", "Y"), ("2024-03", "S2", "Y"), ("2024-04", "S3", "X"), ("2024-04", "S4", "B"),
-            ("2024-04", "S5", "A")]
+    rows = [
+        ("2024-03", "S1", "Y"),
+        ("2024-03", "S2", "Y"),
+        ("2024-04", "S3", "X"),
+        ("2024-04", "S4", "B"),
+        ("2024-04", "S5", "A"),
+    ]
     segment_of = {f"S{i}": 1 for i in range(1, 7)}
     out = made(tmp_path, _raw(rows), _scores(segment_of), Recipe(method="popular", top_n=4))
     mine = out[out["shop_id"] == "S6"]
@@ -164,14 +184,18 @@ def test_recent_purchases_count_more(tmp_path):
 
 # --- the stage: lake in, warehouse out ------------------------------------------------------------------------------
 
+
 def publish_inputs(settings, raw: dict[str, pd.DataFrame], scores: pd.DataFrame | None, decision: str = "reuse"):
     """Raw partitions, the month's scores and its decision, published in the lake as the pipeline does."""
     lake = Lake(settings.lake_root)
     for month, frame in raw.items():
         lake.write_table(month_ref("raw", month), pa.Table.from_pandas(frame, preserve_index=False), {"month": month})
     if scores is not None:
-        lake.write_table(month_ref("scores", MONTH), pa.Table.from_pandas(scores, preserve_index=False),
-                         {"model_version": "0001", "content_sha": "x", "scored_at": "2024-05-01T00:00:00Z"})
+        lake.write_table(
+            month_ref("scores", MONTH),
+            pa.Table.from_pandas(scores, preserve_index=False),
+            {"model_version": "0001", "content_sha": "x", "scored_at": "2024-05-01T00:00:00Z"},
+        )
     lake.publish_files(month_ref("decisions", MONTH), {}, {"month": MONTH, "decision": decision, "reason": "test"})
 
 
@@ -208,10 +232,13 @@ def test_a_changed_month_is_replaced_not_duplicated_and_other_months_stay(settin
     run = table(settings, "SELECT * FROM recommendation_runs").assign(month="2024-03")
     warehouse_for(settings).replace_recommendations("2024-03", other_path, run)
     assert recommend(settings, MONTH, recipe=Recipe(top_n=3))["written"]
-    counts = table(settings, "SELECT month, COUNT(*) AS n, MAX(rank) AS top FROM recommendations GROUP BY month "
-                             "ORDER BY month")
-    assert counts.to_dict("records") == [{"month": "2024-03", "n": len(other), "top": 10},
-                                         {"month": MONTH, "n": 3 * len(scores), "top": 3}]
+    counts = table(
+        settings, "SELECT month, COUNT(*) AS n, MAX(rank) AS top FROM recommendations GROUP BY month ORDER BY month"
+    )
+    assert counts.to_dict("records") == [
+        {"month": "2024-03", "n": len(other), "top": 10},
+        {"month": MONTH, "n": 3 * len(scores), "top": 3},
+    ]
     runs = table(settings, "SELECT month, top_n FROM recommendation_runs ORDER BY month")
     assert runs.to_dict("records") == [{"month": "2024-03", "top_n": 10}, {"month": MONTH, "top_n": 3}]
 

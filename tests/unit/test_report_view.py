@@ -15,8 +15,14 @@ from segmentation.business import GONE, NEW, customer_profile, movements, shop_p
 
 
 def _scores(pairs: dict[str, int]) -> pd.DataFrame:
-    return pd.DataFrame({"shop_id": list(pairs), "segment_id": list(pairs.values()),
-                         "segment_name": [f"seg {s}" for s in pairs.values()], "model_version": "0001"})
+    return pd.DataFrame(
+        {
+            "shop_id": list(pairs),
+            "segment_id": list(pairs.values()),
+            "segment_name": [f"seg {s}" for s in pairs.values()],
+            "model_version": "0001",
+        }
+    )
 
 
 def test_movements_count_who_moved_where():
@@ -31,11 +37,13 @@ def test_movements_count_who_moved_where():
 
 
 def test_top_products_share_and_lift():
-    sales = pd.DataFrame({
-        "shop_id": ["a", "a", "a", "b", "c", "c"],
-        "product_id": ["p1", "p2", "p3", "p1", "p2", "p9"],
-        "measure": [60.0, 30.0, 10.0, 50.0, 40.0, 60.0],
-    })
+    sales = pd.DataFrame(
+        {
+            "shop_id": ["a", "a", "a", "b", "c", "c"],
+            "product_id": ["p1", "p2", "p3", "p1", "p2", "p9"],
+            "measure": [60.0, 30.0, 10.0, 50.0, 40.0, 60.0],
+        }
+    )
     segment_of = pd.Series({"a": 1, "b": 1, "c": 2})
     top = top_products(sales, segment_of, n=2)
     # segment 1: 150 in all, p1 110 (73.3%), p2 30 (20%); p1 is 110 of 250 overall (44%): lift 1.67
@@ -46,26 +54,52 @@ def test_top_products_share_and_lift():
 
 
 def test_profiles_in_real_units():
-    shops = pd.DataFrame({
-        "log_level": np.log1p([20.0, 20.0, 30.0]), "log_mean_value": np.log1p([100.0, 100.0, 300.0]),
-        "active_share": [1.0, 0.9, 0.8], "active_slope": [math.log(1.5) / 12] * 3,
-        # a harmonic peaking in January (phase 0) with log amplitude 0.4: +49%
-        "season_amp_cos": [0.4] * 3, "season_amp_sin": [0.0] * 3, "recency_months": [0, 0, 2],
-    })
+    shops = pd.DataFrame(
+        {
+            "log_level": np.log1p([20.0, 20.0, 30.0]),
+            "log_mean_value": np.log1p([100.0, 100.0, 300.0]),
+            "active_share": [1.0, 0.9, 0.8],
+            "active_slope": [math.log(1.5) / 12] * 3,
+            # a harmonic peaking in January (phase 0) with log amplitude 0.4: +49%
+            "season_amp_cos": [0.4] * 3,
+            "season_amp_sin": [0.0] * 3,
+            "recency_months": [0, 0, 2],
+        }
+    )
     assert dict(shop_profile(shops, has_values=True)) == {
-        "units a month when selling": "20", "sales value a month": "100", "months with sales": "90%",
-        "trend": "+50% a year", "season": "peaks in January (+49%)", "last sale": "this month"}
+        "units a month when selling": "20",
+        "sales value a month": "100",
+        "months with sales": "90%",
+        "trend": "+50% a year",
+        "season": "peaks in January (+49%)",
+        "last sale": "this month",
+    }
     flat = shops.assign(season_amp_cos=0.0, active_slope=-math.log(2) / 12, recency_months=3)
     profile = dict(shop_profile(flat, has_values=False))
-    assert (profile["season"], profile["trend"], profile["last sale"]) == ("no clear season", "−50% a year",
-                                                                           "3 months ago")
+    assert (profile["season"], profile["trend"], profile["last sale"]) == (
+        "no clear season",
+        "−50% a year",
+        "3 months ago",
+    )
     assert "sales value a month" not in profile
-    customers = pd.DataFrame({"orders": [4, 6, 8], "spend": [1200.0, 25_000.0, 3000.0], "aov": [300.0, 400.0, 500.0],
-                              "recency_days": [10.4, 20.0, 30.0], "gap_days": [30.0, np.nan, 50.0],
-                              "products": [12, 14, 16]})
+    customers = pd.DataFrame(
+        {
+            "orders": [4, 6, 8],
+            "spend": [1200.0, 25_000.0, 3000.0],
+            "aov": [300.0, 400.0, 500.0],
+            "recency_days": [10.4, 20.0, 30.0],
+            "gap_days": [30.0, np.nan, 50.0],
+            "products": [12, 14, 16],
+        }
+    )
     assert dict(customer_profile(customers)) == {
-        "orders": "6", "spend": "3,000", "average order": "400", "days since last order": "20",
-        "days between orders": "40", "products bought": "14"}
+        "orders": "6",
+        "spend": "3,000",
+        "average order": "400",
+        "days since last order": "20",
+        "days between orders": "40",
+        "products bought": "14",
+    }
     assert dict(customer_profile(customers.assign(gap_days=np.nan)))["days between orders"] == "one order"
 
 
@@ -79,9 +113,13 @@ def reported(tmp_path_factory, small_sales_file):
 
     home = tmp_path_factory.mktemp("report-view") / "home"
     with pytest.MonkeyPatch.context() as mp:
-        for name, value in {"SEGMENTATION_HOME": str(home), "SEGMENTATION_MIN_HISTORY_MONTHS": "4",
-                            "SEGMENTATION_EPOCHS": "5", "SEGMENTATION_GATE_MAX_LARGEST_SHARE": "0.9",
-                            "SEGMENTATION_GATE_MIN_STABILITY": "0.5"}.items():
+        for name, value in {
+            "SEGMENTATION_HOME": str(home),
+            "SEGMENTATION_MIN_HISTORY_MONTHS": "4",
+            "SEGMENTATION_EPOCHS": "5",
+            "SEGMENTATION_GATE_MAX_LARGEST_SHARE": "0.9",
+            "SEGMENTATION_GATE_MIN_STABILITY": "0.5",
+        }.items():
             mp.setenv(name, value)
         for name in ("SEGMENTATION_LAKE_ROOT", "SEGMENTATION_WAREHOUSE_PATH", "SEGMENTATION_MLFLOW_TRACKING_URI"):
             mp.delenv(name, raising=False)
@@ -90,6 +128,7 @@ def reported(tmp_path_factory, small_sales_file):
     return results[-1]
 
 
+@pytest.mark.slow
 def test_the_report_reads_first_as_segment_cards_in_a_browser(reported, tmp_path):
     from segmentation.storage import Lake, month_ref
 
@@ -118,8 +157,15 @@ def test_the_report_reads_first_as_segment_cards_in_a_browser(reported, tmp_path
     assert len(cards) >= 3 and all(c["visible"] for c in cards), cards
     names = scores.groupby("segment_id")["segment_name"].first()
     assert all(c["name"] == names[int(c["id"])] for c in cards)
-    assert all(("of shops" in c["text"] and "of revenue" in c["text"] and "units a month when selling" in c["text"]
-                and "Top products" in c["text"]) for c in cards)
+    assert all(
+        (
+            "of shops" in c["text"]
+            and "of revenue" in c["text"]
+            and "units a month when selling" in c["text"]
+            and "Top products" in c["text"]
+        )
+        for c in cards
+    )
     assert layout["firstHeading"] == "Segments this month"
     assert layout["cards"] < layout["movements"] < layout["engineering"]
     assert layout["sankeyWidth"] > 600 and layout["bands"] >= len(cards)

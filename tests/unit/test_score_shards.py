@@ -68,6 +68,7 @@ def parts_left(lake: Lake) -> list[str]:
     return lake.list_dir(f"{PARTS_ZONE}/month={MONTH}")
 
 
+@pytest.mark.slow
 def test_any_shard_count_publishes_identical_scores(trained, lake):
     features = lake.read_table(as_of_ref("features", MONTH)).to_pandas()
     results = {}
@@ -92,8 +93,9 @@ def test_any_shard_count_publishes_identical_scores(trained, lake):
     segment, strength = segments_of(bundle, features[modelled])
     np.testing.assert_array_equal(one_table["segment_id"].to_numpy()[modelled], segment)
     np.testing.assert_array_equal(one_table["membership_strength"].to_numpy()[modelled], strength)
-    np.testing.assert_array_equal(one_table["segment_id"].to_numpy()[~modelled],
-                                  features.loc[~modelled, "lifecycle_segment"].to_numpy())
+    np.testing.assert_array_equal(
+        one_table["segment_id"].to_numpy()[~modelled], features.loc[~modelled, "lifecycle_segment"].to_numpy()
+    )
 
 
 def test_each_shop_is_scored_in_exactly_one_shard(trained, lake):
@@ -114,17 +116,24 @@ def test_each_shop_is_scored_in_exactly_one_shard(trained, lake):
     assert parts_left(lake) == []
 
 
+@pytest.mark.slow
 def test_shard_of_is_stable_across_processes_and_spreads_shops():
     ids = [f"S{i:07d}" for i in range(20_000)] + ["12346", "C-00017", "shop ü", ""]
     mine = {n: shard_of(ids, n) for n in (1, 2, 3, 7, 16, 256)}
-    probe = ("import json, sys; from segmentation.score import shard_of; ids = json.load(sys.stdin); "
-             "print(json.dumps({n: shard_of(ids, n).tolist() for n in (1, 2, 3, 7, 16, 256)}))")
+    probe = (
+        "import json, sys; from segmentation.score import shard_of; ids = json.load(sys.stdin); "
+        "print(json.dumps({n: shard_of(ids, n).tolist() for n in (1, 2, 3, 7, 16, 256)}))"
+    )
     seed = "2" if os.environ.get("PYTHONHASHSEED") == "1" else "1"
     plugins = str(Path(segmentation.__file__).resolve().parents[1])  # the same library as this process
-    env = {**os.environ, "PYTHONHASHSEED": seed,  # another interpreter with another str-hash salt
-           "PYTHONPATH": os.pathsep.join(filter(None, [plugins, os.environ.get("PYTHONPATH")]))}
-    out = subprocess.run([sys.executable, "-c", probe], input=json.dumps(ids), capture_output=True, text=True,
-                         check=True, env=env).stdout
+    env = {
+        **os.environ,
+        "PYTHONHASHSEED": seed,  # another interpreter with another str-hash salt
+        "PYTHONPATH": os.pathsep.join(filter(None, [plugins, os.environ.get("PYTHONPATH")])),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", probe], input=json.dumps(ids), capture_output=True, text=True, check=True, env=env
+    ).stdout
     theirs = json.loads(out)
     for n, shards in mine.items():
         assert theirs[str(n)] == shards.tolist(), n

@@ -46,8 +46,10 @@ def test_overrides_fill_in_and_the_environment_wins(home, monkeypatch):
 
 
 def test_airflow_variable_and_connections(home, monkeypatch):
-    monkeypatch.setenv("AIRFLOW_VAR_SEGMENTATION_SETTINGS", json.dumps({
-        "SEGMENTATION_WAREHOUSE_BACKEND": "postgres", "SEGMENTATION_MODEL_MAX_AGE_MONTHS": 6}))
+    monkeypatch.setenv(
+        "AIRFLOW_VAR_SEGMENTATION_SETTINGS",
+        json.dumps({"SEGMENTATION_WAREHOUSE_BACKEND": "postgres", "SEGMENTATION_MODEL_MAX_AGE_MONTHS": 6}),
+    )
     monkeypatch.setenv("AIRFLOW_CONN_SEGMENTATION_WAREHOUSE", "postgresql://seg:s3cret-pw@127.0.0.1:5433/warehouse")
     settings = settings_in_airflow()
     assert (settings.warehouse_backend, settings.max_model_age_months) == ("postgres", 6)
@@ -78,17 +80,31 @@ def test_the_warehouse_backend_follows_the_settings(home, monkeypatch):
     monkeypatch.setenv("SEGMENTATION_BQ_PROJECT", "my-project")
     monkeypatch.setenv("SEGMENTATION_BQ_DATASET", "segmentation")
     warehouse = warehouse_for(load_settings())
-    assert (type(warehouse).__name__, warehouse.project, warehouse.dataset) == ("BigQueryWarehouse", "my-project",
-                                                                                "segmentation")
+    assert (type(warehouse).__name__, warehouse.project, warehouse.dataset) == (
+        "BigQueryWarehouse",
+        "my-project",
+        "segmentation",
+    )
 
 
 def test_gates_notify_and_landing_are_settings(home, monkeypatch):
     settings = load_settings()
-    assert (settings.landing, settings.notify_targets, settings.gates["min_segments"]) == (str(home / "landing"),
-                                                                                           ["log"], 3)
-    monkeypatch.setenv("AIRFLOW_VAR_SEGMENTATION_SETTINGS", json.dumps({
-        "SEGMENTATION_GATE_MIN_STABILITY": 0.6, "SEGMENTATION_NOTIFY": "log,email:a@x.org;b@y.org",
-        "SEGMENTATION_LANDING": "gs://bucket/landing", "SEGMENTATION_GATE_MIN_SEGMENTS": 4}))
+    assert (settings.landing, settings.notify_targets, settings.gates["min_segments"]) == (
+        str(home / "landing"),
+        ["log"],
+        3,
+    )
+    monkeypatch.setenv(
+        "AIRFLOW_VAR_SEGMENTATION_SETTINGS",
+        json.dumps(
+            {
+                "SEGMENTATION_GATE_MIN_STABILITY": 0.6,
+                "SEGMENTATION_NOTIFY": "log,email:a@x.org;b@y.org",
+                "SEGMENTATION_LANDING": "gs://bucket/landing",
+                "SEGMENTATION_GATE_MIN_SEGMENTS": 4,
+            }
+        ),
+    )
     monkeypatch.setenv("SEGMENTATION_GATE_MIN_SEGMENTS", "5")  # the environment wins over the Variable
     settings = settings_in_airflow()
     assert (settings.gates["min_stability"], settings.gates["min_segments"]) == (0.6, 5)
@@ -116,12 +132,20 @@ def test_bad_gates_notify_and_landing_name_the_variable_at_task_start(home, monk
 def test_mlflow_tracking_is_a_setting(home, monkeypatch):
     settings = load_settings()
     assert (settings.mlflow_tracking_uri, settings.mlflow_experiment) == (None, "segmentation")  # off by default
-    monkeypatch.setenv("AIRFLOW_VAR_SEGMENTATION_SETTINGS", json.dumps({
-        "SEGMENTATION_MLFLOW_TRACKING_URI": "http://ops:s3cret-pw@127.0.0.1:5000",
-        "SEGMENTATION_MLFLOW_EXPERIMENT": "from-variable"}))
+    monkeypatch.setenv(
+        "AIRFLOW_VAR_SEGMENTATION_SETTINGS",
+        json.dumps(
+            {
+                "SEGMENTATION_MLFLOW_TRACKING_URI": "http://ops:s3cret-pw@127.0.0.1:5000",
+                "SEGMENTATION_MLFLOW_EXPERIMENT": "from-variable",
+            }
+        ),
+    )
     settings = settings_in_airflow()
-    assert (settings.mlflow_tracking_uri, settings.mlflow_experiment) == ("http://ops:s3cret-pw@127.0.0.1:5000",
-                                                                          "from-variable")
+    assert (settings.mlflow_tracking_uri, settings.mlflow_experiment) == (
+        "http://ops:s3cret-pw@127.0.0.1:5000",
+        "from-variable",
+    )
     assert "s3cret" not in repr(settings)
     monkeypatch.setenv("SEGMENTATION_MLFLOW_TRACKING_URI", "https://mlflow.example.org")  # the environment wins
     assert settings_in_airflow().mlflow_tracking_uri == "https://mlflow.example.org"

@@ -15,14 +15,35 @@ SQL = REPO_ROOT / "include" / "sql"
 
 
 def _rows(month, shops, segment=0):
-    segments = pd.DataFrame({
-        "month": month, "shop_id": [f"S{i}" for i in range(shops)], "segment_id": segment,
-        "membership_strength": 0.9, "eligible": True, "model_version": "0001",
-        "segment_name": "Steady", "scored_at": pd.Timestamp("2024-01-01"),
-    })
-    run = pd.DataFrame([{"month": month, "run_id": "r", "decision": "train", "reason": "test", "model_version": "0001",
-                         "shops": shops, "segments": 1, "noise_share": 0.0, "metrics": "{}", "scores_sha": "x",
-                         "published_at": pd.Timestamp("2024-01-01")}])
+    segments = pd.DataFrame(
+        {
+            "month": month,
+            "shop_id": [f"S{i}" for i in range(shops)],
+            "segment_id": segment,
+            "membership_strength": 0.9,
+            "eligible": True,
+            "model_version": "0001",
+            "segment_name": "Steady",
+            "scored_at": pd.Timestamp("2024-01-01"),
+        }
+    )
+    run = pd.DataFrame(
+        [
+            {
+                "month": month,
+                "run_id": "r",
+                "decision": "train",
+                "reason": "test",
+                "model_version": "0001",
+                "shops": shops,
+                "segments": 1,
+                "noise_share": 0.0,
+                "metrics": "{}",
+                "scores_sha": "x",
+                "published_at": pd.Timestamp("2024-01-01"),
+            }
+        ]
+    )
     return segments, run
 
 
@@ -52,6 +73,7 @@ def _write(path, month):
     DuckDBWarehouse(path, SQL).replace_month(month, *_rows(month, 200))
 
 
+@pytest.mark.slow
 def test_concurrent_writers_are_serialised(tmp_path):
     path = tmp_path / "w.duckdb"
     context = multiprocessing.get_context("spawn")
@@ -67,8 +89,10 @@ def test_concurrent_writers_are_serialised(tmp_path):
 
 def _reader_holding(path, seconds: float) -> subprocess.Popen:
     """A separate process with a read-only session open on the file for `seconds` (an analyst's notebook)."""
-    code = ("import duckdb, sys, time; con = duckdb.connect(sys.argv[1], read_only=True); "
-            "print('open', flush=True); time.sleep(float(sys.argv[2]))")
+    code = (
+        "import duckdb, sys, time; con = duckdb.connect(sys.argv[1], read_only=True); "
+        "print('open', flush=True); time.sleep(float(sys.argv[2]))"
+    )
     reader = subprocess.Popen([sys.executable, "-c", code, str(path), str(seconds)], stdout=subprocess.PIPE, text=True)
     assert reader.stdout.readline().strip() == "open"
     return reader
@@ -105,12 +129,34 @@ def test_a_reader_that_stays_is_named_after_a_bounded_wait(home, tmp_path, monke
 
 def _recommendations(tmp_path, month, shops, name="r"):
     path = tmp_path / f"{name}-{month}.parquet"
-    pd.DataFrame({"month": month, "shop_id": [f"S{i}" for i in range(shops)], "rank": 1, "product_id": "P1",
-                  "score": 0.5, "reason": "Bought by 1 of all 2 shops (50%), not yet by this one",
-                  "segment_id": 0}).to_parquet(path, index=False)
-    run = pd.DataFrame([{"month": month, "run_id": "r", "method": "popular (top 1)", "top_n": 1, "history_months": 1,
-                         "model_version": "0001", "shops": shops, "recommendations": shops, "products": 1,
-                         "content_sha": f"{name}{shops}", "published_at": pd.Timestamp("2024-01-01")}])
+    pd.DataFrame(
+        {
+            "month": month,
+            "shop_id": [f"S{i}" for i in range(shops)],
+            "rank": 1,
+            "product_id": "P1",
+            "score": 0.5,
+            "reason": "Bought by 1 of all 2 shops (50%), not yet by this one",
+            "segment_id": 0,
+        }
+    ).to_parquet(path, index=False)
+    run = pd.DataFrame(
+        [
+            {
+                "month": month,
+                "run_id": "r",
+                "method": "popular (top 1)",
+                "top_n": 1,
+                "history_months": 1,
+                "model_version": "0001",
+                "shops": shops,
+                "recommendations": shops,
+                "products": 1,
+                "content_sha": f"{name}{shops}",
+                "published_at": pd.Timestamp("2024-01-01"),
+            }
+        ]
+    )
     return path, run
 
 

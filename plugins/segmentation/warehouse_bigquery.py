@@ -55,6 +55,7 @@ import pandas as pd
 from google.cloud import bigquery
 from google.cloud.bigquery import SchemaField
 
+from .profiles import PROFILE_FEATURES
 from .warehouse import _statements
 
 log = logging.getLogger(__name__)
@@ -107,22 +108,7 @@ SCHEMAS: dict[str, list[SchemaField]] = {
         ("shops", "INT64", True),
         ("share", "FLOAT64", True),
         ("mean_strength", "FLOAT64", False),
-        *(
-            (f"median_{name}", "FLOAT64", False)
-            for name in (
-                "log_mean_qty",
-                "active_share",
-                "cv",
-                "log_slope",
-                "resid_std",
-                "seasonal_strength",
-                "season_cos",
-                "season_sin",
-                "yoy_growth",
-                "log_breadth",
-                "recency_months",
-            )
-        ),
+        *((f"median_{name}", "FLOAT64", False) for name in PROFILE_FEATURES),
     ),
     "data_quality_runs": _fields(
         *_MONTH_FIELDS,

@@ -86,7 +86,7 @@ test-faults: install
 
 # The edit loop: unit, DAG and packaging tests without the slow ones (model training, whole pipelines, servers)
 test-fast: install
-	SEGMENTATION_SKIP_LIVE=1 $(BIN)/python -m pytest -m "not slow and not faults" -q tests/unit tests/dags $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow and not faults" -q tests/unit tests/dags $(PYTEST_ARGS)
 
 test-live: install system-deps
 	$(BIN)/python -m pytest tests/live $(PYTEST_ARGS)

@@ -156,7 +156,9 @@ def _stop(bin_dir: Path, data: Path, user: str | None, workdir: Path) -> None:
 
 
 @contextlib.contextmanager
-def postgres_server(database: str = "warehouse_test", attempts: int = 3) -> Iterator[PostgresServer]:
+def postgres_server(
+    database: str = "warehouse_test", attempts: int = 3, max_connections: int = 50
+) -> Iterator[PostgresServer]:
     bin_dir = ensure_binaries()
     user = _server_user()
     root = Path(tempfile.mkdtemp(prefix="pg-warehouse-"))
@@ -192,7 +194,7 @@ def postgres_server(database: str = "warehouse_test", attempts: int = 3) -> Iter
             port = free_port()
             options = (
                 f"-c listen_addresses={HOST} -p {port} -k {sockets} -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=50"
+                f"-c synchronous_commit=off -c full_page_writes=off -c max_connections={max_connections}"
             )
             try:
                 _run(

@@ -1,10 +1,14 @@
-"""A real Airflow (api-server + scheduler + dag-processor, LocalExecutor, SQLite) on loopback for live tests.
+"""A real Airflow (api-server + scheduler + dag-processor, LocalExecutor) on loopback for live tests.
 
-`airflow_server(home, dags_folder=..., plugins_folder=..., extra_env=...)` is a context manager that
+`airflow_server(home, dags_folder=..., plugins_folder=..., extra_env=..., metadata_db=...)` is a context
+manager that
 
-* writes a fresh AIRFLOW_HOME under ``home`` with a migrated SQLite metadata DB (``airflow db migrate`` runs
-  once per test session into a template that every server copies; Airflow 3 accepts SQLite with the
-  LocalExecutor -- it is what ``airflow standalone`` uses);
+* writes a fresh AIRFLOW_HOME under ``home`` with a migrated metadata DB: by default SQLite (``airflow db
+  migrate`` runs once per test session into a template that every server copies; Airflow 3 accepts SQLite
+  with the LocalExecutor -- it is what ``airflow standalone`` uses), or the empty database the
+  ``metadata_db`` SQLAlchemy URL names, migrated in place. SQLite takes one writer at a time and gives up
+  after 5 s, so a test that keeps several task processes, the scheduler and the API writing at once (the
+  fault suite) runs on PostgreSQL, as production does;
 * starts ``airflow api-server``, ``airflow scheduler`` and ``airflow dag-processor`` as separate processes,
   each in its own session (process group), stdout/stderr to ``$AIRFLOW_HOME/<component>.log``;
 * gives them everything they need through their environment only (nothing from the calling process's
@@ -168,6 +172,22 @@ def sigterm_as_keyboard_interrupt() -> Iterator[None]:
 _TEMPLATE: dict[str, Path] = {}
 
 
+def _database_env(url: str) -> dict[str, str]:
+    """Airflow's sync and async metadata connections for `url` (its own async default for PostgreSQL is
+    asyncpg, which we do not install: psycopg 3 serves both)."""
+    return {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": url, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": url}
+
+
+def migrate(env: Mapping[str, str], folder: Path) -> None:
+    """``airflow db migrate`` with `env`'s metadata DB, its output in ``folder/db-migrate.log``."""
+    with open(folder / "db-migrate.log", "w") as log:
+        result = subprocess.run(
+            [_airflow(), "db", "migrate"], env=env, stdout=log, stderr=subprocess.STDOUT, timeout=300, cwd=folder
+        )
+    if result.returncode != 0:
+        raise RuntimeError(f"airflow db migrate failed ({result.returncode}):\n{tail(folder / 'db-migrate.log')}")
+
+
 def migrated_db() -> Path:
     """A freshly migrated metadata DB for servers to copy, made once per process (``airflow db migrate`` takes
     20-40 s here), or the one ``$SEGMENTATION_AIRFLOW_DB_TEMPLATE`` names (a parent process's)."""
@@ -177,13 +197,7 @@ def migrated_db() -> Path:
     if "db" not in _TEMPLATE:
         folder = Path(tempfile.mkdtemp(prefix="segmentation-airflow-db-"))
         atexit.register(shutil.rmtree, folder, True)
-        env = _server_env(folder, free_port(), folder / "passwords.json", folder, folder, {})
-        with open(folder / "db-migrate.log", "w") as log:
-            result = subprocess.run(
-                [_airflow(), "db", "migrate"], env=env, stdout=log, stderr=subprocess.STDOUT, timeout=300, cwd=folder
-            )
-        if result.returncode != 0:
-            raise RuntimeError(f"airflow db migrate failed ({result.returncode}):\n{tail(folder / 'db-migrate.log')}")
+        migrate(_server_env(folder, free_port(), folder / "passwords.json", folder, folder, {}), folder)
         _TEMPLATE["db"] = folder / "airflow.db"
     return _TEMPLATE["db"]
 
@@ -358,10 +372,12 @@ def airflow_server(
     stop_timeout: float = 30,
     attempts: int = 3,
     on_started: Callable[[AirflowServer], None] | None = None,
+    metadata_db: str | None = None,
 ) -> Iterator[AirflowServer]:
     """Start Airflow on a temporary AIRFLOW_HOME under ``home``; stop everything on exit.
 
     ``on_started`` is called once the processes are spawned, before they are healthy (tests of the cleanup).
+    ``metadata_db``: a SQLAlchemy URL of an empty database to migrate and use instead of SQLite.
     """
     airflow_home = Path(home) / "airflow"
     airflow_home.mkdir(parents=True, exist_ok=True)
@@ -372,6 +388,8 @@ def airflow_server(
         for attempt in range(1, attempts + 1):
             port = free_port()
             env = _server_env(airflow_home, port, password_file, dags_folder, plugins_folder, dict(extra_env))
+            if metadata_db is not None:
+                env.update(_database_env(metadata_db))
             server = AirflowServer(
                 airflow_home=airflow_home,
                 base_url=f"http://{HOST}:{port}",
@@ -381,7 +399,10 @@ def airflow_server(
             )
             for name in COMPONENTS:  # a retry starts with fresh logs
                 server.log_path(name).unlink(missing_ok=True)
-            shutil.copyfile(migrated_db(), airflow_home / "airflow.db")
+            if metadata_db is None:
+                shutil.copyfile(migrated_db(), airflow_home / "airflow.db")
+            elif attempt == 1:
+                migrate(env, airflow_home)
             clean_exit = False
             try:
                 for name in COMPONENTS:

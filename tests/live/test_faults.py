@@ -58,6 +58,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from integration.postgres_server import postgres_server
 
 from .airflow_server import AirflowServer, airflow_server, ok, wait_for
 
@@ -503,9 +504,15 @@ def live(tmp_path_factory):
         "PYTHONPATH": pythonpath,
     }
     started = time.monotonic()
-    with airflow_server(root, dags_folder=REPO / "dags", plugins_folder=REPO / "plugins", extra_env=env) as server:
-        print(f"\n[faults] Airflow healthy after {time.monotonic() - started:.0f} s", file=sys.stderr)
-        yield server, home, faults
+    # PostgreSQL, not SQLite: with three task processes, the scheduler and the REST calls writing at once,
+    # SQLite's single writer made a PATCH /dags wait past its 5 s lock timeout and answer 500.
+    with postgres_server(database="airflow", max_connections=200) as metadata:
+        url = f"postgresql+psycopg://postgres@127.0.0.1:{metadata.port}/airflow"
+        with airflow_server(
+            root, dags_folder=REPO / "dags", plugins_folder=REPO / "plugins", extra_env=env, metadata_db=url
+        ) as server:
+            print(f"\n[faults] Airflow on PostgreSQL healthy after {time.monotonic() - started:.0f} s", file=sys.stderr)
+            yield server, home, faults
 
 
 def set_paused(api, paused: bool) -> None:

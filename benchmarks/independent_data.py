@@ -1,4 +1,4 @@
-"""A second planted-segment generator, built differently from segmentation.generate on purpose.
+"""A second planted-segment generator, built differently from segmentation.sources.synthetic on purpose.
 
 Additive (not multiplicative) noise, summer (not winter) seasonal peaks, other growth and amplitude
 ranges, gamma-distributed erratic months, geometric product shares. Used by benchmarks/quality.py to

@@ -46,7 +46,7 @@ def month_frames(month: str, shop_ids, seed: int):
     import numpy as np
     import pandas as pd
 
-    from segmentation.publish import SEGMENT_COLUMNS
+    from segmentation.stages.publish import SEGMENT_COLUMNS
 
     rng = np.random.default_rng(seed)
     segment = rng.integers(-1, SEGMENTS, len(shop_ids))
@@ -90,7 +90,7 @@ def build_warehouse(settings, shops: int, months: list[str]) -> dict:
     """Write every month through DuckDBWarehouse.replace_month; seconds per month."""
     import numpy as np
 
-    from segmentation.warehouse import DuckDBWarehouse
+    from segmentation.warehouse.duckdb import DuckDBWarehouse
 
     warehouse = DuckDBWarehouse(settings.warehouse_path, settings.sql_dir)
     shop_ids = np.array([f"S{i:07d}" for i in range(shops)], dtype=object)
@@ -148,7 +148,7 @@ def time_api(client, shop_ids: list[str], months: int, reader=None) -> dict:
 
 
 def time_query(reader, shop_ids: list[str]) -> dict:
-    from segmentation.lookup import HISTORY_SQL
+    from segmentation.serving.lookup import HISTORY_SQL
 
     seconds = []
     for shop_id in shop_ids:
@@ -179,7 +179,7 @@ def time_republish(settings, shops: int, month: str, seed: int) -> float:
     """Seconds to replace an already-published month (a re-run after a fix), through replace_month."""
     import numpy as np
 
-    from segmentation.warehouse import DuckDBWarehouse
+    from segmentation.warehouse.duckdb import DuckDBWarehouse
 
     frames = month_frames(month, np.array([f"S{i:07d}" for i in range(shops)], dtype=object), seed=seed)
     started = time.perf_counter()
@@ -191,8 +191,8 @@ def measure(settings, token: str, shop_ids: list[str], months: int, warm_up: int
     """Lookups through the app while the reader keeps the file attached, then `cold` ones each after it let go."""
     from fastapi.testclient import TestClient
 
-    from segmentation.lookup_api import create_app
-    from segmentation.warehouse import DuckDBReader
+    from segmentation.serving.lookup_api import create_app
+    from segmentation.warehouse.duckdb import DuckDBReader
 
     results = {}
     for name, linger, lookups in (("api", 5.0, shop_ids[warm_up:]), ("api_cold", 0.0, shop_ids[warm_up:][:cold])):

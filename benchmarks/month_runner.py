@@ -62,24 +62,12 @@ PREIMPORTS = {  # heavy libraries a warm worker has loaded before the task start
 
 def stage_call(stage: str, month: str, landing: Path, force_retrain: bool):
     """The library function of a stage, bound to its arguments."""
-    from segmentation import decide, features, ingest, publish, recommend, reports, score, train, validate
     from segmentation.config import load_settings
-    from segmentation.sources import Source
+    from segmentation.sources.base import Source
+    from segmentation.stages import STAGES
 
-    settings = load_settings()
-    calls = {
-        "ingest": lambda: ingest.ingest(settings, month, Source(kind="landing", path=str(landing))),
-        "validate": lambda: validate.validate(settings, month),
-        "features": lambda: features.build_features(settings, month),
-        "decide": lambda: decide.decide(settings, month, force_retrain),
-        "train": lambda: train.train(settings, month),
-        "reuse": lambda: train.reuse(settings, month),
-        "score": lambda: score.score(settings, month),
-        "publish": lambda: publish.publish(settings, month),
-        "recommend": lambda: recommend.recommend(settings, month),
-        "report": lambda: reports.report(settings, month),
-    }
-    return calls[stage]
+    source = Source(kind="landing", path=str(landing))
+    return STAGES[stage].bind(load_settings(), month, source=source, force_retrain=force_retrain)
 
 
 def run(home: Path, month: str, stage: str, landing: Path, force_retrain: bool) -> dict:

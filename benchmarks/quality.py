@@ -81,8 +81,8 @@ def model_rows(home: Path) -> list[dict]:
 
 def candidates_table(home: Path, version: str) -> list[dict]:
     """The candidates a training compared (from the version's manifest)."""
-    from segmentation.registry import Registry
-    from segmentation.storage import Lake
+    from segmentation.lake.storage import Lake
+    from segmentation.model.registry import Registry
 
     meta = Registry(Lake(str(home / "lake"))).metadata(version)
     keep = ("segments", "noise_share", "largest_share", "stability", "silhouette", "calinski_harabasz", "score")
@@ -101,8 +101,8 @@ def candidate_labels(home: Path, month: str) -> tuple:
     import numpy as np
 
     from segmentation.config import load_settings
-    from segmentation.storage import Lake, as_of_ref
-    from segmentation.train import fit_candidates, model_features, training_sample
+    from segmentation.lake.storage import Lake, as_of_ref
+    from segmentation.stages.train import fit_candidates, model_features, training_sample
 
     os.environ["SEGMENTATION_HOME"] = str(home)
     settings = load_settings()
@@ -112,8 +112,8 @@ def candidate_labels(home: Path, month: str) -> tuple:
     candidates = fit_candidates(training_sample(frame, settings.train_sample, settings.seed), names, settings, units)
     modelled = frame["eligible"].to_numpy()
     labelled = {}
-    from segmentation.clustering import predict
-    from segmentation.score import latent_of
+    from segmentation.model.clustering import predict
+    from segmentation.stages.score import latent_of
 
     for name, bundle in candidates.items():
         labels = np.where(modelled, -1, frame["lifecycle_segment"].fillna(-1).to_numpy()).astype("int64")
@@ -217,8 +217,8 @@ def online_retail(workdir: Path) -> dict:
 
 
 def _jaccard(home: Path, version: str) -> float | None:
-    from segmentation.registry import Registry
-    from segmentation.storage import Lake
+    from segmentation.lake.storage import Lake
+    from segmentation.model.registry import Registry
 
     return Registry(Lake(str(home / "lake"))).metadata(version).get("metrics", {}).get("stability")
 
@@ -292,7 +292,7 @@ def planted_datasets(shops: int, seed: int):
     runs it (first model at the 12-month warm-up, then whatever decide does as the window fills)."""
     from planted_shops import generate as generate_planted
 
-    from segmentation.generate import GeneratorSpec, generate, ground_truth
+    from segmentation.sources.synthetic import GeneratorSpec, generate, ground_truth
 
     sales, truth = generate_planted(shops, "2022-01", "2024-02", seed=seed)
     yield "planted", sales, truth[["shop_id", "behaviour"]], "2022-01", "2024-02", FIRST_MODEL_AT_24

@@ -117,7 +117,7 @@ def evaluation_months(lake) -> list[str]:
 
 
 def raw_path(lake, month: str, scratch: str) -> str:
-    from segmentation.storage import month_ref
+    from segmentation.lake.storage import month_ref
 
     return lake.local_file(month_ref("raw", month), "data.parquet", scratch)
 
@@ -153,9 +153,9 @@ def method_lists(lake, month: str, recipe, scratch: str) -> dict[str, list[str]]
     """The recommendations a recipe makes for the month from the lake (the stage's own engine)."""
     import duckdb
 
-    from segmentation.features import is_customer_month, window_partitions
-    from segmentation.recommend import recommend_files
-    from segmentation.storage import month_ref
+    from segmentation.features.engine import is_customer_month, window_partitions
+    from segmentation.lake.storage import month_ref
+    from segmentation.stages.recommend import recommend_files
 
     raw = [raw_path(lake, m, scratch) for m in window_partitions(lake, month, 24)]
     scores = lake.local_file(month_ref("scores", month), "data.parquet", scratch)
@@ -195,7 +195,7 @@ def mean_over(months: list[dict]) -> dict:
 
 def parse_variant(text: str):
     """'itemcf:popularity_weight=0.05,neighbours=20' -> (label, Recipe)."""
-    from segmentation.recommend import METHODS, Recipe
+    from segmentation.stages.recommend import METHODS, Recipe
 
     name, _, changes = text.partition(":")
     method, scope = METHODS[name]
@@ -208,7 +208,7 @@ def parse_variant(text: str):
 
 
 def methods(variants: list[str]) -> list[tuple[str, object]]:
-    from segmentation.recommend import METHODS, Recipe
+    from segmentation.stages.recommend import METHODS, Recipe
 
     chosen = [(name, Recipe(method=m, scope=s)) for name, (m, s) in METHODS.items()]
     return chosen + [parse_variant(v) for v in variants]
@@ -216,7 +216,7 @@ def methods(variants: list[str]) -> list[tuple[str, object]]:
 
 def evaluate(dataset: str, home: Path, variants: list[str]) -> dict:
     """Every method's measures per evaluation month, and their means over the validation and test halves."""
-    from segmentation.storage import Lake
+    from segmentation.lake.storage import Lake
 
     lake = Lake(str(home / "lake"))
     months = evaluation_months(lake)
@@ -276,8 +276,8 @@ def write_scale_lake(home: Path, n_shops: int, months: int, last: str, seed: int
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from segmentation.lake.storage import ROW_GROUP_ROWS, Lake, month_ref
     from segmentation.months import add_months
-    from segmentation.storage import ROW_GROUP_ROWS, Lake, month_ref
 
     lake = Lake(str(home / "lake"))
     first = add_months(last, -(months - 1))

@@ -62,9 +62,9 @@ def month_list(months: int, last: str) -> list[str]:
 def load_history(home: Path, spec, shops, months: list[str]) -> int:
     """Put generated months straight into the raw zone (the state after they were ingested and validated)."""
     from segmentation.config import load_settings
-    from segmentation.generate import generate_month
-    from segmentation.storage import Lake, month_ref
-    from segmentation.validate import to_contract
+    from segmentation.lake.storage import Lake, month_ref
+    from segmentation.sources.synthetic import generate_month
+    from segmentation.stages.validate import to_contract
 
     os.environ["SEGMENTATION_HOME"] = str(home)
     lake = Lake(load_settings().lake_root)
@@ -79,7 +79,7 @@ def load_history(home: Path, spec, shops, months: list[str]) -> int:
 
 
 def write_landing(landing: Path, spec, shops, months: list[str]) -> None:
-    from segmentation.generate import generate_month
+    from segmentation.sources.synthetic import generate_month
 
     landing.mkdir(parents=True, exist_ok=True)
     for month in months:
@@ -118,7 +118,7 @@ def run_month(home: Path, landing: Path, month: str, force: bool) -> dict:
 
 
 def bench_size(n_shops: int, months: int, last: str, workdir: Path, seed: int, keep: bool = False) -> dict:
-    from segmentation.generate import GeneratorSpec, make_shops
+    from segmentation.sources.synthetic import GeneratorSpec, make_shops
 
     home = workdir / f"shops_{n_shops}"
     shutil.rmtree(home, ignore_errors=True)
@@ -167,9 +167,10 @@ def bench_reference(rows_target: int, months: int, last: str, workdir: Path, see
     from support.features_reference import reference_features
 
     from segmentation.config import load_settings
-    from segmentation.features import MIN_TENURE, window_features
-    from segmentation.generate import GeneratorSpec, generate_month, make_shops
-    from segmentation.storage import Lake, month_ref
+    from segmentation.features.engine import window_features
+    from segmentation.features.schema import MIN_TENURE
+    from segmentation.lake.storage import Lake, month_ref
+    from segmentation.sources.synthetic import GeneratorSpec, generate_month, make_shops
 
     all_months = month_list(months, last)
     probe = GeneratorSpec(n_shops=10_000, first_month=all_months[0], last_month=all_months[-1], seed=seed)

@@ -58,7 +58,7 @@ def segmentation_export():
     @task(map_index_template="{{ task.op_kwargs['month'] }}", pool=WAREHOUSE_POOL)
     def export(month: str) -> dict:
         from segmentation.airflow_settings import settings_in_airflow
-        from segmentation.export import export_month
+        from segmentation.serving.export import export_month
 
         return export_month(settings_in_airflow(), month)
 

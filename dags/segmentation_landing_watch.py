@@ -36,7 +36,7 @@ def segmentation_landing_watch():
     @task
     def scan() -> list[dict]:
         """New or changed monthly files, as the conf of the runs to trigger."""
-        from segmentation.landing import pending_months
+        from segmentation.sources.landing import pending_months
 
         prefix = _landing_prefix()
         pending = pending_months(prefix)
@@ -52,7 +52,7 @@ def segmentation_landing_watch():
 
     @task
     def record(pending: list[dict], **context) -> None:
-        from segmentation.landing import mark_triggered
+        from segmentation.sources.landing import mark_triggered
 
         mark_triggered(_landing_prefix(), pending, context["run_id"])
 

@@ -152,9 +152,9 @@ def segmentation_monthly():
     def ingest(**context) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from segmentation.ingest import ingest as ingest_month
-        from segmentation.invoices import InvoiceSourceError
-        from segmentation.sources import Source, SourceDataError
+        from segmentation.sources.base import Source, SourceDataError
+        from segmentation.sources.invoices import InvoiceSourceError
+        from segmentation.stages.ingest import ingest as ingest_month
 
         settings = _settings()
         params = dict(context["params"])
@@ -174,8 +174,8 @@ def segmentation_monthly():
     def validate(**context) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from segmentation.validate import DataValidationError
-        from segmentation.validate import validate as validate_month
+        from segmentation.stages.validate import DataValidationError
+        from segmentation.stages.validate import validate as validate_month
 
         try:
             return validate_month(_settings(), _month(context), run_id=context["run_id"])
@@ -184,26 +184,26 @@ def segmentation_monthly():
 
     @task
     def build_features(**context) -> dict:
-        from segmentation.features import build_features as build
+        from segmentation.stages.features import build_features as build
 
         return build(_settings(), _month(context))
 
     @task.branch
     def decide(**context) -> str:
-        from segmentation.decide import decide as decide_month
+        from segmentation.stages.decide import decide as decide_month
 
         decision = decide_month(_settings(), _month(context), bool(context["params"]["force_retrain"]))
         return {"train": "train", "reuse": "reuse_model", "skip": "warm_up"}[decision["decision"]]
 
     @task
     def train(**context) -> dict:
-        from segmentation.train import train as train_month
+        from segmentation.stages.train import train as train_month
 
         return train_month(_settings(), _month(context))
 
     @task
     def reuse_model(**context) -> dict:
-        from segmentation.train import reuse
+        from segmentation.stages.train import reuse
 
         return reuse(_settings(), _month(context))
 
@@ -215,7 +215,7 @@ def segmentation_monthly():
     @task(trigger_rule="none_failed_min_one_success")
     def plan_scoring(**context) -> list[dict]:
         """One entry per shop shard, for score_shard to map over (skipped with the warm-up branch)."""
-        from segmentation.score import check_shards
+        from segmentation.stages.score import check_shards
 
         requested = context["params"].get("score_shards")
         n_shards = _settings().score_shards if requested in (None, "") else int(requested)
@@ -224,13 +224,13 @@ def segmentation_monthly():
 
     @task(map_index_template="shard {{ task.op_kwargs['shard'] + 1 }} of {{ task.op_kwargs['n_shards'] }}")
     def score_shard(shard: int, n_shards: int, **context) -> dict:
-        from segmentation.score import score_shard as score_one
+        from segmentation.stages.score import score_shard as score_one
 
         return score_one(_settings(), _month(context), shard, n_shards)
 
     @task
     def combine_scores(parts: list[dict], **context) -> dict:
-        from segmentation.score import combine_scores as combine
+        from segmentation.stages.score import combine_scores as combine
 
         n_shards = {part["n_shards"] for part in parts}
         if len(n_shards) != 1:
@@ -241,7 +241,7 @@ def segmentation_monthly():
     def publish(**context) -> dict:
         """Replace the month in the warehouse; one asset event per table, its extra naming month and content."""
         from segmentation.airflow_assets import event_extra, warehouse_asset
-        from segmentation.publish import publish as publish_month
+        from segmentation.stages.publish import publish as publish_month
 
         published = publish_month(_settings(), _month(context), run_id=context["run_id"])
         for table in published["tables"]:
@@ -252,7 +252,7 @@ def segmentation_monthly():
     def recommend(**context) -> dict:
         """Each shop's top products it has not bought yet; one asset event, its extra naming month and content."""
         from segmentation.airflow_assets import event_extra, warehouse_asset
-        from segmentation.recommend import recommend as recommend_month
+        from segmentation.stages.recommend import recommend as recommend_month
 
         made = recommend_month(_settings(), _month(context), run_id=context["run_id"])
         context["outlet_events"][warehouse_asset("recommendations")].extra = event_extra(made, "recommendations")
@@ -260,7 +260,7 @@ def segmentation_monthly():
 
     @task
     def report(**context) -> dict:
-        from segmentation.reports import report as report_month
+        from segmentation.stages.report import report as report_month
 
         return report_month(_settings(), _month(context))
 

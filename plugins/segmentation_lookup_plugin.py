@@ -1,4 +1,4 @@
-"""Airflow plugin: the segment lookup API (segmentation.lookup_api) on the api-server, at /segmentation.
+"""Airflow plugin: the segment lookup API (segmentation.serving.lookup_api) on the api-server, at /segmentation.
 
 Airflow's plugin manager imports this file in every Airflow process (scheduler, workers, the DAG processor),
 so it imports nothing but the plugin base class: the app, with FastAPI, pandas and the warehouse driver, is
@@ -17,6 +17,6 @@ class SegmentLookupPlugin(AirflowPlugin):
 
     @cached_property
     def fastapi_apps(self) -> list[dict]:
-        from segmentation.lookup_api import URL_PREFIX, create_app
+        from segmentation.serving.lookup_api import URL_PREFIX, create_app
 
         return [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "Segment lookup"}]

@@ -47,7 +47,7 @@ def main() -> int:
     from segmentation.cli import summary_text
     from segmentation.config import load_settings
     from segmentation.months import add_months, month_range
-    from segmentation.publish import warehouse_for
+    from segmentation.warehouse.base import warehouse_for
 
     logging.getLogger("airflow").setLevel(logging.WARNING)
     bag = DagBag(str(REPO / "dags"))
@@ -81,7 +81,7 @@ def agreement_with_truth(settings, month: str) -> str:
     import pandas as pd
     from sklearn.metrics import adjusted_rand_score
 
-    from segmentation.publish import warehouse_for
+    from segmentation.warehouse.base import warehouse_for
 
     truth_file = settings.home / "sample" / "sales_truth.csv"
     if not truth_file.exists():

@@ -50,7 +50,7 @@ def settings(home):
 
 @pytest.fixture(scope="session")
 def small_spec():
-    from segmentation.generate import GeneratorSpec
+    from segmentation.sources.synthetic import GeneratorSpec
 
     return GeneratorSpec(n_shops=600, first_month="2023-01", last_month="2023-08", seed=3)
 
@@ -58,7 +58,7 @@ def small_spec():
 @pytest.fixture(scope="session")
 def small_sales_file(tmp_path_factory, small_spec) -> Path:
     """Eight months of generated monthly-contract data for 600 shops, as parquet."""
-    from segmentation.generate import generate
+    from segmentation.sources.synthetic import generate
 
     path = tmp_path_factory.mktemp("sales") / "sales.parquet"
     generate(small_spec).to_parquet(path, index=False)

@@ -15,7 +15,7 @@ import logging
 import os
 
 from .config import Settings, load_settings
-from .storage import use_gcs_credentials
+from .lake.storage import use_gcs_credentials
 
 log = logging.getLogger(__name__)
 VARIABLE = "segmentation_settings"

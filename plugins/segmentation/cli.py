@@ -23,11 +23,12 @@ from pathlib import Path
 from .config import load_settings
 from .contract import DEFAULT_KAGGLE_DATASET, INVOICE_FIELDS, INVOICE_LAYOUTS, SOURCE_KINDS
 from .home_lock import hold_home
-from .sources import Source, invoice_columns
+from .sources.base import Source, invoice_columns
+from .stages import STAGES
 
 
 def _generate(args) -> int:
-    from .generate import GeneratorSpec, generate, ground_truth
+    from .sources.synthetic import GeneratorSpec, generate, ground_truth
 
     spec = GeneratorSpec(n_shops=args.shops, first_month=args.first, last_month=args.last, seed=args.seed)
     out = Path(args.out)
@@ -109,29 +110,21 @@ def _source(args, settings) -> Source:
 
 
 def _stage(args) -> int:
-    from . import decide, features, ingest, publish, recommend, reports, score, train, validate
+    from .stages import run_stage
 
     settings = load_settings()
     month = args.month
-    calls = {
-        "ingest": lambda: ingest.ingest(settings, month, _source(args, settings)),
-        "validate": lambda: validate.validate(settings, month),
-        "features": lambda: features.build_features(settings, month),
-        "decide": lambda: decide.decide(settings, month, args.force_retrain),
-        "train": lambda: train.train(settings, month),
-        "score": lambda: score.score(settings, month),
-        "publish": lambda: publish.publish(settings, month),
-        "report": lambda: reports.report(settings, month),
-        "recommend": lambda: recommend.recommend(settings, month),
-    }
+    inputs = {"force_retrain": args.force_retrain}
+    if args.name == "ingest":
+        inputs["source"] = _source(args, settings)
     with hold_home(settings.home, f"segmentation stage {args.name} --month {month}", args.wait):
-        result = calls[args.name]()
+        result = run_stage(args.name, settings, month, **inputs)
     print(json.dumps(result, indent=2, default=str))
     return 0
 
 
 def _summary(args) -> int:
-    from .publish import warehouse_for
+    from .warehouse.base import warehouse_for
 
     settings = load_settings()
     warehouse = warehouse_for(settings)
@@ -160,7 +153,7 @@ def summary_text(warehouse) -> str:
 
 
 def _feature_sql(args) -> int:
-    from .features import feature_sql
+    from .features.sql import feature_sql
 
     print(feature_sql(load_settings().sql_dir, args.dialect, args.raw_table), end="")
     return 0
@@ -220,9 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_run)
 
     stage = sub.add_parser("stage", help="run one stage for one month")
-    stage.add_argument(
-        "name", choices=["ingest", "validate", "features", "decide", "train", "score", "publish", "report", "recommend"]
-    )
+    stage.add_argument("name", choices=list(STAGES))
     stage.add_argument("--month", required=True)
     stage.add_argument("--input")
     _add_source_options(stage)

@@ -51,7 +51,7 @@ class Settings:
     drift_noise_jump: float = 0.10
     retrain_cooldown_months: int = 2  # months without a drift retrain after one
     rfm: str = "auto"
-    recommend_method: str = "itemcf"  # see segmentation/recommend.py METHODS
+    recommend_method: str = "itemcf"  # see segmentation/stages/recommend.py METHODS
     recommend_top_n: int = 10
     warehouse_backend: str = "duckdb"
     warehouse_dsn: str | None = field(default=None, repr=False)
@@ -62,7 +62,7 @@ class Settings:
     bq_dataset: str | None = None
     landing: str = ""  # load_settings: $SEGMENTATION_HOME/landing
     notify: str = "log"
-    # experiment tracking (segmentation/tracking.py): off unless a tracking URI is set; may hold credentials
+    # experiment tracking (segmentation/model/tracking.py): off unless a tracking URI is set; may hold credentials
     mlflow_tracking_uri: str | None = field(default=None, repr=False)
     mlflow_experiment: str = "segmentation"
     # gates: of the model's shops (lifecycle rules take the thin histories before the model sees them)

@@ -6,17 +6,10 @@ import logging
 from collections.abc import Callable
 
 from .config import Settings
-from .decide import REUSE, SKIP, TRAIN, decide
-from .features import build_features
-from .ingest import ingest
 from .months import month_range
-from .publish import publish
-from .recommend import recommend
-from .reports import report
-from .score import score
-from .sources import Source
-from .train import reuse, train
-from .validate import validate
+from .sources.base import Source
+from .stages import run_stage
+from .stages.decide import REUSE, SKIP, TRAIN
 
 log = logging.getLogger(__name__)
 
@@ -25,22 +18,17 @@ def run_month(
     settings: Settings, month: str, source: Source, force_retrain: bool = False, run_id: str | None = None
 ) -> dict:
     """ingest -> validate -> features -> decide -> train|reuse -> score -> publish -> recommend, report."""
-    results = {
-        "ingest": ingest(settings, month, source),
-        "validate": validate(settings, month),
-        "features": build_features(settings, month),
-    }
-    decision = decide(settings, month, force_retrain)
-    results["decide"] = decision
+    inputs = {"source": source, "force_retrain": force_retrain, "run_id": run_id}
+    results = {name: run_stage(name, settings, month, **inputs) for name in ("ingest", "validate", "features")}
+    decision = results["decide"] = run_stage("decide", settings, month, **inputs)
     if decision["decision"] == TRAIN:
-        results["train"] = train(settings, month)
+        results["train"] = run_stage("train", settings, month)
     elif decision["decision"] == REUSE:
-        results["reuse"] = reuse(settings, month)
+        results["reuse"] = run_stage("reuse", settings, month)
     if decision["decision"] != SKIP:
-        results["score"] = score(settings, month)
-    results["publish"] = publish(settings, month, run_id)
-    results["recommend"] = recommend(settings, month, run_id)
-    results["report"] = report(settings, month)
+        results["score"] = run_stage("score", settings, month)
+    for name in ("publish", "recommend", "report"):
+        results[name] = run_stage(name, settings, month, **inputs)
     return results
 
 

@@ -10,7 +10,7 @@ import pendulum
 import pytest
 from support.samples import inject_bad_rows
 
-from segmentation.generate import generate
+from segmentation.sources.synthetic import generate
 
 pytestmark = pytest.mark.e2e
 

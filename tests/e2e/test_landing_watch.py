@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from segmentation.generate import GeneratorSpec, generate_month
+from segmentation.sources.synthetic import GeneratorSpec, generate_month
 
 pytestmark = pytest.mark.e2e
 

@@ -5,7 +5,7 @@ subprocess, waits until it answers, creates the bucket with the real google-clou
 points gcsfs at it through the environment for as long as the context is open:
 
 * ``STORAGE_EMULATOR_HOST=http://127.0.0.1:<port>`` -- read by gcsfs, google-cloud-storage and
-  `segmentation.storage.storage_options_for`, which then uses ``token="anon"`` plus that endpoint with
+  `segmentation.lake.storage.storage_options_for`, which then uses ``token="anon"`` plus that endpoint with
   the plain HTTP ``gcsfs.core.GCSFileSystem`` (no gRPC bucket-layout probe, which would spend 60 s
   retrying against this HTTP-only server);
 * ``NO_GCE_CHECK=true``, ``GCE_METADATA_HOST`` / ``GCE_METADATA_IP`` on a closed loopback port -- should

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 from pandas.testing import assert_frame_equal
 
-from segmentation.storage import (
+from segmentation.lake.storage import (
     ChecksumMismatch,
     Lake,
     PartitionNotFound,
@@ -199,11 +199,11 @@ def test_remove_partition_unpublishes(lake, store):
 
 def test_pipeline_stages_on_a_gcs_lake(emulator, tmp_path, monkeypatch):
     from segmentation.config import load_settings
-    from segmentation.features import build_features, read_features
-    from segmentation.generate import GeneratorSpec, generate
-    from segmentation.ingest import ingest
-    from segmentation.sources import Source
-    from segmentation.validate import validate
+    from segmentation.sources.base import Source
+    from segmentation.sources.synthetic import GeneratorSpec, generate
+    from segmentation.stages.features import build_features, read_features
+    from segmentation.stages.ingest import ingest
+    from segmentation.stages.validate import validate
 
     prefix = f"pipeline-{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("SEGMENTATION_LAKE_ROOT", f"gs://{emulator.bucket}/{prefix}")
@@ -237,9 +237,9 @@ def test_landing_prefix_and_source_files_on_gcs(emulator):
     """The landing watcher's listing, hashing and ledger, and the landing and file sources, on gs:// (emulator)."""
     import io
 
-    from segmentation.generate import GeneratorSpec, generate, generate_month
-    from segmentation.landing import mark_triggered, pending_months, read_ledger
-    from segmentation.sources import Source, read_month
+    from segmentation.sources.base import Source, read_month
+    from segmentation.sources.landing import mark_triggered, pending_months, read_ledger
+    from segmentation.sources.synthetic import GeneratorSpec, generate, generate_month
 
     store = GcsStore(emulator, f"landing-{uuid.uuid4().hex[:8]}")
     january = generate_month(GeneratorSpec(n_shops=30, seed=1), "2024-01")
@@ -266,8 +266,8 @@ def test_invoice_files_on_gcs(emulator, tmp_path):
     and named by its URL in errors."""
     from support.samples import write_uci_sample
 
-    from segmentation.invoices import InvoiceSourceError
-    from segmentation.sources import Source, read_month
+    from segmentation.sources.base import Source, read_month
+    from segmentation.sources.invoices import InvoiceSourceError
 
     store = GcsStore(emulator, f"invoices-{uuid.uuid4().hex[:8]}")
     local, replaced = tmp_path / "a.csv", tmp_path / "b.csv"

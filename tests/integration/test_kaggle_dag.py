@@ -9,7 +9,7 @@ import pendulum
 import pytest
 from support.samples import to_uci_invoices
 
-from segmentation.generate import GeneratorSpec, generate
+from segmentation.sources.synthetic import GeneratorSpec, generate
 
 from . import kaggle_standin
 

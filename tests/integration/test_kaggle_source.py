@@ -9,15 +9,15 @@ import pandas as pd
 import pytest
 
 from segmentation.contract import DEFAULT_KAGGLE_DATASET
-from segmentation.generate import GeneratorSpec, generate
-from segmentation.kaggle_source import (
+from segmentation.sources.base import SourceDataError
+from segmentation.sources.kaggle import (
     KaggleDataError,
     KaggleSourceError,
     credentials_from_env,
     download_dataset,
     read_monthly_contract,
 )
-from segmentation.sources import SourceDataError
+from segmentation.sources.synthetic import GeneratorSpec, generate
 
 from . import kaggle_standin
 
@@ -190,10 +190,10 @@ def test_read_rejects_files_without_contract_columns(tmp_path):
 def test_kaggle_months_run_through_the_pipeline(standin, sales, home, monkeypatch):
     """The kaggle source as the DAG and the CLI use it: downloaded once, split into monthly raw partitions."""
     from segmentation.config import load_settings
-    from segmentation.ingest import ingest
-    from segmentation.sources import Source
-    from segmentation.storage import Lake, month_ref
-    from segmentation.validate import validate
+    from segmentation.lake.storage import Lake, month_ref
+    from segmentation.sources.base import Source
+    from segmentation.stages.ingest import ingest
+    from segmentation.stages.validate import validate
 
     settings = load_settings()
     source = Source(kind="kaggle", cache_dir=str(home / "cache" / "kaggle"), credentials=(USER, KEY))
@@ -211,7 +211,7 @@ def test_kaggle_months_run_through_the_pipeline(standin, sales, home, monkeypatc
 def test_only_kaggle_trouble_of_its_own_is_retried(status, retryable):
     import requests
 
-    from segmentation.kaggle_source import _translate
+    from segmentation.sources.kaggle import _translate
 
     response = requests.Response()
     response.status_code = status

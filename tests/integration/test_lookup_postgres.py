@@ -9,14 +9,14 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from segmentation import lookup
 from segmentation.config import REPO_ROOT
-from segmentation.lifecycle import LIFECYCLE_NAMES, NEW_SHOP
-from segmentation.lookup_api import create_app
-from segmentation.profiles import PROFILE_FEATURES, build_profiles
-from segmentation.publish import SEGMENT_COLUMNS
-from segmentation.warehouse import DuckDBReader, DuckDBWarehouse
-from segmentation.warehouse_postgres import PostgresWarehouse
+from segmentation.model.lifecycle import LIFECYCLE_NAMES, NEW_SHOP
+from segmentation.model.profiles import PROFILE_FEATURES, build_profiles
+from segmentation.serving import lookup
+from segmentation.serving.lookup_api import create_app
+from segmentation.stages.publish import SEGMENT_COLUMNS
+from segmentation.warehouse.duckdb import DuckDBReader, DuckDBWarehouse
+from segmentation.warehouse.postgres import PostgresWarehouse
 
 from .postgres_server import postgres_server
 

@@ -14,12 +14,12 @@ import os
 import pytest
 
 from segmentation.config import load_settings
+from segmentation.lake.storage import Lake, month_ref
+from segmentation.model.registry import Registry
+from segmentation.model.tracking import log_training
 from segmentation.pipeline import run_months
-from segmentation.registry import Registry
-from segmentation.sources import Source
-from segmentation.storage import Lake, month_ref
-from segmentation.tracking import log_training
-from segmentation.train import train
+from segmentation.sources.base import Source
+from segmentation.stages.train import train
 
 from .mlflow_server import free_port, mlflow_server
 

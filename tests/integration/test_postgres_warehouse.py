@@ -17,10 +17,10 @@ import pandas as pd
 import pytest
 
 from segmentation.config import REPO_ROOT
-from segmentation.profiles import PROFILE_FEATURES, build_profiles
-from segmentation.publish import SEGMENT_COLUMNS, _json
-from segmentation.warehouse import DuckDBWarehouse
-from segmentation.warehouse_postgres import PostgresWarehouse, redacted_dsn
+from segmentation.model.profiles import PROFILE_FEATURES, build_profiles
+from segmentation.stages.publish import SEGMENT_COLUMNS, _json
+from segmentation.warehouse.duckdb import DuckDBWarehouse
+from segmentation.warehouse.postgres import PostgresWarehouse, redacted_dsn
 
 from .postgres_server import PostgresServer, postgres_server
 
@@ -181,7 +181,7 @@ def test_a_bad_value_late_in_the_script_rolls_back_the_earlier_deletes(warehouse
 
 def _recommendations(tmp_path, month: str, shops: int, top_n: int = 3, product: str = "P") -> Path:
     """A month's recommendations as the recommend stage writes them: a parquet file of OUTPUT_COLUMNS."""
-    from segmentation.recommend import OUTPUT_COLUMNS
+    from segmentation.stages.recommend import OUTPUT_COLUMNS
 
     frame = pd.DataFrame(
         [
@@ -224,7 +224,7 @@ def _recommendation_run(month: str, rows: int, sha: str) -> pd.DataFrame:
 
 
 def test_recommendations_are_copied_in_batches_and_replace_only_their_month(warehouse, tmp_path, monkeypatch):
-    import segmentation.warehouse_postgres as module
+    import segmentation.warehouse.postgres as module
 
     monkeypatch.setattr(module, "COPY_BATCH_ROWS", 7)  # 120 rows in 18 COPY chunks
     warehouse.replace_recommendations(
@@ -549,8 +549,8 @@ def test_the_pipeline_publishes_to_postgres_and_reruns_change_nothing(
     """SEGMENTATION_WAREHOUSE_BACKEND=postgres: validate and publish write PostgreSQL; a re-run is a no-op."""
     from segmentation.config import load_settings
     from segmentation.pipeline import run_month, run_months
-    from segmentation.publish import warehouse_for
-    from segmentation.sources import Source
+    from segmentation.sources.base import Source
+    from segmentation.warehouse.base import warehouse_for
 
     monkeypatch.setenv("SEGMENTATION_WAREHOUSE_BACKEND", "postgres")
     monkeypatch.setenv("SEGMENTATION_WAREHOUSE_DSN", dsn)

@@ -109,7 +109,7 @@ def live_airflow(tmp_path_factory) -> Live:
     """One Airflow for the REST, asset and browser tests: the project's DAGs parsed without import errors and
     paused at creation, segmentation_monthly unpaused, the warehouse pool created through the REST API; three
     months of 300 generated shops as the file source. (segmentation_export stays paused until the asset test.)"""
-    from segmentation.generate import GeneratorSpec, generate
+    from segmentation.sources.synthetic import GeneratorSpec, generate
 
     root = tmp_path_factory.mktemp("live")
     home = root / "home"

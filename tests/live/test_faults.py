@@ -208,7 +208,7 @@ SITECUSTOMIZE = textwrap.dedent('''
         module.DuckDBWarehouse.replace_month = replace_month
 
 
-    _PATCHES = {"segmentation.storage": _patch_storage, "segmentation.warehouse": _patch_warehouse}
+    _PATCHES = {"segmentation.lake.storage": _patch_storage, "segmentation.warehouse.duckdb": _patch_warehouse}
 
 
     class _Finder(importlib.abc.MetaPathFinder):
@@ -305,8 +305,8 @@ def check_lake(root: Path) -> dict:
 
 def check_champion(root: Path) -> str | None:
     """models/champion.json (if any) parses and names a version whose manifest exists and whose files verify."""
-    from segmentation.registry import CHAMPION, Registry
-    from segmentation.storage import Lake
+    from segmentation.lake.storage import Lake
+    from segmentation.model.registry import CHAMPION, Registry
 
     if not (root / CHAMPION).exists():
         return None
@@ -483,7 +483,7 @@ def after_kill(server: AirflowServer, api, run_id: str, task_id: str, try_number
 # ----------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
-    from segmentation.generate import GeneratorSpec, generate
+    from segmentation.sources.synthetic import GeneratorSpec, generate
 
     root = tmp_path_factory.mktemp("faults")
     home = root / "home"

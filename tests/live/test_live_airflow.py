@@ -231,7 +231,7 @@ def test_publish_asset_events_trigger_the_export(live_airflow, march_rerun):
 
     # 3. the extracts: checksummed in their manifests, one row per shop scored that month (none in the warm-up
     #    January), last month's segment ids alongside
-    from segmentation.storage import Lake, month_ref
+    from segmentation.lake.storage import Lake, month_ref
 
     lake = Lake(str(live_airflow.home / "lake"))
     previous: dict[str, int] = {}

@@ -15,8 +15,8 @@ import httpx
 import pandas as pd
 import pytest
 
-from segmentation.publish import SEGMENT_COLUMNS
-from segmentation.warehouse import DuckDBWarehouse
+from segmentation.stages.publish import SEGMENT_COLUMNS
+from segmentation.warehouse.duckdb import DuckDBWarehouse
 
 from .airflow_server import airflow_server, ok
 

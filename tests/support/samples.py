@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from segmentation.invoices import RULES, UCI_LAYOUT
+from segmentation.sources.invoices import RULES, UCI_LAYOUT
 
 
 def inject_bad_rows(frame: pd.DataFrame, seed: int = 0, count: int = 3) -> pd.DataFrame:

@@ -17,14 +17,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from segmentation.generate import GeneratorSpec, generate, generate_month
-from segmentation.ingest import ingest
-from segmentation.invoices import PLAIN_LAYOUT, read_invoices
+from segmentation.lake.storage import Lake, month_ref
 from segmentation.pipeline import run_month
-from segmentation.publish import warehouse_for
-from segmentation.sources import Source, SourceError
-from segmentation.storage import Lake, month_ref
-from segmentation.validate import DataValidationError, validate
+from segmentation.sources.base import Source, SourceError
+from segmentation.sources.invoices import PLAIN_LAYOUT, read_invoices
+from segmentation.sources.synthetic import GeneratorSpec, generate, generate_month
+from segmentation.stages.ingest import ingest
+from segmentation.stages.validate import DataValidationError, validate
+from segmentation.warehouse.base import warehouse_for
 
 SPEC = GeneratorSpec(n_shops=150, seed=2, first_month="2023-01", last_month="2023-03")
 PUBLISHED = ("2023-01", "2023-02")

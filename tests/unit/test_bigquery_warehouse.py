@@ -18,8 +18,8 @@ from google.api_core.exceptions import BadRequest, Conflict, NotFound
 from sqlglot import exp
 
 from segmentation.config import REPO_ROOT
-from segmentation.warehouse import _statements
-from segmentation.warehouse_bigquery import (
+from segmentation.warehouse.base import sql_statements
+from segmentation.warehouse.bigquery import (
     CLUSTERING,
     JOB_ID,
     MONTH_TABLES,
@@ -50,7 +50,7 @@ VIEWS = ("segment_sizes", "segment_transitions")
 
 def _bq_statements(name: str, table: str | None = None) -> list[exp.Expression]:
     parsed = []
-    for statement in _statements(BQ_SQL / name):
+    for statement in sql_statements(BQ_SQL / name):
         text = render(statement, f"{PROJECT}.{DATASET}", table)
         assert "{" not in text and "}" not in text, text
         expressions = sqlglot.parse(text, read="bigquery")
@@ -572,7 +572,7 @@ def test_the_load_payload_is_a_fresh_stream_per_attempt():
 
 
 def _recommendations_file(tmp_path, shops=4, month=MONTH):
-    from segmentation.recommend import OUTPUT_COLUMNS
+    from segmentation.stages.recommend import OUTPUT_COLUMNS
 
     frame = pd.DataFrame(
         [

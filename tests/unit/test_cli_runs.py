@@ -20,9 +20,9 @@ import pytest
 from segmentation.cli import main as cli
 from segmentation.config import load_settings
 from segmentation.home_lock import HOLDER_NAME, hold_home
-from segmentation.publish import warehouse_for
-from segmentation.registry import Registry
-from segmentation.storage import Lake
+from segmentation.lake.storage import Lake
+from segmentation.model.registry import Registry
+from segmentation.warehouse.base import warehouse_for
 
 PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
 FAST_ENV = {

@@ -8,7 +8,7 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.metrics import adjusted_rand_score
 
-from segmentation.clustering import KMeansClusterer, kmeans_by_stability, predict, refit_like
+from segmentation.model.clustering import KMeansClusterer, kmeans_by_stability, predict, refit_like
 
 
 def tight_and_broad(seed=0):

@@ -4,8 +4,8 @@ import pyarrow as pa
 from support.samples import write_uci_sample
 
 from segmentation.contract import INVOICE_LINE_TYPES, MONTHLY_TYPES, SOURCE_KINDS
-from segmentation.invoices import UCI_LAYOUT, clean_invoices, invoice_lines, read_invoices
-from segmentation.validate import CONTRACT_SCHEMA
+from segmentation.sources.invoices import UCI_LAYOUT, clean_invoices, invoice_lines, read_invoices
+from segmentation.stages.validate import CONTRACT_SCHEMA
 
 
 def test_the_raw_schema_is_the_monthly_contract():

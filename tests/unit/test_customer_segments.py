@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from segmentation import lifecycle
-from segmentation.clustering import GaussianMixtureClusterer, KMeansClusterer, predict
-from segmentation.train import select_candidate
+from segmentation.model import lifecycle
+from segmentation.model.clustering import GaussianMixtureClusterer, KMeansClusterer, predict
+from segmentation.stages.train import select_candidate
 
 MONTHS = ["2024-01", "2024-02", "2024-03", "2024-04", "2024-05", "2024-06"]
 
@@ -57,7 +57,7 @@ def run_invoices(home, path, months=MONTHS, **env):
     """The pipeline over `months` of the invoice file in a fresh home (customer warm-up 4 months, short training)."""
     from segmentation.config import load_settings
     from segmentation.pipeline import run_months
-    from segmentation.sources import Source
+    from segmentation.sources.base import Source
 
     with pytest.MonkeyPatch.context() as mp:
         for name, value in {
@@ -132,7 +132,7 @@ def evaluation(score, **metrics):
 
 
 def test_selection_takes_the_best_score_and_names_why():
-    from segmentation.evaluate import DEFAULT_GATES
+    from segmentation.model.evaluate import DEFAULT_GATES
 
     pick, failures, why = select_candidate(
         {"autoencoder_hdbscan": evaluation(1.50), "kmeans": evaluation(1.51), "gmm": evaluation(1.2)}, DEFAULT_GATES
@@ -144,7 +144,7 @@ def test_selection_takes_the_best_score_and_names_why():
 
 
 def test_selection_skips_candidates_that_fail_gates():
-    from segmentation.evaluate import DEFAULT_GATES
+    from segmentation.model.evaluate import DEFAULT_GATES
 
     pick, failures, _ = select_candidate(
         {"autoencoder_hdbscan": evaluation(1.9, noise_share=0.4), "gmm": evaluation(1.1)}, DEFAULT_GATES
@@ -156,7 +156,7 @@ def test_selection_skips_candidates_that_fail_gates():
 
 # invoice lines and customer features ---------------------------------------------------------------------------
 def test_online_retail_ii_headers_are_read_as_uci(tmp_path):
-    from segmentation.invoices import UCI_LAYOUT, read_invoices
+    from segmentation.sources.invoices import UCI_LAYOUT, read_invoices
 
     path = tmp_path / "online_retail_ii.csv"
     pd.DataFrame(
@@ -178,7 +178,7 @@ def test_online_retail_ii_headers_are_read_as_uci(tmp_path):
 
 def test_customer_features_from_lines(tmp_path):
     from segmentation.config import REPO_ROOT
-    from segmentation.features import customer_features
+    from segmentation.features.engine import customer_features
 
     lines = pd.DataFrame(
         {
@@ -202,8 +202,8 @@ def test_customer_features_from_lines(tmp_path):
 
 @pytest.mark.slow
 def test_invoice_months_segment_every_customer_with_lifecycle_and_model(six_months, invoice_file):
-    from segmentation.publish import warehouse_for
-    from segmentation.storage import Lake, month_ref
+    from segmentation.lake.storage import Lake, month_ref
+    from segmentation.warehouse.base import warehouse_for
 
     settings, results = six_months
     assert [r["decide"]["decision"] for r in results][:3] == ["skip"] * 3
@@ -227,9 +227,9 @@ def test_invoice_months_segment_every_customer_with_lifecycle_and_model(six_mont
 
 @pytest.mark.slow
 def test_no_passing_candidate_publishes_lifecycle_segments_only(tmp_path, invoice_file):
-    from segmentation.publish import warehouse_for
-    from segmentation.registry import Registry
-    from segmentation.storage import Lake
+    from segmentation.lake.storage import Lake
+    from segmentation.model.registry import Registry
+    from segmentation.warehouse.base import warehouse_for
 
     # no candidate can pass a gate of 60 segments
     settings, results = run_invoices(tmp_path, invoice_file, MONTHS[:5], SEGMENTATION_GATE_MIN_SEGMENTS="60")
@@ -258,7 +258,7 @@ def test_customers_without_lines_are_judged_by_the_shop_rules():
 
 
 def test_new_segment_ids_skip_the_lifecycle_range():
-    from segmentation.stability import align_segments
+    from segmentation.model.stability import align_segments
 
     labels = np.repeat(np.arange(5), 10)
     alignment = align_segments(np.full(50, -1), labels, 898, {}, {})
@@ -267,7 +267,7 @@ def test_new_segment_ids_skip_the_lifecycle_range():
 
 
 def test_a_champion_whose_inputs_are_gone_makes_the_month_train():
-    from segmentation.decide import missing_inputs
+    from segmentation.stages.decide import missing_inputs
 
     columns = pd.DataFrame({"shop_id": ["a"], "trend_z": [0.0]}).columns
     assert missing_inputs({"features": ["log_recency_days", "trend_z"]}, columns) == ["log_recency_days"]
@@ -277,8 +277,8 @@ def test_a_champion_whose_inputs_are_gone_makes_the_month_train():
 def test_invoice_lines_that_do_not_add_up_stop_validate_before_anything_is_written(settings):
     import pyarrow as pa
 
-    from segmentation.storage import Lake, month_ref
-    from segmentation.validate import DataValidationError, validate
+    from segmentation.lake.storage import Lake, month_ref
+    from segmentation.stages.validate import DataValidationError, validate
 
     lake = Lake(settings.lake_root)
     month_rows = pd.DataFrame(

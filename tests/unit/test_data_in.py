@@ -10,14 +10,14 @@ import pytest
 from support.samples import to_uci_invoices
 
 from segmentation.cli import main as cli
-from segmentation.generate import GeneratorSpec, generate, generate_month, ground_truth
-from segmentation.ingest import ingest
-from segmentation.landing import mark_triggered, pending_months
+from segmentation.lake.storage import Lake, as_of_ref, month_ref
 from segmentation.pipeline import run_month, run_months
-from segmentation.publish import warehouse_for
-from segmentation.sources import Source, SourceError
-from segmentation.storage import Lake, as_of_ref, month_ref
-from segmentation.validate import DataValidationError, validate
+from segmentation.sources.base import Source, SourceError
+from segmentation.sources.landing import mark_triggered, pending_months
+from segmentation.sources.synthetic import GeneratorSpec, generate, generate_month, ground_truth
+from segmentation.stages.ingest import ingest
+from segmentation.stages.validate import DataValidationError, validate
+from segmentation.warehouse.base import warehouse_for
 
 SPEC = GeneratorSpec(n_shops=150, seed=2, first_month="2023-01", last_month="2023-04")
 
@@ -156,7 +156,7 @@ def test_short_invoice_history_gives_segments(home, monkeypatch, invoice_file):
     assert not features.to_pandas().drop(columns=["shop_id", "lifecycle_segment", "gap_days"]).isna().any().any()
     assert (features.to_pandas()["log_mean_value"] > 0).all()  # values exist for invoice data
     assert set(last["shop_id"]) <= set(truth["shop_id"].str[1:].astype(int).astype(str))
-    from segmentation.registry import Registry
+    from segmentation.model.registry import Registry
 
     features = Registry(Lake(settings.lake_root)).metadata("0001")["features"]
     # customers are segmented on customer-level behaviour from the invoice lines
@@ -241,7 +241,7 @@ def test_dag_params_carry_the_invoice_columns_and_date_format(tmp_path):
     }
     source = Source.from_params(params)
     assert dict(source.columns) == {"customer": "Client Nr", "date": "Booked", "quantity": "Units", "amount": "Total"}
-    from segmentation.sources import read_month
+    from segmentation.sources.base import read_month
 
     assert read_month(source, "2011-03")[["shop_id", "sales_qty"]].values.tolist() == [["c1", 4.0]]
     with pytest.raises(ValueError, match="unknown field 'client'"):

@@ -8,9 +8,13 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from segmentation import clustering, drift, model
 from segmentation.config import load_settings
-from segmentation.decide import (
+from segmentation.lake.storage import Lake, as_of_ref, month_ref
+from segmentation.model import autoencoder as model
+from segmentation.model import clustering, drift
+from segmentation.model.registry import Registry
+from segmentation.months import add_months, month_range
+from segmentation.stages.decide import (
     REUSE,
     TRAIN,
     decide,
@@ -20,9 +24,6 @@ from segmentation.decide import (
     read_decision,
     record_outcome,
 )
-from segmentation.months import add_months, month_range
-from segmentation.registry import Registry
-from segmentation.storage import Lake, as_of_ref, month_ref
 
 FEATURES = ["log_aov", "log_qty", "recency_days", "tenure_months"]
 STABLE = ["log_aov", "log_qty"]  # what the trainer stores as drift_features: recency and tenure age by construction
@@ -393,8 +394,8 @@ def test_a_champion_trained_on_a_full_window_does_not_retrain_for_it(short_windo
 
 
 def test_the_window_filled_challenger_is_held_to_the_absolute_gates_only():
-    from segmentation.evaluate import DEFAULT_GATES, apply_gates
-    from segmentation.train import champion_yardstick
+    from segmentation.model.evaluate import DEFAULT_GATES, apply_gates
+    from segmentation.stages.train import champion_yardstick
 
     champion = {"segments": 8, "noise_share": 0.0, "stability": 0.94, "version": "0001"}
     challenger = {"segments": 7, "noise_share": 0.0, "largest_share": 0.3, "stability": 0.99, "ari_vs_champion": 0.54}

@@ -5,9 +5,9 @@ import io
 import pandas as pd
 import pytest
 
-from segmentation.export import EXPORT_COLUMNS, EXPORT_FILE, export_month
-from segmentation.publish import warehouse_for
-from segmentation.storage import Lake, month_ref
+from segmentation.lake.storage import Lake, month_ref
+from segmentation.serving.export import EXPORT_COLUMNS, EXPORT_FILE, export_month
+from segmentation.warehouse.base import warehouse_for
 
 
 def _segments(month: str, rows: list[tuple[str, int, str, float]]) -> pd.DataFrame:

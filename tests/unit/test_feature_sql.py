@@ -9,9 +9,10 @@ import sqlglot
 from sqlglot import exp
 
 from segmentation.config import REPO_ROOT
-from segmentation.features import compute_features, feature_params, feature_sql
-from segmentation.generate import GeneratorSpec, generate
-from segmentation.validate import to_contract
+from segmentation.features.engine import compute_features
+from segmentation.features.sql import feature_params, feature_sql
+from segmentation.sources.synthetic import GeneratorSpec, generate
+from segmentation.stages.validate import to_contract
 
 SQL = REPO_ROOT / "include" / "sql"
 # Functions of BigQuery's standard SQL reference that the feature SQL may use (aggregate, math, conditional,

@@ -7,9 +7,10 @@ import pyarrow as pa
 import pytest
 
 from segmentation.config import REPO_ROOT
-from segmentation.features import compute_features, feature_schema, model_feature_names
-from segmentation.features import derived_features as derive
-from segmentation.generate import GeneratorSpec, generate, generate_month
+from segmentation.features.engine import compute_features
+from segmentation.features.engine import derived_features as derive
+from segmentation.features.schema import feature_schema, model_feature_names
+from segmentation.sources.synthetic import GeneratorSpec, generate, generate_month
 
 SQL = REPO_ROOT / "include" / "sql"
 
@@ -77,7 +78,7 @@ def test_window_excludes_older_months():
 
 
 def test_behaviour_separates_in_features():
-    from segmentation.generate import ground_truth
+    from segmentation.sources.synthetic import ground_truth
 
     spec = GeneratorSpec(n_shops=1500, first_month="2023-01", last_month="2024-12", seed=5)
     frame = compute_features(pa.Table.from_pandas(generate(spec)), "2024-12", 24, SQL).to_pandas()
@@ -99,10 +100,10 @@ def test_same_input_gives_bitwise_identical_features():
 
 @pytest.fixture(scope="module")
 def raw_lake(tmp_path_factory):
-    from segmentation.generate import make_shops
+    from segmentation.lake.storage import Lake, month_ref
     from segmentation.months import month_range
-    from segmentation.storage import Lake, month_ref
-    from segmentation.validate import to_contract
+    from segmentation.sources.synthetic import make_shops
+    from segmentation.stages.validate import to_contract
 
     spec = GeneratorSpec(n_shops=800, first_month="2023-01", last_month="2024-12", seed=13, late_joiner_share=0.3)
     shops = make_shops(spec)
@@ -116,7 +117,7 @@ def raw_lake(tmp_path_factory):
 
 
 def test_the_engine_computes_the_definitions(raw_lake):
-    from segmentation.features import window_features
+    from segmentation.features.engine import window_features
 
     lake, raw = raw_lake
     table, months, raw_rows = window_features(lake, "2024-12", 24, SQL)
@@ -132,7 +133,7 @@ def test_the_engine_computes_the_definitions(raw_lake):
 
 
 def test_the_engine_gives_the_same_bits_on_any_number_of_cores(raw_lake):
-    from segmentation.features import features_from_files
+    from segmentation.features.engine import features_from_files
 
     lake, _ = raw_lake
     paths = sorted(str(p) for p in Path(lake.root).glob("raw/month=*/*/data.parquet"))
@@ -146,8 +147,8 @@ def test_raw_partitions_are_sorted_by_shop_in_row_groups_with_statistics(monkeyp
 
     import pyarrow.parquet as pq
 
-    from segmentation import storage
-    from segmentation.validate import to_contract
+    from segmentation.lake import storage
+    from segmentation.stages.validate import to_contract
 
     frame = generate_month(GeneratorSpec(n_shops=300, first_month="2024-01", last_month="2024-12", seed=4), "2024-06")
     table = to_contract(frame.sample(frac=1.0, random_state=0))  # arrives in any order
@@ -165,7 +166,7 @@ def test_unsorted_raw_files_give_the_same_features(raw_lake, tmp_path):
     """Sorted row groups only save decoding: files from before the lake sorted them still read right."""
     import pyarrow.parquet as pq
 
-    from segmentation.features import features_from_files
+    from segmentation.features.engine import features_from_files
 
     lake, _ = raw_lake
     paths = sorted(str(p) for p in Path(lake.root).glob("raw/month=*/*/data.parquet"))
@@ -187,8 +188,8 @@ def test_unsorted_raw_files_give_the_same_features(raw_lake, tmp_path):
 def test_a_corrupted_raw_partition_stops_the_features(raw_lake, tmp_path):
     import shutil
 
-    from segmentation.features import window_features
-    from segmentation.storage import ChecksumMismatch, Lake
+    from segmentation.features.engine import window_features
+    from segmentation.lake.storage import ChecksumMismatch, Lake
 
     lake, _ = raw_lake
     copy = Lake(str(tmp_path / "lake"))
@@ -200,7 +201,7 @@ def test_a_corrupted_raw_partition_stops_the_features(raw_lake, tmp_path):
 
 
 def test_shop_ranges_grow_with_the_shops_and_cover_each_shop_once(tmp_path):
-    from segmentation.features import MIN_RANGES, RANGE_SHOPS, _engine, _range_bounds
+    from segmentation.features.engine import MIN_RANGES, RANGE_SHOPS, _engine, _range_bounds
 
     shops = 9 * RANGE_SHOPS - 7
     big, small = tmp_path / "big.parquet", tmp_path / "small.parquet"
@@ -226,7 +227,7 @@ def test_the_model_sees_the_active_month_features():
     """The model's inputs ignore months without sales (a skipped month is not noise); the tenure-based
     trend_t, log_noise, log_excess_cv2 and seasonal_strength stay as descriptive columns. Trend and season enter
     as significance scores derived from the active-month columns, each input measured in its unit."""
-    from segmentation.features import model_feature_units
+    from segmentation.features.schema import model_feature_units
 
     assert model_feature_names(SQL) == [
         "active_share",

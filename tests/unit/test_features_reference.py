@@ -7,9 +7,9 @@ import pytest
 from support.features_reference import reference_features
 
 from segmentation.config import REPO_ROOT
-from segmentation.features import compute_features
-from segmentation.generate import GeneratorSpec, generate
+from segmentation.features.engine import compute_features
 from segmentation.months import month_index
+from segmentation.sources.synthetic import GeneratorSpec, generate
 
 SQL = REPO_ROOT / "include" / "sql"
 AS_OF = "2024-12"

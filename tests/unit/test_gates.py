@@ -1,12 +1,7 @@
 import numpy as np
 import pytest
 
-from segmentation.evaluate import (
-    DEFAULT_GATES,
-    apply_gates,
-    bootstrap_stability,
-    size_metrics,
-)
+from segmentation.model.evaluate import DEFAULT_GATES, apply_gates, bootstrap_stability, size_metrics
 
 GOOD = {"noise_share": 0.02, "segments": 5, "largest_share": 0.3, "stability": 0.9, "ari_vs_champion": 0.95}
 CHAMPION = {"noise_share": 0.02, "segments": 5, "largest_share": 0.3, "stability": 0.9}

@@ -4,12 +4,7 @@ import pytest
 from support.samples import inject_bad_rows
 
 from segmentation.contract import MONTHLY_COLUMNS
-from segmentation.generate import (
-    GeneratorSpec,
-    generate,
-    generate_month,
-    ground_truth,
-)
+from segmentation.sources.synthetic import GeneratorSpec, generate, generate_month, ground_truth
 
 
 def test_generates_the_monthly_contract_with_planted_segments():

@@ -3,11 +3,11 @@ import pandas as pd
 import pytest
 from support.samples import inject_bad_rows
 
-from segmentation.generate import GeneratorSpec, generate_month
-from segmentation.ingest import ingest
-from segmentation.sources import Source, SourceError
-from segmentation.storage import Lake, month_ref
-from segmentation.validate import DataValidationError, validate
+from segmentation.lake.storage import Lake, month_ref
+from segmentation.sources.base import Source, SourceError
+from segmentation.sources.synthetic import GeneratorSpec, generate_month
+from segmentation.stages.ingest import ingest
+from segmentation.stages.validate import DataValidationError, validate
 
 
 def _file(tmp_path, frame, name="sales.parquet"):
@@ -121,7 +121,7 @@ def test_synthetic_source_matches_generator(settings):
 
 
 def _quality_rows(settings):
-    from segmentation.publish import warehouse_for
+    from segmentation.warehouse.base import warehouse_for
 
     return warehouse_for(settings).query("SELECT * FROM data_quality_runs ORDER BY month")
 

@@ -5,7 +5,7 @@ import pytest
 from support.samples import write_uci_sample
 
 from segmentation.contract import MONTHLY_COLUMNS
-from segmentation.invoices import (
+from segmentation.sources.invoices import (
     PLAIN_LAYOUT,
     RULES,
     UCI_LAYOUT,
@@ -95,7 +95,7 @@ def test_parquet_input_matches_csv(sample, tmp_path):
 
 
 def test_each_rule_is_logged(sample, caplog):
-    with caplog.at_level(logging.INFO, logger="segmentation.invoices"):
+    with caplog.at_level(logging.INFO, logger="segmentation.sources.invoices"):
         _, report = monthly_contract_from_invoices(sample[0])
     text = caplog.text
     for rule in RULES:

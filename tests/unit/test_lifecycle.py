@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from segmentation.config import load_settings
-from segmentation.decide import decide, measure_drift
-from segmentation.generate import GeneratorSpec, generate
+from segmentation.lake.storage import Lake, month_ref
+from segmentation.model.registry import Registry
 from segmentation.pipeline import run_month, run_months
-from segmentation.publish import warehouse_for
-from segmentation.registry import Registry
-from segmentation.sources import Source
-from segmentation.storage import Lake, month_ref
+from segmentation.sources.base import Source
+from segmentation.sources.synthetic import GeneratorSpec, generate
+from segmentation.stages.decide import decide, measure_drift
+from segmentation.warehouse.base import warehouse_for
 
 pytestmark = pytest.mark.slow  # every test here trains models or runs the pipeline
 

@@ -14,10 +14,11 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from segmentation.lookup import HISTORY_SQL, reader_for
-from segmentation.lookup_api import URL_PREFIX, create_app
-from segmentation.publish import SEGMENT_COLUMNS, warehouse_for
-from segmentation.warehouse import DuckDBReader, writer_lock
+from segmentation.serving.lookup import HISTORY_SQL, reader_for
+from segmentation.serving.lookup_api import URL_PREFIX, create_app
+from segmentation.stages.publish import SEGMENT_COLUMNS
+from segmentation.warehouse.base import warehouse_for
+from segmentation.warehouse.duckdb import DuckDBReader, writer_lock
 
 pytestmark = pytest.mark.slow  # every test here trains models or runs the pipeline
 
@@ -325,7 +326,7 @@ def test_publish_in_another_process_gets_the_file_from_the_api_and_is_served(api
         import sys
         sys.path.insert(0, {str(REPO / "plugins")!r})
         import pandas as pd
-        from segmentation.warehouse import DuckDBWarehouse
+        from segmentation.warehouse.duckdb import DuckDBWarehouse
         warehouse = DuckDBWarehouse({str(settings.warehouse_path)!r}, {str(settings.sql_dir)!r}, lock_wait_seconds=60)
         segments = pd.DataFrame([{{"month": "2024-03", "shop_id": "S1", "segment_id": 2, "segment_name": "At risk",
             "membership_strength": 0.5, "eligible": True, "model_version": "0002", "scored_at": pd.Timestamp("2024-04-01")}}])

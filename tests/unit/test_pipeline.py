@@ -5,11 +5,11 @@ import json
 import pytest
 
 from segmentation.config import load_settings
+from segmentation.lake.storage import Lake
+from segmentation.model.registry import Registry, RegistryError
 from segmentation.pipeline import run_month, run_months
-from segmentation.publish import warehouse_for
-from segmentation.registry import Registry, RegistryError
-from segmentation.sources import Source
-from segmentation.storage import Lake
+from segmentation.sources.base import Source
+from segmentation.warehouse.base import warehouse_for
 
 pytestmark = pytest.mark.slow  # every test here trains models or runs the pipeline
 

@@ -3,7 +3,7 @@ import math
 import pandas as pd
 import pytest
 
-from segmentation.profiles import (
+from segmentation.model.profiles import (
     CUSTOMER_NAMING,
     SHOP_NAMING,
     base_name,
@@ -192,7 +192,7 @@ def test_profiles_cover_every_shop_once():
     scores = pd.DataFrame(
         {"shop_id": list("abcde"), "segment_id": [0, 0, 1, -1, 1], "membership_strength": [1.0, 0.5, 0.8, 0.0, 0.6]}
     )
-    from segmentation.profiles import PROFILE_FEATURES
+    from segmentation.model.profiles import PROFILE_FEATURES
 
     features = pd.DataFrame({"shop_id": list("abcde"), **{f: [1.0, 2.0, 3.0, 4.0, 5.0] for f in PROFILE_FEATURES}})
     profiles = build_profiles("2024-01", scores, features, {0: "Steady", 1: "Growing"}).set_index("segment_id")

@@ -11,10 +11,10 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from segmentation import recommend as rec
+from segmentation.lake.storage import Lake, month_ref
 from segmentation.months import month_range, parse_month
-from segmentation.recommend import Recipe, recommend, recommend_files
-from segmentation.storage import Lake, month_ref
+from segmentation.stages import recommend as rec
+from segmentation.stages.recommend import Recipe, recommend, recommend_files
 
 MONTHS = month_range("2024-01", "2024-04")
 MONTH = MONTHS[-1]
@@ -200,7 +200,7 @@ def publish_inputs(settings, raw: dict[str, pd.DataFrame], scores: pd.DataFrame 
 
 
 def table(settings, sql: str) -> pd.DataFrame:
-    from segmentation.publish import warehouse_for
+    from segmentation.warehouse.base import warehouse_for
 
     return warehouse_for(settings).query(sql)
 
@@ -224,7 +224,7 @@ def test_a_changed_month_is_replaced_not_duplicated_and_other_months_stay(settin
     raw, scores = random_shops()
     publish_inputs(settings, raw, scores)
     recommend(settings, MONTH)
-    from segmentation.publish import warehouse_for
+    from segmentation.warehouse.base import warehouse_for
 
     other = table(settings, "SELECT * FROM recommendations").assign(month="2024-03")
     other_path = settings.home / "other.parquet"

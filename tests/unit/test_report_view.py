@@ -1,4 +1,4 @@
-"""The report's business view (segmentation/business.py): movements, top products and profiles in real units on
+"""The report's business view (segmentation/serving/business.py): movements, top products and profiles in real units on
 hand-made frames, and a real month's report rendered in headless Chromium: the segment cards come first and are
 visible, the movements section (Sankey and transition matrix) is there, and the page loads nothing from outside."""
 
@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from headless_chromium import page
 
-from segmentation.business import GONE, NEW, customer_profile, movements, shop_profile, top_products
+from segmentation.serving.business import GONE, NEW, customer_profile, movements, shop_profile, top_products
 
 
 def _scores(pairs: dict[str, int]) -> pd.DataFrame:
@@ -109,7 +109,7 @@ def reported(tmp_path_factory, small_sales_file):
     """The pipeline over 2023-01..2023-05 (first model in April, reused in May) on generated shops."""
     from segmentation.config import load_settings
     from segmentation.pipeline import run_months
-    from segmentation.sources import Source
+    from segmentation.sources.base import Source
 
     home = tmp_path_factory.mktemp("report-view") / "home"
     with pytest.MonkeyPatch.context() as mp:
@@ -130,7 +130,7 @@ def reported(tmp_path_factory, small_sales_file):
 
 @pytest.mark.slow
 def test_the_report_reads_first_as_segment_cards_in_a_browser(reported, tmp_path):
-    from segmentation.storage import Lake, month_ref
+    from segmentation.lake.storage import Lake, month_ref
 
     path = reported["report"]["path"]
     scores = Lake(path.split("/reports/")[0]).read_table(month_ref("scores", "2023-05")).to_pandas()

@@ -15,19 +15,11 @@ import pytest
 
 import segmentation
 from segmentation.config import load_settings
+from segmentation.lake.storage import Lake, as_of_ref, month_ref
+from segmentation.model.registry import Registry
 from segmentation.pipeline import run_months
-from segmentation.registry import Registry
-from segmentation.score import (
-    PARTS_ZONE,
-    combine_scores,
-    score,
-    score_shard,
-    segments_of,
-    shard_of,
-    shard_ref,
-)
-from segmentation.sources import Source
-from segmentation.storage import Lake, as_of_ref, month_ref
+from segmentation.sources.base import Source
+from segmentation.stages.score import PARTS_ZONE, combine_scores, score, score_shard, segments_of, shard_of, shard_ref
 
 MONTH = "2023-03"  # the first month with a model: 2023-01 and 2023-02 warm up
 
@@ -121,7 +113,7 @@ def test_shard_of_is_stable_across_processes_and_spreads_shops():
     ids = [f"S{i:07d}" for i in range(20_000)] + ["12346", "C-00017", "shop ü", ""]
     mine = {n: shard_of(ids, n) for n in (1, 2, 3, 7, 16, 256)}
     probe = (
-        "import json, sys; from segmentation.score import shard_of; ids = json.load(sys.stdin); "
+        "import json, sys; from segmentation.stages.score import shard_of; ids = json.load(sys.stdin); "
         "print(json.dumps({n: shard_of(ids, n).tolist() for n in (1, 2, 3, 7, 16, 256)}))"
     )
     seed = "2" if os.environ.get("PYTHONHASHSEED") == "1" else "1"

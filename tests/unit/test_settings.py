@@ -68,7 +68,7 @@ def test_missing_connection_and_bad_variable_are_clear(home, monkeypatch):
 
 
 def test_the_warehouse_backend_follows_the_settings(home, monkeypatch):
-    from segmentation.publish import warehouse_for
+    from segmentation.warehouse.base import warehouse_for
 
     assert type(warehouse_for(load_settings())).__name__ == "DuckDBWarehouse"
     monkeypatch.setenv("SEGMENTATION_WAREHOUSE_BACKEND", "postgres")

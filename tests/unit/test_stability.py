@@ -1,6 +1,6 @@
 import numpy as np
 
-from segmentation.stability import align_segments, kept_share
+from segmentation.model.stability import align_segments, kept_share
 
 
 def _labels(*groups):

@@ -1,7 +1,7 @@
 import pyarrow as pa
 import pytest
 
-from segmentation.storage import ChecksumMismatch, Lake, PartitionNotFound, PartitionRef, month_ref
+from segmentation.lake.storage import ChecksumMismatch, Lake, PartitionNotFound, PartitionRef, month_ref
 
 
 @pytest.fixture

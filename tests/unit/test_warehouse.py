@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from segmentation.config import REPO_ROOT, load_settings
-from segmentation.publish import warehouse_for
-from segmentation.warehouse import DuckDBWarehouse, WarehouseBusyError
+from segmentation.warehouse.base import warehouse_for
+from segmentation.warehouse.duckdb import DuckDBWarehouse, WarehouseBusyError
 
 SQL = REPO_ROOT / "include" / "sql"
 

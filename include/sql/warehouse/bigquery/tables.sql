@@ -4,7 +4,7 @@
 -- (project ids may contain '-'), e.g. `my-project.segmentation.segments`. The dataset must exist.
 -- Same columns as include/sql/warehouse/duckdb/tables.sql plus month_date DATE, the first day of month,
 -- which every table is partitioned on (one DAY partition per month, decorator table$YYYYMM01), so a month
--- is replaced by a WRITE_TRUNCATE load into its partition (see plugins/segmentation/warehouse_bigquery.py).
+-- is replaced by a WRITE_TRUNCATE load into its partition (see plugins/segmentation/warehouse/bigquery.py).
 -- VARCHAR -> STRING, BIGINT -> INT64, DOUBLE -> FLOAT64, BOOLEAN -> BOOL, JSON -> JSON,
 -- TIMESTAMP (naive UTC in DuckDB) -> TIMESTAMP (UTC). Primary keys are NOT ENFORCED in BigQuery: the loader
 -- checks them before loading.

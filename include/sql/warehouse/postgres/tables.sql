@@ -98,7 +98,7 @@ CREATE TABLE IF NOT EXISTS data_quality_runs (
 -- One shop's segment history (the lookup API) probes this; the primary key leads with month.
 CREATE INDEX IF NOT EXISTS segments_by_shop ON segments (shop_id, month);
 
--- Written by the recommend stage (segmentation/recommend.py), after publish: each shop's top products it has not
+-- Written by the recommend stage (segmentation/stages/recommend.py), after publish: each shop's top products it has not
 -- bought in the window, best first.
 CREATE TABLE IF NOT EXISTS recommendations (
     month      text             NOT NULL,  -- YYYY-MM: made from the purchases up to the end of this month

@@ -1,0 +1,89 @@
+"""Challenger evaluation: quality metrics, bootstrap stability, agreement with the champion, baselines, gates."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from ..config import DEFAULT_GATES  # noqa: F401  (the default thresholds, for callers of apply_gates; Settings.gates)
+
+log = logging.getLogger(__name__)
+
+EVAL_SAMPLE = 5_000
+
+
+def size_metrics(labels: np.ndarray) -> dict:
+    clustered = labels[labels >= 0]
+    sizes = np.bincount(clustered) if len(clustered) else np.array([])
+    sizes = sizes[sizes > 0]
+    shares = sizes / len(labels) if len(labels) else sizes
+    p = sizes / sizes.sum() if sizes.sum() else sizes
+    entropy = float(-(p * np.log(p)).sum() / np.log(len(p))) if len(p) > 1 else 0.0
+    return {
+        "segments": int(len(sizes)),
+        "noise_share": float((labels < 0).mean()) if len(labels) else 0.0,
+        "largest_share": float(shares.max()) if len(shares) else 0.0,
+        "size_entropy": entropy,
+    }
+
+
+def subsample(n: int, size: int, seed: int) -> np.ndarray:
+    """Sorted row indices of a deterministic sample of at most `size` rows."""
+    if n <= size:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
+
+
+def bootstrap_stability(latent: np.ndarray, labels: np.ndarray, fit, rounds: int = 5, seed: int = 0) -> dict:
+    """Per-segment Jaccard between the clusters and the best-matching cluster refitted on 80% resamples."""
+    rng = np.random.default_rng(seed)
+    segments = sorted(int(s) for s in set(labels.tolist()) if s >= 0)
+    scores = {s: [] for s in segments}
+    for _ in range(rounds):
+        picked = np.sort(rng.choice(len(latent), size=int(0.8 * len(latent)), replace=False))
+        refit = fit(latent[picked])
+        original = labels[picked]
+        for s in segments:
+            members = set(np.flatnonzero(original == s))
+            best = 0.0
+            for c in set(refit.tolist()) - {-1}:
+                other = set(np.flatnonzero(refit == c))
+                best = max(best, len(members & other) / len(members | other))
+            scores[s].append(best)
+    per_segment = {str(s): float(np.mean(v)) for s, v in scores.items()}
+    return {"per_segment": per_segment, "mean": float(np.mean(list(per_segment.values()))) if per_segment else 0.0}
+
+
+def apply_gates(metrics: dict, champion: dict | None, gates: dict) -> list[str]:
+    """Reasons the challenger must not be promoted; empty when every gate passes."""
+    failures = []
+    if metrics["noise_share"] > gates["max_noise_share"]:
+        failures.append(f"noise share {metrics['noise_share']:.1%} > {gates['max_noise_share']:.0%}")
+    if metrics["segments"] < gates["min_segments"]:
+        failures.append(f"{metrics['segments']} segments < {gates['min_segments']}")
+    if metrics["largest_share"] > gates["max_largest_share"]:
+        failures.append(f"largest segment {metrics['largest_share']:.1%} > {gates['max_largest_share']:.0%}")
+    if metrics["stability"] < gates["min_stability"]:
+        failures.append(f"bootstrap stability {metrics['stability']:.2f} < {gates['min_stability']:.2f}")
+    if champion:
+        if metrics["noise_share"] > champion["noise_share"] + gates["max_noise_increase_vs_champion"]:
+            failures.append(
+                f"noise share {metrics['noise_share']:.1%} worse than the champion's "
+                f"{champion['noise_share']:.1%} on this month"
+            )
+        if (
+            "stability" in champion
+            and metrics["stability"] < champion["stability"] - gates["max_stability_drop_vs_champion"]
+        ):
+            failures.append(
+                f"stability {metrics['stability']:.2f} worse than the champion's {champion['stability']:.2f}"
+            )
+        ari = metrics.get("ari_vs_champion", 1.0)
+        if metrics["segments"] < champion["segments"] and ari < gates["min_ari_when_losing_segments"]:
+            # fewer segments that also disagree with the champion: segments the champion separates were merged
+            failures.append(
+                f"merges segments the champion separates ({champion['segments']} -> {metrics['segments']} "
+                f"segments, ARI vs champion {ari:.2f} < {gates['min_ari_when_losing_segments']})"
+            )
+    return failures

@@ -1,0 +1,367 @@
+"""Stage 4a, decide: train a challenger, reuse the applicable model, or wait for enough history.
+
+Retrain when there is no model for the month, when forced, once when the feature window has filled since the
+champion was trained on a partial one, when the champion is older than the configured age, or when drift passes its thresholds (PSI against the champion's training reference of
+each feature the model lists as stable, PSI of the segment mix, a jump in the noise share).
+
+Drift does not retrain in a loop. After a drift-triggered training (promoted or not), drift cannot
+trigger another one for SEGMENTATION_RETRAIN_COOLDOWN_MONTHS months. And when the latest drift-triggered
+training of the last 3 x that many months had its challenger rejected and the same champion still
+applies, drift retrains again only once a measure that counts has grown past 1.5x its value then (and
+its threshold): the same signal would train the same rejected challenger. Both read the decisions of
+earlier months only, so the decision depends only on the month and the lake before it and a re-run
+reaches the same one. It is recorded in decisions/month=M, where train adds its verdict and publish
+reads both.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ..config import Settings
+from ..features.engine import is_customer_month, window_lines, window_partitions
+from ..lake.storage import Lake, as_of_ref, month_ref
+from ..model import drift
+from ..model.registry import Registry
+from ..months import add_months, month_index
+
+log = logging.getLogger(__name__)
+TRAIN, REUSE, SKIP = "train", "reuse", "skip"
+MIX_SAMPLE = 100_000  # shops scored to measure the segment mix: shares to about +-0.3%, in seconds at any size
+DRIFT_TRIGGER = "drift"  # the `trigger` of a decision to train because of drift
+WINDOW_FILLED_TRIGGER = "window_filled"  # ... because the feature window has filled since the champion was trained
+GROWTH = 1.5  # after a rejected drift challenger, drift retrains only once a measure grows past this factor
+LOOKBACK_PER_COOLDOWN = 3  # months of earlier decisions searched for a rejected drift challenger, per cooldown month
+
+
+def measure_drift(settings: Settings, lake: Lake, registry: Registry, version: str, month: str, frame=None) -> dict:
+    """Drift of this month's features and segment mix against the champion's training reference.
+
+    PSI is recorded for every model feature; `max_feature_psi` (what decides) is over the model's
+    `drift_features` only, listed in the record as `drift_features`."""
+    from ..model.evaluate import subsample
+    from .score import segments_of
+
+    champion = registry.load(version)
+    reference = champion.metadata.get("reference")
+    considered = drift.considered_features(champion.metadata)
+    if frame is None:
+        frame = lake.read_table(as_of_ref("features", month)).to_pandas()
+    eligible = frame[frame["eligible"]]
+    if reference is None or eligible.empty:
+        return {
+            "feature_psi": {},
+            "drift_features": considered,
+            "max_feature": None,
+            "max_feature_psi": 0.0,
+            "mix_psi": 0.0,
+            "noise_jump": 0.0,
+        }
+    names = champion.metadata["features"]
+    psi = drift.feature_psi(reference, eligible[names].to_numpy(dtype="float64"), names)
+    psi = {name: round(value, 4) for name, value in psi.items()}
+    worst, worst_psi = drift.worst_feature(psi, considered)
+    picked = subsample(len(eligible), MIX_SAMPLE, settings.seed)
+    segments, _ = segments_of(champion, eligible.iloc[picked])
+    mix = drift.segment_mix(segments)
+    trained_noise = champion.metadata.get("metrics", {}).get("noise_share", 0.0)
+    return {
+        "feature_psi": psi,  # every model feature, for the record
+        "drift_features": considered,  # the features whose drift counts
+        "max_feature": worst,
+        "max_feature_psi": worst_psi,
+        "mix_psi": round(drift.mix_psi(champion.metadata.get("segment_shares", {}), mix), 4),
+        "noise_jump": round(mix.get("-1", 0.0) - trained_noise, 4),
+    }
+
+
+def _considered(measured: dict) -> list[str]:
+    """Features whose drift counts in a measurement (every feature in records made before `drift_features`)."""
+    return list(measured.get("drift_features", measured.get("feature_psi", {})))
+
+
+def _worst(measured: dict) -> str | None:
+    if "max_feature" in measured:
+        return measured["max_feature"]
+    return drift.worst_feature(measured.get("feature_psi", {}), _considered(measured))[0]
+
+
+def _exceeded(measured: dict, settings: Settings) -> list[tuple[str, str]]:
+    """Each measure past its threshold: (the reason naming the threshold, the brief signal)."""
+    found = []
+    if measured["max_feature_psi"] > settings.drift_feature_psi:
+        psi = f"PSI {measured['max_feature_psi']:.2f} on {_worst(measured)}"
+        found.append((f"feature drift: {psi} > {settings.drift_feature_psi}", f"feature {psi}"))
+    if measured["mix_psi"] > settings.drift_mix_psi:
+        psi = f"PSI {measured['mix_psi']:.2f}"
+        found.append((f"segment mix drift: {psi} > {settings.drift_mix_psi}", f"segment mix {psi}"))
+    if measured["noise_jump"] > settings.drift_noise_jump:
+        jump = f"noise share up {measured['noise_jump']:.1%}"
+        found.append((f"{jump} > {settings.drift_noise_jump:.0%}", jump))
+    return found
+
+
+def drift_reasons(measured: dict, settings: Settings) -> list[str]:
+    return [reason for reason, _ in _exceeded(measured, settings)]
+
+
+def _signal(measured: dict, settings: Settings) -> str:
+    """The measures past their thresholds, briefly: 'feature PSI 0.41 on log_aov, segment mix PSI 0.30'."""
+    return ", ".join(signal for _, signal in _exceeded(measured, settings))
+
+
+# drift without retrain loops ---------------------------------------------------------------------------------
+def lookback_months(settings: Settings) -> int:
+    """How many earlier months of decisions the cooldown and the hysteresis look at."""
+    return settings.retrain_cooldown_months * LOOKBACK_PER_COOLDOWN
+
+
+def previous_decisions(lake: Lake, month: str, months: int) -> list[dict]:
+    """Recorded decisions of the `months` months strictly before `month`, most recent first."""
+    found = []
+    for back in range(1, months + 1):
+        earlier = add_months(month, -back)
+        manifest = lake.manifest(month_ref("decisions", earlier))
+        if manifest is not None:
+            found.append({**manifest["metadata"], "month": earlier})
+    return found
+
+
+def is_drift_training(record: dict) -> bool:
+    """A decision to train because of drift whose training ran (its verdict is recorded)."""
+    if record.get("decision") != TRAIN or not isinstance(record.get("training"), dict):
+        return False
+    if "trigger" in record:
+        return record["trigger"] == DRIFT_TRIGGER
+    return "drift" in record  # records made before `trigger`: only drift trainings carried a measurement
+
+
+def grown_measures(measured: dict, then: dict, settings: Settings) -> list[str]:
+    """Measures that count now and are past their threshold and GROWTH x their value `then`."""
+    checks = [
+        (
+            f"feature PSI on {name}",
+            measured["feature_psi"].get(name, 0.0),
+            then.get("feature_psi", {}).get(name, 0.0),
+            settings.drift_feature_psi,
+        )
+        for name in _considered(measured)
+    ]
+    checks += [
+        ("segment mix PSI", measured["mix_psi"], then.get("mix_psi", 0.0), settings.drift_mix_psi),
+        ("noise jump", measured["noise_jump"], then.get("noise_jump", 0.0), settings.drift_noise_jump),
+    ]
+    return [
+        f"{label} {now:.2f} (was {was:.2f})"
+        for label, now, was, threshold in checks
+        if now > threshold and now > GROWTH * was
+    ]
+
+
+def drift_hold(
+    month: str, previous: list[dict], measured: dict, settings: Settings, champion_version: str
+) -> dict | None:
+    """Whether the drift in `measured` (past a threshold) may retrain, given the earlier decisions.
+
+    None: no drift training in the look-back, retrain. Otherwise {'hold': True|False, 'by': 'cooldown' or
+    'hysteresis', 'since': month of that training, 'reason': ...}: hold=True means keep the champion with
+    that reason; hold=False means retrain, the reason saying why the earlier rejection does not hold it."""
+    window = lookback_months(settings)
+    trainings = [
+        r for r in previous if 0 < month_index(month) - month_index(r["month"]) <= window and is_drift_training(r)
+    ]
+    if not trainings:
+        return None
+    last = max(trainings, key=lambda r: month_index(r["month"]))
+    since, training = last["month"], last["training"]
+    signal = _signal(measured, settings)
+    gap = month_index(month) - month_index(since)
+    challenger = training.get("challenger_version")
+    verdict = "promoted" if training.get("promoted") else "rejected"
+    if gap <= settings.retrain_cooldown_months:
+        return {
+            "hold": True,
+            "by": "cooldown",
+            "since": since,
+            "reason": f"drift ({signal}) but drift retrained in {since} (challenger v{challenger} {verdict}); "
+            f"cooling down, no drift retrain before "
+            f"{add_months(since, settings.retrain_cooldown_months + 1)} "
+            f"(SEGMENTATION_RETRAIN_COOLDOWN_MONTHS={settings.retrain_cooldown_months}); "
+            f"keeping champion v{champion_version}",
+        }
+    if training.get("promoted") is not False or last.get("model_version") != champion_version:
+        return None  # the challenger was promoted, or another champion applies since: a new situation
+    grown = grown_measures(measured, last.get("drift", {}), settings)
+    if grown:
+        return {
+            "hold": False,
+            "by": "hysteresis",
+            "since": since,
+            "reason": f"grown past {GROWTH}x since the challenger v{challenger} trained on drift in {since} "
+            f"was rejected: {', '.join(grown)}",
+        }
+    return {
+        "hold": True,
+        "by": "hysteresis",
+        "since": since,
+        "reason": f"drift persists ({signal}) but a challenger trained on this signal in {since} "
+        f"(v{challenger}) was rejected; keeping champion v{champion_version} until drift grows "
+        f"past {GROWTH}x",
+    }
+
+
+# the decision -------------------------------------------------------------------------------------------------
+def missing_inputs(metadata: dict, columns) -> list[str]:
+    """The model's input features that the month's features lack (e.g. a customer model on shop data)."""
+    return [name for name in metadata.get("features", []) if name not in set(columns)]
+
+
+def warm_up_months(settings: Settings, lake: Lake, month: str) -> tuple[int, str]:
+    """Months of history needed before a first model, and for what: customer (invoice) data has what it needs
+    sooner (SEGMENTATION_CUSTOMER_MIN_HISTORY_MONTHS) than shop-month data (SEGMENTATION_MIN_HISTORY_MONTHS)."""
+    if is_customer_month(lake, month):
+        return settings.customer_min_history_months, "customer"
+    return settings.min_history_months, "shop"
+
+
+def choose(settings: Settings, lake: Lake, registry: Registry, month: str, force_retrain: bool) -> dict:
+    applicable = registry.model_for_month(month)
+    needed, kind = warm_up_months(settings, lake, month)
+    history = len(
+        window_lines(lake, month, settings.window_months)
+        if kind == "customer"
+        else window_partitions(lake, month, settings.window_months)
+    )
+    if history < needed:
+        return {
+            "decision": SKIP,
+            "model_version": None,
+            "reason": f"warming up: {history} of {needed} months of {kind} history",
+        }
+    if force_retrain:
+        return {"decision": TRAIN, "model_version": None, "reason": "retrain forced by the force_retrain param"}
+    if applicable is None:
+        return {"decision": TRAIN, "model_version": None, "reason": f"no champion model for {month}"}
+    champion = registry.metadata(applicable)
+    trained_for = champion["trained_for"]
+    if trained_for == month:
+        return {
+            "decision": TRAIN,
+            "model_version": applicable,
+            "reason": champion.get("reason", "trained for this month"),
+            **_trigger_of_this_month(lake, month),
+        }
+    age = month_index(month) - month_index(trained_for)
+    frame = lake.read_table(as_of_ref("features", month)).to_pandas()  # read once: inputs and drift
+    missing = missing_inputs(champion, frame.columns)
+    if missing:
+        return {
+            "decision": TRAIN,
+            "model_version": applicable,
+            "reason": f"champion v{applicable} needs inputs this month's features do not have "
+            f"({', '.join(missing[:4])}): the data changed kind; training on what it has",
+        }
+    if champion.get("lifecycle_only"):
+        return {
+            "decision": TRAIN,
+            "model_version": applicable,
+            "reason": f"champion v{applicable} publishes lifecycle segments only (no candidate passed the gates "
+            f"in {trained_for}); trying again on {month}'s data",
+        }
+    filled = window_filled_since(settings, lake, month, trained_for)
+    if filled:
+        return {
+            "decision": TRAIN,
+            "model_version": applicable,
+            "reason": f"champion v{applicable} was trained on {filled} months of history; the "
+            f"{settings.window_months}-month feature window is full now (judged on the gates alone)",
+            "trigger": WINDOW_FILLED_TRIGGER,
+        }
+    if age > settings.max_model_age_months:
+        return {
+            "decision": TRAIN,
+            "model_version": applicable,
+            "reason": f"champion v{applicable} is {age} months old (max {settings.max_model_age_months})",
+        }
+    measured = measure_drift(settings, lake, registry, applicable, month, frame)
+    reasons = drift_reasons(measured, settings)
+    if not reasons:
+        return {
+            "decision": REUSE,
+            "model_version": applicable,
+            "drift": measured,
+            "reason": f"champion v{applicable} (trained for {trained_for}, {age} months old); drift within thresholds",
+        }
+    held = drift_hold(month, previous_decisions(lake, month, lookback_months(settings)), measured, settings, applicable)
+    if held and held["hold"]:
+        return {
+            "decision": REUSE,
+            "model_version": applicable,
+            "drift": measured,
+            "reason": held["reason"],
+            "held_by": held["by"],
+            "held_since": held["since"],
+        }
+    if held:
+        reasons.append(held["reason"])
+    return {
+        "decision": TRAIN,
+        "model_version": applicable,
+        "reason": "; ".join(reasons),
+        "drift": measured,
+        "trigger": DRIFT_TRIGGER,
+    }
+
+
+def window_filled_since(settings: Settings, lake: Lake, month: str, trained_for: str) -> int | None:
+    """The months of history the champion was trained on, when that was less than the feature window, the window is
+    full now, and no training has run on a full window since: trend and season are measured over the window, so a
+    model fitted while the window was filling (at the warm-up) has not seen what a full one tells apart."""
+    recorded = lake.manifest(month_ref("decisions", trained_for))
+    trained_on = recorded["metadata"].get("history_months") if recorded else None
+    if trained_on is None or trained_on >= settings.window_months:
+        return None
+    if len(window_partitions(lake, month, settings.window_months)) < settings.window_months:
+        return None
+    since = previous_decisions(lake, month, month_index(month) - month_index(trained_for) - 1)
+    tried = any(r.get("decision") == TRAIN and r.get("history_months", 0) >= settings.window_months for r in since)
+    return None if tried else trained_on
+
+
+def _trigger_of_this_month(lake: Lake, month: str) -> dict:
+    """A re-run after this month's training keeps what triggered it (so the cooldown still counts it)."""
+    manifest = lake.manifest(month_ref("decisions", month))
+    recorded = manifest["metadata"] if manifest else {}
+    if recorded.get("decision") != TRAIN:
+        return {}
+    return {key: recorded[key] for key in ("trigger", "drift") if key in recorded}
+
+
+def decide(settings: Settings, month: str, force_retrain: bool = False) -> dict:
+    """Return and record {'decision', 'reason', 'model_version', ...} for the month."""
+    lake = Lake(settings.lake_root)
+    registry = Registry(lake)
+    decision = choose(settings, lake, registry, month, force_retrain)
+    decision.update(
+        {
+            "month": month,
+            "force_retrain": bool(force_retrain),
+            "history_months": len(window_partitions(lake, month, settings.window_months)),
+        }
+    )
+    lake.publish_files(month_ref("decisions", month), {}, decision)
+    log.info("decide %s: %s (%s)", month, decision["decision"], decision["reason"])
+    return decision
+
+
+def record_outcome(settings: Settings, month: str, outcome: dict) -> None:
+    """Add the training verdict (challenger, promoted, gate failures) to the month's decision record."""
+    lake = Lake(settings.lake_root)
+    lake.publish_files(month_ref("decisions", month), {}, {**read_decision(settings, month), "training": outcome})
+
+
+def read_decision(settings: Settings, month: str) -> dict:
+    manifest = Lake(settings.lake_root).manifest(month_ref("decisions", month))
+    if manifest is None:
+        raise RuntimeError(f"no decision recorded for {month}: run the decide stage first")
+    return manifest["metadata"]

@@ -1,0 +1,172 @@
+"""Stage 6, publish: write the month's segments, segment profiles and model run to the warehouse.
+
+Replaces exactly that month's rows in one transaction. When the scores and decision are the ones
+already published, nothing is written, so a re-run leaves the tables identical.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import pandas as pd
+import pyarrow as pa
+
+from ..config import Settings
+from ..lake.storage import Lake, as_of_ref, month_ref, utc_now
+from ..model.lifecycle import LIFECYCLE_NAMES
+from ..model.profiles import build_profiles, check_names, naming_features
+from ..model.registry import Registry
+from ..warehouse.base import warehouse_for
+from .decide import SKIP, read_decision
+from .score import content_sha
+
+log = logging.getLogger(__name__)
+SEGMENT_COLUMNS = [
+    "month",
+    "shop_id",
+    "segment_id",
+    "segment_name",
+    "membership_strength",
+    "eligible",
+    "model_version",
+    "scored_at",
+]
+
+
+def _json(value) -> str | None:
+    return None if value is None else json.dumps(value, sort_keys=True, default=str)
+
+
+def _scored_month(lake: Lake, month: str) -> tuple[pd.DataFrame, dict]:
+    manifest = lake.manifest(month_ref("scores", month))
+    if manifest is None:
+        raise RuntimeError(f"no scores published for {month}: run the score stage first")
+    segments = lake.read_table(month_ref("scores", month)).to_pandas()
+    segments["scored_at"] = pd.Timestamp(manifest["metadata"]["scored_at"]).tz_localize(None)
+    return segments[SEGMENT_COLUMNS], manifest["metadata"]
+
+
+RUN_IDENTITY_COLUMNS = ("run_id", "published_at")  # differ between runs that publish the same content
+
+
+def table_summaries(segments: pd.DataFrame, profiles: pd.DataFrame | None, run: pd.DataFrame) -> dict:
+    """Rows and content hash of what the month holds in each table, for the DAG's asset events."""
+    frames = {
+        "segments": segments,
+        "segment_profiles": profiles if profiles is not None else pd.DataFrame(),
+        "model_runs": run.drop(columns=list(RUN_IDENTITY_COLUMNS)),
+    }
+    return {
+        name: {"rows": len(frame), "content_sha": content_sha(pa.Table.from_pandas(frame, preserve_index=False))}
+        for name, frame in frames.items()
+    }
+
+
+NAME_CHECK_ROWS = 200_000  # medians of a deterministic sample: exact enough for a name, cheap at 1M shops
+
+
+def check_month_names(month: str, segments: pd.DataFrame, features: pd.DataFrame, model_meta: dict) -> dict:
+    """The model segments whose name no longer fits this month's profile ({id: why}); logged when not empty."""
+    from ..model.evaluate import subsample
+
+    names = {int(k): v for k, v in model_meta.get("segment_names", {}).items()}
+    columns = naming_features(features.columns)
+    if not names or not columns:
+        return {}
+    frame = features.loc[features["eligible"], ["shop_id", *columns]]
+    frame = frame.iloc[subsample(len(frame), NAME_CHECK_ROWS, 0)].merge(
+        segments[["shop_id", "segment_id"]], on="shop_id"
+    )
+    if frame.empty:
+        return {}
+    profiles = {
+        int(sid): row.to_dict()
+        for sid, row in frame.groupby("segment_id")[columns].median().iterrows()
+        if int(sid) in names
+    }
+    misfits = {str(k): v for k, v in check_names(profiles, names, frame[columns].median().to_dict()).items()}
+    if misfits:
+        log.warning("publish %s: segment names that no longer fit this month's profiles: %s", month, misfits)
+    return misfits
+
+
+def publish(settings: Settings, month: str, run_id: str | None = None) -> dict:
+    """Replace the month's rows in the warehouse from scores/month=M and the recorded decision."""
+    started = time.perf_counter()
+    lake = Lake(settings.lake_root)
+    decision = read_decision(settings, month)
+    warehouse = warehouse_for(settings)
+    training = decision.get("training", {})
+    if decision["decision"] == SKIP:
+        segments, profiles = pd.DataFrame(columns=SEGMENT_COLUMNS), None
+        scores_sha, version, metrics = None, None, {}
+    else:
+        segments, meta = _scored_month(lake, month)
+        scores_sha, version = meta["content_sha"], meta["model_version"]
+        model_meta = Registry(lake).metadata(version)
+        metrics = {"model": model_meta.get("metrics", {}), "baselines": model_meta.get("baselines", {})}
+        features = lake.read_table(as_of_ref("features", month)).to_pandas()
+        names = {**LIFECYCLE_NAMES, **{int(k): v for k, v in model_meta.get("segment_names", {}).items()}}
+        profiles = build_profiles(month, segments, features, names)
+        metrics["name_check"] = check_month_names(month, segments, features, model_meta)
+    shops = len(segments)
+    n_segments = int(segments.loc[segments["segment_id"] >= 0, "segment_id"].nunique()) if shops else 0
+    noise = float((segments["segment_id"] == -1).mean()) if shops else None
+    run = pd.DataFrame(
+        [
+            {
+                "month": month,
+                "run_id": run_id,
+                "decision": decision["decision"],
+                "reason": decision["reason"],
+                "model_version": version,
+                "challenger_version": training.get("challenger_version"),
+                "promoted": training.get("promoted"),
+                "verdict": training.get("verdict"),
+                "gate_failures": _json(training.get("gate_failures")),
+                "drift": _json(decision.get("drift")),
+                "shops": shops,
+                "segments": n_segments,
+                "noise_share": noise,
+                "metrics": _json(metrics),
+                "scores_sha": scores_sha,
+                "published_at": pd.Timestamp(utc_now()).tz_localize(None),
+            }
+        ]
+    )
+    outcome = {
+        "month": month,
+        "rows": shops,
+        "model_version": version,
+        "tables": table_summaries(segments, profiles, run),
+    }
+    current = warehouse.current_run(month)
+    if (
+        current
+        and current.get("scores_sha") == scores_sha
+        and current["decision"] == decision["decision"]
+        and current.get("model_version") == version
+        and current.get("reason") == decision["reason"]
+    ):
+        log.info(
+            "publish %s: warehouse already holds these %d rows (%s); nothing written",
+            month,
+            shops,
+            settings.warehouse_path,
+        )
+        return {**outcome, "written": False}
+    warehouse.replace_month(month, segments, run, profiles)
+    seconds = round(time.perf_counter() - started, 3)
+    log.info(
+        "publish %s: replaced the month in %s: %d segment rows (%d segments, noise %s), decision %s (%.2fs)",
+        month,
+        settings.warehouse_path,
+        shops,
+        n_segments,
+        "n/a" if noise is None else f"{100 * noise:.1f}%",
+        decision["decision"],
+        seconds,
+    )
+    return {**outcome, "segments": n_segments, "written": True, "seconds": seconds}

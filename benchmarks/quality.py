@@ -112,12 +112,10 @@ def candidate_labels(home: Path, month: str) -> tuple:
     candidates = fit_candidates(training_sample(frame, settings.train_sample, settings.seed), names, settings, units)
     modelled = frame["eligible"].to_numpy()
     labelled = {}
-    from segmentation.model.clustering import predict
-    from segmentation.stages.score import latent_of
 
     for name, bundle in candidates.items():
         labels = np.where(modelled, -1, frame["lifecycle_segment"].fillna(-1).to_numpy()).astype("int64")
-        found, _ = predict(bundle.clusterer, latent_of(bundle, frame[modelled]))
+        found, _ = bundle.model.predict_clusters(frame[modelled])
         labels[modelled] = np.where(found >= 0, found + 10_000, -1)
         labelled[name] = labels
     return frame[["shop_id", "eligible"]], labelled

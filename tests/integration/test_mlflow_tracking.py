@@ -138,8 +138,6 @@ def test_a_loss_curve_per_epoch_and_a_lifecycle_only_champion(server, home, monk
     curve = [0.5, 0.25, 0.125, 0.0625]
     version = registry.register(
         None,
-        b"",
-        None,
         {
             "trained_for": "2024-03",
             "features": ["a", "b"],

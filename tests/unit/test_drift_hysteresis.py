@@ -10,9 +10,9 @@ import pytest
 
 from segmentation.config import load_settings
 from segmentation.lake.storage import Lake, as_of_ref, month_ref
-from segmentation.model import autoencoder as model
-from segmentation.model import clustering, drift
+from segmentation.model import drift
 from segmentation.model.registry import Registry
+from segmentation.model.segmentation_model import SegmentationModel
 from segmentation.months import add_months, month_range
 from segmentation.stages.decide import (
     REUSE,
@@ -34,7 +34,7 @@ FAR = 50.0  # a log_aov far above the training deciles: a share p of shops moved
 
 @pytest.fixture(scope="module")
 def tiny_model():
-    """A real (tiny) scaler, encoder and clusterer fitted on 400 shops, with the metadata train registers."""
+    """A real (tiny) model (scaler, encoder and clusterer) fitted on 400 shops, with the metadata train registers."""
     rng = np.random.default_rng(5)
     base = pd.DataFrame(
         {
@@ -46,11 +46,10 @@ def tiny_model():
         }
     )
     x = base[FEATURES].to_numpy(dtype="float64")
-    scaler = model.fit_scaler(x)
-    encoder, _ = model.train_autoencoder(model.scale(scaler, x), 2, 2, 0)
-    clusterer = clustering.fit_clusterer(model.encode(encoder, model.scale(scaler, x)))
-    segment_map = {str(c): int(c) for c in sorted(set(clusterer.labels_.tolist())) if c >= 0}
-    segments = np.array([segment_map.get(str(c), -1) for c in clusterer.labels_])
+    fitted = SegmentationModel(FEATURES, candidate="autoencoder_hdbscan", latent_dim=2, epochs=2, seed=0).fit(base)
+    labels = fitted.clusterer_.labels_
+    segment_map = {str(c): int(c) for c in sorted(set(labels.tolist())) if c >= 0}
+    segments = np.array([segment_map.get(str(c), -1) for c in labels])
     mix = drift.segment_mix(segments)
     metadata = {
         "trained_for": TRAINED_FOR,
@@ -63,13 +62,7 @@ def tiny_model():
         "segment_shares": mix,
         "reference": drift.feature_reference(x),
     }
-    return {
-        "base": base,
-        "scaler": scaler,
-        "encoder": model.encoder_to_bytes(encoder),
-        "clusterer": clusterer,
-        "metadata": metadata,
-    }
+    return {"base": base, "model": fitted, "metadata": metadata}
 
 
 @pytest.fixture
@@ -84,7 +77,7 @@ def feature_drift_only(home, monkeypatch):
 def _champion(settings, tiny, **metadata) -> tuple[Lake, str]:
     lake = Lake(settings.lake_root)
     registry = Registry(lake)
-    version = registry.register(tiny["scaler"], tiny["encoder"], tiny["clusterer"], {**tiny["metadata"], **metadata})
+    version = registry.register(tiny["model"], {**tiny["metadata"], **metadata})
     registry.promote(version, metadata.get("reason", "no champion model"))
     for month in month_range(TRAINED_FOR, "2011-12"):
         lake.publish_files(month_ref("raw", month), {}, {"rows": 0})  # history for the warm-up check
@@ -138,7 +131,7 @@ def test_a_model_without_drift_features_counts_every_feature(feature_drift_only,
     lake = Lake(settings.lake_root)
     registry = Registry(lake)
     registry.promote(
-        registry.register(tiny_model["scaler"], tiny_model["encoder"], tiny_model["clusterer"], metadata),
+        registry.register(tiny_model["model"], metadata),
         "no champion model",
     )
     for month in month_range(TRAINED_FOR, "2011-02"):
@@ -201,9 +194,7 @@ def test_a_new_champion_since_the_rejection_lifts_the_hysteresis(feature_drift_o
     _run(settings, lake, tiny_model, "2011-02", moved=0.3)
     registry = Registry(lake)  # a forced retrain in 2011-03 promoted a new champion (same reference here)
     newer = registry.register(
-        tiny_model["scaler"],
-        tiny_model["encoder"],
-        tiny_model["clusterer"],
+        tiny_model["model"],
         {**tiny_model["metadata"], "trained_for": "2011-03"},
     )
     registry.promote(newer, "retrain forced by the force_retrain param")
@@ -228,9 +219,7 @@ def test_a_rerun_after_a_promoted_drift_training_keeps_its_trigger(feature_drift
     first = _run(settings, lake, tiny_model, "2011-02", moved=0.3, promoted=True)
     registry = Registry(lake)  # what train does when the challenger passes: register and promote it
     promoted = registry.register(
-        tiny_model["scaler"],
-        tiny_model["encoder"],
-        tiny_model["clusterer"],
+        tiny_model["model"],
         {**tiny_model["metadata"], "trained_for": "2011-02", "reason": first["reason"]},
     )
     registry.promote(promoted, first["reason"])

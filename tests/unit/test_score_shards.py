@@ -19,7 +19,7 @@ from segmentation.lake.storage import Lake, as_of_ref, month_ref
 from segmentation.model.registry import Registry
 from segmentation.pipeline import run_months
 from segmentation.sources.base import Source
-from segmentation.stages.score import PARTS_ZONE, combine_scores, score, score_shard, segments_of, shard_of, shard_ref
+from segmentation.stages.score import PARTS_ZONE, combine_scores, score, score_shard, shard_of, shard_ref
 
 MONTH = "2023-03"  # the first month with a model: 2023-01 and 2023-02 warm up
 
@@ -82,7 +82,7 @@ def test_any_shard_count_publishes_identical_scores(trained, lake):
     assert one_table["shop_id"].to_pylist() == features["shop_id"].astype(str).tolist()
     bundle = Registry(lake).load(one_table["model_version"][0].as_py())
     modelled = features["lifecycle_segment"].isna().to_numpy()
-    segment, strength = segments_of(bundle, features[modelled])
+    segment, strength = bundle.model.predict(features[modelled])
     np.testing.assert_array_equal(one_table["segment_id"].to_numpy()[modelled], segment)
     np.testing.assert_array_equal(one_table["membership_strength"].to_numpy()[modelled], strength)
     np.testing.assert_array_equal(

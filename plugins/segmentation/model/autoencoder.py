@@ -23,13 +23,12 @@ def fit_scaler(x: np.ndarray, units=None) -> RobustScaler:
     if units is not None:
         given = np.array([np.nan if u is None else float(u) for u in units])
         scaler.scale_ = np.where(np.isnan(given), scaler.scale_, given)
-    scaler.feature_weights_ = None  # models before units weighted features after scaling; scale() still honours it
     return scaler
 
 
-def scale(scaler: RobustScaler, x: np.ndarray) -> np.ndarray:
+def scale(scaler: RobustScaler, x: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Scaled and clipped features; `weights` (versions before schema units had them) multiply the result."""
     scaled = np.clip(scaler.transform(x), -CLIP, CLIP)
-    weights = getattr(scaler, "feature_weights_", None)
     if weights is not None:
         scaled = scaled * weights
     return scaled.astype("float32")

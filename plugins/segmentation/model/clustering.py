@@ -29,48 +29,12 @@ def fit_clusterer(latent: np.ndarray, min_cluster_size: int | None = None, min_s
         prediction_data=True,
         core_dist_n_jobs=1,
     )
-    clusterer.fit(latent)
-    _fit_noise_assigner(clusterer, latent)
-    return clusterer
-
-
-NOISE_K = 10  # clustered training neighbours that vote on a noise point's cluster
-NOISE_QUANTILE = 0.99  # of the clustered training points' mean k-NN distance ...
-NOISE_FACTOR = 2.5  # ... times this factor: noise points farther from the clusters stay noise
-
-
-def _fit_noise_assigner(clusterer, latent: np.ndarray) -> None:
-    """Keep an index of the clustered training points, so a noise point close to them can join their cluster."""
-    from sklearn.neighbors import NearestNeighbors
-
-    clustered = clusterer.labels_ >= 0
-    clusterer.noise_assigner_ = None
-    if clustered.sum() <= NOISE_K:
-        return
-    index = NearestNeighbors(n_neighbors=NOISE_K + 1).fit(latent[clustered])
-    dist, _ = index.kneighbors(latent[clustered])
-    threshold = NOISE_FACTOR * float(np.quantile(dist[:, 1:].mean(axis=1), NOISE_QUANTILE))
-    clusterer.noise_assigner_ = (index, clusterer.labels_[clustered].astype("int64"), threshold)
-
-
-def assign_noise(clusterer, latent: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Give a noise point the majority cluster of its k nearest clustered training points when they are about
-    as close as clustered points are to each other (ties go to the lower label); the rest stay noise (-1)."""
-    assigner = getattr(clusterer, "noise_assigner_", None)
-    noise = np.flatnonzero(labels < 0)
-    if assigner is None or len(noise) == 0:
-        return labels
-    index, train_labels, threshold = assigner
-    dist, idx = index.kneighbors(latent[noise], n_neighbors=NOISE_K)
-    votes = train_labels[idx]
-    majority = np.array([np.bincount(v).argmax() for v in votes], dtype="int64")
-    labels = labels.copy()
-    labels[noise] = np.where(dist.mean(axis=1) <= threshold, majority, -1)
-    return labels
+    return clusterer.fit(latent)
 
 
 def predict(clusterer, latent: np.ndarray, batch_size: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
-    """Cluster label (-1 = noise) and membership strength for each row, in batches."""
+    """Cluster label (-1 = noise) and membership strength for each row, in batches (HDBSCAN: before the noise
+    assignment, see segmentation_model.NoiseAssigner)."""
     import hdbscan
 
     if len(latent) == 0:
@@ -85,8 +49,7 @@ def predict(clusterer, latent: np.ndarray, batch_size: int = 100_000) -> tuple[n
     for start in range(0, len(latent), batch_size):
         chunk = latent[start : start + batch_size]
         label, strength = hdbscan.approximate_predict(clusterer, chunk)
-        label = assign_noise(clusterer, chunk, np.asarray(label))
-        labels.append(label)
+        labels.append(np.asarray(label))
         strengths.append(strength)
     return np.concatenate(labels).astype("int64"), np.concatenate(strengths).astype("float64")
 

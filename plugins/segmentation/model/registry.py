@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from ..lake.storage import Lake, PartitionRef, utc_now
 from ..months import month_index
+from .segmentation_model import SegmentationModel
 
 CHAMPION = "models/champion.json"
 # Versions saved before the package layout name their classes by the flat modules they then lived in.
@@ -43,11 +44,11 @@ class RegistryError(RuntimeError):
 
 @dataclass
 class LoadedModel:
+    """A registry version: its number, its metadata and the fitted model."""
+
     version: str
     metadata: dict
-    scaler: object
-    encoder: object
-    clusterer: object
+    model: SegmentationModel
 
 
 def version_ref(version: str) -> PartitionRef:
@@ -85,14 +86,10 @@ class Registry:
                 return version
         return None
 
-    def register(self, scaler, encoder_bytes: bytes, clusterer, metadata: dict) -> str:
-        """Publish a new immutable version; return its number."""
+    def register(self, model: SegmentationModel | None, metadata: dict) -> str:
+        """Publish a new immutable version (None: lifecycle-only, without a model); return its number."""
         version = self.next_version()
-        files = {
-            "scaler.pkl": pickle.dumps(scaler),
-            "encoder.keras": encoder_bytes,
-            "clusterer.pkl": pickle.dumps(clusterer),
-        }
+        files = (model if model is not None else SegmentationModel()).to_files()
         self.lake.publish_files(
             version_ref(version), files, {**metadata, "version": version, "registered_at": utc_now()}
         )
@@ -127,7 +124,6 @@ class Registry:
     def load(self, version: str) -> LoadedModel:
         """Load a version after verifying every file against its manifest checksum."""
         from ..lake.storage import ChecksumMismatch
-        from .autoencoder import encoder_from_bytes
 
         ref = version_ref(version)
         try:
@@ -135,13 +131,4 @@ class Registry:
         except ChecksumMismatch as exc:
             raise RegistryError(f"model version {version} is corrupt, refusing to load it: {exc}") from exc
         metadata = self.metadata(version)
-        return LoadedModel(
-            version=version,
-            metadata=metadata,
-            scaler=unpickle(blobs["scaler.pkl"]),
-            # an empty encoder file: the model clusters the scaled features without the autoencoder
-            encoder=encoder_from_bytes(blobs["encoder.keras"], metadata.get("seed", 0))
-            if blobs["encoder.keras"]
-            else None,
-            clusterer=unpickle(blobs["clusterer.pkl"]),
-        )
+        return LoadedModel(version, metadata, SegmentationModel.from_files(blobs, metadata, unpickle))

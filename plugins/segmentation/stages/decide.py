@@ -40,7 +40,6 @@ def measure_drift(settings: Settings, lake: Lake, registry: Registry, version: s
     PSI is recorded for every model feature; `max_feature_psi` (what decides) is over the model's
     `drift_features` only, listed in the record as `drift_features`."""
     from ..model.evaluate import subsample
-    from .score import segments_of
 
     champion = registry.load(version)
     reference = champion.metadata.get("reference")
@@ -62,7 +61,7 @@ def measure_drift(settings: Settings, lake: Lake, registry: Registry, version: s
     psi = {name: round(value, 4) for name, value in psi.items()}
     worst, worst_psi = drift.worst_feature(psi, considered)
     picked = subsample(len(eligible), MIX_SAMPLE, settings.seed)
-    segments, _ = segments_of(champion, eligible.iloc[picked])
+    segments, _ = champion.model.predict(eligible.iloc[picked])
     mix = drift.segment_mix(segments)
     trained_noise = champion.metadata.get("metrics", {}).get("noise_share", 0.0)
     return {

@@ -197,7 +197,6 @@ def render(settings: Settings, month: str) -> tuple[str, dict]:
         parts += ["<p>No segments this month: not enough history yet.</p>", *engineering, "</body></html>"]
         return "\n".join(parts), pngs
     from ..serving.business import business_view, render_business, rows_in
-    from .score import latent_of
 
     warehouse = warehouse_for(settings)
     history = warehouse.query(
@@ -220,9 +219,9 @@ def render(settings: Settings, month: str) -> tuple[str, dict]:
     pngs["profiles.png"] = _png(plot_profiles(profiles))
     modelled = sample[sample["eligible"]] if "eligible" in sample else sample
     model_parts = [f"<p>Lifecycle segments only: {html.escape(loaded.metadata.get('selection', ''))}.</p>"]
-    if loaded.clusterer is not None and len(modelled):
+    if loaded.model.segments_shops and len(modelled):
         pngs["latent_projection.png"] = _png(
-            plot_projection(latent_of(loaded, modelled), modelled["segment_id"].to_numpy())
+            plot_projection(loaded.model.transform(modelled), modelled["segment_id"].to_numpy())
         )
         pngs["loss_curve.png"] = _png(plot_loss(loaded.metadata.get("loss_history", [])))
         model_parts = [

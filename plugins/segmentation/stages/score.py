@@ -31,10 +31,8 @@ import pyarrow as pa
 from ..config import MAX_SCORE_SHARDS, Settings
 from ..features.schema import MIN_TENURE
 from ..lake.storage import Lake, PartitionRef, as_of_ref, month_ref, utc_now
-from ..model import autoencoder as model
-from ..model import clustering
-from ..model.lifecycle import LIFECYCLE_NAMES, NOT_SEGMENTED, lifecycle_segments
-from ..model.registry import Registry
+from ..model.lifecycle import LIFECYCLE_NAMES, lifecycle_segments
+from ..model.registry import LoadedModel, Registry
 
 log = logging.getLogger(__name__)
 
@@ -52,32 +50,6 @@ SCORES_SCHEMA = pa.schema(
 PARTS_ZONE = "score_parts"
 ROW = "features_row"  # a part's extra column: the row's position in features/as_of=M
 PART_SCHEMA = SCORES_SCHEMA.append(pa.field(ROW, pa.int64()))
-
-
-def latent_of(bundle, frame: pd.DataFrame) -> np.ndarray:
-    """Scaled model features -> latent coordinates, for a model bundle (loaded or just fitted)."""
-    scaled = model.scale(bundle.scaler, frame[bundle.metadata["features"]].to_numpy(dtype="float64"))
-    # candidates without the autoencoder cluster the scaled features themselves
-    return scaled.astype("float64") if bundle.encoder is None else model.encode(bundle.encoder, scaled)
-
-
-def segments_of(bundle, frame: pd.DataFrame, batch_size: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
-    """Stable segment id (-1 = noise) and membership strength per row, in batches."""
-    segment_map = {int(k): int(v) for k, v in bundle.metadata.get("segment_map", {}).items()}
-    if bundle.clusterer is None:  # lifecycle only: no candidate passed the gates
-        return np.full(len(frame), NOT_SEGMENTED, dtype="int64"), np.ones(len(frame))
-    segments, strengths = [], []
-    for start in range(0, len(frame), batch_size):
-        label, strength = clustering.predict(
-            bundle.clusterer, latent_of(bundle, frame.iloc[start : start + batch_size])
-        )
-        segments.append(np.array([segment_map.get(int(c), -1) if c >= 0 else -1 for c in label], dtype="int64"))
-        strengths.append(strength)
-        if len(frame) > batch_size:
-            log.info("score: %d of %d shops", min(start + batch_size, len(frame)), len(frame))
-    if not segments:
-        return np.zeros(0, dtype="int64"), np.zeros(0)
-    return np.concatenate(segments), np.round(np.concatenate(strengths), 12)
 
 
 def content_sha(table: pa.Table) -> str:
@@ -163,7 +135,7 @@ class _MonthInputs:
 
     month: str
     version: str
-    loaded: object
+    loaded: LoadedModel
     frame: pd.DataFrame
     features_sha: str
 
@@ -197,7 +169,7 @@ def _scores_table(inputs: _MonthInputs, frame: pd.DataFrame, batch_size: int) ->
     by_rule = ~pd.isna(lifecycle)
     segment[by_rule], strength[by_rule] = lifecycle[by_rule].astype("int64"), 1.0
     modelled = np.flatnonzero(~by_rule)
-    segment[modelled], strength[modelled] = segments_of(inputs.loaded, frame.iloc[modelled], batch_size)
+    segment[modelled], strength[modelled] = inputs.loaded.model.predict(frame.iloc[modelled], batch_size)
     names = {**LIFECYCLE_NAMES, **{int(k): v for k, v in inputs.loaded.metadata.get("segment_names", {}).items()}}
     return pa.Table.from_pandas(
         pd.DataFrame(

@@ -21,13 +21,13 @@ from ..config import Settings
 from ..features.engine import is_customer_month
 from ..features.schema import customer_model_inputs, model_inputs
 from ..lake.storage import Lake, as_of_ref, month_ref
-from ..model import autoencoder as model
 from ..model import clustering, drift, evaluate, tracking
 from ..model.profiles import name_segments, naming_features
 from ..model.registry import LoadedModel, Registry
+from ..model.segmentation_model import CANDIDATES as MODEL_CANDIDATES
+from ..model.segmentation_model import SegmentationModel
 from ..model.stability import align_segments, kept_share
 from .decide import WINDOW_FILLED_TRIGGER, read_decision, record_outcome
-from .score import latent_of, segments_of
 
 log = logging.getLogger(__name__)
 METHOD_VERSION = 5
@@ -73,8 +73,7 @@ def model_features(settings: Settings, lake: Lake, month: str) -> tuple[list[str
 
 
 AGEING_FEATURES = ("recency_months", "tenure_months")  # move by construction as shops age: not drift
-CANDIDATES = ("autoencoder_hdbscan", "autoencoder_kmeans", "hdbscan", "kmeans", "gmm")
-BASELINE_FIT_SAMPLE = 20_000  # candidates without the autoencoder are fitted on at most this many shops
+CANDIDATES = tuple(MODEL_CANDIDATES)  # autoencoder_hdbscan first: an exact tie in score goes to it
 EVALUATION_ROWS = 100_000  # candidates are compared on at most this many of the month's model shops
 
 
@@ -87,38 +86,27 @@ def latent_dim_for(n_features: int, settings: Settings) -> int:
 def fit_candidates(
     sample: pd.DataFrame, feature_names: list[str], settings: Settings, units: list | None = None
 ) -> dict[str, LoadedModel]:
-    """Fit the scaler and autoencoder once, then every candidate clusterer (segment map not yet assigned)."""
+    """Fit the scaler and autoencoder once, then every candidate clusterer on them (segment map not yet assigned)."""
     if len(sample) < 50:
         raise ValueError(f"only {len(sample)} eligible shops to train on; need at least 50")
-    x = sample[feature_names].to_numpy(dtype="float64")
-    scaler = model.fit_scaler(x, units)
-    scaled = model.scale(scaler, x).astype("float64")
     latent_dim = latent_dim_for(len(feature_names), settings)
-    encoder, losses = model.train_autoencoder(scaled.astype("float32"), latent_dim, settings.epochs, settings.seed)
-    latent = model.encode(encoder, scaled.astype("float32"))
-    base = scaled[evaluate.subsample(len(scaled), BASELINE_FIT_SAMPLE, settings.seed)]
-    fitted = {
-        "autoencoder_hdbscan": (encoder, clustering.fit_clusterer(latent)),
-        "autoencoder_kmeans": (encoder, clustering.kmeans_by_stability(latent, settings.seed)),
-        "hdbscan": (None, clustering.fit_clusterer(base)),
-        "kmeans": (None, clustering.kmeans_by_stability(base, settings.seed)),
-        "gmm": (None, clustering.gmm_by_bic(base, settings.seed)),
-    }
+    first = SegmentationModel(
+        feature_names, units, CANDIDATES[0], latent_dim=latent_dim, epochs=settings.epochs, seed=settings.seed
+    ).fit(sample)
+    fitted = {name: first if name == CANDIDATES[0] else first.with_candidate(name, sample) for name in CANDIDATES}
     return {
         name: LoadedModel(
             version="challenger",
-            scaler=scaler,
-            encoder=enc,
-            clusterer=clusterer,
+            model=fitted_model,
             metadata={
                 "features": feature_names,
                 "seed": settings.seed,
                 "candidate": name,
-                "latent_dim": latent_dim if enc is not None else None,
-                "loss_history": losses if enc is not None else [],
+                "latent_dim": latent_dim if fitted_model.uses_autoencoder else None,
+                "loss_history": fitted_model.loss_history_,
             },
         )
-        for name, (enc, clusterer) in fitted.items()
+        for name, fitted_model in fitted.items()
     }
 
 
@@ -128,16 +116,16 @@ def evaluate_candidate(bundle: LoadedModel, eligible: pd.DataFrame, settings: Se
     Calinski-Harabasz x coverage x stability (silhouette barely tells 4 clusters from the 7 that are there)."""
     from sklearn.metrics import calinski_harabasz_score, silhouette_score
 
-    space = latent_of(bundle, eligible)
-    labels, _ = clustering.predict(bundle.clusterer, space)
+    space = bundle.model.transform(eligible)
+    labels, _ = bundle.model.cluster(space)
     metrics = evaluate.size_metrics(labels)
     picked = evaluate.subsample(len(space), evaluate.EVAL_SAMPLE, settings.seed)
     stability = evaluate.bootstrap_stability(
-        space[picked], labels[picked], lambda z: clustering.refit_like(bundle.clusterer, z), seed=settings.seed
+        space[picked], labels[picked], lambda z: clustering.refit_like(bundle.model.clusterer_, z), seed=settings.seed
     )
     metrics["stability"] = stability["mean"]
     metrics["stability_per_cluster"] = stability["per_segment"]
-    scaled = model.scale(bundle.scaler, eligible[bundle.metadata["features"]].to_numpy(dtype="float64"))
+    scaled = bundle.model.scale(eligible)
     clustered = np.flatnonzero(labels >= 0)
     sample = clustered[evaluate.subsample(len(clustered), clustering.SELECTION_SAMPLE, settings.seed)]
     metrics["silhouette"] = (
@@ -190,11 +178,11 @@ def evaluate_challenger(
     }
     comparable = (
         champion is not None
-        and champion.clusterer is not None
+        and champion.model.segments_shops
         and set(champion.metadata["features"]) <= set(eligible.columns)
     )
     if comparable:
-        champion_segments, _ = segments_of(champion, eligible)
+        champion_segments, _ = champion.model.predict(eligible)
         result["champion_segments"] = champion_segments
         result["champion"] = {
             **evaluate.size_metrics(champion_segments),
@@ -238,7 +226,7 @@ def assign_ids(
     labels = evaluation["labels"]
     new_centroids = centroids(eligible, labels, names)
     old_segments = evaluation.get("champion_segments", np.full(len(labels), -1))
-    scale = lambda v: model.scale(bundle.scaler, np.asarray([v], dtype="float64"))[0]  # noqa: E731
+    scale = lambda v: bundle.model.scale(np.asarray([v], dtype="float64"))[0]  # noqa: E731
     same_inputs = champion is not None and champion.metadata.get("features") == names
     old_centroids = (
         {int(k): scale(v) for k, v in champion.metadata.get("segment_centroids", {}).items()} if same_inputs else {}
@@ -313,7 +301,7 @@ def train(settings: Settings, month: str) -> dict:
         metadata = _lifecycle_only_metadata(
             month, decision, fingerprint, names, manifest, settings, evaluations, failures, why
         )
-        version = registry.register(None, b"", None, metadata)
+        version = registry.register(None, metadata)
         return _conclude(registry, settings, month, version, decision, champion_version, started, new=True)
     if pick is None:  # keep the champion; record the best-scoring candidate as the rejected challenger
         pick = max(evaluations, key=lambda n: evaluations[n]["metrics"]["score"])
@@ -345,8 +333,8 @@ def train(settings: Settings, month: str) -> dict:
         "parent": champion_version,
         **ids,
     }
-    encoder = model.encoder_to_bytes(bundle.encoder) if bundle.encoder is not None else b""
-    version = registry.register(bundle.scaler, encoder, bundle.clusterer, metadata)
+    bundle.model.segment_map_ = {int(c): s for c, s in ids["segment_map"].items()}
+    version = registry.register(bundle.model, metadata)
     return _conclude(registry, settings, month, version, decision, champion_version, started, new=True)
 
 

@@ -1,0 +1,230 @@
+"""One segmentation model in scikit-learn's estimator style: robust scaling, the autoencoder (or none), a
+clusterer, the noise assignment, and the map from clusters to stable segment ids.
+
+The learned state lives on the estimator (attributes ending in ``_``), not on the scikit-learn and hdbscan
+objects it holds. A month's candidates share one fitted scaler and autoencoder (`with_candidate`), so the
+autoencoder is trained once however many clusterers are compared.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, clone
+
+from . import autoencoder, clustering, evaluate
+from .lifecycle import NOT_SEGMENTED
+
+# candidate -> (clusters the autoencoder's latent space, clusterer)
+CANDIDATES = {
+    "autoencoder_hdbscan": (True, "hdbscan"),
+    "autoencoder_kmeans": (True, "kmeans"),
+    "hdbscan": (False, "hdbscan"),
+    "kmeans": (False, "kmeans"),
+    "gmm": (False, "gmm"),
+}
+BASELINE_FIT_SAMPLE = 20_000  # candidates without the autoencoder are fitted on at most this many shops
+NOISE_K = 10  # clustered training neighbours that vote on a noise point's cluster
+NOISE_QUANTILE = 0.99  # of the clustered training points' mean k-NN distance ...
+NOISE_FACTOR = 2.5  # ... times this factor: noise points farther from the clusters stay noise
+log = logging.getLogger(__name__)
+
+
+class NoiseAssigner:
+    """An index of the clustered training points: a noise point close to them joins their majority cluster."""
+
+    def fit(self, latent: np.ndarray, labels: np.ndarray) -> NoiseAssigner:
+        from sklearn.neighbors import NearestNeighbors
+
+        clustered = labels >= 0
+        self.index_, self.labels_, self.threshold_ = None, None, None
+        if clustered.sum() <= NOISE_K:
+            return self
+        self.index_ = NearestNeighbors(n_neighbors=NOISE_K + 1).fit(latent[clustered])
+        dist, _ = self.index_.kneighbors(latent[clustered])
+        self.threshold_ = NOISE_FACTOR * float(np.quantile(dist[:, 1:].mean(axis=1), NOISE_QUANTILE))
+        self.labels_ = labels[clustered].astype("int64")
+        return self
+
+    @classmethod
+    def from_fitted(cls, fitted: tuple | None) -> NoiseAssigner:
+        """One from the (index, labels, threshold) that versions before the estimator kept on the clusterer."""
+        assigner = cls()
+        assigner.index_, assigner.labels_, assigner.threshold_ = fitted if fitted is not None else (None, None, None)
+        return assigner
+
+    def assign(self, latent: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """The majority cluster of a noise point's k nearest clustered training points when they are about as
+        close as clustered points are to each other (ties go to the lower label); the rest stay noise (-1)."""
+        noise = np.flatnonzero(labels < 0)
+        if self.index_ is None or len(noise) == 0:
+            return labels
+        dist, idx = self.index_.kneighbors(latent[noise], n_neighbors=NOISE_K)
+        votes = self.labels_[idx]
+        majority = np.array([np.bincount(v).argmax() for v in votes], dtype="int64")
+        labels = labels.copy()
+        labels[noise] = np.where(dist.mean(axis=1) <= self.threshold_, majority, -1)
+        return labels
+
+
+class SegmentationModel(BaseEstimator):
+    """Scaler -> autoencoder (for the autoencoder candidates) -> clusterer -> noise assignment -> segment ids.
+
+    Learned: ``scaler_`` (RobustScaler in the features' units), ``feature_weights_`` (None; versions before schema
+    units weighted the scaled features), ``encoder_`` (Keras encoder or None), ``loss_history_``, ``clusterer_``
+    (HDBSCAN or a partitioning clusterer; None for a lifecycle-only version), ``noise_assigner_`` (HDBSCAN's
+    only) and ``segment_map_`` (cluster -> stable segment id, set once ids are assigned).
+    """
+
+    def __init__(
+        self,
+        features: list[str] | tuple[str, ...] = (),
+        units: list | None = None,
+        candidate: str = "autoencoder_hdbscan",
+        latent_dim: int = 4,
+        epochs: int = 60,
+        seed: int = 0,
+    ):
+        self.features = features
+        self.units = units
+        self.candidate = candidate
+        self.latent_dim = latent_dim
+        self.epochs = epochs
+        self.seed = seed
+
+    # fitting ------------------------------------------------------------------------------------------------
+    def fit(self, frame: pd.DataFrame, y=None) -> SegmentationModel:
+        """Fit the scaler, the autoencoder (autoencoder candidates) and the candidate's clusterer on `frame`."""
+        x = self._matrix(frame)
+        self.scaler_ = autoencoder.fit_scaler(x, self.units)
+        self.feature_weights_ = None
+        scaled = self.scale(x).astype("float64")
+        if self.uses_autoencoder:
+            self.encoder_, self.loss_history_ = autoencoder.train_autoencoder(
+                scaled.astype("float32"), self.latent_dim, self.epochs, self.seed
+            )
+        else:
+            self.encoder_, self.loss_history_ = None, []
+        return self._fit_clusterer(scaled)
+
+    def with_candidate(self, candidate: str, frame: pd.DataFrame) -> SegmentationModel:
+        """Another candidate on this model's fitted scaler and autoencoder, its clusterer fitted on `frame`."""
+        other = clone(self).set_params(candidate=candidate)
+        if other.uses_autoencoder and self.encoder_ is None:
+            raise ValueError(f"{candidate} needs a fitted autoencoder; fit an autoencoder candidate first")
+        other.scaler_, other.feature_weights_ = self.scaler_, self.feature_weights_
+        other.encoder_ = self.encoder_ if other.uses_autoencoder else None
+        other.loss_history_ = self.loss_history_ if other.uses_autoencoder else []
+        return other._fit_clusterer(other.scale(other._matrix(frame)).astype("float64"))
+
+    def _fit_clusterer(self, scaled: np.ndarray) -> SegmentationModel:
+        if self.uses_autoencoder:
+            space = autoencoder.encode(self.encoder_, scaled.astype("float32"))
+        else:
+            space = scaled[evaluate.subsample(len(scaled), BASELINE_FIT_SAMPLE, self.seed)]
+        kind = CANDIDATES[self.candidate][1]
+        if kind == "hdbscan":
+            self.clusterer_ = clustering.fit_clusterer(space)
+            self.noise_assigner_ = NoiseAssigner().fit(space, self.clusterer_.labels_)
+        elif kind == "kmeans":
+            self.clusterer_, self.noise_assigner_ = clustering.kmeans_by_stability(space, self.seed), None
+        else:
+            self.clusterer_, self.noise_assigner_ = clustering.gmm_by_bic(space, self.seed), None
+        self.segment_map_ = {}
+        return self
+
+    @property
+    def uses_autoencoder(self) -> bool:
+        return CANDIDATES[self.candidate][0]
+
+    @property
+    def segments_shops(self) -> bool:
+        """False for a lifecycle-only version: no clusterer, every modelled shop is 'Active, not segmented'."""
+        return getattr(self, "clusterer_", None) is not None
+
+    # predicting ---------------------------------------------------------------------------------------------
+    def scale(self, data: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """The model features (a frame, or a matrix in `features` order) scaled, clipped and weighted (float32)."""
+        return autoencoder.scale(self.scaler_, self._matrix(data), self.feature_weights_)
+
+    def transform(self, data: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """The space the clusterer works in: latent coordinates, or the scaled features without the autoencoder."""
+        scaled = self.scale(data)
+        return scaled.astype("float64") if self.encoder_ is None else autoencoder.encode(self.encoder_, scaled)
+
+    def cluster(self, space: np.ndarray, batch_size: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
+        """Cluster label (-1 = noise) and membership strength for points of the clusterer's space."""
+        labels, strengths = clustering.predict(self.clusterer_, space, batch_size)
+        if self.noise_assigner_ is not None:
+            labels = self.noise_assigner_.assign(space, labels)
+        return labels, strengths
+
+    def predict_clusters(self, data: pd.DataFrame | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Cluster label (-1 = noise) and membership strength per row."""
+        return self.cluster(self.transform(data))
+
+    def predict(self, frame: pd.DataFrame, batch_size: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
+        """Stable segment id (-1 = noise) and membership strength per row, in batches."""
+        if not self.segments_shops:
+            return np.full(len(frame), NOT_SEGMENTED, dtype="int64"), np.ones(len(frame))
+        segments, strengths = [], []
+        for start in range(0, len(frame), batch_size):
+            label, strength = self.predict_clusters(frame.iloc[start : start + batch_size])
+            segments.append(
+                np.array([self.segment_map_.get(int(c), -1) if c >= 0 else -1 for c in label], dtype="int64")
+            )
+            strengths.append(strength)
+            if len(frame) > batch_size:
+                log.info("score: %d of %d shops", min(start + batch_size, len(frame)), len(frame))
+        if not segments:
+            return np.zeros(0, dtype="int64"), np.zeros(0)
+        return np.concatenate(segments), np.round(np.concatenate(strengths), 12)
+
+    def _matrix(self, data: pd.DataFrame | np.ndarray) -> np.ndarray:
+        if isinstance(data, pd.DataFrame):
+            return data[list(self.features)].to_numpy(dtype="float64")
+        return np.asarray(data, dtype="float64")
+
+    # saving -------------------------------------------------------------------------------------------------
+    def to_files(self) -> dict[str, bytes]:
+        """The registry's files: scaler.pkl, encoder.keras (empty without the autoencoder) and clusterer.pkl (the
+        clusterer with its noise assignment)."""
+        fitted = self.segments_shops
+        encoder = getattr(self, "encoder_", None)
+        return {
+            "scaler.pkl": pickle.dumps(self.scaler_ if fitted else None),
+            "encoder.keras": autoencoder.encoder_to_bytes(encoder) if encoder is not None else b"",
+            "clusterer.pkl": pickle.dumps(
+                {"clusterer": self.clusterer_, "noise_assigner": self.noise_assigner_} if fitted else None
+            ),
+        }
+
+    @classmethod
+    def from_files(cls, files: dict[str, bytes], metadata: dict, unpickle=pickle.loads) -> SegmentationModel:
+        """The model a registry version holds, whichever layout of the files it was saved with."""
+        model = cls(
+            features=list(metadata.get("features", [])),
+            candidate=metadata.get("candidate") if metadata.get("candidate") in CANDIDATES else "autoencoder_hdbscan",
+            latent_dim=metadata.get("latent_dim") or 4,
+            epochs=metadata.get("epochs", 60),
+            seed=metadata.get("seed", 0),
+        )
+        model.scaler_ = unpickle(files["scaler.pkl"])
+        # versions before schema units weighted the scaled features; the weights were kept on the scaler
+        model.feature_weights_ = getattr(model.scaler_, "feature_weights_", None)
+        model.encoder_ = (
+            autoencoder.encoder_from_bytes(files["encoder.keras"], model.seed) if files["encoder.keras"] else None
+        )
+        model.loss_history_ = list(metadata.get("loss_history", []))
+        stored = unpickle(files["clusterer.pkl"])
+        if isinstance(stored, dict):
+            model.clusterer_, model.noise_assigner_ = stored["clusterer"], stored["noise_assigner"]
+        else:  # versions before the estimator: the bare clusterer, HDBSCAN's noise index kept on it
+            model.clusterer_ = stored
+            has_index = stored is not None and hasattr(stored, "noise_assigner_")
+            model.noise_assigner_ = NoiseAssigner.from_fitted(stored.noise_assigner_) if has_index else None
+        model.segment_map_ = {int(k): int(v) for k, v in metadata.get("segment_map", {}).items()}
+        return model

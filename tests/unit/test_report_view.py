@@ -173,3 +173,15 @@ def test_the_report_reads_first_as_segment_cards_in_a_browser(reported, tmp_path
     assert "kept their segment" in layout["summary"] and "new (not scored last month)" in layout["summary"]
     assert layout["external"] == []  # self-contained: nothing fetched
     assert shot.stat().st_size > 50_000
+
+
+def test_the_profiles_read_only_the_columns_the_report_loads(monkeypatch):
+    import segmentation.serving.business as business
+
+    asked = []
+    original = business._median
+    monkeypatch.setattr(business, "_median", lambda frame, column: asked.append(column) or original(frame, column))
+    frame = pd.DataFrame({column: [1.0, 2.0] for column in business.PROFILE_COLUMNS})
+    shop_profile(frame, has_values=True)
+    customer_profile(frame)
+    assert asked and set(asked) <= set(business.PROFILE_COLUMNS)

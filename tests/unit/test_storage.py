@@ -61,3 +61,14 @@ def test_remove_partition_unpublishes(lake):
     lake.remove_partition(ref)
     assert not lake.has_partition(ref)
     assert lake.list_dir("staging/month=2024-01") == []
+
+
+def test_reading_some_columns_keeps_the_ones_present_in_the_order_asked(lake, tmp_path):
+    ref = month_ref("features", "2024-01")
+    lake.write_table(ref, pa.table({"a": [1, 2], "b": ["x", "y"], "c": [0.5, 1.5]}))
+    part = lake.read_table(ref, columns=["c", "a", "missing", "a"])
+    assert part.column_names == ["c", "a"] and part.column("c").to_pylist() == [0.5, 1.5]
+    data = next(p for p in (tmp_path / "lake" / "features").rglob("*") if p.is_file() and p.name != "_manifest.json")
+    data.write_bytes(data.read_bytes()[:-8] + b"tampered")
+    with pytest.raises(ChecksumMismatch):  # a projection is read from a verified file too
+        lake.read_table(ref, columns=["a"])

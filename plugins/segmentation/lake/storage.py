@@ -237,8 +237,14 @@ class Lake:
         meta.setdefault("columns", table.column_names)
         return self.publish_files(ref, {"data.parquet": table_to_parquet(table)}, meta)
 
-    def read_table(self, ref: PartitionRef, manifest: dict | None = None) -> pa.Table:
-        return pq.read_table(io.BytesIO(self.read_file(ref, "data.parquet", manifest=manifest)))
+    def read_table(self, ref: PartitionRef, manifest: dict | None = None, columns=None) -> pa.Table:
+        """The partition's table (checksum verified); with `columns`, only those of them it has, in that order."""
+        data = io.BytesIO(self.read_file(ref, "data.parquet", manifest=manifest))
+        if columns is None:
+            return pq.read_table(data)
+        parquet = pq.ParquetFile(data)
+        present = set(parquet.schema_arrow.names)
+        return parquet.read(columns=[c for c in dict.fromkeys(columns) if c in present])
 
     def read_tables(self, refs: list[PartitionRef]) -> list[pa.Table]:
         return [self.read_table(ref) for ref in refs if self.has_partition(ref)]

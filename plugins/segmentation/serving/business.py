@@ -131,6 +131,14 @@ def signed_percent(change: float) -> str:
 
 
 # profiles in real units ------------------------------------------------------------------------------------
+# the feature columns the business view reads (with shop_id): the report reads only these and the model's
+PROFILE_COLUMNS = (
+    *("orders", "spend", "aov", "recency_days", "gap_days", "products"),  # customers
+    *("log_level", "log_mean_value", "active_share", "active_slope", "season_amp_cos", "season_amp_sin"),  # shops
+    "recency_months",
+)
+
+
 def _median(frame: pd.DataFrame, column: str) -> float:
     if column not in frame:
         return math.nan
@@ -183,7 +191,7 @@ def shop_profile(members: pd.DataFrame, has_values: bool) -> list[tuple[str, str
 def month_sales(lake: Lake, month: str) -> tuple[pd.DataFrame, str]:
     """shop_id, product_id, measure for the month's raw partition; the measure is sales value when the month has
     values, else quantity."""
-    table = lake.read_table(month_ref("raw", month))
+    table = lake.read_table(month_ref("raw", month), columns=["shop_id", "product_id", "sales_qty", "sales_value"])
     columns = set(table.column_names)
     has_value = "sales_value" in columns and table["sales_value"].null_count < len(table)
     column = "sales_value" if has_value else "sales_qty"

@@ -92,6 +92,27 @@ def test_customer_lifecycle_rules():
     ]
 
 
+def test_lapsed_one_time_buyers_split_at_the_median_spend_of_one_time_buyers():
+    # one-time buyers spend 10, 30, 40 and 30 (median 30); the repeat customer's 1000 does not count
+    frame = pd.DataFrame(
+        {
+            "orders": [1, 1, 1, 1, 1, 4],
+            "recency_days": [300, 300, 300, 300, 30, 20],
+            "spend": [10.0, 30.0, 40.0, np.nan, 30.0, 1000.0],
+        }
+    )
+    assert lifecycle.customer_rules(frame).tolist() == [
+        lifecycle.ONE_TIME_LAPSED,
+        lifecycle.ONE_TIME_LAPSED,  # at the median: lower
+        lifecycle.ONE_TIME_LAPSED_HIGHER,
+        lifecycle.ONE_TIME_LAPSED,  # unknown spend: lower
+        lifecycle.NEW_CUSTOMER,
+        -2,
+    ]
+    names = {lifecycle.lifecycle_name(i) for i in (lifecycle.ONE_TIME_LAPSED, lifecycle.ONE_TIME_LAPSED_HIGHER)}
+    assert names == {"One-time buyers, lapsed, lower spend", "One-time buyers, lapsed, higher spend"}
+
+
 def test_shop_lifecycle_rules():
     frame = pd.DataFrame(
         {"tenure_months": [3, 12, 12, 24], "recency_months": [0, 7, 0, 1], "active_months": [3, 5, 2, 20]}

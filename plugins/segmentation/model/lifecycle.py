@@ -7,7 +7,9 @@ the model's to segment. -1 (noise) is left for genuinely atypical shops among th
 Customers (invoice data, where orders are known):
 - one order, in the last 90 days: new
 - one order, 91-180 days ago: one-time, recent
-- one order, more than 180 days ago: one-time, lapsed
+- one order, more than 180 days ago: one-time, lapsed, split at the median spend of the month's one-time buyers
+  (higher / lower spend: in cohort data half of all customers are lapsed one-time buyers, and what that one order
+  was worth is what a win-back campaign ranks them by)
 - two or more orders, the last more than 365 days ago: lapsed
 
 Shops (monthly data):
@@ -23,14 +25,15 @@ import pandas as pd
 import pyarrow as pa
 
 NOT_SEGMENTED = 900  # the model's shops when no model passed its gates (lifecycle-only months)
-NEW_CUSTOMER, ONE_TIME_RECENT, ONE_TIME_LAPSED, LAPSED_CUSTOMER = 901, 902, 903, 904
+NEW_CUSTOMER, ONE_TIME_RECENT, ONE_TIME_LAPSED, LAPSED_CUSTOMER, ONE_TIME_LAPSED_HIGHER = 901, 902, 903, 904, 905
 NEW_SHOP, LAPSED_SHOP, OCCASIONAL_SHOP = 911, 912, 913
 LIFECYCLE_NAMES = {
     NOT_SEGMENTED: "Active, not segmented",
     NEW_CUSTOMER: "New customers",
     ONE_TIME_RECENT: "One-time buyers, recent",
-    ONE_TIME_LAPSED: "One-time buyers, lapsed",
+    ONE_TIME_LAPSED: "One-time buyers, lapsed, lower spend",
     LAPSED_CUSTOMER: "Lapsed repeat customers",
+    ONE_TIME_LAPSED_HIGHER: "One-time buyers, lapsed, higher spend",
     NEW_SHOP: "New shops",
     LAPSED_SHOP: "Lapsed shops",
     OCCASIONAL_SHOP: "Occasional shops",
@@ -50,16 +53,28 @@ def customer_rules(frame: pd.DataFrame) -> np.ndarray:
     """Lifecycle segment per customer, or -2 where the model decides."""
     orders = frame["orders"].fillna(0).to_numpy()
     recency = frame["recency_days"].fillna(np.inf).to_numpy()
+    higher_spend = one_time_higher_spend(frame, orders <= 1)
     return np.select(
         [
             (orders <= 1) & (recency <= NEW_DAYS),
             (orders <= 1) & (recency <= RECENT_ONE_TIME_DAYS),
+            (orders <= 1) & higher_spend,
             orders <= 1,
             recency > LAPSED_DAYS,
         ],
-        [NEW_CUSTOMER, ONE_TIME_RECENT, ONE_TIME_LAPSED, LAPSED_CUSTOMER],
+        [NEW_CUSTOMER, ONE_TIME_RECENT, ONE_TIME_LAPSED_HIGHER, ONE_TIME_LAPSED, LAPSED_CUSTOMER],
         default=-2,
     ).astype("int64")
+
+
+def one_time_higher_spend(frame: pd.DataFrame, one_time: np.ndarray) -> np.ndarray:
+    """True for customers whose spend is above the median of the one-time buyers in `frame` (all False without
+    a `spend` column)."""
+    if "spend" not in frame.columns or not one_time.any():
+        return np.zeros(len(frame), dtype=bool)
+    spend = frame["spend"].to_numpy(dtype=float, na_value=np.nan)
+    median = np.nanmedian(spend[one_time]) if np.isfinite(spend[one_time]).any() else np.inf
+    return np.nan_to_num(spend, nan=-np.inf) > median
 
 
 def shop_rules(frame: pd.DataFrame, min_tenure: int) -> np.ndarray:
@@ -92,7 +107,7 @@ def with_lifecycle(table: pa.Table, min_tenure: int) -> pa.Table:
     frame = table.select(
         [
             c
-            for c in ("tenure_months", "recency_months", "active_months", "orders", "recency_days")
+            for c in ("tenure_months", "recency_months", "active_months", "orders", "recency_days", "spend")
             if c in table.column_names
         ]
     ).to_pandas()

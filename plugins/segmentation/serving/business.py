@@ -25,12 +25,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..lake.storage import Lake, month_ref
-from ..model.lifecycle import LAPSED_CUSTOMER, LAPSED_SHOP, ONE_TIME_LAPSED, RESERVED_IDS
+from ..model.lifecycle import LAPSED_CUSTOMER, LAPSED_SHOP, ONE_TIME_LAPSED, ONE_TIME_LAPSED_HIGHER, RESERVED_IDS
 from ..model.profiles import SEASONAL_AMPLITUDE, peak_month
 from ..months import add_months
 
 TOP_PRODUCTS = 5
-LAPSED_IDS = (ONE_TIME_LAPSED, LAPSED_CUSTOMER, LAPSED_SHOP)
+LAPSED_IDS = (ONE_TIME_LAPSED, ONE_TIME_LAPSED_HIGHER, LAPSED_CUSTOMER, LAPSED_SHOP)
 NEW, GONE = "new", "gone"  # the Sankey's extra nodes: not scored last month / not scored this month
 PALETTE = [
     "#1f77b4",

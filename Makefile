@@ -41,10 +41,12 @@ help:
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# --compile-bytecode: uv writes no .pyc by default, and where PYTHONDONTWRITEBYTECODE is set (as on CI) every
+# task process, DAG parse and test subprocess would compile Airflow, pandas and TensorFlow from source again
 $(VENV)/.installed: $(BIN)/python requirements.txt constraints.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
-	$(BIN)/uv pip install --python $(BIN)/python -r requirements.txt -c constraints.txt
-	$(BIN)/uv pip install --python $(BIN)/python -c constraints.txt -e ".[test,mlflow]"
+	$(BIN)/uv pip install --python $(BIN)/python --compile-bytecode -r requirements.txt -c constraints.txt
+	$(BIN)/uv pip install --python $(BIN)/python --compile-bytecode -c constraints.txt -e ".[test,mlflow]"
 	touch $@
 
 install: $(VENV)/.installed

@@ -6,6 +6,8 @@ Data sets (each run month by month through `segmentation run`, as a user would, 
   enough future: the AUC of each customer's segment repurchase rate over M+1..M+H against who bought again, the
   R2 of log future spend explained by segment means, against KMeans k=4 on log RFM + breadth and a supervised
   classifier on the same inputs (cross-validated ceiling); `benchmarks/customer_measures.py`.
+- cdnow: the CDNOW customer cohort (from the `lifetimes` wheel on PyPI, kept in benchmarks/data/), 1997-01..1998-06,
+  invoice source with the plain layout; measured as online_retail.
 - planted: `benchmarks/planted_shops.py` (written without looking at the method: two size tiers of steady shops,
   winter and summer peaks, growth, decline, erratic, skipped months, late joiners), 24 months of history.
 - generator: the project's own generator (`segmentation generate`), 24 months of history.
@@ -49,7 +51,12 @@ ONLINE_RETAIL_RUN = (
 )
 SEGMENTATION = REPO / ".venv" / "bin" / "segmentation"
 TARGETS = {"coverage": 0.90, "segments": 4, "largest": 0.50, "jaccard": 0.80, "ari": 0.85, "noise": 0.05, "kept": 0.95}
-CUSTOMER_EVALUATIONS = (("2011-06", 6), ("2011-09", 3))
+ONLINE_RETAIL_EVALUATIONS = (("2011-06", 6), ("2011-09", 3))
+# CDNOW (Fader and Hardie's CD retailer: 23,570 customers who first bought in 1997-Q1, 1997-01..1998-06; half buy
+# once), shipped inside the MIT-licensed `lifetimes` package
+CDNOW = REPO / "benchmarks" / "data" / "CDNOW_master.txt"
+CDNOW_WHEEL = "lifetimes==0.11.3"
+CDNOW_EVALUATIONS = (("1997-09", 6), ("1997-12", 6), ("1998-03", 3))
 
 
 def run_cli(home: Path, *args: str, env: dict | None = None) -> float:
@@ -150,12 +157,75 @@ def kept_ids(previous, current, unchanged: set | None = None) -> float | None:
 
 
 def online_retail(workdir: Path) -> dict:
-    import pandas as pd
-    from customer_measures import evaluate_month, read_uci_lines
+    from customer_measures import read_uci_lines
 
-    home = workdir / "online_retail"
-    seconds = run_cli(home, *ONLINE_RETAIL_RUN)
-    lines = read_uci_lines(ONLINE_RETAIL)
+    return customer_data(
+        workdir, "online_retail", ONLINE_RETAIL_RUN, read_uci_lines(ONLINE_RETAIL), ONLINE_RETAIL_EVALUATIONS
+    )
+
+
+def cdnow(workdir: Path) -> dict:
+    return customer_data(workdir, "cdnow", cdnow_run(), cdnow_lines(), CDNOW_EVALUATIONS)
+
+
+def cdnow_file() -> Path:
+    """CDNOW_master.txt, taken once from the `lifetimes` wheel on PyPI into benchmarks/data/."""
+    if not CDNOW.exists():
+        import zipfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run(
+                [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", CDNOW_WHEEL, "-d", tmp], check=True
+            )
+            (wheel,) = Path(tmp).glob("*.whl")
+            CDNOW.parent.mkdir(parents=True, exist_ok=True)
+            CDNOW.write_bytes(zipfile.ZipFile(wheel).read("lifetimes/datasets/CDNOW_master.txt"))
+    return CDNOW
+
+
+def cdnow_csv() -> Path:
+    """The CDNOW file as the CSV a user would land: customer_id, date (YYYYMMDD), number_of_cds, dollar_value."""
+    import pandas as pd
+
+    csv = CDNOW.with_suffix(".csv")
+    if not csv.exists():
+        pd.read_csv(cdnow_file(), sep=r"\s+", dtype=str).to_csv(csv, index=False)
+    return csv
+
+
+def cdnow_run() -> tuple[str, ...]:
+    return (
+        *("--from", "1997-01", "--to", "1998-06", "--source", "invoices", "--layout", "plain"),
+        *("--input", str(cdnow_csv()), "--columns", "quantity=number_of_cds,amount=dollar_value"),
+        *("--date-format", "%Y%m%d"),
+    )
+
+
+def cdnow_lines():
+    """CDNOW in customer_measures' lines layout: one order per customer and day, no products (breadth 1)."""
+    import pandas as pd
+
+    raw = pd.read_csv(cdnow_csv(), dtype=str)
+    lines = pd.DataFrame(
+        {
+            "customer_id": raw["customer_id"],
+            "invoice_id": raw["customer_id"] + "-" + raw["date"],
+            "date": pd.to_datetime(raw["date"], format="%Y%m%d"),
+            "product_id": "",
+            "value": raw["dollar_value"].astype(float),
+        }
+    )
+    return lines[lines["value"] > 0].reset_index(drop=True)
+
+
+def customer_data(workdir: Path, name: str, run_args: tuple[str, ...], lines, checkpoints) -> dict:
+    """A customer (invoice) data set through `segmentation run`: sizes per month, future-behaviour measures at the
+    `checkpoints` (month, horizon), and each candidate fitted afresh on those months judged the same way."""
+    import pandas as pd
+    from customer_measures import evaluate_month
+
+    home = workdir / name
+    seconds = run_cli(home, *run_args)
     runs = model_rows(home)
     months = [r["month"] for r in runs if r["decision"] != "skip"]
     rows, previous = [], None
@@ -170,7 +240,7 @@ def online_retail(workdir: Path) -> dict:
         previous = segments
         rows.append(row)
     evaluations = []
-    for month, horizon in CUSTOMER_EVALUATIONS:
+    for month, horizon in checkpoints:
         if month in months:
             segments = month_segments(home, month)
             evaluations.append(
@@ -183,16 +253,16 @@ def online_retail(workdir: Path) -> dict:
     trained = [r for r in runs if r["decision"] == "train"]
     version = next((r["model_version"] for r in reversed(runs) if r["model_version"]), None)
     compared = []
-    for month, horizon in CUSTOMER_EVALUATIONS:
+    for month, horizon in checkpoints:
         if month in months:
             shops, labelled = candidate_labels(home, month)
-            for name, labels in labelled.items():
+            for candidate, labels in labelled.items():
                 segments = pd.DataFrame({"shop_id": shops["shop_id"], "segment_id": labels})
                 found = evaluate_month(lines, segments, month, horizon)
                 compared.append(
                     {
                         "month": month,
-                        "candidate": name,
+                        "candidate": candidate,
                         "auc": found["segments_auc"],
                         "r2": found["segments_r2"],
                         "kmeans_rfm_auc": found["kmeans_auc"],
@@ -201,7 +271,7 @@ def online_retail(workdir: Path) -> dict:
                     }
                 )
     return {
-        "dataset": "online_retail",
+        "dataset": name,
         "candidate_outcomes": compared,
         "seconds": round(seconds, 1),
         "months": rows,
@@ -323,7 +393,7 @@ def print_result(result: dict) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        "--datasets", nargs="+", default=["online_retail", "planted", "generator", "planted_36_defaults"]
+        "--datasets", nargs="+", default=["online_retail", "cdnow", "planted", "generator", "planted_36_defaults"]
     )
     parser.add_argument("--shops", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=7)
@@ -331,9 +401,10 @@ def main() -> int:
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory(prefix="quality-") as tmp:
-        if "online_retail" in args.datasets:
-            results.append(online_retail(Path(tmp)))
-            print_result(results[-1])
+        for name, run in (("online_retail", online_retail), ("cdnow", cdnow)):
+            if name in args.datasets:
+                results.append(run(Path(tmp)))
+                print_result(results[-1])
         for name, sales, truth, first, last, env in planted_datasets(args.shops, args.seed):
             if name in args.datasets:
                 results.append(planted(Path(tmp), name, sales, truth, first, last, env))

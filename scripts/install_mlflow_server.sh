@@ -28,7 +28,7 @@ if [[ -z "$UV" ]]; then
 fi
 echo "install_mlflow_server.sh: creating $TARGET" >&2
 "$UV" venv --quiet --python "$PYTHON" "$TARGET" >&2
-"$UV" pip install --quiet --python "$TARGET/bin/python" -r "$REPO/scripts/mlflow_server_requirements.txt" \
+"$UV" pip install --quiet --compile-bytecode --python "$TARGET/bin/python" -r "$REPO/scripts/mlflow_server_requirements.txt" \
     -c "$REPO/scripts/mlflow_server_constraints.txt" >&2
 "$MLFLOW" --version >&2
 echo "$MLFLOW"

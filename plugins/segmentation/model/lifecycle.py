@@ -7,9 +7,10 @@ the model's to segment. -1 (noise) is left for genuinely atypical shops among th
 Customers (invoice data, where orders are known):
 - one order, in the last 90 days: new
 - one order, 91-180 days ago: one-time, recent
-- one order, more than 180 days ago: one-time, lapsed, split at the median spend of the month's one-time buyers
-  (higher / lower spend: in cohort data half of all customers are lapsed one-time buyers, and what that one order
-  was worth is what a win-back campaign ranks them by)
+- one order, more than 180 days ago: one-time, lapsed
+  (both one-time segments split at the median spend of the month's one-time buyers, higher / lower spend: in
+  cohort data half of all customers bought once, and what that order was worth is what a second-purchase or
+  win-back campaign ranks them by)
 - two or more orders, the last more than 365 days ago: lapsed
 
 Shops (monthly data):
@@ -25,12 +26,14 @@ import pandas as pd
 import pyarrow as pa
 
 NOT_SEGMENTED = 900  # the model's shops when no model passed its gates (lifecycle-only months)
-NEW_CUSTOMER, ONE_TIME_RECENT, ONE_TIME_LAPSED, LAPSED_CUSTOMER, ONE_TIME_LAPSED_HIGHER = 901, 902, 903, 904, 905
+NEW_CUSTOMER, ONE_TIME_RECENT, ONE_TIME_LAPSED, LAPSED_CUSTOMER = 901, 902, 903, 904
+ONE_TIME_LAPSED_HIGHER, ONE_TIME_RECENT_HIGHER = 905, 906
 NEW_SHOP, LAPSED_SHOP, OCCASIONAL_SHOP = 911, 912, 913
 LIFECYCLE_NAMES = {
     NOT_SEGMENTED: "Active, not segmented",
     NEW_CUSTOMER: "New customers",
-    ONE_TIME_RECENT: "One-time buyers, recent",
+    ONE_TIME_RECENT: "One-time buyers, recent, lower spend",
+    ONE_TIME_RECENT_HIGHER: "One-time buyers, recent, higher spend",
     ONE_TIME_LAPSED: "One-time buyers, lapsed, lower spend",
     LAPSED_CUSTOMER: "Lapsed repeat customers",
     ONE_TIME_LAPSED_HIGHER: "One-time buyers, lapsed, higher spend",
@@ -57,12 +60,20 @@ def customer_rules(frame: pd.DataFrame) -> np.ndarray:
     return np.select(
         [
             (orders <= 1) & (recency <= NEW_DAYS),
+            (orders <= 1) & (recency <= RECENT_ONE_TIME_DAYS) & higher_spend,
             (orders <= 1) & (recency <= RECENT_ONE_TIME_DAYS),
             (orders <= 1) & higher_spend,
             orders <= 1,
             recency > LAPSED_DAYS,
         ],
-        [NEW_CUSTOMER, ONE_TIME_RECENT, ONE_TIME_LAPSED_HIGHER, ONE_TIME_LAPSED, LAPSED_CUSTOMER],
+        [
+            NEW_CUSTOMER,
+            ONE_TIME_RECENT_HIGHER,
+            ONE_TIME_RECENT,
+            ONE_TIME_LAPSED_HIGHER,
+            ONE_TIME_LAPSED,
+            LAPSED_CUSTOMER,
+        ],
         default=-2,
     ).astype("int64")
 

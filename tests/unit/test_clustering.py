@@ -96,24 +96,43 @@ def test_a_refinement_that_lets_a_broad_segment_swallow_its_neighbours_is_not_ta
     assert np.bincount(fitted.labels_).max() == plain_largest
 
 
-def test_k_is_chosen_on_plain_kmeans_and_refined_after(monkeypatch):
-    # (stable, silhouette) per k as measured on the independent planted shops (2023-12, 5,000 shops): the
-    # mixture's silhouettes are lower by construction. Judging k=6 refined (0.394) against k=5 plain-or-refined
-    # (0.414) and k=7 refined (0.3826, 0.0013 below the tolerance) chose 6 segments for 7 behaviours.
+def scripted(monkeypatch, plain: dict, refined: dict, unstable=()):
+    """kmeans_by_stability's measurements replaced by the tables (k -> silhouette); returns the (k, refined) judged."""
     from segmentation.model import clustering
 
-    plain = {4: 0.4124, 5: 0.4139, 6: 0.4166, 7: 0.3980, 8: 0.3852, 9: 0.3421}
-    refined = {4: 0.4106, 5: 0.4139, 6: 0.3941, 7: 0.3826, 8: 0.3627, 9: 0.3185}
     judged = []
 
     def measured(clusterer, sample, seed):
         judged.append((clusterer.n_clusters, clusterer.refine))
         table = refined if clusterer.refine else plain
-        return clusterer.n_clusters != 9, table[clusterer.n_clusters]
+        return clusterer.n_clusters not in unstable, table[clusterer.n_clusters]
 
     monkeypatch.setattr(clustering, "_stability_and_separation", measured)
+    return judged
+
+
+def test_the_silhouette_tolerance_is_relative(monkeypatch):
+    # CDNOW's customers (1997-06): a continuum, silhouettes about 0.25; k=4 is 0.026 below k=3, inside an absolute
+    # 0.03 but 10% below: KMeans(4) refined did not hold under resampling (gate stability 0.69)
+    scripted(
+        monkeypatch, plain={3: 0.2554, 4: 0.2291, 5: 0.2185, 6: 0.2079}, refined={3: 0.2453, 4: 0.2034}, unstable={5}
+    )
+    x = np.random.default_rng(0).normal(size=(400, 3))
+    assert kmeans_by_stability(x, seed=0, k_range=range(3, 7)).n_clusters == 3
+
+
+def test_k_is_chosen_on_plain_kmeans_and_refined_after(monkeypatch):
+    # (stable, silhouette) per k as measured on the independent planted shops (2023-12, 5,000 shops): the
+    # mixture's silhouettes are lower by construction. Judging k=6 refined (0.394) against k=5 plain-or-refined
+    # (0.414) and k=7 refined (0.3826, 0.0013 below the tolerance) chose 6 segments for 7 behaviours.
+    judged = scripted(
+        monkeypatch,
+        plain={4: 0.4124, 5: 0.4139, 6: 0.4166, 7: 0.3980, 8: 0.3852, 9: 0.3421},
+        refined={4: 0.4106, 5: 0.4139, 6: 0.3941, 7: 0.3826, 8: 0.3627, 9: 0.3185},
+        unstable={9},
+    )
     x = np.random.default_rng(0).normal(size=(400, 3))
     chosen = kmeans_by_stability(x, seed=0, k_range=range(4, 10))
-    assert (chosen.n_clusters, chosen.refine) == (7, True)  # 0.3980 is within 0.03 of 0.4166; refined 0.3826 too
+    assert (chosen.n_clusters, chosen.refine) == (7, True)  # 0.3980 is within 7% of 0.4166; refined 0.3826 too
     assert [k for k, r in judged if r] == [7]  # only the chosen k is tried refined
     assert not kmeans_by_stability(x, seed=0, k_range=range(4, 10), refine=False).refine

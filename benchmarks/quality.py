@@ -229,12 +229,12 @@ def customer_data(workdir: Path, name: str, run_args: tuple[str, ...], lines, ch
     runs = model_rows(home)
     months = [r["month"] for r in runs if r["decision"] != "skip"]
     rows, previous = [], None
+    period = lines["date"].dt.strftime("%Y-%m")
     for month in months:
         segments = month_segments(home, month)
         row = {"month": month, **size_row(segments)}
         if previous is not None:
             # customers with no order since last month: their segment should not move
-            period = lines["date"].dt.strftime("%Y-%m")
             bought = set(lines.loc[period == month, "customer_id"])
             row["kept_ids_unchanged"] = kept_ids(previous, segments, set(segments["shop_id"]) - bought)
         previous = segments

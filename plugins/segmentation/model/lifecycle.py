@@ -56,14 +56,15 @@ def customer_rules(frame: pd.DataFrame) -> np.ndarray:
     """Lifecycle segment per customer, or -2 where the model decides."""
     orders = frame["orders"].fillna(0).to_numpy()
     recency = frame["recency_days"].fillna(np.inf).to_numpy()
-    higher_spend = one_time_higher_spend(frame, orders <= 1)
+    one_time = orders <= 1
+    higher_spend = one_time_higher_spend(frame, one_time)
     return np.select(
         [
-            (orders <= 1) & (recency <= NEW_DAYS),
-            (orders <= 1) & (recency <= RECENT_ONE_TIME_DAYS) & higher_spend,
-            (orders <= 1) & (recency <= RECENT_ONE_TIME_DAYS),
-            (orders <= 1) & higher_spend,
-            orders <= 1,
+            one_time & (recency <= NEW_DAYS),
+            one_time & (recency <= RECENT_ONE_TIME_DAYS) & higher_spend,
+            one_time & (recency <= RECENT_ONE_TIME_DAYS),
+            one_time & higher_spend,
+            one_time,
             recency > LAPSED_DAYS,
         ],
         [
@@ -80,12 +81,11 @@ def customer_rules(frame: pd.DataFrame) -> np.ndarray:
 
 def one_time_higher_spend(frame: pd.DataFrame, one_time: np.ndarray) -> np.ndarray:
     """True for customers whose spend is above the median of the one-time buyers in `frame` (all False without
-    a `spend` column)."""
-    if "spend" not in frame.columns or not one_time.any():
+    a `spend` column; an unknown spend is never above it)."""
+    if "spend" not in frame.columns:
         return np.zeros(len(frame), dtype=bool)
-    spend = frame["spend"].to_numpy(dtype=float, na_value=np.nan)
-    median = np.nanmedian(spend[one_time]) if np.isfinite(spend[one_time]).any() else np.inf
-    return np.nan_to_num(spend, nan=-np.inf) > median
+    spend = frame["spend"].astype(float)
+    return (spend > spend[one_time].median()).to_numpy()
 
 
 def shop_rules(frame: pd.DataFrame, min_tenure: int) -> np.ndarray:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import copy
 import pickle
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pandas as pd
@@ -12,6 +15,8 @@ import pytest
 from sklearn.base import clone
 
 from segmentation.lake.storage import Lake
+from segmentation.model import autoencoder
+from segmentation.model.autoencoder import DenseEncoder
 from segmentation.model.registry import Registry, version_ref
 from segmentation.model.segmentation_model import CANDIDATES, NoiseAssigner, SegmentationModel
 
@@ -140,3 +145,34 @@ def test_weights_an_old_scaler_carried_still_apply(fitted):
     frame = blobs(5, 50)
     np.testing.assert_allclose(weighted.scale(frame)[:, 0], 2 * fitted.scale(frame)[:, 0])
     np.testing.assert_array_equal(weighted.scale(frame)[:, 1:], fitted.scale(frame)[:, 1:])
+
+
+def test_a_version_loaded_for_views_projects_as_keras_does_without_tensorflow(fitted, tmp_path):
+    registry = Registry(Lake(str(tmp_path / "lake")))
+    metadata = {"features": FEATURES, "seed": 0, "candidate": "autoencoder_hdbscan", "latent_dim": 2}
+    version = registry.register(fitted, {**metadata, "segment_map": {"0": 7, "1": 8, "2": 9}})
+    frame = blobs(6, 300)
+    viewed = registry.load(version, for_views=True).model
+    assert isinstance(viewed.encoder_, DenseEncoder)
+    np.testing.assert_allclose(viewed.transform(frame), fitted.transform(frame), rtol=1e-4, atol=1e-5)
+    probe = textwrap.dedent(f"""
+        import sys
+        from segmentation.lake.storage import Lake
+        from segmentation.model.registry import Registry
+        Registry(Lake({str(tmp_path / "lake")!r})).load({version!r}, for_views=True)
+        print(sorted({{m.split(".")[0] for m in sys.modules}} & {{"tensorflow", "keras"}}))
+    """)
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_an_encoder_the_numpy_path_cannot_run_falls_back_to_keras(fitted):
+    import keras
+
+    data = fitted.to_files()["encoder.keras"]
+    assert DenseEncoder.from_bytes(data) is not None
+    inputs = keras.Input(shape=(4,))
+    normalised = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.LayerNormalization()(inputs)))
+    unsupported = autoencoder.encoder_to_bytes(normalised)
+    assert DenseEncoder.from_bytes(unsupported) is None
+    assert not isinstance(autoencoder.encoder_for_views(unsupported), DenseEncoder)

@@ -5,11 +5,15 @@ TensorFlow is imported inside functions only, so importing this module stays che
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import os
 import tempfile
+import zipfile
 
 import numpy as np
+from scipy.special import erf
 from sklearn.preprocessing import RobustScaler
 
 log = logging.getLogger(__name__)
@@ -96,6 +100,8 @@ def train_autoencoder(x: np.ndarray, latent_dim: int, epochs: int, seed: int):
 
 def encode(encoder, x: np.ndarray, batch_size: int = 65_536) -> np.ndarray:
     """Latent coordinates for scaled features, in batches to bound memory."""
+    if isinstance(encoder, DenseEncoder):
+        return encoder.encode(x)
     if len(x) == 0:
         return np.zeros((0, encoder.output_shape[-1]), dtype="float32")
     parts = [encoder(x[i : i + batch_size], training=False).numpy() for i in range(0, len(x), batch_size)]
@@ -117,3 +123,65 @@ def encoder_from_bytes(data: bytes, seed: int = 0):
         with open(path, "wb") as handle:
             handle.write(data)
         return keras.models.load_model(path, compile=False)
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))  # Keras' exact (not tanh-approximated) gelu
+
+
+def _saved_position(name: str) -> int:
+    suffix = name.rpartition("_")[2]
+    return int(suffix) if suffix.isdigit() else 0
+
+
+class DenseEncoder:
+    """The saved encoder's Dense layers as NumPy arrays: latent coordinates without importing TensorFlow.
+
+    For views (the report's projection), where the import's seconds matter more than the last float bits;
+    scoring keeps the Keras encoder, which the published segments were computed with.
+    """
+
+    ACTIVATIONS = {"linear": lambda x: x, "gelu": _gelu}
+
+    def __init__(self, layers: list[tuple[np.ndarray, np.ndarray, str]]):
+        self.layers = layers
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> DenseEncoder | None:
+        """The encoder of an `encoder.keras` file, or None unless it is a chain of Dense layers this class runs."""
+        import h5py
+
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            config = json.loads(archive.read("config.json"))["config"]["layers"]
+            weights = archive.read("model.weights.h5")
+        if config[0]["class_name"] != "InputLayer" or any(layer["class_name"] != "Dense" for layer in config[1:]):
+            return None
+        with h5py.File(io.BytesIO(weights), "r") as store:
+            saved = store["layers"]
+            # Keras names the saved groups by class and position (dense, dense_1, ...); input_layer holds nothing
+            names = sorted((n for n in saved if len(saved[n]["vars"])), key=_saved_position)
+            if any(len(saved[n]["vars"]) != 2 for n in names):
+                return None  # a layer without a bias
+            arrays = [(saved[n]["vars"]["0"][()], saved[n]["vars"]["1"][()]) for n in names]
+        width, layers = config[0]["config"]["batch_shape"][-1], []
+        if len(arrays) != len(config) - 1:
+            return None
+        for layer, (kernel, bias) in zip((c["config"] for c in config[1:]), arrays, strict=True):
+            units = layer["units"]
+            if kernel.shape != (width, units) or bias.shape != (units,) or layer["activation"] not in cls.ACTIVATIONS:
+                return None
+            layers.append((kernel.astype("float64"), bias.astype("float64"), layer["activation"]))
+            width = units
+        return cls(layers)
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        """Latent coordinates (float64) for scaled features."""
+        out = np.asarray(x, dtype="float64")
+        for kernel, bias, activation in self.layers:
+            out = self.ACTIVATIONS[activation](out @ kernel + bias)
+        return out
+
+
+def encoder_for_views(data: bytes, seed: int = 0):
+    """A `DenseEncoder` where the saved layers allow one, else the Keras encoder."""
+    return DenseEncoder.from_bytes(data) or encoder_from_bytes(data, seed)

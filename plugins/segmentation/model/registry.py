@@ -121,8 +121,9 @@ class Registry:
         return applicable[-1]["version"] if applicable else None
 
     # loading --------------------------------------------------------------------
-    def load(self, version: str) -> LoadedModel:
-        """Load a version after verifying every file against its manifest checksum."""
+    def load(self, version: str, for_views: bool = False) -> LoadedModel:
+        """Load a version after verifying every file against its manifest checksum (`for_views`: see
+        `SegmentationModel.from_files`)."""
         from ..lake.storage import ChecksumMismatch
 
         ref = version_ref(version)
@@ -131,4 +132,4 @@ class Registry:
         except ChecksumMismatch as exc:
             raise RegistryError(f"model version {version} is corrupt, refusing to load it: {exc}") from exc
         metadata = self.metadata(version)
-        return LoadedModel(version, metadata, SegmentationModel.from_files(blobs, metadata, unpickle))
+        return LoadedModel(version, metadata, SegmentationModel.from_files(blobs, metadata, unpickle, for_views))

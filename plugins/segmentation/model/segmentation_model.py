@@ -203,8 +203,13 @@ class SegmentationModel(BaseEstimator):
         }
 
     @classmethod
-    def from_files(cls, files: dict[str, bytes], metadata: dict, unpickle=pickle.loads) -> SegmentationModel:
-        """The model a registry version holds, whichever layout of the files it was saved with."""
+    def from_files(
+        cls, files: dict[str, bytes], metadata: dict, unpickle=pickle.loads, for_views: bool = False
+    ) -> SegmentationModel:
+        """The model a registry version holds, whichever layout of the files it was saved with.
+
+        `for_views` loads the encoder as NumPy arrays where it can (`autoencoder.DenseEncoder`): no TensorFlow,
+        for plots; never for scoring."""
         model = cls(
             features=list(metadata.get("features", [])),
             candidate=metadata.get("candidate") if metadata.get("candidate") in CANDIDATES else "autoencoder_hdbscan",
@@ -215,9 +220,8 @@ class SegmentationModel(BaseEstimator):
         model.scaler_ = unpickle(files["scaler.pkl"])
         # versions before schema units weighted the scaled features; the weights were kept on the scaler
         model.feature_weights_ = getattr(model.scaler_, "feature_weights_", None)
-        model.encoder_ = (
-            autoencoder.encoder_from_bytes(files["encoder.keras"], model.seed) if files["encoder.keras"] else None
-        )
+        load_encoder = autoencoder.encoder_for_views if for_views else autoencoder.encoder_from_bytes
+        model.encoder_ = load_encoder(files["encoder.keras"], model.seed) if files["encoder.keras"] else None
         model.loss_history_ = list(metadata.get("loss_history", []))
         stored = unpickle(files["clusterer.pkl"])
         if isinstance(stored, dict):

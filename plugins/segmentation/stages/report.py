@@ -207,7 +207,7 @@ def render(settings: Settings, month: str) -> tuple[str, dict]:
     profiles = warehouse.query("SELECT * FROM segment_profiles WHERE month = ? ORDER BY segment_id", [month])
     scores_meta = lake.manifest(month_ref("scores", month))["metadata"]
     registry = Registry(lake)
-    loaded = registry.load(scores_meta["model_version"])
+    loaded = registry.load(scores_meta["model_version"], for_views=True)  # the projection needs no TensorFlow
     wanted = ["shop_id", "eligible", *loaded.metadata.get("features", []), *PROFILE_COLUMNS]
     features = lake.read_table(as_of_ref("features", month), columns=wanted).to_pandas()
     scores = lake.read_table(month_ref("scores", month)).to_pandas()

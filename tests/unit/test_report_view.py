@@ -53,6 +53,22 @@ def test_top_products_share_and_lift():
     assert top[2]["product_id"].tolist() == ["p9", "p2"]  # 60 before 40
 
 
+def test_top_products_break_ties_by_product_id_and_list_only_products_the_segment_sold():
+    sales = pd.DataFrame(
+        {
+            "shop_id": ["a", "a", "a", "b", "b", "z"],
+            "product_id": ["p3", "p2", "p1", "p4", "p5", "p1"],
+            "measure": [5.0, 5.0, 1.0, 0.0, 7.0, 9.0],  # z is not scored
+        }
+    )
+    segment_of = pd.Series({"a": -1, "b": 903})
+    top = top_products(sales, segment_of, n=5)
+    assert sorted(top) == [-1, 903]
+    assert top[-1]["product_id"].tolist() == ["p2", "p3", "p1"]  # the tie 5/5 goes to the smaller id
+    assert top[903]["product_id"].tolist() == ["p5", "p4"]  # p4 sold nothing but was on b's rows; p1-p3 were not
+    assert top[-1]["share"].sum() == pytest.approx(1.0) and top[903]["lift"].iloc[0] == pytest.approx(1 / (7 / 18))
+
+
 def test_profiles_in_real_units():
     shops = pd.DataFrame(
         {

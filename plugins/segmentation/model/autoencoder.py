@@ -149,23 +149,28 @@ class DenseEncoder:
     @classmethod
     def from_bytes(cls, data: bytes) -> DenseEncoder | None:
         """The encoder of an `encoder.keras` file, or None unless it is a chain of Dense layers this class runs."""
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            config = json.loads(archive.read("config.json"))
+            weights = archive.read("model.weights.h5")
+        try:
+            return cls._from_saved(config["config"]["layers"], weights)
+        except (KeyError, IndexError, TypeError):
+            return None  # a saved layout other than the Keras 3 one read here
+
+    @classmethod
+    def _from_saved(cls, config: list[dict], weights: bytes) -> DenseEncoder | None:
         import h5py
 
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            config = json.loads(archive.read("config.json"))["config"]["layers"]
-            weights = archive.read("model.weights.h5")
         if config[0]["class_name"] != "InputLayer" or any(layer["class_name"] != "Dense" for layer in config[1:]):
             return None
         with h5py.File(io.BytesIO(weights), "r") as store:
             saved = store["layers"]
             # Keras names the saved groups by class and position (dense, dense_1, ...); input_layer holds nothing
             names = sorted((n for n in saved if len(saved[n]["vars"])), key=_saved_position)
-            if any(len(saved[n]["vars"]) != 2 for n in names):
-                return None  # a layer without a bias
+            if len(names) != len(config) - 1 or any(len(saved[n]["vars"]) != 2 for n in names):
+                return None  # not one kernel and one bias per Dense layer
             arrays = [(saved[n]["vars"]["0"][()], saved[n]["vars"]["1"][()]) for n in names]
         width, layers = config[0]["config"]["batch_shape"][-1], []
-        if len(arrays) != len(config) - 1:
-            return None
         for layer, (kernel, bias) in zip((c["config"] for c in config[1:]), arrays, strict=True):
             units = layer["units"]
             if kernel.shape != (width, units) or bias.shape != (units,) or layer["activation"] not in cls.ACTIVATIONS:

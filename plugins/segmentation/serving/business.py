@@ -203,7 +203,7 @@ def month_sales(lake: Lake, month: str) -> tuple[pd.DataFrame, str]:
 
 def _as_text(ids) -> pa.Array:
     array = pa.array(ids) if not isinstance(ids, pa.ChunkedArray) else ids.combine_chunks()
-    return array.cast(pa.string())
+    return array if pa.types.is_large_string(array.type) else array.cast(pa.large_string())
 
 
 def _same_ids(ids: pa.Array, reference: pa.Array) -> bool:
@@ -237,6 +237,17 @@ def top_products(sales: pd.DataFrame, segment_of: pd.Series, n: int = TOP_PRODUC
     return top_products_of_rows(sales, segments_at(rows, segment_of), rows >= 0, n)
 
 
+def _small_int_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """np.unique(values, return_inverse=True) for ints in a narrow range (segment ids), by counting, not sorting."""
+    if not len(values):
+        return values, values
+    low = values.min()
+    present = np.flatnonzero(np.bincount(values - low))
+    lookup = np.zeros(present[-1] + 1, dtype=np.int64)
+    lookup[present] = np.arange(len(present))
+    return present + low, lookup[values - low]
+
+
 def top_products_of_rows(
     sales: pd.DataFrame, segment_per_row: np.ndarray, scored: np.ndarray, n: int = TOP_PRODUCTS
 ) -> dict[int, pd.DataFrame]:
@@ -244,28 +255,27 @@ def top_products_of_rows(
     if not scored.any():
         return {}
     product_codes, product_ids = pd.factorize(sales["product_id"], sort=True)
-    product_codes = product_codes[scored]
-    frame = pd.DataFrame(
-        {
-            "segment_id": segment_per_row[scored].astype(np.int64),
-            "product": product_codes,
-            "measure": sales["measure"].to_numpy(dtype=float)[scored],
-        }
-    )
-    overall = np.bincount(product_codes, weights=frame["measure"].to_numpy(), minlength=len(product_ids))
+    products, measure = product_codes[scored], sales["measure"].to_numpy(dtype=float)[scored]
+    segment_ids, segment_codes = _small_int_codes(segment_per_row[scored].astype(np.int64))
+    # one dense segments x products table by bincount: a pandas groupby over millions of sales rows took seconds
+    cells = segment_codes * len(product_ids) + products
+    shape = (len(segment_ids), len(product_ids))
+    totals = np.bincount(cells, weights=measure, minlength=shape[0] * shape[1]).reshape(shape)
+    sold = np.bincount(cells, minlength=shape[0] * shape[1]).reshape(shape) > 0
+    overall = totals.sum(axis=0)
     overall_share = overall / overall.sum() if overall.sum() > 0 else overall * 0
-    by = frame.groupby(["segment_id", "product"], as_index=False, sort=True)["measure"].sum()
+    codes = np.arange(len(product_ids))
     result = {}
-    for segment_id, group in by.groupby("segment_id"):
-        total = group["measure"].sum()
+    for segment_id, row, present in zip(segment_ids, totals, sold, strict=True):
+        total = row.sum()
         if total <= 0:
             continue
-        group = group.sort_values(["measure", "product"], ascending=[False, True]).head(n)  # codes sort as ids
-        share = group["measure"].to_numpy() / total
-        base = overall_share[group["product"].to_numpy()]
+        top = codes[present][np.lexsort((codes[present], -row[present]))][:n]  # by measure, then product id
+        share = row[top] / total
+        base = overall_share[top]
         result[int(segment_id)] = pd.DataFrame(
             {
-                "product_id": np.asarray(product_ids[group["product"].to_numpy()]).astype(str),
+                "product_id": np.asarray(product_ids[top]).astype(str),
                 "share": share,
                 "lift": np.divide(share, base, out=np.full(len(share), np.nan), where=base > 0),
             }
@@ -285,7 +295,9 @@ def movements(current: pd.DataFrame, previous: pd.DataFrame | None) -> dict | No
     flows = both.groupby(["source", "target"]).size().rename("shops").reset_index()
     new_counts = pd.Series(now[~kept]).value_counts().sort_index().rename_axis("segment_id").rename("shops")
     new_counts = new_counts.reset_index()
-    gone_ids = before[rows_in(previous["shop_id"], current["shop_id"]) < 0]
+    still_here = np.zeros(len(before), dtype=bool)
+    still_here[row_before[kept]] = True  # a month's scores hold each shop once, so this is the reverse lookup
+    gone_ids = before[~still_here]
     gone_counts = pd.Series(gone_ids).value_counts().sort_index().rename_axis("segment_id_before").rename("shops")
     gone_counts = gone_counts.reset_index()
     flows = pd.concat(
@@ -347,11 +359,14 @@ def business_view(lake: Lake, month: str, scores: pd.DataFrame, features: pd.Dat
     per_scored_shop = np.bincount(row_of_sale[scored], weights=values[scored], minlength=len(segment_of))
     products = top_products_of_rows(sales, segment_of_sale, scored)
     previous_ref = month_ref("scores", add_months(month, -1))
-    previous = lake.read_table(previous_ref).to_pandas() if lake.has_partition(previous_ref) else None
+    wanted = ["shop_id", "segment_id", "segment_name", "model_version"]
+    previous = lake.read_table(previous_ref, columns=wanted).to_pandas() if lake.has_partition(previous_ref) else None
     moves = movements(scores, previous)
     row_of_feature = rows_in(features["shop_id"], segment_of.index)
-    members = features[row_of_feature >= 0].assign(
-        segment_id=segments_at(row_of_feature, segment_of)[row_of_feature >= 0]
+    found = row_of_feature >= 0
+    profiled = features[[c for c in PROFILE_COLUMNS if c in features]]  # grouping fewer columns is faster
+    members = (profiled if found.all() else profiled[found]).assign(
+        segment_id=segments_at(row_of_feature, segment_of)[found]
     )
     has_values = bool(customers or (features.get("log_mean_value", pd.Series([0.0])).fillna(0) > 0).any())
     names = scores.groupby("segment_id")["segment_name"].first()

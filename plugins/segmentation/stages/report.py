@@ -213,9 +213,10 @@ def render(settings: Settings, month: str) -> tuple[str, dict]:
     scores = lake.read_table(month_ref("scores", month)).to_pandas()
     business = render_business(business_view(lake, month, scores, features))
     rows = rows_in(features["shop_id"], scores["shop_id"])  # an inner join in the features' order
-    sample = features[rows >= 0].assign(segment_id=scores["segment_id"].to_numpy()[rows[rows >= 0]])
-    if len(sample) > PROJECTION_SAMPLE:
-        sample = sample.sample(n=PROJECTION_SAMPLE, random_state=0)
+    scored = np.flatnonzero(rows >= 0)
+    if len(scored) > PROJECTION_SAMPLE:  # sample first: copying every scored row to keep 3,000 cost seconds
+        scored = np.sort(np.random.default_rng(0).choice(scored, PROJECTION_SAMPLE, replace=False))
+    sample = features.iloc[scored].assign(segment_id=scores["segment_id"].to_numpy()[rows[scored]])
     pngs["segment_sizes.png"] = _png(plot_sizes(history))
     pngs["profiles.png"] = _png(plot_profiles(profiles))
     modelled = sample[sample["eligible"]] if "eligible" in sample else sample

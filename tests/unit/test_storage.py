@@ -72,3 +72,27 @@ def test_reading_some_columns_keeps_the_ones_present_in_the_order_asked(lake, tm
     data.write_bytes(data.read_bytes()[:-8] + b"tampered")
     with pytest.raises(ChecksumMismatch):  # a projection is read from a verified file too
         lake.read_table(ref, columns=["a"])
+
+
+def test_floats_that_hardly_repeat_are_stored_without_a_dictionary(lake):
+    import io
+
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(0)
+    table = pa.table(
+        {
+            "shop_id": [f"S{i % 50:03d}" for i in range(2_000)],
+            "quantity": rng.integers(1, 20, 2_000).astype("float64"),  # counts: few distinct values
+            "score": rng.normal(size=2_000),  # every value distinct
+        }
+    )
+    ref = month_ref("features", "2024-01")
+    lake.write_table(ref, table)
+    data = lake.read_file(ref, "data.parquet")
+    meta = pq.ParquetFile(io.BytesIO(data)).metadata.row_group(0)
+    encodings = {meta.column(i).path_in_schema: meta.column(i).encodings for i in range(meta.num_columns)}
+    assert "RLE_DICTIONARY" in encodings["shop_id"] and "RLE_DICTIONARY" in encodings["quantity"]
+    assert "RLE_DICTIONARY" not in encodings["score"]
+    assert lake.read_table(ref).equals(table)

@@ -237,17 +237,6 @@ def top_products(sales: pd.DataFrame, segment_of: pd.Series, n: int = TOP_PRODUC
     return top_products_of_rows(sales, segments_at(rows, segment_of), rows >= 0, n)
 
 
-def _small_int_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """np.unique(values, return_inverse=True) for ints in a narrow range (segment ids), by counting, not sorting."""
-    if not len(values):
-        return values, values
-    low = values.min()
-    present = np.flatnonzero(np.bincount(values - low))
-    lookup = np.zeros(present[-1] + 1, dtype=np.int64)
-    lookup[present] = np.arange(len(present))
-    return present + low, lookup[values - low]
-
-
 def top_products_of_rows(
     sales: pd.DataFrame, segment_per_row: np.ndarray, scored: np.ndarray, n: int = TOP_PRODUCTS
 ) -> dict[int, pd.DataFrame]:
@@ -256,7 +245,7 @@ def top_products_of_rows(
         return {}
     product_codes, product_ids = pd.factorize(sales["product_id"], sort=True)
     products, measure = product_codes[scored], sales["measure"].to_numpy(dtype=float)[scored]
-    segment_ids, segment_codes = _small_int_codes(segment_per_row[scored].astype(np.int64))
+    segment_codes, segment_ids = pd.factorize(segment_per_row[scored].astype(np.int64), sort=True)  # hashed, no sort
     # one dense segments x products table by bincount: a pandas groupby over millions of sales rows took seconds
     cells = segment_codes * len(product_ids) + products
     shape = (len(segment_ids), len(product_ids))

@@ -1,5 +1,5 @@
 """No retrain loops: drift counts only the model's stable features, a rejected drift challenger holds off the next
-drift retrain until the signal grows, and a cooldown follows every drift retrain."""
+drift retrain until the signal grows, and a cooldown follows every drift or age retrain."""
 
 from __future__ import annotations
 
@@ -315,7 +315,7 @@ def test_cooldown_on_recorded_decisions(settings):
     for month in ("2011-07", "2011-08"):
         held = _hold(settings, lake, month, _measured(2.0))
         assert held["hold"] and held["by"] == "cooldown", held
-        assert "no drift retrain before 2011-09" in held["reason"] and "v0004 promoted" in held["reason"]
+        assert "no automatic retrain before 2011-09" in held["reason"] and "v0004 promoted" in held["reason"]
     assert _hold(settings, lake, "2011-09", _measured(0.45)) is None
 
 
@@ -376,9 +376,11 @@ def test_a_champion_from_a_filling_window_retrains_once_when_it_is_full(short_wi
     assert after["decision"] == REUSE, after["reason"]
 
 
-def test_a_champion_trained_on_a_full_window_does_not_retrain_for_it(short_window, tiny_model):
+@pytest.mark.parametrize("history", [6, 5])
+def test_a_champion_trained_on_most_of_the_window_does_not_retrain_for_it(short_window, tiny_model, history):
+    """Full, or more than 3/4 of it (5 of 6 months): it has seen what the full window tells apart."""
     settings = load_settings()
-    lake = _trained_on(settings, tiny_model, history=6)
+    lake = _trained_on(settings, tiny_model, history=history)
     assert _run(settings, lake, tiny_model, "2011-04", moved=0.0)["decision"] == REUSE
 
 
@@ -392,4 +394,61 @@ def test_the_window_filled_challenger_is_held_to_the_absolute_gates_only():
     drifted = champion_yardstick({"trigger": "drift"}, evaluation)
     assert any("merges segments" in f for f in apply_gates(challenger, drifted, DEFAULT_GATES))
     assert champion_yardstick({"trigger": "window_filled"}, evaluation) is None
+    assert champion_yardstick({"trigger": "max_age"}, evaluation) is None
     assert apply_gates(challenger, None, DEFAULT_GATES) == []
+
+
+def test_only_the_champion_segments_that_still_hold_shops_count_as_merged():
+    """A champion whose segments emptied out (1 shop each) does not refuse a challenger for merging them."""
+    from segmentation.model.evaluate import DEFAULT_GATES, apply_gates, segments_held, size_metrics
+
+    champion_segments = np.repeat([0, 1, 2, 3, 4, 5], [300, 300, 200, 198, 1, 1])
+    champion = {**size_metrics(champion_segments), "segments_held": segments_held(champion_segments), "stability": 0.9}
+    assert champion["segments"] == 6 and champion["segments_held"] == 4
+    challenger = {"segments": 4, "noise_share": 0.0, "largest_share": 0.3, "stability": 0.9, "ari_vs_champion": 0.5}
+    assert apply_gates(challenger, champion, DEFAULT_GATES) == []
+    merged = {**challenger, "segments": 3}
+    assert any(
+        "merges segments the champion separates (4 -> 3" in f for f in apply_gates(merged, champion, DEFAULT_GATES)
+    )
+    legacy = {k: v for k, v in champion.items() if k != "segments_held"}  # recorded before segments_held: all count
+    assert any("(6 -> 4" in f for f in apply_gates(challenger, legacy, DEFAULT_GATES))
+
+
+# a champion past its age: judged on the gates alone, and retried after the cooldown, not every month --------------
+@pytest.fixture
+def short_age(feature_drift_only):
+    feature_drift_only.setenv("SEGMENTATION_MODEL_MAX_AGE_MONTHS", "3")
+    return feature_drift_only
+
+
+def test_a_rejected_age_challenger_is_retried_after_the_cooldown_not_every_month(short_age, tiny_model):
+    settings = load_settings()
+    lake, _ = _champion(settings, tiny_model)
+    decisions = [_run(settings, lake, tiny_model, m, 0.0) for m in month_range("2011-02", "2011-10")]
+    kinds = [d["decision"] for d in decisions]
+    # ages 1-3 reuse; 4 trains (rejected); 5 and 6 cool down; 7 trains again (rejected); 8, 9 cool down
+    assert kinds == [REUSE, REUSE, REUSE, TRAIN, REUSE, REUSE, TRAIN, REUSE, REUSE], [d["reason"] for d in decisions]
+    assert decisions[3]["trigger"] == "max_age" and "4 months old (max 3" in decisions[3]["reason"]
+    assert decisions[4]["held_by"] == "cooldown" and "the champion's age in 2011-05" in decisions[4]["reason"]
+    assert "no automatic retrain before 2011-08" in decisions[4]["reason"]
+
+
+def test_drift_after_an_age_retrain_waits_for_the_cooldown(short_age, tiny_model):
+    settings = load_settings()
+    lake, _ = _champion(settings, tiny_model)
+    for month in month_range("2011-02", "2011-04"):
+        _run(settings, lake, tiny_model, month, 0.0)
+    assert _run(settings, lake, tiny_model, "2011-05", 0.0)["trigger"] == "max_age"
+    held = _run(settings, lake, tiny_model, "2011-06", moved=0.3)  # drift past its threshold
+    assert settings.drift_feature_psi < held["drift"]["max_feature_psi"]
+    assert held["decision"] == REUSE and held["held_by"] == "cooldown", held["reason"]
+    assert "retrained on the champion's age in 2011-05" in held["reason"]
+
+
+def test_without_cooldown_an_old_champion_retrains_every_month(short_age, tiny_model):
+    short_age.setenv("SEGMENTATION_RETRAIN_COOLDOWN_MONTHS", "0")
+    settings = load_settings()
+    lake, _ = _champion(settings, tiny_model)
+    decisions = [_run(settings, lake, tiny_model, m, 0.0) for m in month_range("2011-05", "2011-07")]
+    assert [d["decision"] for d in decisions] == [TRAIN] * 3

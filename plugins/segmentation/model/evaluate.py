@@ -28,6 +28,15 @@ def size_metrics(labels: np.ndarray) -> dict:
     }
 
 
+HELD_SHARE = 0.01  # a segment holding less of the month's shops no longer separates anything worth keeping
+
+
+def segments_held(labels: np.ndarray) -> int:
+    """Segments holding at least HELD_SHARE of the labelled shops: what a model still separates on a month."""
+    clustered = labels[labels >= 0]
+    return int((np.bincount(clustered) >= max(HELD_SHARE * len(labels), 1)).sum()) if len(clustered) else 0
+
+
 def subsample(n: int, size: int, seed: int) -> np.ndarray:
     """Sorted row indices of a deterministic sample of at most `size` rows."""
     if n <= size:
@@ -80,10 +89,12 @@ def apply_gates(metrics: dict, champion: dict | None, gates: dict) -> list[str]:
                 f"stability {metrics['stability']:.2f} worse than the champion's {champion['stability']:.2f}"
             )
         ari = metrics.get("ari_vs_champion", 1.0)
-        if metrics["segments"] < champion["segments"] and ari < gates["min_ari_when_losing_segments"]:
+        # the champion's segments that still hold shops this month (records before `segments_held`: all of them)
+        held = champion.get("segments_held", champion["segments"])
+        if metrics["segments"] < held and ari < gates["min_ari_when_losing_segments"]:
             # fewer segments that also disagree with the champion: segments the champion separates were merged
             failures.append(
-                f"merges segments the champion separates ({champion['segments']} -> {metrics['segments']} "
+                f"merges segments the champion separates ({held} -> {metrics['segments']} "
                 f"segments, ARI vs champion {ari:.2f} < {gates['min_ari_when_losing_segments']})"
             )
     return failures

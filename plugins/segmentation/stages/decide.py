@@ -4,8 +4,9 @@ Retrain when there is no model for the month, when forced, once when the feature
 champion was trained on a partial one, when the champion is older than the configured age, or when drift passes its thresholds (PSI against the champion's training reference of
 each feature the model lists as stable, PSI of the segment mix, a jump in the noise share).
 
-Drift does not retrain in a loop. After a drift-triggered training (promoted or not), drift cannot
-trigger another one for SEGMENTATION_RETRAIN_COOLDOWN_MONTHS months. And when the latest drift-triggered
+Neither drift nor age retrains in a loop. After a drift- or age-triggered training (promoted or not), neither can
+trigger another one for SEGMENTATION_RETRAIN_COOLDOWN_MONTHS months: a champion past its age whose challenger was
+rejected is tried again after the cooldown, not every month. And when the latest drift-triggered
 training of the last 3 x that many months had its challenger rejected and the same champion still
 applies, drift retrains again only once a measure that counts has grown past 1.5x its value then (and
 its threshold): the same signal would train the same rejected challenger. Both read the decisions of
@@ -30,6 +31,12 @@ TRAIN, REUSE, SKIP = "train", "reuse", "skip"
 MIX_SAMPLE = 100_000  # shops scored to measure the segment mix: shares to about +-0.3%, in seconds at any size
 DRIFT_TRIGGER = "drift"  # the `trigger` of a decision to train because of drift
 WINDOW_FILLED_TRIGGER = "window_filled"  # ... because the feature window has filled since the champion was trained
+AGE_TRIGGER = "max_age"  # ... because the champion is older than SEGMENTATION_MODEL_MAX_AGE_MONTHS
+AUTOMATIC_TRIGGERS = (DRIFT_TRIGGER, AGE_TRIGGER)  # the retrains a cooldown follows
+# a champion trained on at most this share of the window's months retrains once when the window is full; one
+# trained on more has seen the trends and seasons a full window tells apart (a 23-of-24-month model, a month old,
+# was retrained for it on a two-year invoice set and its 9 segments replaced by 3)
+WINDOW_FILLED_MAX_SHARE = 0.75
 GROWTH = 1.5  # after a rejected drift challenger, drift retrains only once a measure grows past this factor
 LOOKBACK_PER_COOLDOWN = 3  # months of earlier decisions searched for a rejected drift challenger, per cooldown month
 
@@ -128,11 +135,43 @@ def previous_decisions(lake: Lake, month: str, months: int) -> list[dict]:
 
 def is_drift_training(record: dict) -> bool:
     """A decision to train because of drift whose training ran (its verdict is recorded)."""
+    return _trained_on_trigger(record, (DRIFT_TRIGGER,))
+
+
+def is_automatic_training(record: dict) -> bool:
+    """A decision to train because of drift or the champion's age whose training ran: a cooldown follows it."""
+    return _trained_on_trigger(record, AUTOMATIC_TRIGGERS)
+
+
+def _trained_on_trigger(record: dict, triggers: tuple[str, ...]) -> bool:
     if record.get("decision") != TRAIN or not isinstance(record.get("training"), dict):
         return False
     if "trigger" in record:
-        return record["trigger"] == DRIFT_TRIGGER
-    return "drift" in record  # records made before `trigger`: only drift trainings carried a measurement
+        return record["trigger"] in triggers
+    # records made before `trigger`: only drift trainings carried a measurement
+    return DRIFT_TRIGGER in triggers and "drift" in record
+
+
+def cooling_down(month: str, previous: list[dict], settings: Settings) -> dict | None:
+    """The latest drift- or age-triggered training within the cooldown before `month`, or None."""
+    recent = [
+        r
+        for r in previous
+        if 0 < month_index(month) - month_index(r["month"]) <= settings.retrain_cooldown_months
+        and is_automatic_training(r)
+    ]
+    return max(recent, key=lambda r: month_index(r["month"])) if recent else None
+
+
+def _cooldown_note(record: dict, settings: Settings) -> str:
+    training = record["training"]
+    verdict = "promoted" if training.get("promoted") else "rejected"
+    trigger = "drift" if is_drift_training(record) else "the champion's age"
+    return (
+        f"retrained on {trigger} in {record['month']} (challenger v{training.get('challenger_version')} {verdict}); "
+        f"cooling down, no automatic retrain before {add_months(record['month'], settings.retrain_cooldown_months + 1)} "
+        f"(SEGMENTATION_RETRAIN_COOLDOWN_MONTHS={settings.retrain_cooldown_months})"
+    )
 
 
 def grown_measures(measured: dict, then: dict, settings: Settings) -> list[str]:
@@ -162,9 +201,18 @@ def drift_hold(
 ) -> dict | None:
     """Whether the drift in `measured` (past a threshold) may retrain, given the earlier decisions.
 
-    None: no drift training in the look-back, retrain. Otherwise {'hold': True|False, 'by': 'cooldown' or
+    None: no drift or age training in the look-back, retrain. Otherwise {'hold': True|False, 'by': 'cooldown' or
     'hysteresis', 'since': month of that training, 'reason': ...}: hold=True means keep the champion with
     that reason; hold=False means retrain, the reason saying why the earlier rejection does not hold it."""
+    signal = _signal(measured, settings)
+    cooling = cooling_down(month, previous, settings)
+    if cooling:
+        return {
+            "hold": True,
+            "by": "cooldown",
+            "since": cooling["month"],
+            "reason": f"drift ({signal}) but {_cooldown_note(cooling, settings)}; keeping champion v{champion_version}",
+        }
     window = lookback_months(settings)
     trainings = [
         r for r in previous if 0 < month_index(month) - month_index(r["month"]) <= window and is_drift_training(r)
@@ -173,21 +221,7 @@ def drift_hold(
         return None
     last = max(trainings, key=lambda r: month_index(r["month"]))
     since, training = last["month"], last["training"]
-    signal = _signal(measured, settings)
-    gap = month_index(month) - month_index(since)
     challenger = training.get("challenger_version")
-    verdict = "promoted" if training.get("promoted") else "rejected"
-    if gap <= settings.retrain_cooldown_months:
-        return {
-            "hold": True,
-            "by": "cooldown",
-            "since": since,
-            "reason": f"drift ({signal}) but drift retrained in {since} (challenger v{challenger} {verdict}); "
-            f"cooling down, no drift retrain before "
-            f"{add_months(since, settings.retrain_cooldown_months + 1)} "
-            f"(SEGMENTATION_RETRAIN_COOLDOWN_MONTHS={settings.retrain_cooldown_months}); "
-            f"keeping champion v{champion_version}",
-        }
     if training.get("promoted") is not False or last.get("model_version") != champion_version:
         return None  # the challenger was promoted, or another champion applies since: a new situation
     grown = grown_measures(measured, last.get("drift", {}), settings)
@@ -276,22 +310,34 @@ def choose(settings: Settings, lake: Lake, registry: Registry, month: str, force
             f"{settings.window_months}-month feature window is full now (judged on the gates alone)",
             "trigger": WINDOW_FILLED_TRIGGER,
         }
-    if age > settings.max_model_age_months:
+    previous = previous_decisions(lake, month, lookback_months(settings))
+    too_old = age > settings.max_model_age_months
+    cooling = cooling_down(month, previous, settings) if too_old else None
+    if too_old and not cooling:
         return {
             "decision": TRAIN,
             "model_version": applicable,
-            "reason": f"champion v{applicable} is {age} months old (max {settings.max_model_age_months})",
+            "reason": f"champion v{applicable} is {age} months old (max {settings.max_model_age_months}; "
+            f"judged on the gates alone)",
+            "trigger": AGE_TRIGGER,
         }
     measured = measure_drift(settings, lake, registry, applicable, month, frame)
     reasons = drift_reasons(measured, settings)
     if not reasons:
+        aged = (
+            f"; {age} months old (max {settings.max_model_age_months}) but {_cooldown_note(cooling, settings)}"
+            if cooling
+            else ""
+        )
         return {
             "decision": REUSE,
             "model_version": applicable,
             "drift": measured,
-            "reason": f"champion v{applicable} (trained for {trained_for}, {age} months old); drift within thresholds",
+            "reason": f"champion v{applicable} (trained for {trained_for}, {age} months old); drift within thresholds"
+            + aged,
+            **({"held_by": "cooldown", "held_since": cooling["month"]} if cooling else {}),
         }
-    held = drift_hold(month, previous_decisions(lake, month, lookback_months(settings)), measured, settings, applicable)
+    held = drift_hold(month, previous, measured, settings, applicable)
     if held and held["hold"]:
         return {
             "decision": REUSE,
@@ -313,12 +359,12 @@ def choose(settings: Settings, lake: Lake, registry: Registry, month: str, force
 
 
 def window_filled_since(settings: Settings, lake: Lake, month: str, trained_for: str) -> int | None:
-    """The months of history the champion was trained on, when that was less than the feature window, the window is
-    full now, and no training has run on a full window since: trend and season are measured over the window, so a
+    """The months of history the champion was trained on, when that was at most 3/4 of the feature window, the
+    window is full now, and no training has run on a full window since: trend and season are measured over the window, so a
     model fitted while the window was filling (at the warm-up) has not seen what a full one tells apart."""
     recorded = lake.manifest(month_ref("decisions", trained_for))
     trained_on = recorded["metadata"].get("history_months") if recorded else None
-    if trained_on is None or trained_on >= settings.window_months:
+    if trained_on is None or trained_on > WINDOW_FILLED_MAX_SHARE * settings.window_months:
         return None
     if len(window_partitions(lake, month, settings.window_months)) < settings.window_months:
         return None

@@ -27,7 +27,7 @@ from ..model.registry import LoadedModel, Registry
 from ..model.segmentation_model import CANDIDATES as MODEL_CANDIDATES
 from ..model.segmentation_model import SegmentationModel
 from ..model.stability import align_segments, kept_share
-from .decide import WINDOW_FILLED_TRIGGER, read_decision, record_outcome
+from .decide import AGE_TRIGGER, WINDOW_FILLED_TRIGGER, read_decision, record_outcome
 
 log = logging.getLogger(__name__)
 METHOD_VERSION = 5
@@ -186,6 +186,7 @@ def evaluate_challenger(
         result["champion_segments"] = champion_segments
         result["champion"] = {
             **evaluate.size_metrics(champion_segments),
+            "segments_held": evaluate.segments_held(champion_segments),
             "stability": champion.metadata.get("metrics", {}).get("stability", 0.0),
             "version": champion.version,
         }
@@ -196,8 +197,11 @@ def evaluate_challenger(
 def champion_yardstick(decision: dict, evaluation: dict) -> dict | None:
     """The champion's metrics on this month that the challenger is held against, or None for the absolute gates
     alone: a champion fitted while the feature window was filling is no yardstick for segments a full one tells
-    apart (its fewer, immature segments would make the better challenger look like a merge)."""
-    return None if decision.get("trigger") == WINDOW_FILLED_TRIGGER else evaluation.get("champion")
+    apart (its fewer, immature segments would make the better challenger look like a merge), and one past its
+    maximum age is due for replacement, not the measure of it (held against itself, a champion fitted on a sixth
+    of a two-year invoice set's customers refused seven challengers while its segments emptied)."""
+    no_yardstick = (WINDOW_FILLED_TRIGGER, AGE_TRIGGER)
+    return None if decision.get("trigger") in no_yardstick else evaluation.get("champion")
 
 
 def _candidate_summary(evaluation: dict, chosen_labels: np.ndarray) -> dict:

@@ -123,6 +123,21 @@ def test_shop_id_format_change_warns_but_passes(settings, tmp_path, caplog):
     assert "WARN expect_column_mean_to_be_between __is_new_shop" in caplog.text
 
 
+def test_customers_absent_last_month_are_not_a_warning(settings, tmp_path, caplog):
+    """Invoice data: next month's customers are mostly others (they buy a few times a year), not new ids."""
+    lines = to_uci_invoices(generate(SPEC))
+    months = pd.to_datetime(lines["InvoiceDate"]).dt.strftime("%Y-%m")
+    february = months == "2023-02"
+    lines.loc[february, "CustomerID"] = "9" + lines.loc[february, "CustomerID"].astype(str)  # all others
+    path = tmp_path / "invoices.csv"
+    lines[months.isin(["2023-01", "2023-02"])].to_csv(path, index=False, encoding="latin-1")
+    source = Source(kind="invoices", path=str(path), layout="uci")
+    for month in ("2023-01", "2023-02"):
+        ingest(settings, month, source)
+        assert validate(settings, month)["warnings"] == 0
+    assert "__is_new_shop" not in caplog.text
+
+
 contract_to_uci = to_uci_invoices
 
 

@@ -201,3 +201,16 @@ def test_the_profiles_read_only_the_columns_the_report_loads(monkeypatch):
     shop_profile(frame, has_values=True)
     customer_profile(frame)
     assert asked and set(asked) <= set(business.PROFILE_COLUMNS)
+
+
+def test_the_report_page_is_the_same_on_every_render(reported):
+    from segmentation.config import load_settings
+    from segmentation.stages.report import render
+
+    home = reported["report"]["path"].split("/lake/")[0]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SEGMENTATION_HOME", home)
+        for name in ("SEGMENTATION_LAKE_ROOT", "SEGMENTATION_WAREHOUSE_PATH", "SEGMENTATION_MLFLOW_TRACKING_URI"):
+            mp.delenv(name, raising=False)
+        first, second = render(load_settings(), "2023-05"), render(load_settings(), "2023-05")
+    assert first[0] == second[0] and first[1] == second[1] and "segment-cards" in first[0]

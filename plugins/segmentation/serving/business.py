@@ -334,6 +334,9 @@ def _segment_moves(moves: dict | None, segment_id: int) -> tuple[int, int, int]:
 
 
 # the view --------------------------------------------------------------------------------------------------
+SCORE_COLUMNS = ["shop_id", "segment_id", "segment_name", "model_version"]  # of a scores table, all the view reads
+
+
 def business_view(lake: Lake, month: str, scores: pd.DataFrame, features: pd.DataFrame) -> BusinessView:
     """Cards, movements and top products for the month (scores: the month's scores/month=M table)."""
     customers = "orders" in features.columns and features["orders"].notna().any()
@@ -348,8 +351,8 @@ def business_view(lake: Lake, month: str, scores: pd.DataFrame, features: pd.Dat
     per_scored_shop = np.bincount(row_of_sale[scored], weights=values[scored], minlength=len(segment_of))
     products = top_products_of_rows(sales, segment_of_sale, scored)
     previous_ref = month_ref("scores", add_months(month, -1))
-    wanted = ["shop_id", "segment_id", "segment_name", "model_version"]
-    previous = lake.read_table(previous_ref, columns=wanted).to_pandas() if lake.has_partition(previous_ref) else None
+    has_previous = lake.has_partition(previous_ref)
+    previous = lake.read_table(previous_ref, columns=SCORE_COLUMNS).to_pandas() if has_previous else None
     moves = movements(scores, previous)
     row_of_feature = rows_in(features["shop_id"], segment_of.index)
     found = row_of_feature >= 0

@@ -196,7 +196,7 @@ def render(settings: Settings, month: str) -> tuple[str, dict]:
     if decision["decision"] == SKIP:
         parts += ["<p>No segments this month: not enough history yet.</p>", *engineering, "</body></html>"]
         return "\n".join(parts), pngs
-    from ..serving.business import PROFILE_COLUMNS, business_view, render_business, rows_in
+    from ..serving.business import PROFILE_COLUMNS, SCORE_COLUMNS, business_view, render_business, rows_in
 
     warehouse = warehouse_for(settings)
     history = warehouse.query(
@@ -210,7 +210,7 @@ def render(settings: Settings, month: str) -> tuple[str, dict]:
     loaded = registry.load(scores_meta["model_version"], for_views=True)  # the projection needs no TensorFlow
     wanted = ["shop_id", "eligible", *loaded.metadata.get("features", []), *PROFILE_COLUMNS]
     features = lake.read_table(as_of_ref("features", month), columns=wanted).to_pandas()
-    scores = lake.read_table(month_ref("scores", month)).to_pandas()
+    scores = lake.read_table(month_ref("scores", month), columns=SCORE_COLUMNS).to_pandas()
     business = render_business(business_view(lake, month, scores, features))
     rows = rows_in(features["shop_id"], scores["shop_id"])  # an inner join in the features' order
     scored = np.flatnonzero(rows >= 0)

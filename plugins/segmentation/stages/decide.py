@@ -1,8 +1,10 @@
 """Stage 4a, decide: train a challenger, reuse the applicable model, or wait for enough history.
 
 Retrain when there is no model for the month, when forced, once when the feature window has filled since the
-champion was trained on a partial one, when the champion is older than the configured age, or when drift passes its thresholds (PSI against the champion's training reference of
-each feature the model lists as stable, PSI of the segment mix, a jump in the noise share).
+champion was trained on at most 3/4 of it, when the champion is older than the configured age, or when drift passes
+its thresholds (PSI against the champion's training reference of each feature the model lists as stable, PSI of
+the segment mix, a jump in the noise share). The window-filled and the age challengers are judged on the absolute
+gates alone (train.champion_yardstick); drift challengers are also held against the champion.
 
 Neither drift nor age retrains in a loop. After a drift- or age-triggered training (promoted or not), neither can
 trigger another one for SEGMENTATION_RETRAIN_COOLDOWN_MONTHS months: a champion past its age whose challenger was

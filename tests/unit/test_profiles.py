@@ -167,6 +167,16 @@ def test_an_inherited_name_is_replaced_when_the_profile_changed_character():
     assert names == {0: "Winter peak", 1: "Growing"}
 
 
+def test_a_qualified_name_alone_in_its_base_loses_the_qualifier_its_sibling_needed():
+    """Two large steady segments were 'intermittent' and 'regular'; the intermittent one is gone."""
+    profiles = {6: {**SHOP, "log_level": 4.0}, 2: {**SHOP, "active_share": 0.4}}
+    names = name_segments(profiles, {6: "Large steady, regular", 2: "Intermittent"}, SHOPS_OVERALL)
+    assert names == {2: "Intermittent", 6: "Large steady"}
+    with_sibling = {**profiles, 7: {**SHOP, "log_level": 4.0, "active_share": 0.7}}
+    kept = name_segments(with_sibling, {6: "Large steady, regular", 2: "Intermittent"}, SHOPS_OVERALL)
+    assert kept[6] == "Large steady, regular" and base_name(kept[7]) == "Large steady" and kept[7] != kept[6]
+
+
 def test_a_newcomer_colliding_with_a_kept_qualified_name_gets_another_qualifier():
     # the newcomer is the larger one, so 'large' alone would repeat the kept name
     profiles = {0: {**SHOP, "log_level": 3.2, "active_share": 0.85}, 1: {**SHOP, "log_level": 3.65}}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from itertools import pairwise
 from typing import NamedTuple
 
@@ -268,11 +269,16 @@ def _qualifiers_for(base: str, customer: bool) -> list[Qualifier]:
 
 
 def _kept_names(derived: dict[int, str], inherited: dict[int, str]) -> dict[int, str]:
-    """Inherited names whose base the profile still derives (first id wins a duplicated name)."""
+    """Inherited names whose base the profile still derives (first id wins a duplicated name). A qualified name
+    is kept only while another id derives its base: alone, its qualifier told it from a sibling that is gone
+    (independent planted shops: steady shops selling 96% of months were 'Large steady, intermittent' for a year)."""
+    bases = Counter(derived.values())
     kept: dict[int, str] = {}
     for sid in sorted(derived):
         name = inherited.get(sid)
-        if name and base_name(name) == derived[sid] and name not in kept.values():
+        if not name or base_name(name) != derived[sid] or name in kept.values():
+            continue
+        if name == derived[sid] or bases[derived[sid]] > 1:
             kept[sid] = name
     return kept
 

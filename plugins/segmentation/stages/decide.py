@@ -313,8 +313,9 @@ def choose(settings: Settings, lake: Lake, registry: Registry, month: str, force
             f"{settings.window_months}-month feature window is full now (judged on the gates alone)",
             "trigger": WINDOW_FILLED_TRIGGER,
         }
-    previous = previous_decisions(lake, month, lookback_months(settings))
     too_old = age > settings.max_model_age_months
+    # earlier decisions are read only when they can matter: an old champion or drift past a threshold
+    previous = previous_decisions(lake, month, lookback_months(settings)) if too_old else None
     cooling = cooling_down(month, previous, settings) if too_old else None
     if too_old and not cooling:
         return {
@@ -340,6 +341,8 @@ def choose(settings: Settings, lake: Lake, registry: Registry, month: str, force
             + aged,
             **({"held_by": "cooldown", "held_since": cooling["month"]} if cooling else {}),
         }
+    if previous is None:
+        previous = previous_decisions(lake, month, lookback_months(settings))
     held = drift_hold(month, previous, measured, settings, applicable)
     if held and held["hold"]:
         return {
@@ -363,8 +366,9 @@ def choose(settings: Settings, lake: Lake, registry: Registry, month: str, force
 
 def window_filled_since(settings: Settings, lake: Lake, month: str, trained_for: str) -> int | None:
     """The months of history the champion was trained on, when that was at most 3/4 of the feature window, the
-    window is full now, and no training has run on a full window since: trend and season are measured over the window, so a
-    model fitted while the window was filling (at the warm-up) has not seen what a full one tells apart."""
+    window is full now, and no training has run on a full window since: trend and season are measured over the
+    window, so a model fitted while the window was filling (at the warm-up) has not seen what a full one tells
+    apart."""
     recorded = lake.manifest(month_ref("decisions", trained_for))
     trained_on = recorded["metadata"].get("history_months") if recorded else None
     if trained_on is None or trained_on > WINDOW_FILLED_MAX_SHARE * settings.window_months:

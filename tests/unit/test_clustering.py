@@ -8,7 +8,14 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.metrics import adjusted_rand_score
 
-from segmentation.model.clustering import KMeansClusterer, kmeans_by_stability, predict, refit_like
+from segmentation.model.clustering import (
+    GaussianMixtureClusterer,
+    KMeansClusterer,
+    SizeTiers,
+    kmeans_by_stability,
+    predict,
+    refit_like,
+)
 
 
 def tight_and_broad(seed=0):
@@ -136,3 +143,94 @@ def test_k_is_chosen_on_plain_kmeans_and_refined_after(monkeypatch):
     assert (chosen.n_clusters, chosen.refine) == (7, True)  # 0.3980 is within 7% of 0.4166; refined 0.3826 too
     assert [k for k, r in judged if r] == [7]  # only the chosen k is tried refined
     assert not kmeans_by_stability(x, seed=0, k_range=range(4, 10), refine=False).refine
+
+
+def size_tiers_data(seed=0, n=2000, large_share=0.3, gap=3.0):
+    """Column 0 tells two behaviours apart, column 1 is size: behaviour A's sizes in a small and a large group
+    `gap` apart (spread 0.4 each, `large_share` of A large), behaviour B's one broad group. Labels A-small 0,
+    A-large 1, B 2."""
+    rng = np.random.default_rng(seed)
+    a, b = int(0.6 * n), n - int(0.6 * n)
+    large = rng.random(a) < large_share
+    sizes_a = np.where(large, rng.normal(gap, 0.4, a), rng.normal(0.0, 0.4, a))
+    x = np.vstack(
+        [
+            np.column_stack([rng.normal(0, 0.3, a), sizes_a]),
+            np.column_stack([rng.normal(4, 0.3, b), rng.normal(1, 1, b)]),
+        ]
+    )
+    return x, np.concatenate([large.astype(int), np.full(b, 2)])
+
+
+def test_a_segment_with_two_clear_size_groups_is_split_into_tiers():
+    x, truth = size_tiers_data()
+    tiers = SizeTiers(KMeansClusterer(2, seed=0), column=1).fit(x)
+    assert len(tiers.thresholds_) == 1  # behaviour B's broad sizes stay one segment
+    merged = adjusted_rand_score(truth, KMeansClusterer(2, seed=0).fit(x).labels_)  # the base alone: A is one
+    assert adjusted_rand_score(truth, tiers.labels_) > max(0.95, merged + 0.2)
+    (cluster, threshold), tier = next(iter(tiers.thresholds_.items())), tiers.n_base_
+    assert 0.5 < threshold < 2.5  # between the two size groups
+    labels, strength = predict(tiers, np.array([[0.0, 3.1], [0.0, -0.2], [4.0, 3.1]]))
+    assert labels.tolist()[:2] == [tier, cluster] and labels[2] not in (tier, cluster)
+    assert ((strength >= 0) & (strength <= 1)).all()
+
+
+def test_a_small_tier_or_overlapping_sizes_stay_one_segment():
+    for large_share, gap in ((0.03, 3.0), (0.3, 0.6)):  # a tier under 5% of the rows; groups with Ashman's D 1.1
+        x, _ = size_tiers_data(large_share=large_share, gap=gap)
+        tiers = SizeTiers(KMeansClusterer(2, seed=0), column=1).fit(x)
+        assert tiers.thresholds_ == {}
+        assert np.array_equal(tiers.labels_, KMeansClusterer(2, seed=0).fit(x).labels_)
+
+
+def test_tiers_around_a_fitted_clusterer_match_a_fresh_fit_and_bootstrap_refits_them():
+    x, truth = size_tiers_data(seed=1)
+    base = KMeansClusterer(2, seed=0, refine=True).fit(x)
+    around = SizeTiers.around(base, x, column=1)
+    assert np.array_equal(around.labels_, SizeTiers(KMeansClusterer(2, seed=0, refine=True), column=1).fit(x).labels_)
+    assert not hasattr(clone(around).base, "model_")  # the wrapped estimator's parameters, unfitted
+    refit = refit_like(around, x[::2])
+    assert len(set(refit.tolist())) == 3 and adjusted_rand_score(truth[::2], refit) > 0.95
+    assert pickle.loads(pickle.dumps(around)).thresholds_ == around.thresholds_
+
+
+def two_blobs(seed=0):
+    rng = np.random.default_rng(seed)
+    return np.vstack([rng.normal((0, 0), 0.5, (300, 2)), rng.normal((4, 0), 0.5, (300, 2))])
+
+
+def test_a_row_keeps_its_previous_cluster_while_its_centre_stays_close():
+    x = two_blobs()
+    plain = KMeansClusterer(2, seed=0).fit(x)
+    left, right = plain.predict_strength(np.array([[0.0, 0.0], [4.0, 0.0]]))[0]
+    edge = np.array([[2.2, 0.0], [2.6, 0.0]])  # both nearer the right centre; 2.2 is still within 1 / 0.75 of the left
+    labels, strength = plain.keep_previous(edge, np.array([left, left]))
+    assert labels.tolist() == [left, right] and strength[0] == 0.0 and strength[1] > 0
+    assert plain.keep_previous(edge, np.array([-1, -1]))[0].tolist() == [right, right]
+    for got, want in zip(plain.keep_previous(x, np.full(len(x), -1)), plain.predict_strength(x), strict=True):
+        np.testing.assert_allclose(got, want)  # without a previous cluster, the plain prediction
+
+
+def test_under_a_mixture_a_row_keeps_its_previous_component_while_its_posterior_holds():
+    x = two_blobs(1)
+    for fitted in (GaussianMixtureClusterer(2, seed=0).fit(x), KMeansClusterer(2, seed=0, refine=True).fit(x)):
+        mixture = fitted.model_ if isinstance(fitted, GaussianMixtureClusterer) else fitted.mixture_
+        grid = np.column_stack([np.linspace(0, 4, 401), np.zeros(401)])
+        proba = mixture.predict_proba(grid)
+        left = int(proba[0].argmax())
+        weak = grid[(proba[:, left] > 0.3) & (proba[:, left] < 0.45)][:1]  # the other component likelier
+        lost = grid[proba[:, left] < 0.1][:1]
+        labels, strength = fitted.keep_previous(np.vstack([weak, lost]), np.array([left, left]))
+        assert labels.tolist() == [left, 1 - left]
+        assert 0.3 < strength[0] < 0.45 and strength[1] > 0.9  # the posterior of the label given
+
+
+def test_a_tier_counts_as_its_segment_when_kept_and_is_split_by_size_again():
+    x, _ = size_tiers_data()
+    tiers = SizeTiers(KMeansClusterer(2, seed=0), column=1).fit(x)
+    (cluster, _), tier = next(iter(tiers.thresholds_.items())), tiers.n_base_
+    assert tiers.base_labels(np.array([tier, cluster, -1])).tolist() == [cluster, cluster, -1]
+    assert np.array_equal(tiers.keep_previous(x, tiers.labels_)[0], tiers.labels_)
+    assert np.array_equal(tiers.keep_previous(x, np.full(len(x), -1))[0], tiers.predict_strength(x)[0])
+    small = np.array([[0.0, -0.1]])  # segment `cluster`, small tier: last month's large tier does not keep it large
+    assert tiers.keep_previous(small, np.array([tier]))[0].tolist() == [cluster]

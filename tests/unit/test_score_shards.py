@@ -223,3 +223,40 @@ def test_score_shards_setting(home, monkeypatch):
     monkeypatch.setenv("SEGMENTATION_SCORE_SHARDS", "four")
     with pytest.raises(ValueError, match="SEGMENTATION_SCORE_SHARDS must be an integer"):
         load_settings()
+
+
+def test_the_month_after_keeps_shops_in_last_months_segment_while_they_stay_close(trained, lake, small_sales_file):
+    from segmentation.stages.score import content_sha
+
+    last, following = "2023-04", "2023-05"  # MONTH's model segments nobody; 2023-04 trains one, 2023-05 reuses it
+    run_months(trained, last, following, Source(kind="file", path=str(small_sales_file)))
+    last_ref, next_ref = month_ref("scores", last), month_ref("scores", following)
+    assert lake.manifest(next_ref)["metadata"]["model_version"] == lake.manifest(last_ref)["metadata"]["model_version"]
+    assert lake.manifest(next_ref)["metadata"]["previous_scores_sha"] == content_sha(lake.read_table(last_ref))
+    # what the model gives the month's modelled shops on their own features alone
+    model = Registry(lake).load(lake.manifest(next_ref)["metadata"]["model_version"]).model
+    features = lake.read_table(as_of_ref("features", following)).to_pandas()
+    modelled = features["lifecycle_segment"].isna().to_numpy()
+    fresh, _ = model.predict(features[modelled])
+    # last month rewritten as if every shop had been in one segment: the parts scored before no longer fit it
+    for shard in range(2):
+        score_shard(trained, following, shard, 2)
+    original = lake.read_table(last_ref)
+    target = int(np.bincount(fresh[fresh >= 0]).argmax())
+    rewritten = original.set_column(
+        original.schema.get_field_index("segment_id"),
+        "segment_id",
+        pa.array(np.where(original["eligible"].to_numpy(), target, original["segment_id"].to_numpy())),
+    )
+    lake.write_table(
+        last_ref, rewritten, {**lake.manifest(last_ref)["metadata"], "content_sha": content_sha(rewritten)}
+    )
+    with pytest.raises(RuntimeError, match=r"scored against other scores of 2023-04 than are published now"):
+        combine_scores(trained, following, 2)
+    score(with_shards(trained, 2), following)
+    assert lake.manifest(next_ref)["metadata"]["previous_scores_sha"] == content_sha(rewritten)
+    scored = lake.read_table(next_ref).to_pandas()["segment_id"].to_numpy()[modelled]
+    moved = scored != fresh
+    assert moved.any() and (scored[moved] == target).all()  # shops close enough to it stayed; nobody else moved
+    assert (scored == target).sum() < len(scored)  # those far from it took their own segment
+    lake.write_table(last_ref, original, {**lake.manifest(last_ref)["metadata"], "content_sha": content_sha(original)})

@@ -176,3 +176,73 @@ def test_an_encoder_the_numpy_path_cannot_run_falls_back_to_keras(fitted):
     unsupported = autoencoder.encoder_to_bytes(normalised)
     assert DenseEncoder.from_bytes(unsupported) is None
     assert not isinstance(autoencoder.encoder_for_views(unsupported), DenseEncoder)
+
+
+def shops_with_size_tiers(seed: int = 0, n: int = 1500) -> pd.DataFrame:
+    """Steady shops in a small and a large size tier (log_level 4.0 and 5.2) beside a broad group of growing ones."""
+    rng = np.random.default_rng(seed)
+    steady = rng.random(n) < 0.7
+    large = rng.random(n) < 0.35
+    level = np.where(steady, np.where(large, rng.normal(5.2, 0.25, n), rng.normal(4.0, 0.25, n)), rng.normal(5, 1.2, n))
+    trend = np.where(steady, rng.normal(0, 0.5, n), rng.normal(6, 1.5, n))
+    return pd.DataFrame({"trend_z": trend, "log_level": level, "shop_id": [f"S{i:04d}" for i in range(n)]}).assign(
+        tier=np.where(steady, np.where(large, "large", "small"), "growing")
+    )
+
+
+def test_kmeans_splits_shop_segments_into_size_tiers_and_they_round_trip(tmp_path):
+    from sklearn.metrics import adjusted_rand_score
+
+    from segmentation.model.clustering import SizeTiers
+
+    frame = shops_with_size_tiers()
+    model = SegmentationModel(["trend_z", "log_level"], [1.5, 1.5], "kmeans", seed=0).fit(frame)
+    assert isinstance(model.clusterer_, SizeTiers) and len(model.clusterer_.thresholds_) == 1
+    labels, _ = model.predict_clusters(frame)
+    merged = adjusted_rand_score(frame["tier"], model.clusterer_.base_.labels_)  # the steady tiers as one
+    assert adjusted_rand_score(frame["tier"], labels) > max(0.85, merged + 0.3)
+    model.segment_map_ = {int(c): 20 + int(c) for c in set(labels.tolist())}
+    registry = Registry(Lake(str(tmp_path / "lake")))
+    metadata = {"features": ["trend_z", "log_level"], "seed": 0, "candidate": "kmeans"}
+    version = registry.register(model, {**metadata, "segment_map": {str(k): v for k, v in model.segment_map_.items()}})
+    for got, want in zip(registry.load(version).model.predict(frame), model.predict(frame), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_a_mixture_that_finds_the_tiers_itself_is_left_as_it_is():
+    from segmentation.model.clustering import SizeTiers
+
+    model = SegmentationModel(["trend_z", "log_level"], [1.5, 1.5], "gmm", seed=0).fit(shops_with_size_tiers())
+    assert isinstance(model.clusterer_, SizeTiers) and model.clusterer_.thresholds_ == {}
+    assert np.array_equal(model.clusterer_.labels_, model.clusterer_.base_.labels_)
+
+
+def test_no_size_tiers_without_the_size_feature_or_in_the_latent_space():
+    from segmentation.model.clustering import SizeTiers
+
+    frame = shops_with_size_tiers().rename(columns={"log_level": "log_aov"})  # customer data has no size tier
+    assert not isinstance(SegmentationModel(["trend_z", "log_aov"], None, "kmeans").fit(frame).clusterer_, SizeTiers)
+    frame = shops_with_size_tiers()
+    latent = SegmentationModel(["trend_z", "log_level"], [1.5, 1.5], "autoencoder_kmeans", latent_dim=2, epochs=3)
+    assert not isinstance(latent.fit(frame).clusterer_, SizeTiers)
+
+
+def test_predict_keeps_last_months_segment_ids_through_the_segment_map():
+    frame = shops_with_size_tiers()
+    model = SegmentationModel(["trend_z", "log_level"], [1.5, 1.5], "kmeans", seed=0).fit(frame)
+    labels, _ = model.predict_clusters(frame)
+    model.segment_map_ = {int(c): 20 + int(c) for c in set(labels.tolist())}
+    plain, strength = model.predict(frame)
+    for unknown in (np.full(len(frame), -1), np.full(len(frame), 911)):  # none, or a lifecycle segment's id
+        got, got_strength = model.predict(frame, previous=unknown)
+        np.testing.assert_array_equal(got, plain)
+        np.testing.assert_allclose(got_strength, strength)
+    kept, _ = model.predict(frame, previous=plain, batch_size=200)
+    np.testing.assert_array_equal(kept, plain)  # a shop's own segment is always close enough to keep
+    steady = plain[frame["tier"].to_numpy() == "small"][0]
+    path = pd.DataFrame({"trend_z": np.linspace(0, 8, 81), "log_level": 4.0})  # from small steady to clear growth
+    fresh, _ = model.predict(path)
+    stayed, _ = model.predict(path, previous=np.full(len(path), steady))
+    assert (fresh[:5] == steady).all() and (fresh[-5:] != steady).all()
+    assert ((stayed == steady) & (fresh != steady)).any()  # just past the boundary, last month's segment holds
+    assert (stayed[-5:] != steady).all() and ((stayed == fresh) | (stayed == steady)).all()

@@ -30,6 +30,7 @@ BASELINE_FIT_SAMPLE = 20_000  # candidates without the autoencoder are fitted on
 NOISE_K = 10  # clustered training neighbours that vote on a noise point's cluster
 NOISE_QUANTILE = 0.99  # of the clustered training points' mean k-NN distance ...
 NOISE_FACTOR = 2.5  # ... times this factor: noise points farther from the clusters stay noise
+SIZE_FEATURE = "log_level"  # the shop features' size tier (features_schema.yaml): partitions split on it
 log = logging.getLogger(__name__)
 
 
@@ -129,12 +130,18 @@ class SegmentationModel(BaseEstimator):
         if kind == "hdbscan":
             self.clusterer_ = clustering.fit_clusterer(space)
             self.noise_assigner_ = NoiseAssigner().fit(space, self.clusterer_.labels_)
-        elif kind == "kmeans":
-            self.clusterer_, self.noise_assigner_ = clustering.kmeans_by_stability(space, self.seed), None
         else:
-            self.clusterer_, self.noise_assigner_ = clustering.gmm_by_bic(space, self.seed), None
+            fitted = (clustering.kmeans_by_stability if kind == "kmeans" else clustering.gmm_by_bic)(space, self.seed)
+            self.clusterer_, self.noise_assigner_ = self._with_size_tiers(fitted, space), None
         self.segment_map_ = {}
         return self
+
+    def _with_size_tiers(self, fitted, space: np.ndarray):
+        """The partitioning clusterer split into size tiers where its space holds the size feature (the scaled
+        features of shop data; not the latent space, nor customer data, which has no size tier)."""
+        if self.uses_autoencoder or SIZE_FEATURE not in self.features:
+            return fitted
+        return clustering.SizeTiers.around(fitted, space, list(self.features).index(SIZE_FEATURE))
 
     @property
     def uses_autoencoder(self) -> bool:
@@ -155,8 +162,14 @@ class SegmentationModel(BaseEstimator):
         scaled = self.scale(data)
         return scaled.astype("float64") if self.encoder_ is None else autoencoder.encode(self.encoder_, scaled)
 
-    def cluster(self, space: np.ndarray, batch_size: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
-        """Cluster label (-1 = noise) and membership strength for points of the clusterer's space."""
+    def cluster(
+        self, space: np.ndarray, batch_size: int = 100_000, previous: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Cluster label (-1 = noise) and membership strength for points of the clusterer's space. With `previous`
+        (each row's cluster last month under this model, -1 = none), a partitioning clusterer keeps a row in its
+        previous cluster while that stays close (clustering.KEEP_POSTERIOR, KEEP_CLOSENESS)."""
+        if previous is not None and hasattr(self.clusterer_, "keep_previous") and len(space):
+            return self.clusterer_.keep_previous(space, previous)
         labels, strengths = clustering.predict(self.clusterer_, space, batch_size)
         if self.noise_assigner_ is not None:
             labels = self.noise_assigner_.assign(space, labels)
@@ -166,13 +179,22 @@ class SegmentationModel(BaseEstimator):
         """Cluster label (-1 = noise) and membership strength per row."""
         return self.cluster(self.transform(data))
 
-    def predict(self, frame: pd.DataFrame, batch_size: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
-        """Stable segment id (-1 = noise) and membership strength per row, in batches."""
+    def predict(
+        self, frame: pd.DataFrame, batch_size: int = 100_000, previous: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Stable segment id (-1 = noise) and membership strength per row, in batches. `previous`: each row's
+        segment id last month under this model (-1 or any id it does not hand out = none), which the row keeps
+        while it stays close to it (see `cluster`)."""
         if not self.segments_shops:
             return np.full(len(frame), NOT_SEGMENTED, dtype="int64"), np.ones(len(frame))
+        previous_clusters = self._clusters_of(previous) if previous is not None else None
         segments, strengths = [], []
         for start in range(0, len(frame), batch_size):
-            label, strength = self.predict_clusters(frame.iloc[start : start + batch_size])
+            rows = slice(start, start + batch_size)
+            label, strength = self.cluster(
+                self.transform(frame.iloc[rows]),
+                previous=previous_clusters[rows] if previous_clusters is not None else None,
+            )
             segments.append(
                 np.array([self.segment_map_.get(int(c), -1) if c >= 0 else -1 for c in label], dtype="int64")
             )
@@ -182,6 +204,11 @@ class SegmentationModel(BaseEstimator):
         if not segments:
             return np.zeros(0, dtype="int64"), np.zeros(0)
         return np.concatenate(segments), np.round(np.concatenate(strengths), 12)
+
+    def _clusters_of(self, segment_ids: np.ndarray) -> np.ndarray:
+        """The cluster label behind each segment id (-1 for ids this model does not hand out)."""
+        cluster_of = {segment: cluster for cluster, segment in self.segment_map_.items()}
+        return np.array([cluster_of.get(int(s), -1) for s in np.asarray(segment_ids)], dtype="int64")
 
     def _matrix(self, data: pd.DataFrame | np.ndarray) -> np.ndarray:
         if isinstance(data, pd.DataFrame):

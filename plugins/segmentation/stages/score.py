@@ -13,7 +13,11 @@ Scoring is sharded by shop so it can fan out over workers (the DAG maps `score_s
 - `score` is both, in process, with `SEGMENTATION_SCORE_SHARDS` shards.
 
 A shop's segment depends only on its own features row (the encoder, `approximate_predict` and the kNN
-noise assignment are row-wise), so any shard count publishes the same `scores/month=M`, byte for byte.
+noise assignment are row-wise) and on its own segment last month, so any shard count publishes the same
+`scores/month=M`, byte for byte. Where the same model scored the month before, a shop keeps last month's segment
+while it stays close to it (`SegmentationModel.predict`): the month's scores then follow from the month before's,
+whose checksum they record (`previous_scores_sha`), so months are scored in order (the DAG runs one month at a
+time).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from ..features.schema import MIN_TENURE
 from ..lake.storage import Lake, PartitionRef, as_of_ref, month_ref, utc_now
 from ..model.lifecycle import LIFECYCLE_NAMES, lifecycle_segments
 from ..model.registry import LoadedModel, Registry
+from ..months import add_months
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +134,16 @@ def _features_sha(lake: Lake, month: str) -> str:
     return next(entry["sha256"] for entry in manifest["files"] if entry["name"] == "data.parquet")
 
 
+def _previous_manifest(lake: Lake, month: str, version: str) -> dict | None:
+    """The manifest of the month before's scores when the same model version scored them, else None."""
+    manifest = lake.manifest(month_ref("scores", add_months(month, -1)))
+    return manifest if manifest is not None and manifest["metadata"].get("model_version") == version else None
+
+
+def _previous_sha(manifest: dict | None) -> str | None:
+    return manifest["metadata"].get("content_sha") if manifest is not None else None
+
+
 @dataclass
 class _MonthInputs:
     """What every shard of a month is scored from: loaded once per task (once in all for `score`)."""
@@ -138,6 +153,8 @@ class _MonthInputs:
     loaded: LoadedModel
     frame: pd.DataFrame
     features_sha: str
+    previous: pd.Series | None = None  # shop_id -> segment id the month before, when the same model scored it
+    previous_sha: str | None = None
 
     @classmethod
     def load(cls, lake: Lake, month: str) -> _MonthInputs:
@@ -150,7 +167,20 @@ class _MonthInputs:
             raise RuntimeError(f"no features published for {month}: run build_features first")
         features_sha = next(entry["sha256"] for entry in manifest["files"] if entry["name"] == "data.parquet")
         frame = lake.read_table(ref, manifest=manifest).to_pandas()
-        return cls(month, version, loaded, frame, features_sha)
+        before = _previous_manifest(lake, month, version)
+        previous = None
+        if before is not None:
+            table = lake.read_table(
+                month_ref("scores", add_months(month, -1)), manifest=before, columns=["shop_id", "segment_id"]
+            )
+            previous = pd.Series(table["segment_id"].to_numpy(), index=table["shop_id"].to_pandas())
+        return cls(month, version, loaded, frame, features_sha, previous, _previous_sha(before))
+
+    def previous_segments(self, frame: pd.DataFrame) -> np.ndarray | None:
+        """Each row's segment id the month before (-1 = none), or None without such scores."""
+        if self.previous is None:
+            return None
+        return frame["shop_id"].astype(str).map(self.previous).fillna(-1).to_numpy(dtype="int64")
 
 
 def _scores_table(inputs: _MonthInputs, frame: pd.DataFrame, batch_size: int) -> pa.Table:
@@ -169,7 +199,8 @@ def _scores_table(inputs: _MonthInputs, frame: pd.DataFrame, batch_size: int) ->
     by_rule = ~pd.isna(lifecycle)
     segment[by_rule], strength[by_rule] = lifecycle[by_rule].astype("int64"), 1.0
     modelled = np.flatnonzero(~by_rule)
-    segment[modelled], strength[modelled] = inputs.loaded.model.predict(frame.iloc[modelled], batch_size)
+    previous = inputs.previous_segments(frame.iloc[modelled])
+    segment[modelled], strength[modelled] = inputs.loaded.model.predict(frame.iloc[modelled], batch_size, previous)
     names = {**LIFECYCLE_NAMES, **{int(k): v for k, v in inputs.loaded.metadata.get("segment_names", {}).items()}}
     return pa.Table.from_pandas(
         pd.DataFrame(
@@ -201,6 +232,7 @@ def _write_part(lake: Lake, inputs: _MonthInputs, shard: int, n_shards: int, bat
         "shard": shard,
         "n_shards": n_shards,
         "features_sha": inputs.features_sha,
+        "previous_scores_sha": inputs.previous_sha,
         "features_rows": len(inputs.frame),
         "content_sha": content_sha(table),
     }
@@ -259,17 +291,15 @@ def combine_scores(settings: Settings, month: str, n_shards: int) -> dict:
     lake = Lake(settings.lake_root)
     version = _model_version(Registry(lake), month)
     features_sha = _features_sha(lake, month)
+    previous_sha = _previous_sha(_previous_manifest(lake, month, version))
+    inputs = {"model_version": version, "features_sha": features_sha, "previous_scores_sha": previous_sha}
     ref = month_ref("scores", month)
     refs = [shard_ref(month, shard, n_shards) for shard in range(n_shards)]
     manifests = [lake.manifest(part) for part in refs]
     missing = [shard for shard, manifest in enumerate(manifests) if manifest is None]
     if missing:
         published = lake.manifest(ref)
-        done = (
-            published
-            and published["metadata"].get("model_version") == version
-            and published["metadata"].get("features_sha") == features_sha
-        )
+        done = published and all(published["metadata"].get(k) == v for k, v in inputs.items())
         if not done:
             others = sorted(
                 {p.key.split("/", 1)[1] for p in _part_refs(lake, month)} - {r.key.split("/", 1)[1] for r in refs}
@@ -301,6 +331,11 @@ def combine_scores(settings: Settings, month: str, n_shards: int) -> dict:
                 f"{where} was scored from other features than features/as_of={month} holds now; "
                 "re-run score_shard for every shard"
             )
+        if meta.get("previous_scores_sha") != previous_sha:
+            raise RuntimeError(
+                f"{where} was scored against other scores of {add_months(month, -1)} than are published now; "
+                "re-run score_shard for every shard"
+            )
     parts = pa.concat_tables([lake.read_table(part) for part in refs])
     expected_rows = manifests[0]["metadata"]["features_rows"]
     order = np.argsort(parts[ROW].to_numpy(), kind="stable")
@@ -315,26 +350,18 @@ def combine_scores(settings: Settings, month: str, n_shards: int) -> dict:
     table = pa.Table.from_pandas(ordered, schema=SCORES_SCHEMA, preserve_index=False)
     sha = content_sha(table)
     previous = lake.manifest(ref)
-    same_inputs = previous and all(
-        previous["metadata"].get(k) == v for k, v in (("model_version", version), ("features_sha", features_sha))
-    )
+    same_inputs = previous and all(previous["metadata"].get(k) == v for k, v in inputs.items())
     if previous and previous["metadata"].get("content_sha") == sha and same_inputs:
         log.info("score %s: results identical to the published partition; left unchanged", month)
     elif previous and previous["metadata"].get("content_sha") == sha:
         # same scores from rebuilt features: record what they came from, keep scored_at (the warehouse rows stay)
-        lake.write_table(ref, table, {**previous["metadata"], "model_version": version, "features_sha": features_sha})
+        lake.write_table(ref, table, {**previous["metadata"], **inputs})
         log.info("score %s: results identical; manifest now names the current features", month)
     else:
         lake.write_table(
             ref,
             table,
-            {
-                "month": month,
-                "model_version": version,
-                "content_sha": sha,
-                "features_sha": features_sha,
-                "scored_at": utc_now(),
-            },
+            {"month": month, **inputs, "content_sha": sha, "scored_at": utc_now()},
         )
     _remove_parts(lake, month)
     return _summary(lake, ref, month, version, table, n_shards, started)

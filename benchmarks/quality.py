@@ -13,11 +13,13 @@ Data sets (each run month by month through `segmentation run`, as a user would, 
 - generator: the project's own generator (`segmentation generate`), 24 months of history.
 - planted_36_defaults: the independent generator over 36 months with the default settings (first model at the
   12-month warm-up), the way the issue's hidden planted data are run; judged at 24+ months of history.
+- planted_b_36_defaults: the same for a second independent generator (`benchmarks/planted_shops_b.py`: block-shaped
+  and spiked seasons, growth and decline linear in units and often starting late, drifting levels, 7x size tiers).
 Planted data: ARI against the planted behaviours, noise share, largest share, and the share of shops keeping their
 segment id from one month to the next (planted behaviours do not change). Every data set: the candidates the gates
 compared (autoencoder + HDBSCAN against HDBSCAN, KMeans and a GMM on the scaled features) with the selection.
 
-    .venv/bin/python benchmarks/quality.py                         # everything (about 20 minutes on 2 cores)
+    .venv/bin/python benchmarks/quality.py                         # everything (about 25 minutes on 2 cores)
     .venv/bin/python benchmarks/quality.py --datasets online_retail --json out.json
 """
 
@@ -357,8 +359,10 @@ FIRST_MODEL_AT_24 = {"SEGMENTATION_MIN_HISTORY_MONTHS": "24"}
 def planted_datasets(shops: int, seed: int):
     """(name, sales, truth, first, last, environment) for the independent planted generator and the project's own,
     first model at 24 months of history; and the independent generator over 36 months with the defaults, as a user
-    runs it (first model at the 12-month warm-up, then whatever decide does as the window fills)."""
+    runs it (first model at the 12-month warm-up, then whatever decide does as the window fills), then the second
+    independent generator (`planted_shops_b.py`) the same way."""
     from planted_shops import generate as generate_planted
+    from planted_shops_b import generate as generate_planted_b
 
     from segmentation.sources.synthetic import GeneratorSpec, generate, ground_truth
 
@@ -369,6 +373,8 @@ def planted_datasets(shops: int, seed: int):
     yield "generator", generate(spec), own[["shop_id", "behaviour"]], "2022-01", "2024-02", FIRST_MODEL_AT_24
     sales, truth = generate_planted(shops, "2022-01", "2024-12", seed=seed)
     yield "planted_36_defaults", sales, truth[["shop_id", "behaviour"]], "2022-01", "2024-12", {}
+    sales, truth = generate_planted_b(shops, seed)
+    yield "planted_b_36_defaults", sales, truth[["shop_id", "behaviour"]], "2022-01", "2024-12", {}
 
 
 def print_result(result: dict) -> None:
@@ -393,7 +399,9 @@ def print_result(result: dict) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        "--datasets", nargs="+", default=["online_retail", "cdnow", "planted", "generator", "planted_36_defaults"]
+        "--datasets",
+        nargs="+",
+        default=["online_retail", "cdnow", "planted", "generator", "planted_36_defaults", "planted_b_36_defaults"],
     )
     parser.add_argument("--shops", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=7)

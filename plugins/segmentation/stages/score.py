@@ -14,10 +14,10 @@ Scoring is sharded by shop so it can fan out over workers (the DAG maps `score_s
 
 A shop's segment depends only on its own features row (the encoder, `approximate_predict` and the kNN
 noise assignment are row-wise) and on its own segment last month, so any shard count publishes the same
-`scores/month=M`, byte for byte. Where the same model scored the month before, a shop keeps last month's segment
-while it stays close to it (`SegmentationModel.predict`): the month's scores then follow from the month before's,
-whose checksum they record (`previous_scores_sha`), so months are scored in order (the DAG runs one month at a
-time).
+`scores/month=M`, byte for byte. Where the same model scored the month before, a shop (not a customer) keeps
+last month's segment while it stays close to it (`SegmentationModel.predict`): the month's scores then follow from
+the month before's, whose checksum they record (`previous_scores_sha`), so months are scored in order (the DAG runs
+one month at a time).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..config import MAX_SCORE_SHARDS, Settings
+from ..features.engine import is_customer_month
 from ..features.schema import MIN_TENURE
 from ..lake.storage import Lake, PartitionRef, as_of_ref, month_ref, utc_now
 from ..model.lifecycle import LIFECYCLE_NAMES, lifecycle_segments
@@ -135,7 +136,11 @@ def _features_sha(lake: Lake, month: str) -> str:
 
 
 def _previous_manifest(lake: Lake, month: str, version: str) -> dict | None:
-    """The manifest of the month before's scores when the same model version scored them, else None."""
+    """The manifest of the month before's scores when the same model version scored them and the month is shop
+    data, else None. Customer segments follow recency by design (a loyal customer who stops buying is "At risk"
+    within months), so a customer is not held in last month's segment."""
+    if is_customer_month(lake, month):
+        return None
     manifest = lake.manifest(month_ref("scores", add_months(month, -1)))
     return manifest if manifest is not None and manifest["metadata"].get("model_version") == version else None
 

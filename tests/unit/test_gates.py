@@ -62,3 +62,19 @@ def test_size_metrics_and_stability():
     stable = bootstrap_stability(blobs, truth, lambda z: (z[:, 0] > 2.5).astype(int), rounds=3)
     random = bootstrap_stability(blobs, truth, lambda z: rng.integers(0, 2, len(z)), rounds=3)
     assert stable["mean"] == 1.0 and random["mean"] < 0.7
+
+
+def test_size_tiers_do_not_rescue_a_blob_or_too_few_behaviours():
+    from segmentation.model.evaluate import behaviour_metrics
+
+    # a 65% segment split by size into 40% and 25%, beside two others: still one behaviour holding 65%
+    behaviours = np.repeat([0, 1, 2], [65, 20, 15])
+    labels = np.where(np.arange(100) < 25, 3, behaviours)
+    metrics = {**GOOD, **size_metrics(labels), **behaviour_metrics(labels, behaviours)}
+    assert metrics["largest_share"] == 0.4 and metrics["behaviours"] == 3
+    assert any("largest segment before size tiers 65.0% > 60%" in f for f in apply_gates(metrics, None, DEFAULT_GATES))
+    two = np.repeat([0, 1], [50, 50])  # two behaviours, one split into tiers: three segments, two behaviours
+    tiered = np.where(np.arange(100) < 20, 2, two)
+    metrics = {**GOOD, **size_metrics(tiered), **behaviour_metrics(tiered, two)}
+    assert any("2 segments before size tiers < 3" in f for f in apply_gates(metrics, None, DEFAULT_GATES))
+    assert behaviour_metrics(two, two) == {}  # nothing split: the gates read the segments themselves

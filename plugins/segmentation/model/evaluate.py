@@ -64,15 +64,31 @@ def bootstrap_stability(latent: np.ndarray, labels: np.ndarray, fit, rounds: int
     return {"per_segment": per_segment, "mean": float(np.mean(list(per_segment.values()))) if per_segment else 0.0}
 
 
+def behaviour_metrics(labels: np.ndarray, behaviours: np.ndarray) -> dict:
+    """The segment count and largest share before size tiers split segments (`behaviours`: labels before the split),
+    for the gates; empty when no segment was split."""
+    if np.array_equal(labels, behaviours):
+        return {}
+    sizes = size_metrics(behaviours)
+    return {"behaviours": sizes["segments"], "largest_behaviour_share": sizes["largest_share"]}
+
+
+def _before_tiers(metrics: dict) -> str:
+    return " before size tiers" if "behaviours" in metrics else ""
+
+
 def apply_gates(metrics: dict, champion: dict | None, gates: dict) -> list[str]:
     """Reasons the challenger must not be promoted; empty when every gate passes."""
     failures = []
     if metrics["noise_share"] > gates["max_noise_share"]:
         failures.append(f"noise share {metrics['noise_share']:.1%} > {gates['max_noise_share']:.0%}")
-    if metrics["segments"] < gates["min_segments"]:
-        failures.append(f"{metrics['segments']} segments < {gates['min_segments']}")
-    if metrics["largest_share"] > gates["max_largest_share"]:
-        failures.append(f"largest segment {metrics['largest_share']:.1%} > {gates['max_largest_share']:.0%}")
+    # a size tier is not a behaviour: a blob split by size alone is still a blob (counted before the tiers)
+    behaviours = metrics.get("behaviours", metrics["segments"])
+    if behaviours < gates["min_segments"]:
+        failures.append(f"{behaviours} segments{_before_tiers(metrics)} < {gates['min_segments']}")
+    largest = metrics.get("largest_behaviour_share", metrics["largest_share"])
+    if largest > gates["max_largest_share"]:
+        failures.append(f"largest segment{_before_tiers(metrics)} {largest:.1%} > {gates['max_largest_share']:.0%}")
     if metrics["stability"] < gates["min_stability"]:
         failures.append(f"bootstrap stability {metrics['stability']:.2f} < {gates['min_stability']:.2f}")
     if champion:

@@ -175,6 +175,10 @@ class SegmentationModel(BaseEstimator):
             labels = self.noise_assigner_.assign(space, labels)
         return labels, strengths
 
+    def behaviours(self, labels: np.ndarray) -> np.ndarray:
+        """Cluster labels before the split into size tiers (the labels themselves without tiers)."""
+        return self.clusterer_.base_labels(labels) if hasattr(self.clusterer_, "base_labels") else labels
+
     def predict_clusters(self, data: pd.DataFrame | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Cluster label (-1 = noise) and membership strength per row."""
         return self.cluster(self.transform(data))

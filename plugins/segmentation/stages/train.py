@@ -118,7 +118,7 @@ def evaluate_candidate(bundle: LoadedModel, eligible: pd.DataFrame, settings: Se
 
     space = bundle.model.transform(eligible)
     labels, _ = bundle.model.cluster(space)
-    metrics = evaluate.size_metrics(labels)
+    metrics = {**evaluate.size_metrics(labels), **evaluate.behaviour_metrics(labels, bundle.model.behaviours(labels))}
     picked = evaluate.subsample(len(space), evaluate.EVAL_SAMPLE, settings.seed)
     stability = evaluate.bootstrap_stability(
         space[picked], labels[picked], lambda z: clustering.refit_like(bundle.model.clusterer_, z), seed=settings.seed

@@ -171,8 +171,8 @@ class GaussianMixtureClusterer(BaseEstimator, ClusterMixin):
 
 
 # a shop keeps last month's segment (same model) while it stays this close to it, so a shop near a boundary does not
-# flip back and forth on noise (an independent shop generator: 8-9% of unchanged shops switched segment each month
-# without this, 2-3% with it, and ARI against the planted behaviours rose slightly)
+# flip back and forth on noise (the second independent shop generator: 8-10% of unchanged shops switched segment
+# each month without this, 3-4% with it, and ARI against the planted behaviours rose slightly)
 KEEP_POSTERIOR = 0.25  # of the previous segment's mixture component
 KEEP_CLOSENESS = 0.75  # nearest centre's distance / the previous segment's centre's distance (KMeans)
 

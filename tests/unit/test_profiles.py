@@ -10,6 +10,7 @@ from segmentation.model.profiles import (
     build_profiles,
     check_names,
     name_segments,
+    names_for_month,
     naming_features,
     peak_month,
     segment_name,
@@ -209,3 +210,20 @@ def test_profiles_cover_every_shop_once():
     assert profiles["shops"].to_dict() == {-1: 1, 0: 2, 1: 2}
     assert profiles.loc[0, "median_cv"] == 1.5 and profiles.loc[0, "mean_strength"] == 0.75
     assert profiles.loc[-1, "name"] == "Noise" and profiles["share"].sum() == pytest.approx(1.0)
+
+
+def test_a_month_keeps_the_models_names_while_its_profiles_earn_them():
+    names = {0: "Steady", 1: "Winter peak", 4: "Growing"}
+    profiles = {0: SHOP, 1: {**SHOP, "season_amp_cos": 0.4}}  # 4 has no shops this month
+    assert names_for_month(profiles, names, SHOPS_OVERALL) == (names, {})
+
+
+def test_a_month_publishes_a_name_its_profile_no_longer_earns_as_the_profile_names_it():
+    """A 'Steady' cluster that came to hold declining shops is published as declining, distinct from the rest."""
+    names = {0: "Steady", 1: "Declining", 4: "Growing"}
+    profiles = {0: {**SHOP, "active_trend_t": -1.6, "log_level": 3.8}, 1: {**SHOP, "active_trend_t": -2.0}}
+    month_names, changed = names_for_month(profiles, names, SHOPS_OVERALL)
+    assert month_names[1] == "Declining" and month_names[4] == "Growing"  # still earned; no shops: kept
+    assert base_name(month_names[0]) == "Declining" and month_names[0] != month_names[1]
+    assert list(changed) == [0]
+    assert changed[0].startswith(f"'Steady' published as '{month_names[0]}'") and "derives 'Declining'" in changed[0]

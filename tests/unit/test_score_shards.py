@@ -260,3 +260,59 @@ def test_the_month_after_keeps_shops_in_last_months_segment_while_they_stay_clos
     assert moved.any() and (scored[moved] == target).all()  # shops close enough to it stayed; nobody else moved
     assert (scored == target).sum() < len(scored)  # those far from it took their own segment
     lake.write_table(last_ref, original, {**lake.manifest(last_ref)["metadata"], "content_sha": content_sha(original)})
+
+
+def test_names_the_months_profiles_no_longer_earn_are_published_as_the_profiles_name_them(
+    trained, small_sales_file, tmp_path
+):
+    """A model whose names no longer fit (all of one base none of its segments earns): the month's scores,
+    segments and profiles carry names the profiles earn, and model_runs records each change."""
+    import shutil
+
+    import duckdb
+
+    from segmentation.model.profiles import base_name
+    from segmentation.stages.publish import publish
+
+    month = "2023-04"  # trains a model with segments
+    home = tmp_path / "home"
+    shutil.copytree(trained.home, home)
+    settings = dataclasses.replace(
+        trained, home=home, lake_root=str(home / "lake"), warehouse_path=home / "warehouse" / "segmentation.duckdb"
+    )
+    run_months(settings, month, month, Source(kind="file", path=str(small_sales_file)))
+    lake = Lake(settings.lake_root)
+    registry = Registry(lake)
+    version = lake.manifest(month_ref("scores", month))["metadata"]["model_version"]
+    fitting = registry.metadata(version)["segment_names"]
+    unused = next(b for b in ("Summer peak", "Erratic", "Intermittent") if b not in map(base_name, fitting.values()))
+    wrong = {sid: f"{unused}, {'large' if i % 2 else 'small'} {i}" for i, sid in enumerate(fitting)}
+    loaded = registry.load(version)
+    copy = registry.register(loaded.model, {**loaded.metadata, "segment_names": wrong})
+    registry.promote(copy, "test: names that no longer fit")
+
+    score(settings, month)
+    manifest = lake.manifest(month_ref("scores", month))
+    scores = lake.read_table(month_ref("scores", month)).to_pandas()
+    renamed = manifest["metadata"]["renamed"]
+    modelled = scores[scores["segment_id"].astype(str).isin(list(wrong))]
+    assert manifest["metadata"]["model_version"] == copy and not modelled.empty
+    assert set(renamed) == {str(s) for s in modelled["segment_id"].unique()}
+    published_names = modelled.groupby("segment_id")["segment_name"].first()
+    assert all(base_name(name) != unused for name in published_names)
+    assert published_names.is_unique
+    for sid, name in published_names.items():
+        assert renamed[str(sid)].startswith(f"'{wrong[str(sid)]}' published as '{name}'")
+
+    publish(settings, month)
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        rows = con.execute(
+            "SELECT DISTINCT segment_id, segment_name FROM segments WHERE month = ? AND segment_id < 900", [month]
+        ).fetchall()
+        profile_names = dict(
+            con.execute("SELECT segment_id, name FROM segment_profiles WHERE month = ?", [month]).fetchall()
+        )
+        metrics = json.loads(con.execute("SELECT metrics FROM model_runs WHERE month = ?", [month]).fetchone()[0])
+    assert dict(rows) == published_names.to_dict()
+    assert all(profile_names[sid] == name for sid, name in published_names.items())
+    assert metrics["name_check"] == renamed

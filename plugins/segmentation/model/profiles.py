@@ -321,3 +321,23 @@ def check_names(profiles: dict[int, dict], names: dict[int, str], overall: dict)
         if sid in profiles and base_name(name) != (derived := segment_name(profiles[sid], overall)):
             problems[sid] = f"name '{name}' no longer fits: profile derives '{derived}'"
     return problems
+
+
+def names_for_month(
+    profiles: dict[int, dict], names: dict[int, str], overall: dict
+) -> tuple[dict[int, str], dict[int, str]]:
+    """The names a month publishes, and {segment_id: why} for each one changed. The model's names stand while
+    the month's profiles earn them; when one no longer does, the month's segments are named as training names
+    them (`name_segments`, the model's names inherited), so a cluster that came to hold declining shops is not
+    published as "Steady". Ids without a profile this month keep the model's name."""
+    misfits = check_names(profiles, names, overall)
+    if not misfits:
+        return dict(names), {}
+    month_names = {**names, **name_segments(profiles, names, overall)}
+    changed = {
+        sid: f"'{names[sid]}' published as '{month_names[sid]}'"
+        + (f" ({misfits[sid]})" if sid in misfits else " (qualified anew beside the renamed segments)")
+        for sid in sorted(profiles)
+        if sid in names and month_names[sid] != names[sid]
+    }
+    return month_names, changed

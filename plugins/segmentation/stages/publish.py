@@ -16,7 +16,7 @@ import pyarrow as pa
 from ..config import Settings
 from ..lake.storage import Lake, as_of_ref, month_ref, utc_now
 from ..model.lifecycle import LIFECYCLE_NAMES
-from ..model.profiles import build_profiles, check_names, naming_features
+from ..model.profiles import build_profiles
 from ..model.registry import Registry
 from ..warehouse.base import warehouse_for
 from .decide import SKIP, read_decision
@@ -37,6 +37,12 @@ SEGMENT_COLUMNS = [
 
 def _json(value) -> str | None:
     return None if value is None else json.dumps(value, sort_keys=True, default=str)
+
+
+def segment_names_of(segments: pd.DataFrame) -> dict[int, str]:
+    """{segment_id: name} as the month's scores publish them (the model's, or as the month's profiles earn them)."""
+    named = segments.drop_duplicates("segment_id")
+    return dict(zip(named["segment_id"].astype(int), named["segment_name"], strict=True))
 
 
 def _scored_month(lake: Lake, month: str) -> tuple[pd.DataFrame, dict]:
@@ -64,34 +70,6 @@ def table_summaries(segments: pd.DataFrame, profiles: pd.DataFrame | None, run: 
     }
 
 
-NAME_CHECK_ROWS = 200_000  # medians of a deterministic sample: exact enough for a name, cheap at 1M shops
-
-
-def check_month_names(month: str, segments: pd.DataFrame, features: pd.DataFrame, model_meta: dict) -> dict:
-    """The model segments whose name no longer fits this month's profile ({id: why}); logged when not empty."""
-    from ..model.evaluate import subsample
-
-    names = {int(k): v for k, v in model_meta.get("segment_names", {}).items()}
-    columns = naming_features(features.columns)
-    if not names or not columns:
-        return {}
-    frame = features.loc[features["eligible"], ["shop_id", *columns]]
-    frame = frame.iloc[subsample(len(frame), NAME_CHECK_ROWS, 0)].merge(
-        segments[["shop_id", "segment_id"]], on="shop_id"
-    )
-    if frame.empty:
-        return {}
-    profiles = {
-        int(sid): row.to_dict()
-        for sid, row in frame.groupby("segment_id")[columns].median().iterrows()
-        if int(sid) in names
-    }
-    misfits = {str(k): v for k, v in check_names(profiles, names, frame[columns].median().to_dict()).items()}
-    if misfits:
-        log.warning("publish %s: segment names that no longer fit this month's profiles: %s", month, misfits)
-    return misfits
-
-
 def publish(settings: Settings, month: str, run_id: str | None = None) -> dict:
     """Replace the month's rows in the warehouse from scores/month=M and the recorded decision."""
     started = time.perf_counter()
@@ -108,9 +86,9 @@ def publish(settings: Settings, month: str, run_id: str | None = None) -> dict:
         model_meta = Registry(lake).metadata(version)
         metrics = {"model": model_meta.get("metrics", {}), "baselines": model_meta.get("baselines", {})}
         features = lake.read_table(as_of_ref("features", month)).to_pandas()
-        names = {**LIFECYCLE_NAMES, **{int(k): v for k, v in model_meta.get("segment_names", {}).items()}}
+        names = {**LIFECYCLE_NAMES, **segment_names_of(segments)}
         profiles = build_profiles(month, segments, features, names)
-        metrics["name_check"] = check_month_names(month, segments, features, model_meta)
+        metrics["name_check"] = meta.get("renamed", {})
     shops = len(segments)
     n_segments = int(segments.loc[segments["segment_id"] >= 0, "segment_id"].nunique()) if shops else 0
     noise = float((segments["segment_id"] == -1).mean()) if shops else None

@@ -9,7 +9,9 @@ Scoring is sharded by shop so it can fan out over workers (the DAG maps `score_s
 - `score_shard` scores one shard's features rows and publishes them as `score_parts/month=M/shard=KKK-of-NNN`
   (with each row's position in `features/as_of=M`).
 - `combine_scores` checks that every part is there and was scored from the same features with the model
-  that applies, puts the rows back in the features' order, publishes `scores/month=M` and removes the parts.
+  that applies, puts the rows back in the features' order, names the segments as the month's profiles earn
+  the model's names (a renamed one is recorded in the manifest's `renamed`), publishes `scores/month=M` and
+  removes the parts.
 - `score` is both, in process, with `SEGMENTATION_SCORE_SHARDS` shards.
 
 A shop's segment depends only on its own features row (the encoder, `approximate_predict` and the kNN
@@ -36,7 +38,9 @@ from ..config import MAX_SCORE_SHARDS, Settings
 from ..features.engine import is_customer_month
 from ..features.schema import MIN_TENURE
 from ..lake.storage import Lake, PartitionRef, as_of_ref, month_ref, utc_now
+from ..model.evaluate import subsample
 from ..model.lifecycle import LIFECYCLE_NAMES, lifecycle_segments
+from ..model.profiles import names_for_month, naming_features
 from ..model.registry import LoadedModel, Registry
 from ..months import add_months
 
@@ -352,6 +356,7 @@ def combine_scores(settings: Settings, month: str, n_shards: int) -> dict:
         )
     # back through pandas, as the unsharded table was built, so the file carries the same schema metadata
     ordered = parts.take(pa.array(order)).drop_columns([ROW]).to_pandas()
+    renamed = _name_for_month(lake, month, version, ordered)
     table = pa.Table.from_pandas(ordered, schema=SCORES_SCHEMA, preserve_index=False)
     sha = content_sha(table)
     previous = lake.manifest(ref)
@@ -360,16 +365,40 @@ def combine_scores(settings: Settings, month: str, n_shards: int) -> dict:
         log.info("score %s: results identical to the published partition; left unchanged", month)
     elif previous and previous["metadata"].get("content_sha") == sha:
         # same scores from rebuilt features: record what they came from, keep scored_at (the warehouse rows stay)
-        lake.write_table(ref, table, {**previous["metadata"], **inputs})
+        lake.write_table(ref, table, {**previous["metadata"], **inputs, "renamed": renamed})
         log.info("score %s: results identical; manifest now names the current features", month)
     else:
         lake.write_table(
             ref,
             table,
-            {"month": month, **inputs, "content_sha": sha, "scored_at": utc_now()},
+            {"month": month, **inputs, "renamed": renamed, "content_sha": sha, "scored_at": utc_now()},
         )
     _remove_parts(lake, month)
     return _summary(lake, ref, month, version, table, n_shards, started)
+
+
+NAME_CHECK_ROWS = 200_000  # medians of a deterministic sample: exact enough for a name, cheap at 1M shops
+
+
+def _name_for_month(lake: Lake, month: str, version: str, scores: pd.DataFrame) -> dict[str, str]:
+    """Name the month's model segments as their profiles this month earn them (`profiles.names_for_month`), in
+    place in `scores`; returns {segment_id: why} for the names changed from the model's, logged when not empty."""
+    names = {int(k): v for k, v in Registry(lake).metadata(version).get("segment_names", {}).items()}
+    features = lake.read_table(as_of_ref("features", month)).to_pandas()
+    columns = naming_features(features.columns)
+    if not names or not columns:
+        return {}
+    frame = features.loc[features["eligible"], ["shop_id", *columns]]
+    frame = frame.iloc[subsample(len(frame), NAME_CHECK_ROWS, 0)].merge(scores[["shop_id", "segment_id"]], on="shop_id")
+    medians = frame.groupby("segment_id")[columns].median()
+    profiles = {int(sid): row.to_dict() for sid, row in medians.iterrows() if int(sid) in names}
+    month_names, changed = names_for_month(profiles, names, frame[columns].median().to_dict())
+    if not changed:
+        return {}
+    model_rows = scores["segment_id"].isin(list(changed))
+    scores.loc[model_rows, "segment_name"] = scores.loc[model_rows, "segment_id"].map(month_names)
+    log.warning("score %s: segment names this month's profiles no longer earn: %s", month, changed)
+    return {str(sid): why for sid, why in changed.items()}
 
 
 def _summary(

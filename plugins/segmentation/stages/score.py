@@ -40,7 +40,7 @@ from ..features.schema import MIN_TENURE
 from ..lake.storage import Lake, PartitionRef, as_of_ref, month_ref, utc_now
 from ..model.evaluate import subsample
 from ..model.lifecycle import LIFECYCLE_NAMES, lifecycle_segments
-from ..model.profiles import names_for_month, naming_features
+from ..model.profiles import CUSTOMER_NAMING, SHOP_NAMING, names_for_month, naming_features
 from ..model.registry import LoadedModel, Registry
 from ..months import add_months
 
@@ -192,6 +192,11 @@ class _MonthInputs:
         return frame["shop_id"].astype(str).map(self.previous).fillna(-1).to_numpy(dtype="int64")
 
 
+def _segment_names(metadata: dict) -> dict[int, str]:
+    """The model version's segment names by segment id."""
+    return {int(k): v for k, v in metadata.get("segment_names", {}).items()}
+
+
 def _scores_table(inputs: _MonthInputs, frame: pd.DataFrame, batch_size: int) -> pa.Table:
     missing = [f for f in inputs.loaded.metadata.get("features", []) if f not in frame.columns]
     if missing:
@@ -210,7 +215,7 @@ def _scores_table(inputs: _MonthInputs, frame: pd.DataFrame, batch_size: int) ->
     modelled = np.flatnonzero(~by_rule)
     previous = inputs.previous_segments(frame.iloc[modelled])
     segment[modelled], strength[modelled] = inputs.loaded.model.predict(frame.iloc[modelled], batch_size, previous)
-    names = {**LIFECYCLE_NAMES, **{int(k): v for k, v in inputs.loaded.metadata.get("segment_names", {}).items()}}
+    names = {**LIFECYCLE_NAMES, **_segment_names(inputs.loaded.metadata)}
     return pa.Table.from_pandas(
         pd.DataFrame(
             {
@@ -383,10 +388,13 @@ NAME_CHECK_ROWS = 200_000  # medians of a deterministic sample: exact enough for
 def _name_for_month(lake: Lake, month: str, version: str, scores: pd.DataFrame) -> dict[str, str]:
     """Name the month's model segments as their profiles this month earn them (`profiles.names_for_month`), in
     place in `scores`; returns {segment_id: why} for the names changed from the model's, logged when not empty."""
-    names = {int(k): v for k, v in Registry(lake).metadata(version).get("segment_names", {}).items()}
-    features = lake.read_table(as_of_ref("features", month)).to_pandas()
+    names = _segment_names(Registry(lake).metadata(version))
+    if not names:
+        return {}
+    wanted = ["shop_id", "eligible", *CUSTOMER_NAMING, *SHOP_NAMING]  # read_table keeps those the month has
+    features = lake.read_table(as_of_ref("features", month), columns=wanted).to_pandas()
     columns = naming_features(features.columns)
-    if not names or not columns:
+    if not columns:
         return {}
     frame = features.loc[features["eligible"], ["shop_id", *columns]]
     frame = frame.iloc[subsample(len(frame), NAME_CHECK_ROWS, 0)].merge(scores[["shop_id", "segment_id"]], on="shop_id")

@@ -15,6 +15,9 @@ Data sets (each run month by month through `segmentation run`, as a user would, 
   12-month warm-up), the way the issue's hidden planted data are run; judged at 24+ months of history.
 - planted_b_36_defaults: the same for a second independent generator (`benchmarks/planted_shops_b.py`: block-shaped
   and spiked seasons, growth and decline linear in units and often starting late, drifting levels, 7x size tiers).
+- planted_c_36_defaults: the same for a third independent generator (`benchmarks/planted_shops_c.py`: cosine and
+  block seasons varying by year, compound, linear and step trends starting up to 18 months in, periodic and bursty
+  buyers, 18% of shops skipping months).
 Planted data: ARI against the planted behaviours, noise share, largest share, and the share of shops keeping their
 segment id from one month to the next (planted behaviours do not change); at 24 months of history and in the last
 month, the ARI a supervised classifier reaches on the same shops' window of sales (`benchmarks/planted_measures.py`). Every data set: the candidates the gates
@@ -364,9 +367,10 @@ def planted_datasets(shops: int, seed: int):
     """(name, sales, truth, first, last, environment) for the independent planted generator and the project's own,
     first model at 24 months of history; and the independent generator over 36 months with the defaults, as a user
     runs it (first model at the 12-month warm-up, then whatever decide does as the window fills), then the second
-    independent generator (`planted_shops_b.py`) the same way."""
+    and third independent generators (`planted_shops_b.py`, `planted_shops_c.py`) the same way."""
     from planted_shops import generate as generate_planted
     from planted_shops_b import generate as generate_planted_b
+    from planted_shops_c import generate as generate_planted_c
 
     from segmentation.sources.synthetic import GeneratorSpec, generate, ground_truth
 
@@ -379,6 +383,8 @@ def planted_datasets(shops: int, seed: int):
     yield "planted_36_defaults", sales, truth[["shop_id", "behaviour"]], "2022-01", "2024-12", {}
     sales, truth = generate_planted_b(shops, seed)
     yield "planted_b_36_defaults", sales, truth[["shop_id", "behaviour"]], "2022-01", "2024-12", {}
+    sales, truth = generate_planted_c(shops, seed)
+    yield "planted_c_36_defaults", sales, truth[["shop_id", "behaviour"]], "2022-01", "2024-12", {}
 
 
 def print_result(result: dict) -> None:
@@ -405,7 +411,15 @@ def main() -> int:
     parser.add_argument(
         "--datasets",
         nargs="+",
-        default=["online_retail", "cdnow", "planted", "generator", "planted_36_defaults", "planted_b_36_defaults"],
+        default=[
+            "online_retail",
+            "cdnow",
+            "planted",
+            "generator",
+            "planted_36_defaults",
+            "planted_b_36_defaults",
+            "planted_c_36_defaults",
+        ],
     )
     parser.add_argument("--shops", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=7)

@@ -145,6 +145,34 @@ def test_k_is_chosen_on_plain_kmeans_and_refined_after(monkeypatch):
     assert not kmeans_by_stability(x, seed=0, k_range=range(4, 10), refine=False).refine
 
 
+def test_k_is_judged_on_several_selection_samples_pooled(monkeypatch):
+    # silhouettes per selection sample as on the second independent shop generator (2023-12, 20,000 shops, seed
+    # 43): the first sample's k=4 is an outlier that, on its own, lifts the tolerance above k=6
+    from segmentation.model import clustering
+
+    per_sample = [{4: 0.305, 5: 0.273, 6: 0.279}, {4: 0.270, 5: 0.280, 6: 0.290}, {4: 0.277, 5: 0.287, 6: 0.292}]
+    calls = {}
+
+    def measured(clusterer, sample, seed):
+        key = (clusterer.n_clusters, clusterer.refine)
+        r = calls.get(key, 0)
+        calls[key] = r + 1
+        unstable = clusterer.n_clusters == 6 and r == 0  # unstable on one sample of three: still stable
+        return not unstable, per_sample[r][clusterer.n_clusters]
+
+    monkeypatch.setattr(clustering, "_stability_and_separation", measured)
+    x = np.random.default_rng(0).normal(size=(clustering.SELECTION_SAMPLE + 100, 3))
+    chosen = kmeans_by_stability(x, seed=0, k_range=range(4, 7))
+    assert chosen.n_clusters == 6  # the first sample alone: best 0.305, 0.279 outside the tolerance, k=4
+    assert calls[(4, False)] == calls[(6, False)] == clustering.SELECTION_SAMPLES == 3
+    assert calls[(6, True)] == 3  # the refinement is judged on the same samples
+
+    calls.clear()
+    small = x[: clustering.SELECTION_SAMPLE]  # no more rows than one sample: measured once, on all of them
+    assert kmeans_by_stability(small, seed=0, k_range=range(4, 7)).n_clusters == 4
+    assert calls[(4, False)] == 1
+
+
 def size_tiers_data(seed=0, n=2000, large_share=0.3, gap=3.0):
     """Column 0 tells two behaviours apart, column 1 is size: behaviour A's sizes in a small and a large group
     `gap` apart (spread 0.4 each, `large_share` of A large), behaviour B's one broad group. Labels A-small 0,

@@ -175,6 +175,21 @@ def test_selection_takes_the_best_score_and_names_why():
     assert pick == "autoencoder_hdbscan"  # an exact tie goes to the product's design
 
 
+def test_the_score_discounts_a_partition_that_leaves_most_shops_in_one_segment():
+    from segmentation.model.evaluate import size_metrics
+    from segmentation.stages.train import candidate_score
+
+    def scored(sizes, calinski_harabasz):
+        labels = np.repeat(np.arange(len(sizes)), sizes)
+        return candidate_score({**size_metrics(labels), "calinski_harabasz": calinski_harabasz, "stability": 0.96})
+
+    even, blob = scored([300, 250, 200, 150, 100], 7_000.0), scored([660, 200, 140], 8_000.0)
+    assert blob < even  # a higher Calinski-Harabasz does not buy a 66% segment
+    assert scored([340, 330, 330], 8_000.0) > even  # evenly sized and better separated still wins
+    assert scored([500, 500], 100.0) == pytest.approx(100.0 * 0.96)  # even halves: no discount
+    assert scored([1000], 100.0) == 0.0  # one segment separates nothing
+
+
 def test_selection_skips_candidates_that_fail_gates():
     from segmentation.model.evaluate import DEFAULT_GATES
 

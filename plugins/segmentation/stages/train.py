@@ -113,7 +113,7 @@ def fit_candidates(
 def evaluate_candidate(bundle: LoadedModel, eligible: pd.DataFrame, settings: Settings) -> dict:
     """Gate metrics of one candidate on the month's modelled shops: sizes, bootstrap stability, and separation in the
     scaled feature space every candidate shares (silhouette, Calinski-Harabasz). Its score, for the selection:
-    Calinski-Harabasz x coverage x stability (silhouette barely tells 4 clusters from the 7 that are there)."""
+    candidate_score (silhouette barely tells 4 clusters from the 7 that are there)."""
     from sklearn.metrics import calinski_harabasz_score, silhouette_score
 
     space = bundle.model.transform(eligible)
@@ -135,8 +135,18 @@ def evaluate_candidate(bundle: LoadedModel, eligible: pd.DataFrame, settings: Se
     metrics["calinski_harabasz"] = (
         float(calinski_harabasz_score(scaled[clustered], labels[clustered])) if separated else 0.0
     )
-    metrics["score"] = round(metrics["calinski_harabasz"] * (1 - metrics["noise_share"]) * metrics["stability"], 3)
+    metrics["score"] = candidate_score(metrics)
     return {"metrics": metrics, "labels": labels}
+
+
+def candidate_score(metrics: dict) -> float:
+    """Calinski-Harabasz x coverage x stability x evenness of the segment sizes (normalised entropy). The evenness
+    discounts a partition that leaves most shops in one segment: Calinski-Harabasz rewards a dominant segment
+    beside a few far-out ones (autoencoder + KMeans on the second independent shop generator: 3-6 segments, the
+    largest 45-66%, ARI 0.21-0.40, scored within 6% of KMeans's 7 segments at ARI 0.58 on two seeds of six)."""
+    return round(
+        metrics["calinski_harabasz"] * (1 - metrics["noise_share"]) * metrics["stability"] * metrics["size_entropy"], 3
+    )
 
 
 def select_candidate(evaluations: dict[str, dict], gates: dict) -> tuple[str | None, dict[str, list[str]], str]:
@@ -151,7 +161,7 @@ def select_candidate(evaluations: dict[str, dict], gates: dict) -> tuple[str | N
         f"{n} {evaluations[n]['metrics']['score']:.1f}" + ("" if n in passing else " (fails gates)")
         for n in evaluations
     )
-    return pick, failures, f"selected {pick} by score (Calinski-Harabasz x coverage x stability): {scores}"
+    return pick, failures, f"selected {pick} by score (Calinski-Harabasz x coverage x stability x evenness): {scores}"
 
 
 def evaluate_challenger(

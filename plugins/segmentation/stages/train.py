@@ -143,7 +143,7 @@ def candidate_score(metrics: dict) -> float:
     """Calinski-Harabasz x coverage x stability x evenness of the segment sizes (normalised entropy). The evenness
     discounts a partition that leaves most shops in one segment: Calinski-Harabasz rewards a dominant segment
     beside a few far-out ones (autoencoder + KMeans on the second independent shop generator: 3-6 segments, the
-    largest 45-66%, ARI 0.21-0.40, scored within 6% of KMeans's 7 segments at ARI 0.58 on two seeds of six)."""
+    largest 45-66%, ARI 0.21-0.40, scored within 7% of KMeans's 7 segments at ARI 0.58 on two seeds of six)."""
     return round(
         metrics["calinski_harabasz"] * (1 - metrics["noise_share"]) * metrics["stability"] * metrics["size_entropy"], 3
     )

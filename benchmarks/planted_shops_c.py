@@ -75,8 +75,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
+from planted_shops_b import write_sales
 
 N_MONTHS = 36
 START_YEAR = 2022
@@ -310,18 +309,7 @@ def main(argv=None):
     sales, truth = generate(a.shops, a.seed)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    schema = pa.schema(
-        [
-            ("shop_id", pa.string()),
-            ("product_id", pa.string()),
-            ("year", pa.int64()),
-            ("month", pa.int64()),
-            ("sales_qty", pa.float64()),
-            ("sales_value", pa.float64()),
-        ]
-    )
-    table = pa.Table.from_pandas(sales, schema=schema, preserve_index=False)
-    pq.write_table(table, out)
+    write_sales(sales, out)  # the contract's exact Arrow schema; only the writing is shared, not the design
     truth.to_csv(out.with_name(out.stem + "_truth.csv"), index=False)
     print(f"{len(sales):,} rows, {sales.shop_id.nunique():,} shops with sales, {sales.product_id.nunique()} products")
     print(truth.behaviour.value_counts().to_string())

@@ -150,7 +150,7 @@ def candidate_score(metrics: dict) -> float:
 
 
 def select_candidate(evaluations: dict[str, dict], gates: dict) -> tuple[str | None, dict[str, list[str]], str]:
-    """The best candidate passing the absolute gates (by score, see evaluate_candidate; an exact tie goes to the
+    """The best candidate passing the absolute gates (by candidate_score; an exact tie goes to the
     earlier in CANDIDATES, the autoencoder first), every candidate's gate failures, and why it was picked."""
     failures = {name: evaluate.apply_gates(e["metrics"], None, gates) for name, e in evaluations.items()}
     passing = [name for name in evaluations if not failures[name]]

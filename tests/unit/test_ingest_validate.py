@@ -1,5 +1,6 @@
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from support.samples import inject_bad_rows
 
@@ -7,7 +8,7 @@ from segmentation.lake.storage import Lake, month_ref
 from segmentation.sources.base import Source, SourceError
 from segmentation.sources.synthetic import GeneratorSpec, generate_month
 from segmentation.stages.ingest import ingest
-from segmentation.stages.validate import DataValidationError, validate
+from segmentation.stages.validate import DataValidationError, new_shop_flags, validate
 
 
 def _file(tmp_path, frame, name="sales.parquet"):
@@ -145,6 +146,20 @@ def test_failed_month_is_recorded_with_its_failed_checks(settings, tmp_path, mon
     row = _quality_rows(settings).iloc[0]
     assert not row["success"] and row["failed"] >= 3
     assert "sales_qty" in [c["column"] for c in json.loads(row["failed_checks"])]
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        pd.Series(["S1", "S9", None, "S2"], dtype=object),
+        pd.Series(["S1", "S9", None, "S2"], dtype="string"),
+        pd.Series([1, 9, None, 2], dtype="Int64"),
+    ],
+    ids=["object", "string", "integer"],
+)
+def test_a_shop_is_new_when_it_did_not_sell_the_month_before(ids):
+    previous = pa.array(["S1", "S2", "1", "2"])  # raw partitions hold ids as text
+    assert new_shop_flags(ids, previous).tolist() == [0, 1, 1, 0]
 
 
 @pytest.mark.slow

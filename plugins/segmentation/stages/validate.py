@@ -181,7 +181,7 @@ def warning_suite(month: str, trailing_rows: list[int], has_previous: bool):
 
 
 def run_checkpoint(
-    frame: pd.DataFrame, month: str, trailing_rows: list[int], previous_shops: set | None, docs_dir: Path
+    frame: pd.DataFrame, month: str, trailing_rows: list[int], previous_shops: pa.Array | None, docs_dir: Path
 ) -> dict:
     """Run the month's checkpoint (contract suite + warning suite), building data docs under docs_dir."""
     import great_expectations as gx
@@ -194,7 +194,7 @@ def run_checkpoint(
     batch = asset.add_batch_definition_whole_dataframe("month")
     checked = _gx_compatible(frame)
     if previous_shops is not None and "shop_id" in checked:
-        checked[NEW_SHOP_COLUMN] = (~checked["shop_id"].astype(str).isin(previous_shops)).astype(int)
+        checked[NEW_SHOP_COLUMN] = new_shop_flags(checked["shop_id"], previous_shops)
     helpers = tuple(c for c in checked.columns if c not in frame.columns)
     text = tuple(c for c in NUMBER_COLUMNS if c in frame and not pd.api.types.is_numeric_dtype(frame[c]))
     suites = {
@@ -233,6 +233,14 @@ def run_checkpoint(
             _describe_failure(check, frame)
     success = all(c["success"] for c in checks if c["severity"] == "error")
     return {"month": month, "success": success, "rows": len(frame), "checks": checks}
+
+
+def new_shop_flags(shop_ids: pd.Series, previous_shops: pa.Array) -> np.ndarray:
+    """1 where the row's shop did not sell the month before, else 0 (ids compared as text). Arrow's hash
+    lookup: pandas' isin on a million-string set builds a Python list of the month's ids first (7 s at 1M shops)."""
+    ids = pa.array(shop_ids.astype(str))
+    known = pc.is_in(ids, value_set=previous_shops.cast(ids.type)).fill_null(False)
+    return np.logical_not(known.to_numpy(zero_copy_only=False)).astype(int)
 
 
 def staged_frame(table: pa.Table) -> pd.DataFrame:
@@ -348,7 +356,7 @@ def to_contract(frame: pd.DataFrame) -> pa.Table:
     return table.sort_by([("shop_id", "ascending"), ("product_id", "ascending")])
 
 
-def trailing_context(lake: Lake, month: str, customers: bool = False) -> tuple[list[int], set | None]:
+def trailing_context(lake: Lake, month: str, customers: bool = False) -> tuple[list[int], pa.Array | None]:
     """Row counts of the trailing published months and the previous month's shops, for warnings. Not the shops
     for customer (invoice) data: a customer buys in a few months of the year, so most of a month's customers were
     absent the month before (a two-year Online Retail file: 53-69% of the rows every month), and the warning would
@@ -361,7 +369,8 @@ def trailing_context(lake: Lake, month: str, customers: bool = False) -> tuple[l
     previous = month_ref("raw", add_months(month, -1))
     if customers or not lake.has_partition(previous):
         return rows, None
-    return rows, set(lake.read_table(previous).column("shop_id").to_pylist())
+    shops = lake.read_table(previous, columns=["shop_id"]).column("shop_id")
+    return rows, pc.unique(pc.cast(shops, pa.string()))
 
 
 def data_docs_files(docs_root: Path) -> dict[str, bytes]:

@@ -236,10 +236,10 @@ def run_checkpoint(
 
 
 def new_shop_flags(shop_ids: pd.Series, previous_shops: pa.Array) -> np.ndarray:
-    """1 where the row's shop did not sell the month before, else 0 (ids compared as text). Arrow's hash
-    lookup: pandas' isin on a million-string set builds a Python list of the month's ids first (7 s at 1M shops)."""
+    """1 where the row's shop did not sell the month before, else 0 (ids compared as text; a missing id is new).
+    Arrow's hash lookup: pandas' isin against a million-id set cost validate 5-6 s at 1M shops."""
     ids = pa.array(shop_ids.astype(str))
-    known = pc.is_in(ids, value_set=previous_shops.cast(ids.type)).fill_null(False)
+    known = pc.is_in(ids, value_set=previous_shops.cast(ids.type))
     return np.logical_not(known.to_numpy(zero_copy_only=False)).astype(int)
 
 
@@ -369,8 +369,7 @@ def trailing_context(lake: Lake, month: str, customers: bool = False) -> tuple[l
     previous = month_ref("raw", add_months(month, -1))
     if customers or not lake.has_partition(previous):
         return rows, None
-    shops = lake.read_table(previous, columns=["shop_id"]).column("shop_id")
-    return rows, pc.unique(pc.cast(shops, pa.string()))
+    return rows, pc.unique(lake.read_table(previous, columns=["shop_id"]).column("shop_id"))
 
 
 def data_docs_files(docs_root: Path) -> dict[str, bytes]:

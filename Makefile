@@ -23,7 +23,7 @@ SAMPLE := $(SEGMENTATION_HOME)/sample/sales.parquet
 # pytest arguments for the test targets, e.g. make test PYTEST_ARGS="-x tests/unit"
 PYTEST_ARGS ?=
 
-.PHONY: help install system-deps mlflow-server demo test test-fast test-faults test-live lint format sample airflow-init standalone bench quality recommend-quality clean
+.PHONY: help install system-deps mlflow-server demo test test-fast test-faults test-live lint format sample airflow-init standalone bench bench-guard quality recommend-quality clean
 
 help:
 	@echo "make demo        - install, generate sample data, run segmentation_monthly for $(DEMO_FROM)..$(DEMO_TO) through Airflow"
@@ -109,6 +109,11 @@ standalone: install airflow-init
 
 bench: install
 	$(BIN)/python benchmarks/run.py
+
+# Every monthly stage at 1M shops against the code issue 12's speed guard was set on, interleaved on this machine
+# (about 25 minutes)
+bench-guard: install
+	$(BIN)/python benchmarks/guard.py --json benchmarks/results/guard.json
 
 # Segment quality through `segmentation run`: UCI Online Retail (future-behaviour AUC against KMeans-RFM and a
 # supervised ceiling) and planted shop data from an independent generator (also over 36 months with the defaults) and the project's own (about 20 minutes)

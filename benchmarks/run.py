@@ -86,11 +86,12 @@ def write_landing(landing: Path, spec, shops, months: list[str]) -> None:
         generate_month(spec, month, shops).to_parquet(landing / f"{month}.parquet", index=False)
 
 
-def run_stage(home: Path, landing: Path, month: str, stage: str, force: bool) -> dict:
+def run_stage(home: Path, landing: Path, month: str, stage: str, force: bool, repo: Path = REPO) -> dict:
+    """One stage of one month in a fresh interpreter, with the code of `repo` (this checkout by default)."""
     out = home / f"{month}-{stage}.json"
     command = [
         sys.executable,
-        str(REPO / "benchmarks" / "month_runner.py"),
+        str(repo / "benchmarks" / "month_runner.py"),
         "--home",
         str(home),
         "--month",
@@ -108,19 +109,28 @@ def run_stage(home: Path, landing: Path, month: str, stage: str, force: bool) ->
     return json.loads(out.read_text())
 
 
+DECIDING_STAGES = ("ingest", "validate", "features", "decide")
+
+
+def stages_after(decision: dict) -> list[str]:
+    """The stages a month runs after decide, following its branch as the DAG does."""
+    branch = {"train": ["train", "score"], "reuse": ["reuse", "score"], "skip": []}[decision["decision"]]
+    return [*branch, "publish", "recommend", "report"]
+
+
 def run_month(home: Path, landing: Path, month: str, force: bool) -> dict:
     """Every stage of a month, each in its own process, following decide's branch as the DAG does."""
-    stages = [run_stage(home, landing, month, stage, force) for stage in ("ingest", "validate", "features", "decide")]
+    stages = [run_stage(home, landing, month, stage, force) for stage in DECIDING_STAGES]
     decision = stages[-1]["summary"]
-    branch = {"train": ["train", "score"], "reuse": ["reuse", "score"], "skip": []}[decision["decision"]]
-    stages += [run_stage(home, landing, month, stage, force) for stage in [*branch, "publish", "recommend", "report"]]
+    stages += [run_stage(home, landing, month, stage, force) for stage in stages_after(decision)]
     return {"month": month, "decision": decision["decision"], "reason": decision["reason"], "stages": stages}
 
 
-def bench_size(n_shops: int, months: int, last: str, workdir: Path, seed: int, keep: bool = False) -> dict:
+def set_up_home(home: Path, n_shops: int, months: int, last: str, seed: int) -> tuple[list[str], int]:
+    """A fresh home whose raw zone holds all but the last three generated months, which wait in its landing
+    folder; returns the months and the history's raw rows."""
     from segmentation.sources.synthetic import GeneratorSpec, make_shops
 
-    home = workdir / f"shops_{n_shops}"
     shutil.rmtree(home, ignore_errors=True)
     all_months = month_list(months, last)
     spec = GeneratorSpec(n_shops=n_shops, first_month=all_months[0], last_month=all_months[-1], seed=seed)
@@ -133,9 +143,17 @@ def bench_size(n_shops: int, months: int, last: str, workdir: Path, seed: int, k
         f"{time.perf_counter() - started:.0f}s",
         flush=True,
     )
-    kinds = ["first train", "reuse", "retrain"]
+    return all_months, history_rows
+
+
+MONTH_KINDS = ("first train", "reuse", "retrain")  # the last three months: no champion, reuse, forced retrain
+
+
+def bench_size(n_shops: int, months: int, last: str, workdir: Path, seed: int, keep: bool = False) -> dict:
+    home = workdir / f"shops_{n_shops}"
+    all_months, history_rows = set_up_home(home, n_shops, months, last, seed)
     runs = {}
-    for kind, month in zip(kinds, all_months[-3:], strict=True):
+    for kind, month in zip(MONTH_KINDS, all_months[-3:], strict=True):
         record = run_month(home, home / "landing", month, kind == "retrain")
         record["kind"] = kind
         record["publish_seconds"] = round(

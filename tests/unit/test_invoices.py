@@ -94,6 +94,51 @@ def test_parquet_input_matches_csv(sample, tmp_path):
     pd.testing.assert_frame_equal(from_parquet, from_csv)
 
 
+def _as_spreadsheet_rows(path) -> pd.DataFrame:
+    """The sample CSV as a spreadsheet holds it: numbers as numbers, dates as dates, Online Retail II's headers."""
+    raw = pd.read_csv(path, encoding="latin-1", dtype={"InvoiceNo": str, "StockCode": str})
+    raw["InvoiceDate"] = pd.to_datetime(raw["InvoiceDate"], format="%m/%d/%Y %H:%M")
+    return raw.rename(columns={"InvoiceNo": "Invoice", "UnitPrice": "Price", "CustomerID": "Customer ID"})
+
+
+def test_a_workbook_of_yearly_sheets_reads_as_the_csv(sample, tmp_path):
+    """Online Retail II as UCI publishes it: one sheet per year, the sheets overlapping by some days, and a sheet
+    of notes; the stacked sheets give the CSV's contract, the overlap removed as duplicates."""
+    path, expected = sample
+    rows = _as_spreadsheet_rows(path)
+    cut = rows["InvoiceDate"].sort_values().iloc[len(rows) // 2]
+    first, second = rows[rows["InvoiceDate"] <= cut], rows[rows["InvoiceDate"] >= cut.normalize()]
+    overlap = len(first) + len(second) - len(rows)
+    assert overlap > 0 and rows["Customer ID"].dtype == "float64"
+    workbook = tmp_path / "online_retail_II.xlsx"
+    with pd.ExcelWriter(workbook, engine="xlsxwriter") as writer:
+        pd.DataFrame({"About": ["Online Retail II, two sheets"]}).to_excel(writer, sheet_name="Notes", index=False)
+        first.to_excel(writer, sheet_name="Year 2009-2010", index=False)
+        second.to_excel(writer, sheet_name="Year 2010-2011", index=False)
+    from_workbook, report = monthly_contract_from_invoices(workbook)
+    from_csv, _ = monthly_contract_from_invoices(path)
+    pd.testing.assert_frame_equal(from_workbook, from_csv)
+    assert report["rows_in"] == expected["rows_in"] + overlap
+    assert report["rows_out"] == expected["rows_out"]
+    assert not from_workbook["shop_id"].str.endswith(".0").any()  # 17850, not the float 17850.0 the cell holds
+
+
+def test_a_sheet_missing_some_layout_columns_is_named(sample, tmp_path):
+    rows = _as_spreadsheet_rows(sample[0])
+    workbook = tmp_path / "exports.xlsx"
+    with pd.ExcelWriter(workbook, engine="xlsxwriter") as writer:
+        rows.to_excel(writer, sheet_name="2011", index=False)
+        rows.drop(columns=["Price"]).to_excel(writer, sheet_name="2012", index=False)
+    with pytest.raises(InvoiceSourceError, match="exports.xlsx \\(sheet '2012'\\) lacks column.*Price"):
+        read_invoices(workbook, UCI_LAYOUT)
+    only_notes = tmp_path / "notes.xlsx"
+    pd.DataFrame({"About": ["nothing here"]}).to_excel(
+        only_notes, sheet_name="Readme", index=False, engine="xlsxwriter"
+    )
+    with pytest.raises(InvoiceSourceError, match="no sheet has the columns of layout 'uci'.*sheets: Readme"):
+        read_invoices(only_notes, UCI_LAYOUT)
+
+
 def test_each_rule_is_logged(sample, caplog):
     with caplog.at_level(logging.INFO, logger="segmentation.sources.invoices"):
         _, report = monthly_contract_from_invoices(sample[0])
@@ -327,8 +372,10 @@ def test_unreadable_files(tmp_path):
         read_invoices(garbage, UCI_LAYOUT)
     xlsx = tmp_path / "Online Retail.xlsx"
     xlsx.write_bytes(b"PK\x03\x04")
-    with pytest.raises(InvoiceSourceError, match="unsupported"):
+    with pytest.raises(InvoiceSourceError, match="cannot read spreadsheet .*Online Retail.xlsx"):
         read_invoices(xlsx, UCI_LAYOUT)
+    with pytest.raises(InvoiceSourceError, match="unsupported invoice file type '.json'"):
+        read_invoices(_write(tmp_path / "lines.json", "[]"), UCI_LAYOUT)
     (tmp_path / "exports").mkdir()
     with pytest.raises(InvoiceSourceError, match="exports holds no parquet files"):
         read_invoices(tmp_path / "exports", UCI_LAYOUT)

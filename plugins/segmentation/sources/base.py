@@ -325,7 +325,7 @@ def _clean_invoices(source: Source) -> pd.DataFrame:
     if source.layout not in layouts:
         raise SourceError(f"unknown invoice layout {source.layout!r}; choose one of {', '.join(layouts)}")
     if not source.path:
-        raise SourceError("source 'invoices' needs source_path (an invoice-level CSV or parquet file)")
+        raise SourceError("source 'invoices' needs source_path (an invoice-level CSV, parquet or spreadsheet file)")
     path = local_invoice_path(source)
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     key = (

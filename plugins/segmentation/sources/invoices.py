@@ -42,6 +42,7 @@ NON_PRODUCT_CODES = frozenset({"POST", "D", "M", "DOT", "BANK CHARGES", "C2", "C
 NON_PRODUCT_PATTERN = r"(?i)^gift_"
 CSV_SUFFIXES = (".csv", ".txt", ".gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
+EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xlsb", ".xls", ".ods")  # read by calamine
 NA_STRINGS = ["", "nan", "NaN", "NULL", "null", "None"]
 # a UTC offset after a time of day: "10:00:00+01:00", "10:00+0200", "10:00Z"; group 1 is the time itself
 UTC_OFFSET = r"(\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(?:Z|UTC|[+-]\d{2}(?::?\d{2})?)$"
@@ -147,7 +148,7 @@ PLAIN_LAYOUT = InvoiceLayout(
 
 
 def read_invoices(path, layout: InvoiceLayout, mapping_overrides: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """Invoice lines from a CSV or parquet file, renamed to canonical fields and typed."""
+    """Invoice lines from a CSV, parquet or spreadsheet file, renamed to canonical fields and typed."""
     path = Path(path)
     layout = with_reading(layout, mapping_overrides, None)
     if not path.exists():
@@ -163,7 +164,11 @@ def _read_raw(path: Path, layout: InvoiceLayout) -> tuple[pd.DataFrame, InvoiceL
         return _read_parquet(path, layout)
     if suffix in CSV_SUFFIXES:
         return _read_csv(path, layout)
-    raise InvoiceSourceError(f"unsupported invoice file type {suffix!r} for {path}: use .csv or .parquet")
+    if suffix in EXCEL_SUFFIXES:
+        return _read_excel(path, layout)
+    raise InvoiceSourceError(
+        f"unsupported invoice file type {suffix!r} for {path}: use .csv, .parquet or a spreadsheet (.xlsx)"
+    )
 
 
 def with_header_aliases(found: list[str], layout: InvoiceLayout) -> InvoiceLayout:
@@ -226,7 +231,46 @@ def _read_parquet(path: Path, layout: InvoiceLayout) -> tuple[pd.DataFrame, Invo
         raise InvoiceSourceError(f"cannot read parquet {path}: {exc}") from exc
 
 
-def _check_columns(found: list[str], layout: InvoiceLayout, path: Path) -> list[str]:
+def _read_excel(path: Path, layout: InvoiceLayout) -> tuple[pd.DataFrame, InvoiceLayout]:
+    """Every sheet that holds the layout's columns, stacked in sheet order: UCI publishes Online Retail II as one
+    sheet per year (whose overlapping days the duplicate rule removes). Sheets with none of the columns (notes)
+    are skipped; a sheet with only some of them is an error naming it."""
+    try:
+        sheets = pd.read_excel(path, sheet_name=None, engine="calamine")
+    except Exception as exc:  # calamine raises its own types for corrupt or encrypted files
+        raise InvoiceSourceError(f"cannot read spreadsheet {path}: {exc}") from exc
+    frames, resolved = [], None
+    for name, sheet in sheets.items():
+        found = [str(c) for c in sheet.columns]
+        sheet_layout = with_header_aliases(found, layout)
+        if not {sheet_layout.columns[f] for f in layout.required} & set(found):
+            log.info("invoices %s: sheet %r has none of the layout's columns; skipped", path, name)
+            continue
+        wanted = _check_columns(found, sheet_layout, f"{path} (sheet {name!r})")
+        if resolved is not None and sheet_layout.columns != resolved.columns:
+            raise InvoiceSourceError(f"{path}: sheet {name!r} names its columns differently from the sheets before it")
+        resolved = sheet_layout
+        frames.append(_text_ids_as_integers(sheet.rename(columns=str)[wanted], sheet_layout))
+    if not frames:
+        raise InvoiceSourceError(
+            f"{path}: no sheet has the columns of layout {layout.name!r} "
+            f"({', '.join(layout.columns[f] for f in layout.required)}); sheets: {', '.join(map(str, sheets))}"
+        )
+    return pd.concat(frames, ignore_index=True), resolved
+
+
+def _text_ids_as_integers(sheet: pd.DataFrame, layout: InvoiceLayout) -> pd.DataFrame:
+    """A spreadsheet stores every number as a float: a text column (ids, codes) of whole numbers reads as
+    integers, so customer 17850 is "17850" as in a CSV export, not "17850.0"."""
+    for field_name in TEXT_FIELDS:
+        column = layout.columns.get(field_name)
+        values = sheet[column] if column in sheet.columns else None
+        if values is not None and pd.api.types.is_float_dtype(values) and (values.dropna() % 1 == 0).all():
+            sheet[column] = values.astype("Int64")
+    return sheet
+
+
+def _check_columns(found: list[str], layout: InvoiceLayout, path: Path | str) -> list[str]:
     """The file columns to read; raises naming the required columns the file lacks."""
     missing = [f"{layout.columns[f]} ({f})" for f in layout.required if layout.columns[f] not in found]
     if missing:

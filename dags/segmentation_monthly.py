@@ -119,7 +119,7 @@ def _kaggle_credentials() -> tuple[str | None, str | None]:
             "uci",
             enum=list(INVOICE_LAYOUTS),
             title="Invoice layout",
-            description="uci: Online Retail columns; plain: customer_id, date, quantity, amount",
+            description="uci: Online Retail columns; plain: customer_id, date, amount (quantity optional)",
         ),
         "invoice_columns": Param(
             None,

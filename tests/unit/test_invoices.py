@@ -318,6 +318,32 @@ def test_plain_layout_with_mapping_overrides(tmp_path):
     ]
 
 
+def test_plain_layout_without_quantities_counts_each_line_as_one_unit(tmp_path, caplog):
+    """Order exports often carry a total per line and no quantity (Olist, most shop systems)."""
+    path = _write(
+        tmp_path / "orders.csv", "client,day,total\nA7,2024-03-01,9.0\nA7,2024-03-09,3.0\nB2,2024-04-02,5.0\n"
+    )
+    with caplog.at_level(logging.INFO, logger="segmentation.sources.invoices"):
+        monthly, report = monthly_contract_from_invoices(
+            path, PLAIN_LAYOUT, {"customer": "client", "date": "day", "amount": "total"}
+        )
+    assert "no quantity column; each line counts as one unit" in caplog.text
+    assert report["rows_out"] == 3
+    assert monthly[["shop_id", "month", "sales_qty", "sales_value"]].to_dict("records") == [
+        {"shop_id": "A7", "month": 3, "sales_qty": 2.0, "sales_value": 12.0},
+        {"shop_id": "B2", "month": 4, "sales_qty": 1.0, "sales_value": 5.0},
+    ]
+
+
+@pytest.mark.parametrize("field_name, column", [("quantity", "units"), ("product", "sku")])
+def test_a_mapped_column_the_file_lacks_is_named(tmp_path, field_name, column):
+    """An optional field mapped by the user is no longer optional: a typo must not go unread."""
+    path = _write(tmp_path / "orders.csv", "client,day,total\nA7,2024-03-01,9.0\n")
+    mapping = {"customer": "client", "date": "day", "amount": "total", field_name: column}
+    with pytest.raises(InvoiceSourceError, match=rf"lacks column\(s\) {column} \({field_name}\)"):
+        read_invoices(path, PLAIN_LAYOUT, mapping)
+
+
 # ---------------------------------------------------------------- errors
 
 

@@ -103,11 +103,14 @@ def parse_columns(text: str | None) -> dict[str, str]:
 
 
 def with_reading(layout: InvoiceLayout, columns: Mapping[str, str] | None, date_format: str | None) -> InvoiceLayout:
-    """The layout reading some fields from other columns and its dates in another format."""
+    """The layout reading some fields from other columns and its dates in another format. A column the user maps
+    is required: a misspelt optional one fails rather than going unread."""
     try:
         layout = layout.with_overrides(columns)
     except ValueError as exc:
         raise InvoiceSourceError(str(exc)) from exc
+    if columns:
+        layout = dataclasses.replace(layout, required=tuple(dict.fromkeys([*layout.required, *columns])))
     return dataclasses.replace(layout, date_format=date_format) if date_format else layout
 
 
@@ -137,7 +140,7 @@ PLAIN_LAYOUT = InvoiceLayout(
         "amount": "amount",
         "product": "product_id",
     },
-    required=("customer", "date", "quantity", "amount"),
+    required=("customer", "date", "amount"),  # without a quantity column, each line is one unit
     encoding="utf-8",
     date_format=None,
     value_is_amount=True,
@@ -296,6 +299,9 @@ def _canonical(raw: pd.DataFrame, layout: InvoiceLayout, path: Path) -> pd.DataF
             out[name] = _parse_dates(values, layout.date_format, column, path)
     if "product" not in out.columns:
         out["product"] = DEFAULT_PRODUCT
+    if "quantity" not in out.columns:  # only optional where the line's value is its amount
+        log.info("invoices %s: no %s column; each line counts as one unit", path, layout.columns.get("quantity"))
+        out["quantity"] = 1.0
     return out.reset_index(drop=True)
 
 

@@ -103,7 +103,8 @@ def _as_spreadsheet_rows(path) -> pd.DataFrame:
 
 def test_a_workbook_of_yearly_sheets_reads_as_the_csv(sample, tmp_path):
     """Online Retail II as UCI publishes it: one sheet per year, the sheets overlapping by some days, and a sheet
-    of notes; the stacked sheets give the CSV's contract, the overlap removed as duplicates."""
+    of notes; the stacked sheets give the CSV's contract, the overlap removed as duplicates. The first sheet here
+    keeps Online Retail's own headers (InvoiceNo, UnitPrice, CustomerID): each sheet is read by its own."""
     path, expected = sample
     rows = _as_spreadsheet_rows(path)
     cut = rows["InvoiceDate"].sort_values().iloc[len(rows) // 2]
@@ -113,7 +114,9 @@ def test_a_workbook_of_yearly_sheets_reads_as_the_csv(sample, tmp_path):
     workbook = tmp_path / "online_retail_II.xlsx"
     with pd.ExcelWriter(workbook, engine="xlsxwriter") as writer:
         pd.DataFrame({"About": ["Online Retail II, two sheets"]}).to_excel(writer, sheet_name="Notes", index=False)
-        first.to_excel(writer, sheet_name="Year 2009-2010", index=False)
+        first.rename(columns={"Invoice": "InvoiceNo", "Price": "UnitPrice", "Customer ID": "CustomerID"}).to_excel(
+            writer, sheet_name="Year 2009-2010", index=False
+        )
         second.to_excel(writer, sheet_name="Year 2010-2011", index=False)
     from_workbook, report = monthly_contract_from_invoices(workbook)
     from_csv, _ = monthly_contract_from_invoices(path)

@@ -236,30 +236,29 @@ def _read_parquet(path: Path, layout: InvoiceLayout) -> tuple[pd.DataFrame, Invo
 
 def _read_excel(path: Path, layout: InvoiceLayout) -> tuple[pd.DataFrame, InvoiceLayout]:
     """Every sheet that holds the layout's columns, stacked in sheet order: UCI publishes Online Retail II as one
-    sheet per year (whose overlapping days the duplicate rule removes). Sheets with none of the columns (notes)
-    are skipped; a sheet with only some of them is an error naming it."""
+    sheet per year (whose overlapping days the duplicate rule removes). Each sheet may use the header aliases on its
+    own; sheets with none of the columns (notes) are skipped; a sheet with only some of them is an error naming it."""
     try:
         sheets = pd.read_excel(path, sheet_name=None, engine="calamine")
     except Exception as exc:  # calamine raises its own types for corrupt or encrypted files
         raise InvoiceSourceError(f"cannot read spreadsheet {path}: {exc}") from exc
-    frames, resolved = [], None
+    frames, first = [], None
     for name, sheet in sheets.items():
-        found = [str(c) for c in sheet.columns]
-        sheet_layout = with_header_aliases(found, layout)
-        if not {sheet_layout.columns[f] for f in layout.required} & set(found):
+        sheet = sheet.rename(columns=str)
+        sheet_layout = with_header_aliases(list(sheet.columns), layout)
+        if not {sheet_layout.columns[f] for f in layout.required} & set(sheet.columns):
             log.info("invoices %s: sheet %r has none of the layout's columns; skipped", path, name)
             continue
-        wanted = _check_columns(found, sheet_layout, f"{path} (sheet {name!r})")
-        if resolved is not None and sheet_layout.columns != resolved.columns:
-            raise InvoiceSourceError(f"{path}: sheet {name!r} names its columns differently from the sheets before it")
-        resolved = sheet_layout
-        frames.append(_text_ids_as_integers(sheet.rename(columns=str)[wanted], sheet_layout))
+        wanted = _check_columns(list(sheet.columns), sheet_layout, f"{path} (sheet {name!r})")
+        first = first or sheet_layout
+        as_first = {sheet_layout.columns[f]: first.columns[f] for f in first.columns}  # the first sheet's headers
+        frames.append(_text_ids_as_integers(sheet[wanted].rename(columns=as_first), first))
     if not frames:
         raise InvoiceSourceError(
             f"{path}: no sheet has the columns of layout {layout.name!r} "
             f"({', '.join(layout.columns[f] for f in layout.required)}); sheets: {', '.join(map(str, sheets))}"
         )
-    return pd.concat(frames, ignore_index=True), resolved
+    return pd.concat(frames, ignore_index=True), first
 
 
 def _text_ids_as_integers(sheet: pd.DataFrame, layout: InvoiceLayout) -> pd.DataFrame:

@@ -111,7 +111,7 @@ bench: install
 	$(BIN)/python benchmarks/run.py
 
 # Every monthly stage at 1M shops against the code issue 12's speed guard was set on, interleaved on this machine
-# (about 25 minutes)
+# (about 20 minutes)
 bench-guard: install
 	$(BIN)/python benchmarks/guard.py --json benchmarks/results/guard.json
 

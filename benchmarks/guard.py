@@ -165,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     save(record, args.json)
     print_table(record["rows"])
     print(f"\nreference {commit[:10]}, current {record['current']}; JSON record: {args.json}")
-    shutil.rmtree(args.workdir, ignore_errors=True)
+    for folder in (reference_repo, *homes.values()):  # only what this run made: --workdir may hold more
+        shutil.rmtree(folder, ignore_errors=True)
     return 0
 
 

@@ -43,7 +43,7 @@ A warm-up month skips the scoring tasks; `publish` still records it.
 **Params** (Trigger DAG w/ config): `month` (YYYY-MM, overrides the data interval), `force_retrain`,
 `source` (`file`, `landing`, `kaggle`, `invoices` or `synthetic`), `source_path` (monthly-contract parquet/CSV,
 invoice file or landing prefix), `invoice_layout`, `invoice_columns` (e.g. `customer="Customer ID",price=Price`),
-`invoice_date_format`, `n_shops` (synthetic), `score_shards` (1-256 parallel scoring tasks; empty = the setting).
+`invoice_date_format`, `invoice_encoding`, `n_shops` (synthetic), `score_shards` (1-256 parallel scoring tasks; empty = the setting).
 Backfill: `airflow backfill create --dag-id segmentation_monthly --from-date 2024-01-01 --to-date 2024-12-01`.
 """
 
@@ -134,6 +134,12 @@ def _kaggle_credentials() -> tuple[str | None, str | None]:
             title="Invoice date format",
             description="strftime format of the invoice dates, e.g. %d/%m/%Y %H:%M "
             "(ISO 8601 is always tried). Empty = the layout's.",
+        ),
+        "invoice_encoding": Param(
+            None,
+            type=["null", "string"],
+            title="Invoice file encoding",
+            description="Text encoding of an invoice CSV, e.g. cp1252. Empty = the layout's (uci: latin-1, plain: utf-8).",
         ),
         "n_shops": Param(2000, type="integer", minimum=1, title="Shops (synthetic source)"),
         "score_shards": Param(

@@ -105,6 +105,7 @@ def _source(args, settings) -> Source:
         dataset=args.dataset,
         columns=invoice_columns(args.columns),
         date_format=args.date_format,
+        encoding=args.encoding,
         cache_dir=str(settings.home / "cache" / kind),
     )
 
@@ -173,6 +174,10 @@ def _add_source_options(parser) -> None:
         "--date-format",
         metavar="FORMAT",
         help='strftime format of invoice dates, e.g. "%%d/%%m/%%Y %%H:%%M" (ISO 8601 is always tried)',
+    )
+    parser.add_argument(
+        "--encoding",
+        help="text encoding of an invoice CSV when not the layout's (uci: latin-1, plain: utf-8), e.g. cp1252",
     )
 
 

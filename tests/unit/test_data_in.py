@@ -246,6 +246,31 @@ def test_cli_reads_invoice_columns_and_date_format(home, tmp_path, capsys):
     assert sorted(zip(staged["shop_id"], staged["sales_value"], strict=True)) == [("c1", 20.5), ("c2", 7.0)]
 
 
+def _windows_export(tmp_path):
+    """A plain export as Excel on Windows writes it: cp1252, a customer named with an accent (byte 32) and a euro
+    sign."""
+    path = tmp_path / "export_cp1252.csv"
+    path.write_bytes(
+        "customer_id,date,amount,note\nCafé Lumière,2011-02-03,20.5,€\nBäckerei,2011-02-25,7,\n".encode("cp1252")
+    )
+    return path
+
+
+def test_cli_reads_an_invoice_file_in_the_encoding_given(home, tmp_path, capsys):
+    path = _windows_export(tmp_path)
+    args = ["stage", "ingest", "--month", "2011-02", "--input", str(path), "--source", "invoices", "--layout", "plain"]
+    assert cli(args) == 2
+    err = capsys.readouterr().err
+    assert "is not valid utf-8" in err and "byte offset 32" in err and "--encoding" in err
+    assert cli(args + ["--encoding", "no-such-codec"]) == 2
+    assert "unknown encoding 'no-such-codec'" in capsys.readouterr().err
+    assert cli(args + ["--encoding", "cp1252"]) == 0
+    from segmentation.config import load_settings
+
+    staged = Lake(load_settings().lake_root).read_table(month_ref("staging", "2011-02")).to_pandas()
+    assert sorted(staged["shop_id"]) == ["Bäckerei", "Café Lumière"]
+
+
 def test_dag_params_carry_the_invoice_columns_and_date_format(tmp_path):
     params = {
         "source": "invoices",
@@ -261,3 +286,14 @@ def test_dag_params_carry_the_invoice_columns_and_date_format(tmp_path):
     assert read_month(source, "2011-03")[["shop_id", "sales_qty"]].values.tolist() == [["c1", 4.0]]
     with pytest.raises(ValueError, match="unknown field 'client'"):
         Source.from_params({**params, "invoice_columns": "client=Client Nr"})
+
+
+def test_dag_params_carry_the_invoice_encoding(tmp_path):
+    params = {"source": "invoices", "source_path": str(_windows_export(tmp_path)), "invoice_layout": "plain"}
+    from segmentation.sources.base import read_month
+
+    with pytest.raises(ValueError, match="not valid utf-8"):
+        read_month(Source.from_params(params), "2011-02")
+    source = Source.from_params({**params, "invoice_encoding": "cp1252"})
+    assert "encoding cp1252" in source.describe()
+    assert sorted(read_month(source, "2011-02")["shop_id"]) == ["Bäckerei", "Café Lumière"]

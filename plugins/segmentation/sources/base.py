@@ -57,6 +57,7 @@ class Source:
     layout: str = "uci"
     columns: tuple[tuple[str, str], ...] = ()  # invoice files: (canonical field, file column) read instead
     date_format: str | None = None  # invoice files: strftime format of the dates (ISO 8601 is always tried)
+    encoding: str | None = None  # invoice CSV files: their text encoding, when not the layout's
     cache_dir: str | None = None
     credentials: tuple[str | None, str | None] = field(default=(None, None), repr=False, compare=False)
 
@@ -75,6 +76,7 @@ class Source:
             layout=params.get("invoice_layout") or "uci",
             columns=invoice_columns(params.get("invoice_columns")),
             date_format=params.get("invoice_date_format") or None,
+            encoding=params.get("invoice_encoding") or None,
             **extra,
         )
 
@@ -86,7 +88,8 @@ class Source:
         if self.kind == "invoices":
             mapping = "".join(f", {name} from {column!r}" for name, column in self.columns)
             dates = f", dates {self.date_format}" if self.date_format else ""
-            return f"invoices {self.path} ({self.layout} layout{mapping}{dates})"
+            encoding = f", encoding {self.encoding}" if self.encoding else ""
+            return f"invoices {self.path} ({self.layout} layout{mapping}{dates}{encoding})"
         return f"{self.kind} {self.path}"
 
 
@@ -333,6 +336,7 @@ def _clean_invoices(source: Source) -> pd.DataFrame:
         source.layout,
         source.columns,
         source.date_format,
+        source.encoding,
         *((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files),
     )
     if key not in _CLEANED:
@@ -380,7 +384,7 @@ def _read_clean_invoices(source: Source, local: Path, layout) -> pd.DataFrame:
     from ..stages.validate import check_invoice_lines, format_report
     from .invoices import InvoiceSourceError, clean_invoices, read_invoices, with_reading
 
-    layout = with_reading(layout, dict(source.columns), source.date_format)
+    layout = with_reading(layout, dict(source.columns), source.date_format, source.encoding)
     try:
         lines = read_invoices(local, layout)
     except InvoiceSourceError as exc:  # name the file as the user gave it, not its local copy

@@ -7,6 +7,7 @@ invoice, product, description, quantity, date, price, amount, customer, country.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import dataclasses
 import gzip
@@ -102,15 +103,23 @@ def parse_columns(text: str | None) -> dict[str, str]:
     return mapping
 
 
-def with_reading(layout: InvoiceLayout, columns: Mapping[str, str] | None, date_format: str | None) -> InvoiceLayout:
-    """The layout reading some fields from other columns and its dates in another format. A column the user maps
-    is required: a misspelt optional one fails rather than going unread."""
+def with_reading(
+    layout: InvoiceLayout, columns: Mapping[str, str] | None, date_format: str | None, encoding: str | None = None
+) -> InvoiceLayout:
+    """The layout reading some fields from other columns, its dates in another format and its text in another
+    encoding. A column the user maps is required: a misspelt optional one fails rather than going unread."""
     try:
         layout = layout.with_overrides(columns)
     except ValueError as exc:
         raise InvoiceSourceError(str(exc)) from exc
     if columns:
         layout = dataclasses.replace(layout, required=tuple(dict.fromkeys([*layout.required, *columns])))
+    if encoding:
+        try:
+            codecs.lookup(encoding)
+        except LookupError as exc:
+            raise InvoiceSourceError(f"unknown encoding {encoding!r} (e.g. utf-8, cp1252, latin-1)") from exc
+        layout = dataclasses.replace(layout, encoding=encoding)
     return dataclasses.replace(layout, date_format=date_format) if date_format else layout
 
 
@@ -200,7 +209,7 @@ def _csv_call(path: Path, layout: InvoiceLayout, **kwargs) -> pd.DataFrame:
         offset = _decode_error_offset(path, layout.encoding)
         raise InvoiceSourceError(
             f"{path} is not valid {layout.encoding} (layout {layout.name!r}) at byte offset {offset}: "
-            f"{exc.reason}; use a layout with the file's encoding"
+            f"{exc.reason}; give the file's encoding (--encoding, or the DAG's invoice_encoding param), e.g. cp1252"
         ) from exc
     except LookupError as exc:
         raise InvoiceSourceError(f"layout {layout.name!r} has an unknown encoding {layout.encoding!r}") from exc

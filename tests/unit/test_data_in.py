@@ -262,12 +262,14 @@ def test_cli_reads_an_invoice_file_in_the_encoding_given(home, tmp_path, capsys)
     assert cli(args) == 2
     err = capsys.readouterr().err
     assert "is not valid utf-8" in err and "byte offset 32" in err and "--encoding" in err
+    from segmentation.config import load_settings
+
+    lake = Lake(load_settings().lake_root)
+    assert not lake.has_partition(month_ref("staging", "2011-02"))  # a failed read stages nothing
     assert cli(args + ["--encoding", "no-such-codec"]) == 2
     assert "unknown encoding 'no-such-codec'" in capsys.readouterr().err
     assert cli(args + ["--encoding", "cp1252"]) == 0
-    from segmentation.config import load_settings
-
-    staged = Lake(load_settings().lake_root).read_table(month_ref("staging", "2011-02")).to_pandas()
+    staged = lake.read_table(month_ref("staging", "2011-02")).to_pandas()
     assert sorted(staged["shop_id"]) == ["Bäckerei", "Café Lumière"]
 
 

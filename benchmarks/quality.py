@@ -8,6 +8,9 @@ Data sets (each run month by month through `segmentation run`, as a user would, 
   classifier on the same inputs (cross-validated ceiling); `benchmarks/customer_measures.py`.
 - cdnow: the CDNOW customer cohort (from the `lifetimes` wheel on PyPI, kept in benchmarks/data/), 1997-01..1998-06,
   invoice source with the plain layout; measured as online_retail.
+- sparse_customers: 40,000 marketplace customers, 2017-01..2018-08, 97% of them buying once
+  (`benchmarks/sparse_customers.py`, written without looking at the method, loosely shaped like the public Olist
+  data), landed with its own column names; measured as online_retail.
 - planted: `benchmarks/planted_shops.py` (written without looking at the method: two size tiers of steady shops,
   winter and summer peaks, growth, decline, erratic, skipped months, late joiners), 24 months of history.
 - generator: the project's own generator (`segmentation generate`), 24 months of history.
@@ -63,6 +66,8 @@ ONLINE_RETAIL_EVALUATIONS = (("2011-06", 6), ("2011-09", 3))
 CDNOW = REPO / "benchmarks" / "data" / "CDNOW_master.txt"
 CDNOW_WHEEL = "lifetimes==0.11.3"
 CDNOW_EVALUATIONS = (("1997-09", 6), ("1997-12", 6), ("1998-03", 3))
+SPARSE_CUSTOMERS, SPARSE_SEED, SPARSE_MONTHS = 40_000, 1, ("2017-01", "2018-08")
+SPARSE_EVALUATIONS = (("2017-12", 6), ("2018-02", 6), ("2018-05", 3))
 
 
 def run_cli(home: Path, *args: str, env: dict | None = None) -> float:
@@ -222,6 +227,30 @@ def cdnow_lines():
         }
     )
     return lines[lines["value"] > 0].reset_index(drop=True)
+
+
+def sparse_customers(workdir: Path) -> dict:
+    import pandas as pd
+    from sparse_customers import generate
+
+    orders = generate(SPARSE_CUSTOMERS, SPARSE_SEED, *SPARSE_MONTHS)
+    path = workdir / "sparse_customers.csv"
+    orders.to_csv(path, index=False)
+    run_args = (
+        *("--from", SPARSE_MONTHS[0], "--to", SPARSE_MONTHS[1], "--source", "invoices", "--layout", "plain"),
+        *("--input", str(path), "--columns"),
+        "customer=customer_unique_id,date=order_purchase_timestamp,amount=price,invoice=order_id,product=product_id",
+    )
+    lines = pd.DataFrame(
+        {
+            "customer_id": orders["customer_unique_id"].astype(str),
+            "invoice_id": orders["order_id"].astype(str),
+            "date": pd.to_datetime(orders["order_purchase_timestamp"]),
+            "product_id": orders["product_id"].astype(str),
+            "value": orders["price"].astype(float),
+        }
+    )
+    return customer_data(workdir, "sparse_customers", run_args, lines, SPARSE_EVALUATIONS)
 
 
 def customer_data(workdir: Path, name: str, run_args: tuple[str, ...], lines, checkpoints) -> dict:
@@ -414,6 +443,7 @@ def main() -> int:
         default=[
             "online_retail",
             "cdnow",
+            "sparse_customers",
             "planted",
             "generator",
             "planted_36_defaults",
@@ -427,7 +457,7 @@ def main() -> int:
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory(prefix="quality-") as tmp:
-        for name, run in (("online_retail", online_retail), ("cdnow", cdnow)):
+        for name, run in (("online_retail", online_retail), ("cdnow", cdnow), ("sparse_customers", sparse_customers)):
             if name in args.datasets:
                 results.append(run(Path(tmp)))
                 print_result(results[-1])

@@ -92,31 +92,36 @@ def test_customer_lifecycle_rules():
     ]
 
 
-def test_lapsed_one_time_buyers_split_at_the_median_spend_of_one_time_buyers():
-    # one-time buyers spend 10, 30, 40, 30 and 50 (median 30); the repeat customer's 1000 does not count
+def test_one_time_buyers_split_at_the_median_spend_of_one_time_buyers():
+    # one-time buyers spend 10, 30, 40, 30, 50 and 45 (median 35); the repeat customer's 1000 does not count
     frame = pd.DataFrame(
         {
-            "orders": [1, 1, 1, 1, 1, 1, 4],
-            "recency_days": [300, 300, 300, 300, 30, 120, 20],
-            "spend": [10.0, 30.0, 40.0, np.nan, 30.0, 50.0, 1000.0],
+            "orders": [1, 1, 1, 1, 1, 1, 4, 1],
+            "recency_days": [300, 300, 300, 300, 30, 120, 20, 60],
+            "spend": [10.0, 30.0, 40.0, np.nan, 30.0, 50.0, 1000.0, 45.0],
         }
     )
     assert lifecycle.customer_rules(frame).tolist() == [
         lifecycle.ONE_TIME_LAPSED,
-        lifecycle.ONE_TIME_LAPSED,  # at the median: lower
+        lifecycle.ONE_TIME_LAPSED,
         lifecycle.ONE_TIME_LAPSED_HIGHER,
         lifecycle.ONE_TIME_LAPSED,  # unknown spend: lower
-        lifecycle.NEW_CUSTOMER,  # new customers are not split
+        lifecycle.NEW_CUSTOMER,
         lifecycle.ONE_TIME_RECENT_HIGHER,
         -2,
+        lifecycle.NEW_CUSTOMER_HIGHER,
     ]
     split = (
+        lifecycle.NEW_CUSTOMER,
+        lifecycle.NEW_CUSTOMER_HIGHER,
         lifecycle.ONE_TIME_RECENT,
         lifecycle.ONE_TIME_RECENT_HIGHER,
         lifecycle.ONE_TIME_LAPSED,
         lifecycle.ONE_TIME_LAPSED_HIGHER,
     )
     assert [lifecycle.lifecycle_name(i) for i in split] == [
+        "New customers, lower spend",
+        "New customers, higher spend",
         "One-time buyers, recent, lower spend",
         "One-time buyers, recent, higher spend",
         "One-time buyers, lapsed, lower spend",

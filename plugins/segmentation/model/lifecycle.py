@@ -8,9 +8,9 @@ Customers (invoice data, where orders are known):
 - one order, in the last 90 days: new
 - one order, 91-180 days ago: one-time, recent
 - one order, more than 180 days ago: one-time, lapsed
-  (both one-time segments split at the median spend of the month's one-time buyers, higher / lower spend: in
-  cohort data half of all customers bought once, and what that order was worth is what a second-purchase or
-  win-back campaign ranks them by)
+  (all three split at the median spend of the month's one-time buyers, higher / lower spend: in cohort data half
+  of all customers bought once, and in a growing marketplace most of them bought lately; what that order was
+  worth is what a welcome, second-purchase or win-back campaign ranks them by)
 - two or more orders, the last more than 365 days ago: lapsed
 
 Shops (monthly data):
@@ -27,11 +27,12 @@ import pyarrow as pa
 
 NOT_SEGMENTED = 900  # the model's shops when no model passed its gates (lifecycle-only months)
 NEW_CUSTOMER, ONE_TIME_RECENT, ONE_TIME_LAPSED, LAPSED_CUSTOMER = 901, 902, 903, 904
-ONE_TIME_LAPSED_HIGHER, ONE_TIME_RECENT_HIGHER = 905, 906
+ONE_TIME_LAPSED_HIGHER, ONE_TIME_RECENT_HIGHER, NEW_CUSTOMER_HIGHER = 905, 906, 907
 NEW_SHOP, LAPSED_SHOP, OCCASIONAL_SHOP = 911, 912, 913
 LIFECYCLE_NAMES = {
     NOT_SEGMENTED: "Active, not segmented",
-    NEW_CUSTOMER: "New customers",
+    NEW_CUSTOMER: "New customers, lower spend",
+    NEW_CUSTOMER_HIGHER: "New customers, higher spend",
     ONE_TIME_RECENT: "One-time buyers, recent, lower spend",
     ONE_TIME_RECENT_HIGHER: "One-time buyers, recent, higher spend",
     ONE_TIME_LAPSED: "One-time buyers, lapsed, lower spend",
@@ -60,6 +61,7 @@ def customer_rules(frame: pd.DataFrame) -> np.ndarray:
     higher_spend = one_time_higher_spend(frame, one_time)
     return np.select(
         [
+            one_time & (recency <= NEW_DAYS) & higher_spend,
             one_time & (recency <= NEW_DAYS),
             one_time & (recency <= RECENT_ONE_TIME_DAYS) & higher_spend,
             one_time & (recency <= RECENT_ONE_TIME_DAYS),
@@ -68,6 +70,7 @@ def customer_rules(frame: pd.DataFrame) -> np.ndarray:
             recency > LAPSED_DAYS,
         ],
         [
+            NEW_CUSTOMER_HIGHER,
             NEW_CUSTOMER,
             ONE_TIME_RECENT_HIGHER,
             ONE_TIME_RECENT,

@@ -26,7 +26,7 @@ segment id from one month to the next (planted behaviours do not change); at 24 
 month, the ARI a supervised classifier reaches on the same shops' window of sales (`benchmarks/planted_measures.py`). Every data set: the candidates the gates
 compared (autoencoder + HDBSCAN against HDBSCAN, KMeans and a GMM on the scaled features) with the selection.
 
-    .venv/bin/python benchmarks/quality.py                         # everything (about 25 minutes on 2 cores)
+    .venv/bin/python benchmarks/quality.py                         # everything (about 30 minutes on 2 cores)
     .venv/bin/python benchmarks/quality.py --datasets online_retail --json out.json
 """
 

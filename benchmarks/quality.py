@@ -235,7 +235,7 @@ def sparse_customers(workdir: Path) -> dict:
 
     orders = generate(SPARSE_CUSTOMERS, SPARSE_SEED, *SPARSE_MONTHS)
     path = workdir / "sparse_customers.csv"
-    orders.to_csv(path, index=False)
+    orders.to_csv(path, index=False, float_format="%.2f")  # as the generator writes it
     run_args = (
         *("--from", SPARSE_MONTHS[0], "--to", SPARSE_MONTHS[1], "--source", "invoices", "--layout", "plain"),
         *("--input", str(path), "--columns"),

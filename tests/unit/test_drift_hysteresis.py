@@ -29,6 +29,7 @@ FEATURES = ["log_aov", "log_qty", "recency_days", "tenure_months"]
 STABLE = ["log_aov", "log_qty"]  # what the trainer stores as drift_features: recency and tenure age by construction
 SHOPS = 400
 TRAINED_FOR = "2011-01"
+SMALL_REFERENCE = 60  # training rows of a champion fitted on few customers
 FAR = 50.0  # a log_aov far above the training deciles: a share p of shops moved there gives a PSI that grows with p
 
 
@@ -149,6 +150,44 @@ def test_stable_feature_drift_still_triggers(feature_drift_only, tiny_model):
     decision = _run(settings, lake, tiny_model, "2011-02", moved=0.3)
     assert decision["decision"] == TRAIN and "feature drift" in decision["reason"] and "log_aov" in decision["reason"]
     assert decision["drift"]["max_feature"] == "log_aov" and 0.3 < decision["drift"]["max_feature_psi"] < 0.7
+
+
+def test_sampling_alone_passes_the_chance_level_about_once_in_a_hundred():
+    # two samples of one distribution, the sizes of a first customer model (100 repeat buyers) and the next month
+    rng = np.random.default_rng(3)
+    psis = []
+    for _ in range(300):
+        reference = drift.feature_reference(rng.normal(size=(100, 1)))
+        psis.append(drift.feature_psi(reference, rng.normal(size=(130, 1)), ["x"])["x"])
+    psis = np.array(psis)
+    chance = drift.chance_psi(len(reference["cuts"][0]) + 1, reference["rows"], 130)
+    assert reference["rows"] == 100 and chance > 0.25
+    assert (psis > 0.25).mean() > 0.05  # the fixed threshold alone would retrain on noise
+    assert (psis > chance).mean() < 0.04
+    assert drift.chance_psi(10, 20_000, 20_000) < 0.01  # shop data at scale: the setting decides
+    assert drift.chance_psi(10, None, 130) == 0.0  # a model saved before its reference's size was recorded
+
+
+def test_drift_within_chance_of_a_small_training_set_reuses(feature_drift_only, tiny_model):
+    settings = load_settings()
+    x = tiny_model["base"][FEATURES].to_numpy(dtype="float64")
+    lake, _ = _champion(settings, tiny_model, reference=drift.feature_reference(x[:SMALL_REFERENCE]))
+    decision = _run(settings, lake, tiny_model, "2011-02", moved=0.2)
+    measured = decision["drift"]
+    assert measured["reference_rows"] == SMALL_REFERENCE and measured["rows"] == SHOPS
+    assert settings.drift_feature_psi < measured["max_feature_psi"] < measured["chance_feature_psi"]
+    assert decision["decision"] == REUSE and "drift within thresholds" in decision["reason"]
+
+
+def test_drift_past_chance_of_a_small_training_set_trains_and_says_why(feature_drift_only, tiny_model):
+    settings = load_settings()
+    x = tiny_model["base"][FEATURES].to_numpy(dtype="float64")
+    lake, _ = _champion(settings, tiny_model, reference=drift.feature_reference(x[:SMALL_REFERENCE]))
+    decision = _run(settings, lake, tiny_model, "2011-02", moved=0.3)
+    measured = decision["drift"]
+    assert measured["max_feature_psi"] > measured["chance_feature_psi"] > settings.drift_feature_psi
+    assert decision["decision"] == TRAIN and decision["trigger"] == "drift"
+    assert f"the level chance reaches with {SMALL_REFERENCE} rows at training and {SHOPS} now" in decision["reason"]
 
 
 # hysteresis and cooldown on a real lake ------------------------------------------------------------------------

@@ -73,14 +73,25 @@ def measure_drift(settings: Settings, lake: Lake, registry: Registry, version: s
     picked = subsample(len(eligible), MIX_SAMPLE, settings.seed)
     segments, _ = champion.model.predict(eligible.iloc[picked])
     mix = drift.segment_mix(segments)
+    trained_mix = champion.metadata.get("segment_shares", {})
     trained_noise = champion.metadata.get("metrics", {}).get("noise_share", 0.0)
+    worst_bins = len(reference["cuts"][names.index(worst)]) + 1 if worst else 0
     return {
         "feature_psi": psi,  # every model feature, for the record
         "drift_features": considered,  # the features whose drift counts
         "max_feature": worst,
         "max_feature_psi": worst_psi,
-        "mix_psi": round(drift.mix_psi(champion.metadata.get("segment_shares", {}), mix), 4),
+        "mix_psi": round(drift.mix_psi(trained_mix, mix), 4),
         "noise_jump": round(mix.get("-1", 0.0) - trained_noise, 4),
+        # what sampling alone gives between the training rows and this month's (0: the size was not recorded)
+        "chance_feature_psi": round(drift.chance_psi(worst_bins, reference.get("rows"), len(eligible)), 4),
+        "chance_mix_psi": round(
+            drift.chance_psi(len(set(trained_mix) | set(mix)), champion.metadata.get("segment_rows"), len(picked)), 4
+        ),
+        "rows": len(eligible),
+        "reference_rows": reference.get("rows"),
+        "mix_rows": len(picked),
+        "mix_reference_rows": champion.metadata.get("segment_rows"),
     }
 
 
@@ -98,16 +109,30 @@ def _worst(measured: dict) -> str | None:
 def _exceeded(measured: dict, settings: Settings) -> list[tuple[str, str]]:
     """Each measure past its threshold: (the reason naming the threshold, the brief signal)."""
     found = []
-    if measured["max_feature_psi"] > settings.drift_feature_psi:
+    limit, shown = _psi_limit(settings.drift_feature_psi, measured, "chance_feature_psi", "reference_rows", "rows")
+    if measured["max_feature_psi"] > limit:
         psi = f"PSI {measured['max_feature_psi']:.2f} on {_worst(measured)}"
-        found.append((f"feature drift: {psi} > {settings.drift_feature_psi}", f"feature {psi}"))
-    if measured["mix_psi"] > settings.drift_mix_psi:
+        found.append((f"feature drift: {psi} > {shown}", f"feature {psi}"))
+    limit, shown = _psi_limit(settings.drift_mix_psi, measured, "chance_mix_psi", "mix_reference_rows", "mix_rows")
+    if measured["mix_psi"] > limit:
         psi = f"PSI {measured['mix_psi']:.2f}"
-        found.append((f"segment mix drift: {psi} > {settings.drift_mix_psi}", f"segment mix {psi}"))
+        found.append((f"segment mix drift: {psi} > {shown}", f"segment mix {psi}"))
     if measured["noise_jump"] > settings.drift_noise_jump:
         jump = f"noise share up {measured['noise_jump']:.1%}"
         found.append((f"{jump} > {settings.drift_noise_jump:.0%}", jump))
     return found
+
+
+def _psi_limit(threshold: float, measured: dict, chance: str, trained: str, now: str) -> tuple[float, str]:
+    """The PSI a measure must pass and how to show it: the setting, or what sampling alone gives when that is
+    higher (records made before the chance level was measured have none)."""
+    level = measured.get(chance, 0.0)
+    if level <= threshold:
+        return threshold, f"{threshold}"
+    return (
+        level,
+        f"{level:.2f}, the level chance reaches with {measured[trained]:,} rows at training and {measured[now]:,} now",
+    )
 
 
 def drift_reasons(measured: dict, settings: Settings) -> list[str]:

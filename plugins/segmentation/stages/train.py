@@ -263,6 +263,7 @@ def assign_ids(
         "overall_profile": overall,
         "segment_centroids": {str(alignment.segment_map[c]): v for c, v in new_centroids.items()},
         "segment_shares": drift.segment_mix(segments),
+        "segment_rows": len(segments),
         "kept_share_vs_champion": kept_share(old_segments, segments) if champion else None,
     }
 

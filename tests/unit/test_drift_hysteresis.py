@@ -177,6 +177,10 @@ def test_drift_within_chance_of_a_small_training_set_reuses(feature_drift_only, 
     assert measured["reference_rows"] == SMALL_REFERENCE and measured["rows"] == SHOPS
     assert settings.drift_feature_psi < measured["max_feature_psi"] < measured["chance_feature_psi"]
     assert decision["decision"] == REUSE and "drift within thresholds" in decision["reason"]
+    assert (
+        f"feature PSI {measured['max_feature_psi']:.2f} on log_aov past the setting, within what chance gives"
+        in (decision["reason"])
+    )
 
 
 def test_drift_past_chance_of_a_small_training_set_trains_and_says_why(feature_drift_only, tiny_model):

@@ -135,6 +135,19 @@ def _psi_limit(threshold: float, measured: dict, chance: str, trained: str, now:
     )
 
 
+def _within_chance(measured: dict, settings: Settings) -> str:
+    """' (feature PSI 0.28 on x past 0.25 but within chance: ...)' where only the chance level kept a measure from
+    counting, so the record says why a PSI above the setting did not retrain."""
+    held = []
+    if settings.drift_feature_psi < measured["max_feature_psi"] <= measured.get("chance_feature_psi", 0.0):
+        held.append(f"feature PSI {measured['max_feature_psi']:.2f} on {_worst(measured)}")
+    if settings.drift_mix_psi < measured["mix_psi"] <= measured.get("chance_mix_psi", 0.0):
+        held.append(f"segment mix PSI {measured['mix_psi']:.2f}")
+    if not held:
+        return ""
+    return f" ({', '.join(held)} past the setting, within what chance gives at these sizes)"
+
+
 def drift_reasons(measured: dict, settings: Settings) -> list[str]:
     return [reason for reason, _ in _exceeded(measured, settings)]
 
@@ -363,6 +376,7 @@ def choose(settings: Settings, lake: Lake, registry: Registry, month: str, force
             "model_version": applicable,
             "drift": measured,
             "reason": f"champion v{applicable} (trained for {trained_for}, {age} months old); drift within thresholds"
+            + _within_chance(measured, settings)
             + aged,
             **({"held_by": "cooldown", "held_since": cooling["month"]} if cooling else {}),
         }

@@ -136,8 +136,8 @@ def _psi_limit(threshold: float, measured: dict, chance: str, trained: str, now:
 
 
 def _within_chance(measured: dict, settings: Settings) -> str:
-    """' (feature PSI 0.28 on x past 0.25 but within chance: ...)' where only the chance level kept a measure from
-    counting, so the record says why a PSI above the setting did not retrain."""
+    """' (feature PSI 0.28 on x past the setting, within what chance gives at these sizes)' where only the chance
+    level kept a measure from counting: the record says why a PSI above the setting did not retrain."""
     held = []
     if settings.drift_feature_psi < measured["max_feature_psi"] <= measured.get("chance_feature_psi", 0.0):
         held.append(f"feature PSI {measured['max_feature_psi']:.2f} on {_worst(measured)}")

@@ -93,12 +93,12 @@ def test_customer_lifecycle_rules():
 
 
 def test_one_time_buyers_split_at_the_median_spend_of_one_time_buyers():
-    # one-time buyers spend 10, 30, 40, 30, 50 and 45 (median 35); the repeat customer's 1000 does not count
+    # one-time buyers spend 10, 30, 40, 30, 50, 45 and 35 (median 35); the repeat customer's 1000 does not count
     frame = pd.DataFrame(
         {
-            "orders": [1, 1, 1, 1, 1, 1, 4, 1],
-            "recency_days": [300, 300, 300, 300, 30, 120, 20, 60],
-            "spend": [10.0, 30.0, 40.0, np.nan, 30.0, 50.0, 1000.0, 45.0],
+            "orders": [1, 1, 1, 1, 1, 1, 4, 1, 1],
+            "recency_days": [300, 300, 300, 300, 30, 120, 20, 60, 200],
+            "spend": [10.0, 30.0, 40.0, np.nan, 30.0, 50.0, 1000.0, 45.0, 35.0],
         }
     )
     assert lifecycle.customer_rules(frame).tolist() == [
@@ -110,6 +110,7 @@ def test_one_time_buyers_split_at_the_median_spend_of_one_time_buyers():
         lifecycle.ONE_TIME_RECENT_HIGHER,
         -2,
         lifecycle.NEW_CUSTOMER_HIGHER,
+        lifecycle.ONE_TIME_LAPSED,  # at the median: lower
     ]
     split = (
         lifecycle.NEW_CUSTOMER,

@@ -22,7 +22,8 @@ Data sets (each run month by month through `segmentation run`, as a user would, 
   block seasons varying by year, compound, linear and step trends starting up to 18 months in, periodic and bursty
   buyers, 18% of shops skipping months).
 Planted data: ARI against the planted behaviours, noise share, largest share, and the share of shops keeping their
-segment id from one month to the next (planted behaviours do not change); at 24 months of history and in the last
+segment id from one month to the next (planted behaviours do not change; also over the model's shops in both
+months only, leaving out lifecycle moves such as a new shop reaching 6 months); at 24 months of history and in the last
 month, the ARI a supervised classifier reaches on the same shops' window of sales (`benchmarks/planted_measures.py`). Every data set: the candidates the gates
 compared (autoencoder + HDBSCAN against HDBSCAN, KMeans and a GMM on the scaled features) with the selection.
 
@@ -360,6 +361,11 @@ def planted(workdir: Path, name: str, sales, truth, first: str, last: str, env: 
             row["ari_supervised"] = supervised_ari(sales, truth, run["month"], scored["shop_id"])
         if previous is not None:
             row["kept_ids"] = kept_ids(previous, segments)
+            # the model's shops in both months: a shop graduating from "New shops" is not the model changing its mind
+            modelled = set(previous.loc[previous["eligible"], "shop_id"]) & set(
+                segments.loc[segments["eligible"], "shop_id"]
+            )
+            row["kept_ids_modelled"] = kept_ids(previous, segments, modelled)
         previous = segments
         rows.append(row)
     version = next((r["model_version"] for r in reversed(runs) if r["model_version"]), None)

@@ -168,30 +168,45 @@ def test_sampling_alone_passes_the_chance_level_about_once_in_a_hundred():
     assert drift.chance_psi(10, None, 130) == 0.0  # a model saved before its reference's size was recorded
 
 
-def test_drift_within_chance_of_a_small_training_set_reuses(feature_drift_only, tiny_model):
+def _small_reference_month(tiny, moved: float) -> tuple:
+    """(settings, decision) for 2011-02 under a champion whose drift reference holds SMALL_REFERENCE rows."""
     settings = load_settings()
-    x = tiny_model["base"][FEATURES].to_numpy(dtype="float64")
-    lake, _ = _champion(settings, tiny_model, reference=drift.feature_reference(x[:SMALL_REFERENCE]))
-    decision = _run(settings, lake, tiny_model, "2011-02", moved=0.2)
+    x = tiny["base"][FEATURES].to_numpy(dtype="float64")
+    reference = drift.feature_reference(x[:SMALL_REFERENCE])
+    lake, _ = _champion(settings, tiny, reference=reference)
+    return settings, _run(settings, lake, tiny, "2011-02", moved=moved)
+
+
+def test_drift_within_chance_of_a_small_training_set_reuses(feature_drift_only, tiny_model):
+    settings, decision = _small_reference_month(tiny_model, moved=0.2)
     measured = decision["drift"]
     assert measured["reference_rows"] == SMALL_REFERENCE and measured["rows"] == SHOPS
     assert settings.drift_feature_psi < measured["max_feature_psi"] < measured["chance_feature_psi"]
     assert decision["decision"] == REUSE and "drift within thresholds" in decision["reason"]
     assert (
         f"feature PSI {measured['max_feature_psi']:.2f} on log_aov past the setting, within what chance gives"
-        in (decision["reason"])
+        in decision["reason"]
     )
 
 
 def test_drift_past_chance_of_a_small_training_set_trains_and_says_why(feature_drift_only, tiny_model):
-    settings = load_settings()
-    x = tiny_model["base"][FEATURES].to_numpy(dtype="float64")
-    lake, _ = _champion(settings, tiny_model, reference=drift.feature_reference(x[:SMALL_REFERENCE]))
-    decision = _run(settings, lake, tiny_model, "2011-02", moved=0.3)
+    settings, decision = _small_reference_month(tiny_model, moved=0.3)
     measured = decision["drift"]
     assert measured["max_feature_psi"] > measured["chance_feature_psi"] > settings.drift_feature_psi
     assert decision["decision"] == TRAIN and decision["trigger"] == "drift"
     assert f"the level chance reaches with {SMALL_REFERENCE} rows at training and {SHOPS} now" in decision["reason"]
+
+
+def test_a_model_saved_before_its_reference_size_is_judged_on_its_training_rows(feature_drift_only, tiny_model):
+    # an older model: the reference has no `rows`, the training sample's size is in `train_shops`
+    x = tiny_model["base"][FEATURES].to_numpy(dtype="float64")
+    reference = {k: v for k, v in drift.feature_reference(x[:SMALL_REFERENCE]).items() if k != "rows"}
+    settings = load_settings()
+    lake, _ = _champion(settings, tiny_model, reference=reference, train_shops=SMALL_REFERENCE)
+    decision = _run(settings, lake, tiny_model, "2011-02", moved=0.2)
+    assert decision["drift"]["reference_rows"] == SMALL_REFERENCE
+    assert decision["drift"]["chance_feature_psi"] > settings.drift_feature_psi
+    assert decision["decision"] == REUSE
 
 
 # hysteresis and cooldown on a real lake ------------------------------------------------------------------------

@@ -76,6 +76,8 @@ def measure_drift(settings: Settings, lake: Lake, registry: Registry, version: s
     trained_mix = champion.metadata.get("segment_shares", {})
     trained_noise = champion.metadata.get("metrics", {}).get("noise_share", 0.0)
     worst_bins = len(reference["cuts"][names.index(worst)]) + 1 if worst else 0
+    # the reference is the training sample, so models saved before it recorded its size have it as `train_shops`
+    reference_rows = reference.get("rows") or champion.metadata.get("train_shops")
     return {
         "feature_psi": psi,  # every model feature, for the record
         "drift_features": considered,  # the features whose drift counts
@@ -84,12 +86,12 @@ def measure_drift(settings: Settings, lake: Lake, registry: Registry, version: s
         "mix_psi": round(drift.mix_psi(trained_mix, mix), 4),
         "noise_jump": round(mix.get("-1", 0.0) - trained_noise, 4),
         # what sampling alone gives between the training rows and this month's (0: the size was not recorded)
-        "chance_feature_psi": round(drift.chance_psi(worst_bins, reference.get("rows"), len(eligible)), 4),
+        "chance_feature_psi": round(drift.chance_psi(worst_bins, reference_rows, len(eligible)), 4),
         "chance_mix_psi": round(
             drift.chance_psi(len(set(trained_mix) | set(mix)), champion.metadata.get("segment_rows"), len(picked)), 4
         ),
         "rows": len(eligible),
-        "reference_rows": reference.get("rows"),
+        "reference_rows": reference_rows,
         "mix_rows": len(picked),
         "mix_reference_rows": champion.metadata.get("segment_rows"),
     }

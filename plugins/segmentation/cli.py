@@ -173,7 +173,8 @@ def _add_source_options(parser) -> None:
     parser.add_argument(
         "--date-format",
         metavar="FORMAT",
-        help='strftime format of invoice dates, e.g. "%%d/%%m/%%Y %%H:%%M" (ISO 8601 is always tried)',
+        help='strftime format of invoice dates, e.g. "%%d/%%m/%%Y %%H:%%M" (ISO 8601 is always tried; '
+        "without it the layout's, or one inferred month first, day first where month first cannot read them all)",
     )
     parser.add_argument(
         "--encoding",

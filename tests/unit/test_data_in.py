@@ -222,7 +222,7 @@ def test_invoice_file_breaking_its_layout_contract_is_rejected(settings, tmp_pat
 
 def _renamed_invoices(tmp_path):
     """Invoice lines with their own headers and day-first dates: the first date reads either way, the second
-    only day-first."""
+    only day first."""
     path = tmp_path / "export.csv"
     path.write_text(
         "Client Nr,Booked,Units,Total\nc1,03/02/2011 10:00,2,20.5\nc2,25/02/2011 11:30,1,7\nc1,26/03/2011 09:00,4,12\n"
@@ -236,14 +236,22 @@ def test_cli_reads_invoice_columns_and_date_format(home, tmp_path, capsys):
     assert cli(args) == 2
     assert "lacks column(s) customer_id (customer)" in capsys.readouterr().err
     mapping = ["--columns", 'customer="Client Nr",date=Booked,quantity=Units,amount=Total']
-    assert cli(args + mapping) == 2
-    err = capsys.readouterr().err
-    assert "unparseable date(s) in Booked" in err and "'25/02/2011 11:30'" in err
-    assert cli(args + mapping + ["--date-format", "%d/%m/%Y %H:%M"]) == 0
     from segmentation.config import load_settings
 
-    staged = Lake(load_settings().lake_root).read_table(month_ref("staging", "2011-02")).to_pandas()
-    assert sorted(zip(staged["shop_id"], staged["sales_value"], strict=True)) == [("c1", 20.5), ("c2", 7.0)]
+    lake = Lake(load_settings().lake_root)
+    for date_format in ([], ["--date-format", "%d/%m/%Y %H:%M"]):  # inferred day first, or given
+        assert cli(args + mapping + date_format) == 0
+        staged = lake.read_table(month_ref("staging", "2011-02")).to_pandas()
+        assert sorted(zip(staged["shop_id"], staged["sales_value"], strict=True)) == [("c1", 20.5), ("c2", 7.0)]
+
+
+def test_cli_names_dates_that_read_neither_month_nor_day_first(home, tmp_path, capsys):
+    path = tmp_path / "export.csv"
+    path.write_text("client,booked,total\nc1,03/02/2011,20.5\nc2,25/02/2011,7\nc3,02/25/2011,3\n")
+    args = ["stage", "ingest", "--month", "2011-02", "--input", str(path), "--source", "invoices", "--layout", "plain"]
+    assert cli(args + ["--columns", "customer=client,date=booked,amount=total"]) == 2
+    err = capsys.readouterr().err
+    assert "1 missing or unparseable date(s) in booked" in err and "'25/02/2011'" in err and "--date-format" in err
 
 
 def _windows_export(tmp_path):

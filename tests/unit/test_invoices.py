@@ -377,6 +377,24 @@ def test_unparseable_dates_are_counted_with_examples(tmp_path):
     assert "'not a date'" in str(info.value) and "'31/12/2010 8:26'" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "dates, expected, day_first",
+    [
+        (["01-02-2015", "15-01-2015"], ["2015-02-01", "2015-01-15"], True),  # month first cannot read the second
+        (["12.01.2015 10:00", "31.01.2015 09:30"], ["2015-01-12", "2015-01-31"], True),
+        (["03/02/2011", "12/01/2011"], ["2011-03-02", "2011-12-01"], False),  # both read month first: kept so
+        (["2015/01/02", "2015/12/31"], ["2015-01-02", "2015-12-31"], False),  # year first is never read day first
+    ],
+)
+def test_inferred_dates_read_day_first_only_where_month_first_cannot(tmp_path, caplog, dates, expected, day_first):
+    rows = "".join(f"c{i},{d},9.5\n" for i, d in enumerate(dates))
+    path = _write(tmp_path / "orders.csv", "customer_id,date,amount\n" + rows)
+    with caplog.at_level(logging.INFO, logger="segmentation.sources.invoices"):
+        lines = read_invoices(path, PLAIN_LAYOUT)
+    assert list(lines["date"].dt.strftime("%Y-%m-%d")) == expected
+    assert ("read day first" in caplog.text) == day_first
+
+
 def test_bad_encoding_reports_byte_offset(tmp_path):
     data = "customer_id,date,quantity,amount,product_id\n1,2024-01-03,2,10.0,CAFÉ\n".encode("latin-1")
     path = tmp_path / "latin1.csv"

@@ -331,25 +331,47 @@ def _as_number(values: pd.Series, column: str, path: Path) -> pd.Series:
 def _parse_dates(values: pd.Series, date_format: str | None, column: str, path: Path) -> pd.Series:
     """Dates in the layout's format (or inferred), falling back to ISO 8601; raises on any left unparsed.
 
-    Dates with UTC offsets, one or several, are read at the local time written on the invoice (the offset is
-    dropped), so an order belongs to the day and month printed on it."""
+    An inferred format is read month first, as pandas does; where that leaves dates unread and reading them day
+    first reads every one ("15-01-2015"), the file is read day first and the log says so. Dates with UTC offsets,
+    one or several, are read at the local time written on the invoice (the offset is dropped), so an order
+    belongs to the day and month printed on it."""
     if pd.api.types.is_datetime64_any_dtype(values):
         parsed = values.dt.tz_localize(None) if getattr(values.dt, "tz", None) is not None else values
     else:
         text = values.astype("str").str.strip().str.replace(UTC_OFFSET, r"\1", regex=True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "could not infer format" when inferring
-            parsed = pd.to_datetime(text, format=date_format, errors="coerce")
-        retry = parsed.isna() & text.notna()
-        if retry.any():
-            parsed = parsed.copy()
-            parsed[retry] = pd.to_datetime(text[retry], format="ISO8601", errors="coerce")
+        parsed = _to_datetime(text, date_format)
+        if date_format is None and parsed.isna().any():
+            day_first = _to_datetime(text, None, dayfirst=True)
+            if not day_first.isna().any():
+                log.info(
+                    "invoices %s: dates in %s read day first (%d unread month first, e.g. %s)",
+                    path,
+                    column,
+                    int(parsed.isna().sum()),
+                    _examples(values[parsed.isna()]),
+                )
+                parsed = day_first
     bad = parsed.isna()
     if bad.any():
         raise InvoiceSourceError(
             f"{path}: {int(bad.sum())} missing or unparseable date(s) in {column} "
-            f"(expected {date_format or 'an inferable format'} or ISO 8601), e.g. {_examples(values[bad])}"
+            f"(expected {date_format or 'an inferable format, month or day first,'} or ISO 8601; give the format "
+            f'with --date-format or the param invoice_date_format, e.g. "%d/%m/%Y %H:%M"), '
+            f"e.g. {_examples(values[bad])}"
         )
+    return parsed
+
+
+def _to_datetime(text: pd.Series, date_format: str | None, dayfirst: bool = False) -> pd.Series:
+    """`text` read in `date_format` (inferred from the first date where None), the rest as ISO 8601; NaT where
+    neither reads."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "could not infer format" when inferring
+        parsed = pd.to_datetime(text, format=date_format, dayfirst=dayfirst, errors="coerce")
+    retry = parsed.isna() & text.notna()
+    if retry.any():
+        parsed = parsed.copy()
+        parsed[retry] = pd.to_datetime(text[retry], format="ISO8601", errors="coerce")
     return parsed
 
 

@@ -338,6 +338,27 @@ def test_plain_layout_without_quantities_counts_each_line_as_one_unit(tmp_path, 
     ]
 
 
+def test_plain_layout_without_amounts_values_lines_by_price_or_units(tmp_path, caplog):
+    """Basket logs often carry no money at all (the Kaggle groceries data: member, date, item)."""
+    path = _write(
+        tmp_path / "baskets.csv",
+        "Member_number,Date,itemDescription\n1808,21-07-2015,milk\n1808,21-07-2015,rolls\n2552,05-01-2015,milk\n",
+    )
+    mapping = {"customer": "Member_number", "date": "Date", "product": "itemDescription"}
+    with caplog.at_level(logging.INFO, logger="segmentation.sources.invoices"):
+        monthly, report = monthly_contract_from_invoices(path, PLAIN_LAYOUT, mapping)
+    assert "each line is worth its quantity, so spend counts units" in caplog.text
+    assert report["rows_out"] == 3
+    assert monthly[["shop_id", "product_id", "month", "sales_qty", "sales_value"]].to_dict("records") == [
+        {"shop_id": "1808", "product_id": "milk", "month": 7, "sales_qty": 1.0, "sales_value": 1.0},
+        {"shop_id": "1808", "product_id": "rolls", "month": 7, "sales_qty": 1.0, "sales_value": 1.0},
+        {"shop_id": "2552", "product_id": "milk", "month": 1, "sales_qty": 1.0, "sales_value": 1.0},
+    ]
+    priced = _write(tmp_path / "priced.csv", "customer_id,date,quantity,unit_price\nA,2024-03-01,3,2.5\n")
+    monthly, _ = monthly_contract_from_invoices(priced, PLAIN_LAYOUT, {"price": "unit_price"})
+    assert monthly[["sales_qty", "sales_value"]].to_dict("records") == [{"sales_qty": 3.0, "sales_value": 7.5}]
+
+
 @pytest.mark.parametrize("field_name, column", [("quantity", "units"), ("product", "sku")])
 def test_a_mapped_column_the_file_lacks_is_named(tmp_path, field_name, column):
     """An optional field mapped by the user is no longer optional: a typo must not go unread."""

@@ -149,7 +149,9 @@ PLAIN_LAYOUT = InvoiceLayout(
         "amount": "amount",
         "product": "product_id",
     },
-    required=("customer", "date", "amount"),  # without a quantity column, each line is one unit
+    # without a quantity column each line is one unit; without an amount, a line is worth quantity * price, or
+    # its quantity where there is no price either (spend then counts units)
+    required=("customer", "date"),
     encoding="utf-8",
     date_format=None,
     value_is_amount=True,
@@ -310,7 +312,22 @@ def _canonical(raw: pd.DataFrame, layout: InvoiceLayout, path: Path) -> pd.DataF
     if "quantity" not in out.columns:  # only optional where the line's value is its amount
         log.info("invoices %s: no %s column; each line counts as one unit", path, layout.columns.get("quantity"))
         out["quantity"] = 1.0
+    if layout.value_is_amount and "amount" not in out.columns:
+        out["amount"] = _amount_from_lines(out, layout, path)
     return out.reset_index(drop=True)
+
+
+def _amount_from_lines(lines: pd.DataFrame, layout: InvoiceLayout, path: Path) -> pd.Series:
+    """A file without amounts: each line is worth quantity * price, or its quantity without a price column."""
+    if "price" in lines.columns:
+        log.info("invoices %s: no %s column; each line is worth quantity * price", path, layout.columns["amount"])
+        return lines["quantity"] * lines["price"]
+    log.warning(
+        "invoices %s: no %s or price column; each line is worth its quantity, so spend counts units",
+        path,
+        layout.columns["amount"],
+    )
+    return lines["quantity"].copy()
 
 
 def _as_text(values: pd.Series) -> pd.Series:

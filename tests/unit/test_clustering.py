@@ -145,6 +145,23 @@ def test_k_is_chosen_on_plain_kmeans_and_refined_after(monkeypatch):
     assert not kmeans_by_stability(x, seed=0, k_range=range(4, 10), refine=False).refine
 
 
+def test_where_size_tiers_follow_a_finer_k_must_separate_almost_as_well(monkeypatch):
+    # the same measurements as above: with size tiers after it, k=7 (4.5% below k=6) is outside the tighter
+    # tolerance, and k=6 leaves the large and small steady shops to the tiers
+    from segmentation.model import clustering
+
+    scripted(
+        monkeypatch,
+        plain={4: 0.4124, 5: 0.4139, 6: 0.4166, 7: 0.3980, 8: 0.3852, 9: 0.3421},
+        refined={4: 0.4106, 5: 0.4139, 6: 0.4166, 7: 0.3826, 8: 0.3627, 9: 0.3185},
+        unstable={9},
+    )
+    x = np.random.default_rng(0).normal(size=(400, 3))
+    tiered = clustering.TIERED_SILHOUETTE_TOLERANCE
+    assert kmeans_by_stability(x, seed=0, k_range=range(4, 10), tolerance=tiered).n_clusters == 6
+    assert kmeans_by_stability(x, seed=0, k_range=range(4, 10)).n_clusters == 7
+
+
 def test_k_is_judged_on_several_selection_samples_pooled(monkeypatch):
     # silhouettes per selection sample as on the second independent shop generator (2023-12, 20,000 shops, seed
     # 43): the first sample's k=4 is an outlier that, on its own, lifts the tolerance above k=6

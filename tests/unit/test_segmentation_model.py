@@ -227,6 +227,28 @@ def test_no_size_tiers_without_the_size_feature_or_in_the_latent_space():
     assert not isinstance(latent.fit(frame).clusterer_, SizeTiers)
 
 
+def test_k_is_chosen_with_the_tighter_tolerance_only_where_size_tiers_follow(monkeypatch):
+    from segmentation.model import clustering
+
+    used = []
+    choose = clustering.kmeans_by_stability
+
+    def recording(x, seed, **kwargs):
+        used.append(kwargs["tolerance"])
+        return choose(x, seed, **kwargs)
+
+    monkeypatch.setattr(clustering, "kmeans_by_stability", recording)
+    frame = shops_with_size_tiers()
+    SegmentationModel(["trend_z", "log_level"], [1.5, 1.5], "kmeans", seed=0).fit(frame)
+    SegmentationModel(["trend_z", "log_aov"], None, "kmeans", seed=0).fit(
+        frame.rename(columns={"log_level": "log_aov"})
+    )
+    latent = SegmentationModel(["trend_z", "log_level"], [1.5, 1.5], "autoencoder_kmeans", latent_dim=2, epochs=3)
+    latent.fit(frame)
+    tiered, plain = clustering.TIERED_SILHOUETTE_TOLERANCE, clustering.SILHOUETTE_TOLERANCE
+    assert tiered < plain and used == [tiered, plain, plain]
+
+
 def test_predict_keeps_last_months_segment_ids_through_the_segment_map():
     frame = shops_with_size_tiers()
     model = SegmentationModel(["trend_z", "log_level"], [1.5, 1.5], "kmeans", seed=0).fit(frame)

@@ -131,7 +131,10 @@ class SegmentationModel(BaseEstimator):
             self.clusterer_ = clustering.fit_clusterer(space)
             self.noise_assigner_ = NoiseAssigner().fit(space, self.clusterer_.labels_)
         else:
-            fitted = (clustering.kmeans_by_stability if kind == "kmeans" else clustering.gmm_by_bic)(space, self.seed)
+            if kind == "kmeans":
+                fitted = clustering.kmeans_by_stability(space, self.seed, tolerance=self._silhouette_tolerance)
+            else:
+                fitted = clustering.gmm_by_bic(space, self.seed)
             self.clusterer_, self.noise_assigner_ = self._with_size_tiers(fitted, space), None
         self.segment_map_ = {}
         return self
@@ -139,9 +142,19 @@ class SegmentationModel(BaseEstimator):
     def _with_size_tiers(self, fitted, space: np.ndarray):
         """The partitioning clusterer split into size tiers where its space holds the size feature (the scaled
         features of shop data; not the latent space, nor customer data, which has no size tier)."""
-        if self.uses_autoencoder or SIZE_FEATURE not in self.features:
+        if not self._size_tiered:
             return fitted
         return clustering.SizeTiers.around(fitted, space, list(self.features).index(SIZE_FEATURE))
+
+    @property
+    def _size_tiered(self) -> bool:
+        """Whether the clusterer's space holds the size feature, so its segments are split into size tiers."""
+        return not self.uses_autoencoder and SIZE_FEATURE in self.features
+
+    @property
+    def _silhouette_tolerance(self) -> float:
+        """How much less separation a finer k may have: less where size tiers split the segments afterwards."""
+        return clustering.TIERED_SILHOUETTE_TOLERANCE if self._size_tiered else clustering.SILHOUETTE_TOLERANCE
 
     @property
     def uses_autoencoder(self) -> bool:

@@ -252,6 +252,9 @@ def test_cli_names_dates_that_read_neither_month_nor_day_first(home, tmp_path, c
     assert cli(args + ["--columns", "customer=client,date=booked,amount=total"]) == 2
     err = capsys.readouterr().err
     assert "1 missing or unparseable date(s) in booked" in err and "'25/02/2011'" in err and "--date-format" in err
+    from segmentation.config import load_settings
+
+    assert not Lake(load_settings().lake_root).has_partition(month_ref("staging", "2011-02"))  # nothing landed
 
 
 def _windows_export(tmp_path):

@@ -416,6 +416,52 @@ def test_inferred_dates_read_day_first_only_where_month_first_cannot(tmp_path, c
     assert ("read day first" in caplog.text) == day_first
 
 
+RETAIL_II_LINES = [
+    ["Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price", "Customer ID", "Country"],
+    ["489434", "85048", "LED CUSHION", "12", "2009-12-01 07:45", "6.95", "13085", "United Kingdom"],
+    ["489434", "79323P", "PINK CHERRY LIGHTS", "1200", "2009-12-01 07:45", "0.85", "13085", "United Kingdom"],
+    ["489436", "22041", "CARD, GREETING", "48", "2010-01-04 09:06", "1250.5", "13078", "Germany"],
+]
+
+
+def _delimited(lines: list[list[str]], sep: str, decimal: str) -> str:
+    """The lines as a spreadsheet in that locale writes them: numbers with its decimal mark (thousands points where
+    it is a comma), fields quoted where they hold the separator."""
+
+    def cell(text: str) -> str:
+        if decimal == "," and text.replace(".", "", 1).isdigit() and "." in text:
+            whole, frac = text.split(".")
+            text = f"{int(whole):,}".replace(",", ".") + "," + frac
+        return f'"{text}"' if sep in text or "," in text else text
+
+    return "".join(sep.join(cell(c) for c in line) + "\n" for line in lines)
+
+
+@pytest.mark.parametrize(
+    "name, sep, decimal",
+    [("semicolon.csv", ";", ","), ("tabs.tsv", "\t", "."), ("pipes.txt", "|", "."), ("semicolon_dots.csv", ";", ".")],
+)
+def test_semicolon_tab_and_pipe_exports_read_as_the_comma_file(tmp_path, caplog, name, sep, decimal):
+    """Spreadsheets in locales with a decimal comma export `;`-separated files with "6,95" and "1.250,5"."""
+    expected = read_invoices(_write(tmp_path / "comma.csv", _delimited(RETAIL_II_LINES, ",", ".")), UCI_LAYOUT)
+    with caplog.at_level(logging.INFO, logger="segmentation.sources.invoices"):
+        lines = read_invoices(_write(tmp_path / name, _delimited(RETAIL_II_LINES, sep, decimal)), UCI_LAYOUT)
+    pd.testing.assert_frame_equal(lines, expected)
+    assert lines["price"].tolist() == [6.95, 0.85, 1250.5]
+    assert f"fields separated by {sep!r}" in caplog.text
+    assert ("read with a decimal comma" in caplog.text) == (decimal == ",")
+
+
+def test_a_semicolon_export_with_numbers_in_neither_form_names_them(tmp_path):
+    lines = [*RETAIL_II_LINES[:2], [*RETAIL_II_LINES[2][:5], "0.85", *RETAIL_II_LINES[2][6:]]]
+    text = _delimited(lines[:2], ";", ",") + _delimited(lines[2:], ";", ".")  # "6,95" and "0.85" in one column
+    with pytest.raises(InvoiceSourceError, match=r"1 value\(s\) in Price are not numbers, e.g. '6,95'"):
+        read_invoices(_write(tmp_path / "mixed.csv", text), UCI_LAYOUT)
+    comma_file = _write(tmp_path / "comma.csv", 'customer_id,date,amount\n1,2024-01-03,"1,5"\n')
+    with pytest.raises(InvoiceSourceError, match="in amount are not numbers, e.g. '1,5'"):
+        read_invoices(comma_file, PLAIN_LAYOUT)  # a decimal comma is read only in semicolon-separated files
+
+
 def test_bad_encoding_reports_byte_offset(tmp_path):
     data = "customer_id,date,quantity,amount,product_id\n1,2024-01-03,2,10.0,CAFÉ\n".encode("latin-1")
     path = tmp_path / "latin1.csv"

@@ -41,7 +41,10 @@ RULES = (
 )
 NON_PRODUCT_CODES = frozenset({"POST", "D", "M", "DOT", "BANK CHARGES", "C2", "CRUK", "PADS", "AMAZONFEE", "S", "B"})
 NON_PRODUCT_PATTERN = r"(?i)^gift_"
-CSV_SUFFIXES = (".csv", ".txt", ".gz")
+CSV_SUFFIXES = (".csv", ".txt", ".tsv", ".gz")
+CSV_DELIMITERS = (",", ";", "\t", "|")  # comma first: it wins a tie
+# a number written with a decimal comma and optional thousands points: "2,55", "-1.234,5", "12"
+DECIMAL_COMMA = r"[+-]?(?:\d+|\d{1,3}(?:\.\d{3})+)(?:,\d+)?"
 PARQUET_SUFFIXES = (".parquet", ".pq")
 EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xlsb", ".xls", ".ods")  # read by calamine
 NA_STRINGS = ["", "nan", "NaN", "NULL", "null", "None"]
@@ -64,6 +67,7 @@ class InvoiceLayout:
     encoding: str = "utf-8"
     date_format: str | None = None  # None: infer; ISO 8601 is always tried for dates the format misses
     value_is_amount: bool = False  # True: the line's value is `amount`; False: quantity * price
+    decimal: str = "."  # the file's decimal mark: "," where a semicolon-separated export writes "2,55"
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.columns) - set(INVOICE_FIELDS))
@@ -198,10 +202,33 @@ def with_header_aliases(found: list[str], layout: InvoiceLayout) -> InvoiceLayou
 
 
 def _read_csv(path: Path, layout: InvoiceLayout) -> tuple[pd.DataFrame, InvoiceLayout]:
-    header = _csv_call(path, layout, nrows=0)
+    sep = _csv_delimiter(path, layout)
+    if sep != ",":
+        log.info("invoices %s: fields separated by %r", path, sep)
+    header = _csv_call(path, layout, sep=sep, nrows=0)
     layout = with_header_aliases(list(header.columns), layout)
+    if sep == ";":  # the list separator of locales whose decimal mark is a comma (spreadsheet exports)
+        layout = dataclasses.replace(layout, decimal=",")
     wanted = _check_columns(list(header.columns), layout, path)
-    return _csv_call(path, layout, usecols=wanted, dtype=str, keep_default_na=False, na_values=NA_STRINGS), layout
+    lines = _csv_call(path, layout, sep=sep, usecols=wanted, dtype=str, keep_default_na=False, na_values=NA_STRINGS)
+    return lines, layout
+
+
+def _csv_delimiter(path: Path, layout: InvoiceLayout) -> str:
+    """The delimiter (CSV_DELIMITERS) that splits the header into the most of the layout's columns: exports from
+    spreadsheets in much of Europe separate fields with semicolons, and some tools with tabs or pipes."""
+    try:
+        opener = gzip.open if path.suffix.lower() == ".gz" else open
+        with opener(path, "rt", encoding=layout.encoding, errors="replace", newline="") as handle:
+            header = handle.readline().lstrip("\ufeff")
+    except (OSError, EOFError, LookupError):
+        return ","  # the CSV reader names what is wrong with the file
+    known = {alias for column in layout.columns.values() for alias in (column, *HEADER_ALIASES.get(column, ()))}
+
+    def columns_found(sep: str) -> int:
+        return len(known & {name.strip() for name in next(csv.reader([header], delimiter=sep), [])})
+
+    return max(CSV_DELIMITERS, key=columns_found)
 
 
 def _csv_call(path: Path, layout: InvoiceLayout, **kwargs) -> pd.DataFrame:
@@ -304,7 +331,7 @@ def _canonical(raw: pd.DataFrame, layout: InvoiceLayout, path: Path) -> pd.DataF
         if name in TEXT_FIELDS:
             out[name] = _as_text(values)
         elif name in NUMBER_FIELDS:
-            out[name] = _as_number(values, column, path)
+            out[name] = _as_number(values, column, path, layout.decimal)
         else:
             out[name] = _parse_dates(values, layout.date_format, column, path)
     if "product" not in out.columns:
@@ -335,9 +362,18 @@ def _as_text(values: pd.Series) -> pd.Series:
     return text.mask(text == "")
 
 
-def _as_number(values: pd.Series, column: str, path: Path) -> pd.Series:
+def _as_number(values: pd.Series, column: str, path: Path, decimal: str = ".") -> pd.Series:
     numbers = pd.to_numeric(values, errors="coerce").astype("float64")
     bad = numbers.isna() & values.notna()
+    if bad.any() and decimal == ",":
+        text = values.astype("str").str.strip()
+        if text[values.notna()].str.fullmatch(DECIMAL_COMMA).all():
+            log.info(
+                "invoices %s: numbers in %s read with a decimal comma, e.g. %s", path, column, _examples(values[bad])
+            )
+            plain = text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+            numbers = pd.to_numeric(plain.where(values.notna()), errors="coerce").astype("float64")
+            bad = numbers.isna() & values.notna()
     if bad.any():
         raise InvoiceSourceError(
             f"{path}: {int(bad.sum())} value(s) in {column} are not numbers, e.g. {_examples(values[bad])}"

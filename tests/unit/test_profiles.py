@@ -53,6 +53,11 @@ CUSTOMERS_OVERALL = {**CUSTOMER}
         ({"season_amp_cos": 0.3, "active_noise": -0.5}, "Winter peak"),
         ({"active_trend_t": 2.0}, "Growing"),
         ({"active_trend_t": -2.0}, "Declining"),
+        # a median shop losing or gaining 18% a year is no steady segment, however noisy its shops' trends are
+        ({"active_trend_t": -1.0, "active_slope": -0.015}, "Declining"),
+        ({"active_trend_t": 1.0, "active_slope": 0.015}, "Growing"),
+        ({"active_trend_t": -1.0, "active_slope": -0.01}, "Steady"),
+        ({"active_trend_t": 0.5, "active_slope": 0.008}, "Steady"),
         ({"active_noise": -0.5}, "Erratic"),
         ({"active_noise": -0.5, "active_share": 0.4}, "Intermittent"),
         ({"season_amp_cos": 0.05, "season_amp_sin": 0.05}, "Steady"),

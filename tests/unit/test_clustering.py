@@ -228,6 +228,19 @@ def test_a_small_tier_or_overlapping_sizes_stay_one_segment():
         assert np.array_equal(tiers.labels_, KMeansClusterer(2, seed=0).fit(x).labels_)
 
 
+def test_sizes_two_groups_explain_only_weakly_better_stay_one_segment(monkeypatch):
+    """A broad segment that took in a smaller group of small shops (growing shops with some small steady ones):
+    two Gaussians fit its sizes a little better (BIC gain 6.7) and sit 2.2 Ashman's D apart, yet the evidence for
+    two groups is not very strong, so the segment is not cut into tiers."""
+    from segmentation.model import clustering
+
+    rng = np.random.default_rng(0)
+    sizes = np.concatenate([rng.normal(0.0, 0.8, 800), rng.normal(-1.6, 0.35, 150)])
+    assert clustering._tier_threshold(sizes, len(sizes)) is None
+    monkeypatch.setattr(clustering, "TIER_MIN_BIC_GAIN", 0.0)
+    assert clustering._tier_threshold(sizes, len(sizes)) is not None  # a better BIC alone would have cut it
+
+
 def test_tiers_around_a_fitted_clusterer_match_a_fresh_fit_and_bootstrap_refits_them():
     x, truth = size_tiers_data(seed=1)
     base = KMeansClusterer(2, seed=0, refine=True).fit(x)

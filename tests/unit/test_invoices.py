@@ -449,7 +449,25 @@ def test_semicolon_tab_and_pipe_exports_read_as_the_comma_file(tmp_path, caplog,
     pd.testing.assert_frame_equal(lines, expected)
     assert lines["price"].tolist() == [6.95, 0.85, 1250.5]
     assert f"fields separated by {sep!r}" in caplog.text
-    assert ("read with a decimal comma" in caplog.text) == (decimal == ",")
+    assert ("with decimal mark ','" in caplog.text) == (decimal == ",")
+
+
+@pytest.mark.parametrize(
+    "sep, amounts, expected",
+    [
+        (",", ['"$1,234.50"', "$12.00", '"-1,000"', "7.5 €"], [1234.5, 12.0, -1000.0, 7.5]),
+        (";", ["1.234,50 €", "€ 12,00", "-1.000", "7,5"], [1234.5, 12.0, -1000.0, 7.5]),
+        (";", ["$1,234.50", "$12.00", "$1.5", "7.5"], [1234.5, 12.0, 1.5, 7.5]),  # points in a semicolon file
+    ],
+)
+def test_amounts_exported_as_displayed_read_as_numbers(tmp_path, caplog, sep, amounts, expected):
+    """Excel's "Save as CSV" writes a money cell as it shows it: currency sign, thousands separators."""
+    rows = [f"C1{sep}2024-01-0{day}{sep}{amount}" for day, amount in enumerate(amounts, start=1)]
+    path = _write(tmp_path / "money.csv", f"customer_id{sep}date{sep}amount\n" + "\n".join(rows) + "\n")
+    with caplog.at_level(logging.INFO, logger="segmentation.sources.invoices"):
+        lines = read_invoices(path, PLAIN_LAYOUT)
+    assert lines["amount"].tolist() == expected
+    assert "numbers in amount read as displayed" in caplog.text
 
 
 def test_a_semicolon_export_with_numbers_in_neither_form_names_them(tmp_path):

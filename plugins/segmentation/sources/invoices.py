@@ -12,6 +12,7 @@ import csv
 import dataclasses
 import gzip
 import logging
+import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -43,8 +44,7 @@ NON_PRODUCT_CODES = frozenset({"POST", "D", "M", "DOT", "BANK CHARGES", "C2", "C
 NON_PRODUCT_PATTERN = r"(?i)^gift_"
 CSV_SUFFIXES = (".csv", ".txt", ".tsv", ".gz")
 CSV_DELIMITERS = (",", ";", "\t", "|")  # comma first: it wins a tie
-# a number written with a decimal comma and optional thousands points: "2,55", "-1.234,5", "12"
-DECIMAL_COMMA = r"[+-]?(?:\d+|\d{1,3}(?:\.\d{3})+)(?:,\d+)?"
+CURRENCY_SIGNS = "$£€¥₹"  # stripped from numbers written as a spreadsheet displays money: "$1,234.50", "12,50 €"
 PARQUET_SUFFIXES = (".parquet", ".pq")
 EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xlsb", ".xls", ".ods")  # read by calamine
 NA_STRINGS = ["", "nan", "NaN", "NULL", "null", "None"]
@@ -365,20 +365,43 @@ def _as_text(values: pd.Series) -> pd.Series:
 def _as_number(values: pd.Series, column: str, path: Path, decimal: str = ".") -> pd.Series:
     numbers = pd.to_numeric(values, errors="coerce").astype("float64")
     bad = numbers.isna() & values.notna()
-    if bad.any() and decimal == ",":
-        text = values.astype("str").str.strip()
-        if text[values.notna()].str.fullmatch(DECIMAL_COMMA).all():
+    # the file's decimal mark first; a semicolon-separated file may still write decimal points
+    for mark in (decimal, ".") if bad.any() else ():
+        formatted = _formatted_numbers(values, mark)
+        if formatted is not None:
             log.info(
-                "invoices %s: numbers in %s read with a decimal comma, e.g. %s", path, column, _examples(values[bad])
+                "invoices %s: numbers in %s read as displayed, with decimal mark %r (thousands separators and "
+                "currency signs dropped), e.g. %s",
+                path,
+                column,
+                mark,
+                _examples(values[bad]),
             )
-            plain = text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
-            numbers = pd.to_numeric(plain.where(values.notna()), errors="coerce").astype("float64")
-            bad = numbers.isna() & values.notna()
+            numbers, bad = formatted, formatted.isna() & values.notna()
+            break
     if bad.any():
         raise InvoiceSourceError(
             f"{path}: {int(bad.sum())} value(s) in {column} are not numbers, e.g. {_examples(values[bad])}"
         )
     return numbers
+
+
+def _formatted_numbers(values: pd.Series, decimal: str) -> pd.Series | None:
+    """Numbers as spreadsheets display and export them ("$1,234.50", "1.234,5", "12,50 €"), read with the file's
+    decimal mark ("," in semicolon-separated exports), or None unless every value is one. The other mark may only
+    group thousands, in threes, so "1,5" is never read as 15 nor "3.10" as 310."""
+    thousands = "," if decimal == "." else "."
+    sign, currency = r"[+-]?", f"[{re.escape(CURRENCY_SIGNS)}]"
+    digits = rf"(?:\d+|\d{{1,3}}(?:{re.escape(thousands)}\d{{3}})+)(?:{re.escape(decimal)}\d+)?"
+    pattern = rf"{sign}(?:{currency}\s?)?{sign}{digits}(?:\s?{currency})?"
+    text = values.astype("str").str.strip()
+    if not text[values.notna()].str.fullmatch(pattern).all():
+        return None
+    plain = text.str.replace(f"[{re.escape(CURRENCY_SIGNS)}\\s]", "", regex=True).str.replace(
+        thousands, "", regex=False
+    )
+    plain = plain.str.replace(decimal, ".", regex=False)
+    return pd.to_numeric(plain.where(values.notna()), errors="coerce").astype("float64")
 
 
 def _parse_dates(values: pd.Series, date_format: str | None, column: str, path: Path) -> pd.Series:

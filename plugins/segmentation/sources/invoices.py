@@ -366,7 +366,7 @@ def _as_number(values: pd.Series, column: str, path: Path, decimal: str = ".") -
     numbers = pd.to_numeric(values, errors="coerce").astype("float64")
     bad = numbers.isna() & values.notna()
     # the file's decimal mark first; a semicolon-separated file may still write decimal points
-    for mark in (decimal, ".") if bad.any() else ():
+    for mark in dict.fromkeys((decimal, ".")) if bad.any() else ():
         formatted = _formatted_numbers(values, mark)
         if formatted is not None:
             log.info(

@@ -202,9 +202,9 @@ class SizeTiers(BaseEstimator, ClusterMixin):
     """A partitioning clusterer whose segments are each split into a large and a small tier where the size column
     (`column` of the clustered space) is clearly bimodal within the segment: a two-component Gaussian mixture on
     it beats one by at least TIER_MIN_BIC_GAIN of BIC, the components are separated by Ashman's D >= TIER_SEPARATION,
-    and each tier holds at least TIER_MIN_SHARE of all rows. Sizes are otherwise one input among several, so a segment of 7x larger steady shops
-    stays merged with the smaller ones when no other input tells them apart. The larger tier of segment c gets a
-    new label after the base clusterer's; strength is the base clusterer's."""
+    and each tier holds at least TIER_MIN_SHARE of all rows. Sizes are otherwise one input among several, so a
+    segment of 7x larger steady shops stays merged with the smaller ones when no other input tells them apart. The
+    larger tier of segment c gets a new label after the base clusterer's; strength is the base clusterer's."""
 
     def __init__(self, base, column: int):
         self.base = base

@@ -218,8 +218,7 @@ def _csv_delimiter(path: Path, layout: InvoiceLayout) -> str:
     """The delimiter (CSV_DELIMITERS) that splits the header into the most of the layout's columns: exports from
     spreadsheets in much of Europe separate fields with semicolons, and some tools with tabs or pipes."""
     try:
-        opener = gzip.open if path.suffix.lower() == ".gz" else open
-        with opener(path, "rt", encoding=layout.encoding, errors="replace", newline="") as handle:
+        with _open(path, "rt", encoding=layout.encoding, errors="replace", newline="") as handle:
             header = handle.readline().lstrip("\ufeff")
     except (OSError, EOFError, LookupError):
         return ","  # the CSV reader names what is wrong with the file
@@ -246,10 +245,14 @@ def _csv_call(path: Path, layout: InvoiceLayout, **kwargs) -> pd.DataFrame:
         raise InvoiceSourceError(f"cannot read CSV {path}: {exc}") from exc
 
 
+def _open(path: Path, mode: str, **kwargs):
+    """The file opened as `open` would, decompressed on the fly when it is gzipped (.gz)."""
+    return (gzip.open if path.suffix.lower() == ".gz" else open)(path, mode, **kwargs)
+
+
 def _decode_error_offset(path: Path, encoding: str) -> int | None:
     """Byte offset of the first byte the encoding rejects (decompressed offset for .gz)."""
-    opener = gzip.open if path.suffix.lower() == ".gz" else open
-    with opener(path, "rb") as handle:
+    with _open(path, "rb") as handle:
         data = handle.read()
     try:
         data.decode(encoding)

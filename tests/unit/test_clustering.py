@@ -9,6 +9,8 @@ from sklearn.base import clone
 from sklearn.metrics import adjusted_rand_score
 
 from segmentation.model.clustering import (
+    KEEP_CLOSENESS,
+    KEEP_POSTERIOR,
     GaussianMixtureClusterer,
     KMeansClusterer,
     SizeTiers,
@@ -261,7 +263,10 @@ def test_a_row_keeps_its_previous_cluster_while_its_centre_stays_close():
     x = two_blobs()
     plain = KMeansClusterer(2, seed=0).fit(x)
     left, right = plain.predict_strength(np.array([[0.0, 0.0], [4.0, 0.0]]))[0]
-    edge = np.array([[2.2, 0.0], [2.6, 0.0]])  # both nearer the right centre; 2.2 is still within 1 / 0.75 of the left
+    edge = np.array([[2.2, 0.0], [2.6, 0.0]])  # both nearer the right centre
+    distances = plain.model_.transform(edge)
+    closeness = distances[:, right] / distances[:, left]
+    assert closeness[0] >= KEEP_CLOSENESS > closeness[1]  # 2.2 is still close enough to the left centre, 2.6 is not
     labels, strength = plain.keep_previous(edge, np.array([left, left]))
     assert labels.tolist() == [left, right] and strength[0] == 0.0 and strength[1] > 0
     assert plain.keep_previous(edge, np.array([-1, -1]))[0].tolist() == [right, right]
@@ -277,7 +282,7 @@ def test_under_a_mixture_a_row_keeps_its_previous_component_while_its_posterior_
         proba = mixture.predict_proba(grid)
         left = int(proba[0].argmax())
         weak = grid[(proba[:, left] > 0.3) & (proba[:, left] < 0.45)][:1]  # the other component likelier
-        lost = grid[proba[:, left] < 0.1][:1]
+        lost = grid[proba[:, left] < KEEP_POSTERIOR / 2][:1]
         labels, strength = fitted.keep_previous(np.vstack([weak, lost]), np.array([left, left]))
         assert labels.tolist() == [left, 1 - left]
         assert 0.3 < strength[0] < 0.45 and strength[1] > 0.9  # the posterior of the label given

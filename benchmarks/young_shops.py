@@ -21,17 +21,18 @@ import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import adjusted_rand_score
 
+from segmentation.model.lifecycle import RESERVED_IDS
+from segmentation.months import month_index
+
 YOUNG_TENURES = range(6, 18)
 MATURE_TENURE = 24
-LIFECYCLE_IDS = 900
 
 
 def monthly_sales(sales: Path, month: str) -> tuple[pd.DataFrame, pd.Series, int]:
     """Units per shop (rows) and month index (columns) up to `month`, each shop's tenure, and the month's index."""
     rows = pd.read_parquet(sales, columns=["shop_id", "year", "month", "sales_qty"])
-    rows["t"] = rows["year"] * 12 + rows["month"] - 1
-    year, number = map(int, month.split("-"))
-    now = year * 12 + number - 1
+    rows["t"] = rows["year"] * 12 + rows["month"] - 1  # month_index of each row's month
+    now = month_index(month)
     rows = rows[rows["t"] <= now]
     wide = rows.groupby(["shop_id", "t"])["sales_qty"].sum().unstack(fill_value=0.0)
     tenure = now - rows.groupby("shop_id")["t"].min() + 1
@@ -53,7 +54,8 @@ def replay(home: Path, sales: Path, truth: pd.DataFrame, month: str) -> tuple[fl
     wide, tenure, now = monthly_sales(sales, month)
     segments["tenure"] = segments["shop_id"].map(tenure)
     read = segments["segment_id"].copy()
-    modelled = segments["eligible"] & (segments["segment_id"] < LIFECYCLE_IDS)
+    ids = segments["segment_id"]
+    modelled = segments["eligible"] & (ids >= 0) & ~ids.isin(RESERVED_IDS)  # the model's segments (ids pass 999)
     mature = segments[modelled & (segments["tenure"] >= MATURE_TENURE)]
     for k in YOUNG_TENURES:
         young = segments[segments["eligible"] & (segments["tenure"] == k)]

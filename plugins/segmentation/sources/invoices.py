@@ -400,9 +400,7 @@ def _formatted_numbers(values: pd.Series, decimal: str) -> pd.Series | None:
     text = values.astype("str").str.strip()
     if not text[values.notna()].str.fullmatch(pattern).all():
         return None
-    plain = text.str.replace(f"[{re.escape(CURRENCY_SIGNS)}\\s]", "", regex=True).str.replace(
-        thousands, "", regex=False
-    )
+    plain = text.str.replace(rf"{currency}|\s", "", regex=True).str.replace(thousands, "", regex=False)
     plain = plain.str.replace(decimal, ".", regex=False)
     return pd.to_numeric(plain.where(values.notna()), errors="coerce").astype("float64")
 

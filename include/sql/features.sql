@@ -45,6 +45,24 @@ WITH shops AS (
         SUM(LN(1 + qty)) FILTER (WHERE t % 12 = 9) AS sy_10,
         SUM(LN(1 + qty)) FILTER (WHERE t % 12 = 10) AS sy_11,
         SUM(LN(1 + qty)) FILTER (WHERE t % 12 = 11) AS sy_12,
+        -- y in each of the last 17 months (lag j = j months before the as-of month), for reading young shops
+        SUM(LN(1 + qty)) FILTER (WHERE t = $as_of_index - 0) AS lag_00,
+        SUM(LN(1 + qty)) FILTER (WHERE t = $as_of_index - 1) AS lag_01,
+        SUM(LN(1 + qty)) FILTER (WHERE t = $as_of_index - 2) AS lag_02,
+        SUM(LN(1 + qty)) FILTER (WHERE t = $as_of_index - 3) AS lag_03,
+        SUM(LN(1 + qty)) FILTER (WHERE t = $as_of_index - 4) AS lag_04,
+        SUM(LN(1 + qty)) FILTER (WHERE t = $as_of_index - 5) AS lag_05,
+        SUM(LN(1 + qty)) FILTER (WHERE t = $as_of_index - 6) AS lag_06,
+        SUM(LN(1 + qty)) FILTER (WHERE t = $as_of_index - 7) AS lag_07,
+        SUM(LN(1 + qty)) FILTER (WHERE t = $as_of_index - 8) AS lag_08,
+        SUM(LN(1 + qty)) FILTER (WHERE t = $as_of_index - 9) AS lag_09,
+        SUM(LN(1 + qty)) FILTER (WHERE t = $as_of_index - 10) AS lag_10,
+        SUM(LN(1 + qty)) FILTER (WHERE t = $as_of_index - 11) AS lag_11,
+        SUM(LN(1 + qty)) FILTER (WHERE t = $as_of_index - 12) AS lag_12,
+        SUM(LN(1 + qty)) FILTER (WHERE t = $as_of_index - 13) AS lag_13,
+        SUM(LN(1 + qty)) FILTER (WHERE t = $as_of_index - 14) AS lag_14,
+        SUM(LN(1 + qty)) FILTER (WHERE t = $as_of_index - 15) AS lag_15,
+        SUM(LN(1 + qty)) FILTER (WHERE t = $as_of_index - 16) AS lag_16,
         -- the active months' annual harmonic, phase 0 in January: angle 2 pi (cal - 1) / 12 = (t % 12) pi / 6
         SUM(COS((t % 12) * ACOS(-1) / 6)) AS sum_cos,
         SUM(SIN((t % 12) * ACOS(-1) / 6)) AS sum_sin,
@@ -326,6 +344,24 @@ SELECT
               / SQRT(GREATEST(active_resid_ss, 1e-6) / GREATEST(active_months - active_params, 1)
                      * active_slope_var))
          ELSE 0 END AS active_trend_t,
+    -- the last 17 months' y, 0 without sales (before the first sale too): young shops are read by their shape
+    COALESCE(lag_00, 0) AS log_qty_lag_00,
+    COALESCE(lag_01, 0) AS log_qty_lag_01,
+    COALESCE(lag_02, 0) AS log_qty_lag_02,
+    COALESCE(lag_03, 0) AS log_qty_lag_03,
+    COALESCE(lag_04, 0) AS log_qty_lag_04,
+    COALESCE(lag_05, 0) AS log_qty_lag_05,
+    COALESCE(lag_06, 0) AS log_qty_lag_06,
+    COALESCE(lag_07, 0) AS log_qty_lag_07,
+    COALESCE(lag_08, 0) AS log_qty_lag_08,
+    COALESCE(lag_09, 0) AS log_qty_lag_09,
+    COALESCE(lag_10, 0) AS log_qty_lag_10,
+    COALESCE(lag_11, 0) AS log_qty_lag_11,
+    COALESCE(lag_12, 0) AS log_qty_lag_12,
+    COALESCE(lag_13, 0) AS log_qty_lag_13,
+    COALESCE(lag_14, 0) AS log_qty_lag_14,
+    COALESCE(lag_15, 0) AS log_qty_lag_15,
+    COALESCE(lag_16, 0) AS log_qty_lag_16,
     CASE WHEN n >= $min_tenure AND active_months >= LEAST(3, $min_tenure) THEN TRUE ELSE FALSE END AS eligible
 FROM noise
 ORDER BY shop_id

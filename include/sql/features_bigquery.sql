@@ -64,6 +64,23 @@ WITH monthly AS (
     SUM(IF(MOD(t, 12) = 9, LN(1 + qty), NULL)) AS sy_10,
     SUM(IF(MOD(t, 12) = 10, LN(1 + qty), NULL)) AS sy_11,
     SUM(IF(MOD(t, 12) = 11, LN(1 + qty), NULL)) AS sy_12,
+    SUM(IF(t = @as_of_index - 0, LN(1 + qty), NULL)) /* y in each of the last 17 months (lag j = j months before the as-of month), for reading young shops */ AS lag_00,
+    SUM(IF(t = @as_of_index - 1, LN(1 + qty), NULL)) AS lag_01,
+    SUM(IF(t = @as_of_index - 2, LN(1 + qty), NULL)) AS lag_02,
+    SUM(IF(t = @as_of_index - 3, LN(1 + qty), NULL)) AS lag_03,
+    SUM(IF(t = @as_of_index - 4, LN(1 + qty), NULL)) AS lag_04,
+    SUM(IF(t = @as_of_index - 5, LN(1 + qty), NULL)) AS lag_05,
+    SUM(IF(t = @as_of_index - 6, LN(1 + qty), NULL)) AS lag_06,
+    SUM(IF(t = @as_of_index - 7, LN(1 + qty), NULL)) AS lag_07,
+    SUM(IF(t = @as_of_index - 8, LN(1 + qty), NULL)) AS lag_08,
+    SUM(IF(t = @as_of_index - 9, LN(1 + qty), NULL)) AS lag_09,
+    SUM(IF(t = @as_of_index - 10, LN(1 + qty), NULL)) AS lag_10,
+    SUM(IF(t = @as_of_index - 11, LN(1 + qty), NULL)) AS lag_11,
+    SUM(IF(t = @as_of_index - 12, LN(1 + qty), NULL)) AS lag_12,
+    SUM(IF(t = @as_of_index - 13, LN(1 + qty), NULL)) AS lag_13,
+    SUM(IF(t = @as_of_index - 14, LN(1 + qty), NULL)) AS lag_14,
+    SUM(IF(t = @as_of_index - 15, LN(1 + qty), NULL)) AS lag_15,
+    SUM(IF(t = @as_of_index - 16, LN(1 + qty), NULL)) AS lag_16,
     SUM(COS((
       MOD(t, 12)
     ) * ACOS(-1) / 6)) AS sum_cos, /* the active months' annual harmonic, phase 0 in January: angle 2 pi (cal - 1) / 12 = (t % 12) pi / 6 */
@@ -566,6 +583,23 @@ SELECT
     )
     ELSE 0
   END AS active_trend_t, /* t = slope / sqrt(s^2 [M^-1]_xx): the standard error's residual sum of squares is floored at 1e-6 (as */ /* trend_t's): a flat shop's slope and residuals are both rounding errors, and their ratio is no trend */
+  COALESCE(lag_00, 0) AS log_qty_lag_00, /* the last 17 months' y, 0 without sales (before the first sale too): young shops are read by their shape */
+  COALESCE(lag_01, 0) AS log_qty_lag_01,
+  COALESCE(lag_02, 0) AS log_qty_lag_02,
+  COALESCE(lag_03, 0) AS log_qty_lag_03,
+  COALESCE(lag_04, 0) AS log_qty_lag_04,
+  COALESCE(lag_05, 0) AS log_qty_lag_05,
+  COALESCE(lag_06, 0) AS log_qty_lag_06,
+  COALESCE(lag_07, 0) AS log_qty_lag_07,
+  COALESCE(lag_08, 0) AS log_qty_lag_08,
+  COALESCE(lag_09, 0) AS log_qty_lag_09,
+  COALESCE(lag_10, 0) AS log_qty_lag_10,
+  COALESCE(lag_11, 0) AS log_qty_lag_11,
+  COALESCE(lag_12, 0) AS log_qty_lag_12,
+  COALESCE(lag_13, 0) AS log_qty_lag_13,
+  COALESCE(lag_14, 0) AS log_qty_lag_14,
+  COALESCE(lag_15, 0) AS log_qty_lag_15,
+  COALESCE(lag_16, 0) AS log_qty_lag_16,
   CASE
     WHEN n >= @min_tenure AND active_months >= LEAST(3, @min_tenure)
     THEN TRUE

@@ -33,6 +33,7 @@ MIN_SE_RESID_SS = 1e-6  # floor of the residual sum of squares in a trend's stan
 AMP_MIN_TENURE, AMP_MIN_ACTIVE = 12, 8  # the active months' annual harmonic needs a year and 8 active months
 JOINT_MIN_DET = 1e-6  # below this det(M) / (Sxx k^2), the joint trend-and-harmonic fit falls back (see _active)
 SEASON_COLUMNS = [f"season_{cal:02d}" for cal in range(1, 13)]
+LAG_COLUMNS = [f"log_qty_lag_{lag:02d}" for lag in range(17)]  # y in the as-of month and the 16 before it
 ACTIVE_COLUMNS = ["log_level", "active_slope", "season_amp_cos", "season_amp_sin", "active_noise", "active_trend_t"]
 FEATURE_COLUMNS = [
     "shop_id",
@@ -58,6 +59,7 @@ FEATURE_COLUMNS = [
     "log_excess_cv2",
     *SEASON_COLUMNS,
     *ACTIVE_COLUMNS,
+    *LAG_COLUMNS,
     "eligible",
 ]
 
@@ -83,6 +85,7 @@ def reference_features(raw: pd.DataFrame, as_of: str, window_months: int, min_te
     on_active = _active(grid, shops, as_of_index)
     frame = _assemble(shops, trend, seasonality, stats, entropy, on_active, min(min_tenure, window_months))
     frame.insert(0, "shop_id", shop_ids.take(shops["code"].to_numpy()))
+    frame[LAG_COLUMNS] = _recent_months(grid, len(shops), as_of_index)
     return frame[FEATURE_COLUMNS]
 
 
@@ -168,6 +171,15 @@ def _grid(shops: pd.DataFrame, monthly: pd.DataFrame) -> pd.DataFrame:
     grid["products"] = grid["products"].fillna(0).astype("int64")
     grid["log_qty"] = np.log(1 + grid["qty"].to_numpy())
     return grid
+
+
+def _recent_months(grid: pd.DataFrame, n_shops: int, as_of_index: int) -> np.ndarray:
+    """y in each of the last 17 months (column j: j months before as_of) per shop row; 0 outside the tenure."""
+    recent = np.zeros((n_shops, len(LAG_COLUMNS)))
+    lag = as_of_index - grid["t"].to_numpy()
+    inside = lag < len(LAG_COLUMNS)
+    recent[grid["shop"].to_numpy()[inside], lag[inside]] = grid["log_qty"].to_numpy()[inside]
+    return recent
 
 
 def _trend(grid: pd.DataFrame, shops: pd.DataFrame, as_of_index: int) -> pd.DataFrame:

@@ -1,10 +1,10 @@
-"""Young shops read against the mature shops' same calendar months: an offline measurement, not the method.
+"""Young shops read against the mature shops' same calendar months, replayed on a run made without it.
 
 Shops with 6-17 months of sales reach the model with too few months to tell a season from a trend (a summer shop
-that opened in October has only risen so far). This replays one month of a finished `segmentation run`: for each
-tenure k, a gradient-boosting classifier learns the published segment of the shops with 24+ months from their last k
-months (log sales minus their mean, and that mean), the same calendar months the young shops have, and gives the
-young shops of tenure k its segment. ARI against the planted behaviours, over all shops, before and after.
+that opened in October has only risen so far); the score stage now reads them with segmentation.model.young_shops.
+This replays that reader on one month of a `segmentation run` made before it (the young shops as the model alone
+gave them): its segments, its young shops read from their last months in the sales file, and ARI against the planted
+behaviours over all shops, before and after. This is how the reader was chosen before it was built.
 
     .venv/bin/python benchmarks/young_shops.py --home <SEGMENTATION_HOME of the run> --sales <sales.parquet> \\
         --truth <sales_truth.csv> --months 2024-03 2024-06 2024-12
@@ -18,53 +18,35 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import adjusted_rand_score
 
-from segmentation.model.lifecycle import RESERVED_IDS
+from segmentation.model.young_shops import LAG_COLUMNS, read_young_shops
 from segmentation.months import month_index
 
-YOUNG_TENURES = range(6, 18)
-MATURE_TENURE = 24
+WINDOW_MONTHS = 24  # the feature window's default (features_schema.yaml: window_months_default)
 
 
-def monthly_sales(sales: Path, month: str) -> tuple[pd.DataFrame, pd.Series, int]:
-    """Units per shop (rows) and month index (columns) up to `month`, each shop's tenure, and the month's index."""
+def recent_months(sales: Path, month: str) -> pd.DataFrame:
+    """Each shop's tenure (months since its first sale, capped at the feature window) and log units in the last
+    17 months, as features.sql gives them (tenure_months, log_qty_lag_00 .. _16)."""
     rows = pd.read_parquet(sales, columns=["shop_id", "year", "month", "sales_qty"])
-    rows["t"] = rows["year"] * 12 + rows["month"] - 1  # month_index of each row's month
-    now = month_index(month)
-    rows = rows[rows["t"] <= now]
-    wide = rows.groupby(["shop_id", "t"])["sales_qty"].sum().unstack(fill_value=0.0)
-    tenure = now - rows.groupby("shop_id")["t"].min() + 1
-    return wide, tenure, now
-
-
-def recent_shape(wide: pd.DataFrame, shops, months: list[int]) -> np.ndarray:
-    """Log units over `months` less their mean, and the mean (the size)."""
-    logged = np.log1p(wide.loc[shops, months].to_numpy())
-    level = logged.mean(axis=1, keepdims=True)
-    return np.hstack([logged - level, level])
+    rows["lag"] = month_index(month) - (rows["year"] * 12 + rows["month"] - 1)
+    rows = rows[(rows["lag"] >= 0) & (rows["lag"] < WINDOW_MONTHS)]
+    units = rows.groupby(["shop_id", "lag"])["sales_qty"].sum()
+    tenure = units[units > 0].reset_index().groupby("shop_id")["lag"].max() + 1
+    wide = np.log1p(units.unstack(fill_value=0.0).reindex(columns=range(len(LAG_COLUMNS)), fill_value=0.0))
+    wide.columns = LAG_COLUMNS
+    return wide.assign(tenure_months=tenure).reset_index()
 
 
 def replay(home: Path, sales: Path, truth: pd.DataFrame, month: str) -> tuple[float, float]:
-    """ARI over all shops of the month's published segments, and with the young shops read by the classifier."""
+    """ARI over all shops of the month's segments as the model gave them, and with the young shops read."""
     with duckdb.connect(str(home / "warehouse" / "segmentation.duckdb"), read_only=True) as con:
         segments = con.execute("SELECT shop_id, segment_id, eligible FROM segments WHERE month = ?", [month]).df()
-    segments = segments.merge(truth, on="shop_id")
-    wide, tenure, now = monthly_sales(sales, month)
-    segments["tenure"] = segments["shop_id"].map(tenure)
-    read = segments["segment_id"].copy()
-    ids = segments["segment_id"]
-    modelled = segments["eligible"] & (ids >= 0) & ~ids.isin(RESERVED_IDS)  # the model's segments (ids pass 999)
-    mature = segments[modelled & (segments["tenure"] >= MATURE_TENURE)]
-    for k in YOUNG_TENURES:
-        young = segments[segments["eligible"] & (segments["tenure"] == k)]
-        if young.empty:
-            continue
-        months = list(range(now - k + 1, now + 1))
-        classifier = HistGradientBoostingClassifier(random_state=0)
-        classifier.fit(recent_shape(wide, mature["shop_id"], months), mature["segment_id"])
-        read.loc[young.index] = classifier.predict(recent_shape(wide, young["shop_id"], months))
+    segments = segments.merge(truth, on="shop_id").merge(recent_months(sales, month), on="shop_id")
+    read = segments["segment_id"].to_numpy().copy()
+    rows, segment, _ = read_young_shops(segments, read, segments["eligible"].to_numpy(dtype=bool))
+    read[rows] = segment
     behaviour = segments["behaviour"]
     return adjusted_rand_score(behaviour, segments["segment_id"]), adjusted_rand_score(behaviour, read)
 

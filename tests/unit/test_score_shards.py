@@ -316,3 +316,50 @@ def test_names_the_months_profiles_no_longer_earn_are_published_as_the_profiles_
     assert dict(rows) == published_names.to_dict()
     assert all(profile_names[sid] == name for sid, name in published_names.items())
     assert metrics["name_check"] == renamed
+
+
+def test_young_shops_are_read_against_the_months_mature_shops_whatever_the_shard_count(
+    trained, small_sales_file, tmp_path, monkeypatch
+):
+    """Eight months of data hold no shop with 24 months: with "mature" at 4 months and "young" at 3, the combine
+    reads the young shops, the same way at any shard count, and records how many in the manifest."""
+    import shutil
+
+    from segmentation.model import young_shops
+    from segmentation.model.young_shops import read_young_shops
+
+    month = "2023-04"  # trains a model with segments
+    home = tmp_path / "home"
+    shutil.copytree(trained.home, home)
+    settings = dataclasses.replace(
+        trained, home=home, lake_root=str(home / "lake"), warehouse_path=home / "warehouse" / "segmentation.duckdb"
+    )
+    run_months(settings, month, month, Source(kind="file", path=str(small_sales_file)))
+    lake = Lake(settings.lake_root)
+    ref = month_ref("scores", month)
+    as_modelled = lake.read_table(ref).to_pandas()
+    assert lake.manifest(ref)["metadata"]["young_shops_read"] == 0  # nobody has 7 months yet
+
+    monkeypatch.setattr(young_shops, "MATURE_TENURE", 4)
+    monkeypatch.setattr(young_shops, "YOUNG_TENURES", range(3, 4))
+    monkeypatch.setattr(young_shops, "MIN_TEACHERS", 50)
+    features = lake.read_table(as_of_ref("features", month)).to_pandas()
+    rows, segment, strength = read_young_shops(
+        features, as_modelled["segment_id"].to_numpy(), as_modelled["eligible"].to_numpy(dtype=bool)
+    )
+    assert len(rows) > 0 and (as_modelled["segment_id"].to_numpy()[rows] != segment).any()
+    published = {}
+    for n_shards in (1, 3):
+        lake.remove_partition(ref)
+        score(with_shards(settings, n_shards), month)
+        published[n_shards] = lake.read_file(ref, "data.parquet")
+        assert lake.manifest(ref)["metadata"]["young_shops_read"] == len(rows)
+    assert published[1] == published[3]
+    scores = lake.read_table(ref).to_pandas()
+    np.testing.assert_array_equal(scores["segment_id"].to_numpy()[rows], segment)
+    np.testing.assert_array_equal(scores["membership_strength"].to_numpy()[rows], strength)
+    others = np.setdiff1d(np.arange(len(scores)), rows)  # everyone else keeps what the model gave
+    np.testing.assert_array_equal(scores["segment_id"].to_numpy()[others], as_modelled["segment_id"].to_numpy()[others])
+    names = Registry(lake).metadata(scores["model_version"][0])["segment_names"]
+    assert set(scores["segment_id"].to_numpy()[rows].astype(str)) <= set(names)
+    assert (scores.groupby("segment_id")["segment_name"].nunique() == 1).all()  # a read shop has its segment's name

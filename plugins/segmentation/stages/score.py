@@ -9,13 +9,15 @@ Scoring is sharded by shop so it can fan out over workers (the DAG maps `score_s
 - `score_shard` scores one shard's features rows and publishes them as `score_parts/month=M/shard=KKK-of-NNN`
   (with each row's position in `features/as_of=M`).
 - `combine_scores` checks that every part is there and was scored from the same features with the model
-  that applies, puts the rows back in the features' order, names the segments as the month's profiles earn
-  the model's names (a renamed one is recorded in the manifest's `renamed`), publishes `scores/month=M` and
-  removes the parts.
+  that applies, puts the rows back in the features' order, reads the young shops (6-17 months of sales)
+  against the month's mature shops (`model/young_shops.py`: it needs the whole month, so it runs here, once),
+  names the segments as the month's profiles earn the model's names (a renamed one is recorded in the
+  manifest's `renamed`), publishes `scores/month=M` and removes the parts.
 - `score` is both, in process, with `SEGMENTATION_SCORE_SHARDS` shards.
 
 A shop's segment depends only on its own features row (the encoder, `approximate_predict` and the kNN
-noise assignment are row-wise) and on its own segment last month, so any shard count publishes the same
+noise assignment are row-wise) and on its own segment last month, and a young shop's on the whole month's
+segments (read after the parts are combined), so any shard count publishes the same
 `scores/month=M`, byte for byte. Where the same model scored the month before, a shop (not a customer) keeps
 last month's segment while it stays close to it (`SegmentationModel.predict`): the month's scores then follow from
 the month before's, whose checksum they record (`previous_scores_sha`), so months are scored in order (the DAG runs
@@ -42,6 +44,7 @@ from ..model.evaluate import subsample
 from ..model.lifecycle import LIFECYCLE_NAMES, lifecycle_segments
 from ..model.profiles import CUSTOMER_NAMING, SHOP_NAMING, names_for_month, naming_features
 from ..model.registry import LoadedModel, Registry
+from ..model.young_shops import LAG_COLUMNS, read_young_shops
 from ..months import add_months
 
 log = logging.getLogger(__name__)
@@ -149,6 +152,16 @@ def _previous_manifest(lake: Lake, month: str, version: str) -> dict | None:
     return manifest if manifest is not None and manifest["metadata"].get("model_version") == version else None
 
 
+def _previous_segments(lake: Lake, month: str, manifest: dict | None) -> pd.Series | None:
+    """shop_id -> segment id in the month before's scores (their `manifest`), or None without one."""
+    if manifest is None:
+        return None
+    table = lake.read_table(
+        month_ref("scores", add_months(month, -1)), manifest=manifest, columns=["shop_id", "segment_id"]
+    )
+    return pd.Series(table["segment_id"].to_numpy(), index=table["shop_id"].to_pandas())
+
+
 def _previous_sha(manifest: dict | None) -> str | None:
     return manifest["metadata"].get("content_sha") if manifest is not None else None
 
@@ -177,13 +190,9 @@ class _MonthInputs:
         features_sha = next(entry["sha256"] for entry in manifest["files"] if entry["name"] == "data.parquet")
         frame = lake.read_table(ref, manifest=manifest).to_pandas()
         before = _previous_manifest(lake, month, version)
-        previous = None
-        if before is not None:
-            table = lake.read_table(
-                month_ref("scores", add_months(month, -1)), manifest=before, columns=["shop_id", "segment_id"]
-            )
-            previous = pd.Series(table["segment_id"].to_numpy(), index=table["shop_id"].to_pandas())
-        return cls(month, version, loaded, frame, features_sha, previous, _previous_sha(before))
+        return cls(
+            month, version, loaded, frame, features_sha, _previous_segments(lake, month, before), _previous_sha(before)
+        )
 
     def previous_segments(self, frame: pd.DataFrame) -> np.ndarray | None:
         """Each row's segment id the month before (-1 = none), or None without such scores."""
@@ -361,6 +370,7 @@ def combine_scores(settings: Settings, month: str, n_shards: int) -> dict:
         )
     # back through pandas, as the unsharded table was built, so the file carries the same schema metadata
     ordered = parts.take(pa.array(order)).drop_columns([ROW]).to_pandas()
+    young_read = _read_young_shops(lake, month, version, ordered)
     renamed = _name_for_month(lake, month, version, ordered)
     table = pa.Table.from_pandas(ordered, schema=SCORES_SCHEMA, preserve_index=False)
     sha = content_sha(table)
@@ -376,10 +386,41 @@ def combine_scores(settings: Settings, month: str, n_shards: int) -> dict:
         lake.write_table(
             ref,
             table,
-            {"month": month, **inputs, "renamed": renamed, "content_sha": sha, "scored_at": utc_now()},
+            {
+                "month": month,
+                **inputs,
+                "renamed": renamed,
+                "young_shops_read": young_read,
+                "content_sha": sha,
+                "scored_at": utc_now(),
+            },
         )
     _remove_parts(lake, month)
     return _summary(lake, ref, month, version, table, n_shards, started)
+
+
+def _read_young_shops(lake: Lake, month: str, version: str, scores: pd.DataFrame) -> int:
+    """Give the young shops the segment the mature shops' same months read (model/young_shops.py), in place in
+    `scores` (in the features' row order); returns how many shops were read. Shop data only: a customer's
+    segment follows recency, not the shape of their months."""
+    if is_customer_month(lake, month):
+        return 0
+    features = lake.read_table(as_of_ref("features", month), columns=["tenure_months", *LAG_COLUMNS]).to_pandas()
+    if not set(LAG_COLUMNS) <= set(features.columns):  # features built before they carried the months
+        return 0
+    previous = _previous_segments(lake, month, _previous_manifest(lake, month, version))
+    rows, segment, strength = read_young_shops(
+        features,
+        scores["segment_id"].to_numpy(),
+        scores["eligible"].to_numpy(dtype=bool),
+        None if previous is None else scores["shop_id"].map(previous).fillna(-1).to_numpy(dtype="int64"),
+    )
+    names = _segment_names(Registry(lake).metadata(version))
+    scores.loc[rows, "segment_id"] = segment
+    scores.loc[rows, "membership_strength"] = strength
+    scores.loc[rows, "segment_name"] = [names.get(int(s_), f"Segment {s_}") for s_ in segment]
+    log.info("score %s: %d young shops read against the mature shops' same months", month, len(rows))
+    return len(rows)
 
 
 NAME_CHECK_ROWS = 200_000  # medians of a deterministic sample: exact enough for a name, cheap at 1M shops

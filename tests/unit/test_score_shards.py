@@ -56,6 +56,19 @@ def published(lake: Lake) -> tuple[dict, bytes]:
     return lake.manifest(ref), lake.read_file(ref, "data.parquet")
 
 
+def copy_with_month(trained, sales_file: Path, tmp_path: Path, month: str):
+    """Settings of a copy of the trained home (under tmp_path) that has also run `month`."""
+    import shutil
+
+    home = tmp_path / "home"
+    shutil.copytree(trained.home, home)
+    settings = dataclasses.replace(
+        trained, home=home, lake_root=str(home / "lake"), warehouse_path=home / "warehouse" / "segmentation.duckdb"
+    )
+    run_months(settings, month, month, Source(kind="file", path=str(sales_file)))
+    return settings
+
+
 def parts_left(lake: Lake) -> list[str]:
     return lake.list_dir(f"{PARTS_ZONE}/month={MONTH}")
 
@@ -267,20 +280,13 @@ def test_names_the_months_profiles_no_longer_earn_are_published_as_the_profiles_
 ):
     """A model whose names no longer fit (all of one base none of its segments earns): the month's scores,
     segments and profiles carry names the profiles earn, and model_runs records each change."""
-    import shutil
-
     import duckdb
 
     from segmentation.model.profiles import base_name
     from segmentation.stages.publish import publish
 
     month = "2023-04"  # trains a model with segments
-    home = tmp_path / "home"
-    shutil.copytree(trained.home, home)
-    settings = dataclasses.replace(
-        trained, home=home, lake_root=str(home / "lake"), warehouse_path=home / "warehouse" / "segmentation.duckdb"
-    )
-    run_months(settings, month, month, Source(kind="file", path=str(small_sales_file)))
+    settings = copy_with_month(trained, small_sales_file, tmp_path, month)
     lake = Lake(settings.lake_root)
     registry = Registry(lake)
     version = lake.manifest(month_ref("scores", month))["metadata"]["model_version"]
@@ -323,22 +329,15 @@ def test_young_shops_are_read_against_the_months_mature_shops_whatever_the_shard
 ):
     """Eight months of data hold no shop with 24 months: with "mature" at 4 months and "young" at 3, the combine
     reads the young shops, the same way at any shard count, and records how many in the manifest."""
-    import shutil
-
     from segmentation.model import young_shops
     from segmentation.model.young_shops import read_young_shops
 
     month = "2023-04"  # trains a model with segments
-    home = tmp_path / "home"
-    shutil.copytree(trained.home, home)
-    settings = dataclasses.replace(
-        trained, home=home, lake_root=str(home / "lake"), warehouse_path=home / "warehouse" / "segmentation.duckdb"
-    )
-    run_months(settings, month, month, Source(kind="file", path=str(small_sales_file)))
+    settings = copy_with_month(trained, small_sales_file, tmp_path, month)
     lake = Lake(settings.lake_root)
     ref = month_ref("scores", month)
     as_modelled = lake.read_table(ref).to_pandas()
-    assert lake.manifest(ref)["metadata"]["young_shops_read"] == 0  # nobody has 7 months yet
+    assert lake.manifest(ref)["metadata"]["young_shops_read"] == 0  # four months of data: nobody has 6 yet
 
     monkeypatch.setattr(young_shops, "MATURE_TENURE", 4)
     monkeypatch.setattr(young_shops, "YOUNG_TENURES", range(3, 4))

@@ -206,6 +206,11 @@ def _segment_names(metadata: dict) -> dict[int, str]:
     return {int(k): v for k, v in metadata.get("segment_names", {}).items()}
 
 
+def _names_of(segment: np.ndarray, names: dict[int, str]) -> list[str]:
+    """Each segment id's name: from `names`, "Noise" for -1, else "Segment N"."""
+    return [names.get(int(s_), "Noise" if s_ == -1 else f"Segment {s_}") for s_ in segment]
+
+
 def _scores_table(inputs: _MonthInputs, frame: pd.DataFrame, batch_size: int) -> pa.Table:
     missing = [f for f in inputs.loaded.metadata.get("features", []) if f not in frame.columns]
     if missing:
@@ -231,7 +236,7 @@ def _scores_table(inputs: _MonthInputs, frame: pd.DataFrame, batch_size: int) ->
                 "month": inputs.month,
                 "shop_id": frame["shop_id"].astype(str).to_numpy(),
                 "segment_id": segment,
-                "segment_name": [names.get(int(s_), "Noise" if s_ == -1 else f"Segment {s_}") for s_ in segment],
+                "segment_name": _names_of(segment, names),
                 "membership_strength": strength,
                 "eligible": frame["eligible"].astype(bool).to_numpy(),
                 "model_version": inputs.version,
@@ -314,7 +319,8 @@ def combine_scores(settings: Settings, month: str, n_shards: int) -> dict:
     lake = Lake(settings.lake_root)
     version = _model_version(Registry(lake), month)
     features_sha = _features_sha(lake, month)
-    previous_sha = _previous_sha(_previous_manifest(lake, month, version))
+    before = _previous_manifest(lake, month, version)
+    previous_sha = _previous_sha(before)
     inputs = {"model_version": version, "features_sha": features_sha, "previous_scores_sha": previous_sha}
     ref = month_ref("scores", month)
     refs = [shard_ref(month, shard, n_shards) for shard in range(n_shards)]
@@ -370,7 +376,7 @@ def combine_scores(settings: Settings, month: str, n_shards: int) -> dict:
         )
     # back through pandas, as the unsharded table was built, so the file carries the same schema metadata
     ordered = parts.take(pa.array(order)).drop_columns([ROW]).to_pandas()
-    young_read = _read_young_shops(lake, month, version, ordered)
+    young_read = _read_young_shops(lake, month, version, before, ordered)
     renamed = _name_for_month(lake, month, version, ordered)
     table = pa.Table.from_pandas(ordered, schema=SCORES_SCHEMA, preserve_index=False)
     sha = content_sha(table)
@@ -399,26 +405,25 @@ def combine_scores(settings: Settings, month: str, n_shards: int) -> dict:
     return _summary(lake, ref, month, version, table, n_shards, started)
 
 
-def _read_young_shops(lake: Lake, month: str, version: str, scores: pd.DataFrame) -> int:
+def _read_young_shops(lake: Lake, month: str, version: str, before: dict | None, scores: pd.DataFrame) -> int:
     """Give the young shops the segment the mature shops' same months read (model/young_shops.py), in place in
-    `scores` (in the features' row order); returns how many shops were read. Shop data only: a customer's
-    segment follows recency, not the shape of their months."""
+    `scores` (in the features' row order; `before` the manifest of the scores they are held against); returns how
+    many shops were read. Shop data only: a customer's segment follows recency, not the shape of their months."""
     if is_customer_month(lake, month):
         return 0
     features = lake.read_table(as_of_ref("features", month), columns=["tenure_months", *LAG_COLUMNS]).to_pandas()
     if not set(LAG_COLUMNS) <= set(features.columns):  # features built before they carried the months
         return 0
-    previous = _previous_segments(lake, month, _previous_manifest(lake, month, version))
+    previous = _previous_segments(lake, month, before)
     rows, segment, strength = read_young_shops(
         features,
         scores["segment_id"].to_numpy(),
         scores["eligible"].to_numpy(dtype=bool),
         None if previous is None else scores["shop_id"].map(previous).fillna(-1).to_numpy(dtype="int64"),
     )
-    names = _segment_names(Registry(lake).metadata(version))
     scores.loc[rows, "segment_id"] = segment
     scores.loc[rows, "membership_strength"] = strength
-    scores.loc[rows, "segment_name"] = [names.get(int(s_), f"Segment {s_}") for s_ in segment]
+    scores.loc[rows, "segment_name"] = _names_of(segment, _segment_names(Registry(lake).metadata(version)))
     log.info("score %s: %d young shops read against the mature shops' same months", month, len(rows))
     return len(rows)
 

@@ -50,6 +50,7 @@ class Settings:
     drift_mix_psi: float = 0.20
     drift_noise_jump: float = 0.10
     retrain_cooldown_months: int = 2  # months without a drift retrain after one
+    review_months: int = 3  # a full-window shop model is reviewed every this many months (0: never)
     rfm: str = "auto"
     recommend_method: str = "itemcf"  # see segmentation/stages/recommend.py METHODS
     recommend_top_n: int = 10
@@ -73,6 +74,7 @@ class Settings:
     gate_max_noise_increase_vs_champion: float = 0.05
     gate_max_stability_drop_vs_champion: float = 0.10
     gate_min_ari_when_losing_segments: float = 0.90
+    gate_min_score_gain_on_review: float = 0.03  # a review's challenger must score this much above the champion
 
     @property
     def gates(self) -> dict:
@@ -138,6 +140,7 @@ def load_settings(overrides: dict[str, str] | None = None) -> Settings:
         drift_mix_psi=_env_float("SEGMENTATION_DRIFT_MIX_PSI", 0.20, env),
         drift_noise_jump=_env_float("SEGMENTATION_DRIFT_NOISE_JUMP", 0.10, env),
         retrain_cooldown_months=_env_int("SEGMENTATION_RETRAIN_COOLDOWN_MONTHS", 2, env),
+        review_months=_env_int("SEGMENTATION_REVIEW_MONTHS", 3, env),
         rfm=_env("SEGMENTATION_RFM", "auto", env),
         recommend_method=_env("SEGMENTATION_RECOMMEND_METHOD", "itemcf", env),
         recommend_top_n=_env_int("SEGMENTATION_RECOMMEND_TOP_N", 10, env),
@@ -207,6 +210,8 @@ def validate_settings(settings: Settings) -> None:
         )
     if settings.max_model_age_months < 1:
         problems.append(f"SEGMENTATION_MODEL_MAX_AGE_MONTHS must be >= 1, got {settings.max_model_age_months}")
+    if settings.review_months < 0:
+        problems.append(f"SEGMENTATION_REVIEW_MONTHS must be >= 0 (0: no reviews), got {settings.review_months}")
     if settings.retrain_cooldown_months < 0:
         problems.append(f"SEGMENTATION_RETRAIN_COOLDOWN_MONTHS must be >= 0, got {settings.retrain_cooldown_months}")
     for name in ("drift_feature_psi", "drift_mix_psi", "drift_noise_jump"):

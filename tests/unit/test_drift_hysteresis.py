@@ -68,8 +68,10 @@ def tiny_model():
 
 @pytest.fixture
 def feature_drift_only(home, monkeypatch):
-    """Settings where only feature drift can trigger (the segment mix of a toy model is not what is tested)."""
+    """Settings where only feature drift can trigger (the segment mix of a toy model is not what is tested; reviews
+    are switched on where they are)."""
     monkeypatch.setenv("SEGMENTATION_MIN_HISTORY_MONTHS", "1")
+    monkeypatch.setenv("SEGMENTATION_REVIEW_MONTHS", "0")
     monkeypatch.setenv("SEGMENTATION_DRIFT_MIX_PSI", "50")
     monkeypatch.setenv("SEGMENTATION_DRIFT_NOISE_JUMP", "1")
     return monkeypatch
@@ -510,3 +512,64 @@ def test_without_cooldown_an_old_champion_retrains_every_month(short_age, tiny_m
     lake, _ = _champion(settings, tiny_model)
     decisions = [_run(settings, lake, tiny_model, m, 0.0) for m in month_range("2011-05", "2011-07")]
     assert [d["decision"] for d in decisions] == [TRAIN] * 3
+
+
+# a full-window shop champion is reviewed every SEGMENTATION_REVIEW_MONTHS months ---------------------------------
+@pytest.fixture
+def reviewed(short_window):
+    short_window.setenv("SEGMENTATION_REVIEW_MONTHS", "3")
+    return short_window
+
+
+def test_a_full_window_champion_is_reviewed_every_review_months(reviewed, tiny_model):
+    settings = load_settings()
+    lake = _trained_on(settings, tiny_model, history=6)
+    decisions = [_run(settings, lake, tiny_model, m, 0.0) for m in month_range("2011-02", "2011-08")]
+    # ages 1-7: the review at 3 is rejected (as _run records it), so the same champion is reviewed again at 6
+    assert [d["decision"] for d in decisions] == [REUSE, REUSE, TRAIN, REUSE, REUSE, TRAIN, REUSE]
+    review = decisions[2]
+    assert review["trigger"] == "review" and "drift" in review, review["reason"]
+    due = "3 months old) is due its review (every 3 months; replaced only by a challenger that scores 3% above"
+    assert due in review["reason"]
+    assert not is_drift_training({**read_decision(settings, "2011-04"), "month": "2011-04"})  # no cooldown follows
+
+
+def test_drift_past_its_threshold_retrains_on_drift_in_a_review_month(reviewed, tiny_model):
+    settings = load_settings()
+    lake = _trained_on(settings, tiny_model, history=6)
+    decision = _run(settings, lake, tiny_model, "2011-04", moved=0.3)
+    assert decision["decision"] == TRAIN and decision["trigger"] == "drift", decision["reason"]
+
+
+def test_no_review_for_a_champion_from_a_filling_window(reviewed, tiny_model):
+    settings = load_settings()
+    lake = _trained_on(settings, tiny_model, history=5)  # more than 3/4 of the window: no window-filled retrain
+    assert [_run(settings, lake, tiny_model, m, 0.0)["decision"] for m in ("2011-04", "2011-07")] == [REUSE, REUSE]
+
+
+def test_no_review_for_customer_data(reviewed, tiny_model):
+    settings = load_settings()
+    lake = _trained_on(settings, tiny_model, history=6)
+    for month in month_range("2010-11", "2011-04"):  # invoice lines: a customer month, with its warm-up history
+        lake.publish_files(month_ref("lines", month), {}, {"rows": 0})
+    decision = _run(settings, lake, tiny_model, "2011-04", 0.0)
+    assert decision["decision"] == REUSE, decision["reason"]
+
+
+def test_reviews_switched_off(reviewed, tiny_model):
+    reviewed.setenv("SEGMENTATION_REVIEW_MONTHS", "0")
+    settings = load_settings()
+    lake = _trained_on(settings, tiny_model, history=6)
+    assert {_run(settings, lake, tiny_model, m, 0.0)["decision"] for m in month_range("2011-02", "2011-07")} == {REUSE}
+
+
+def test_a_review_replaces_the_champion_only_for_a_clearly_better_score():
+    from segmentation.model.evaluate import DEFAULT_GATES, review_failures
+
+    champion = {"score": 1000.0}
+    refit = review_failures({"score": 1020.0}, champion, DEFAULT_GATES)  # an ordinary refit: within 3%
+    assert refit == ["a review: score 1,020 is not 3% above the champion's 1,000 on this month"]
+    assert review_failures({"score": 1040.0}, champion, DEFAULT_GATES) == []
+    assert review_failures({"score": 10.0}, None, DEFAULT_GATES) == []  # no champion segments on this month
+    stricter = {**DEFAULT_GATES, "min_score_gain_on_review": 0.05}
+    assert review_failures({"score": 1040.0}, champion, stricter)

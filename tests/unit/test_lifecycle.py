@@ -77,6 +77,29 @@ def test_champion_age_triggers_a_retrain(lifecycle, sales):
     assert "2 months old (max 1; judged on the gates alone)" in runs["reason"].iloc[7]
 
 
+def test_a_review_promotes_only_a_challenger_that_scores_clearly_above_the_champion(lifecycle, sales):
+    """Reviews every month on a 6-month window: each review's challenger replaces the champion exactly when it passes
+    the gates and scores at least 3% above the champion's segments on the month (both happen here)."""
+    _no_drift(lifecycle)
+    settings = _settings(lifecycle, WINDOW_MONTHS=6, REVIEW_MONTHS=1)
+    run_months(settings, "2023-01", "2023-09", sales["base"])
+    runs = _runs(settings).set_index("month")
+    reviews = runs[runs["reason"].str.contains("is due its review", regex=False)]
+    assert reviews.index.tolist() == ["2023-07", "2023-08", "2023-09"], runs["reason"].tolist()
+    registry = Registry(Lake(settings.lake_root))
+    promoted = []
+    for month, run in reviews.iterrows():
+        metadata = registry.metadata(run["challenger_version"])
+        clearly_better = metadata["metrics"]["score"] >= 1.03 * metadata["champion_at_training"]["score"]
+        review_failures = [f for f in metadata["gate_failures"] if f.startswith("a review: score")]
+        assert bool(review_failures) != clearly_better, (month, metadata["gate_failures"])
+        assert bool(run["promoted"]) == (not metadata["gate_failures"]), (month, run["verdict"])
+        promoted.append(bool(run["promoted"]))
+    assert set(promoted) == {True, False}, promoted
+    last_promoted = [month for month, taken in zip(reviews.index, promoted, strict=True) if taken][-1]
+    assert registry.champion() == reviews.loc[last_promoted, "challenger_version"]
+
+
 def test_drift_triggers_a_retrain(lifecycle, sales):
     settings = _settings(lifecycle)
     run_months(settings, "2023-01", "2023-06", sales["base"])

@@ -114,3 +114,19 @@ def apply_gates(metrics: dict, champion: dict | None, gates: dict) -> list[str]:
                 f"segments, ARI vs champion {ari:.2f} < {gates['min_ari_when_losing_segments']})"
             )
     return failures
+
+
+def review_failures(metrics: dict, champion: dict | None, gates: dict) -> list[str]:
+    """Why a review's challenger must not replace the champion: it must score (candidate_score) at least
+    min_score_gain_on_review above the champion's segments on the same month's shops, in the same space. A refit of
+    unchanged behaviours scores within about 1% of the champion; one that separates a behaviour the champion
+    merges scores 4-13% above it (independent planted shops, 2024-03 and 2024-06 of the runs in the README)."""
+    if not champion or "score" not in champion:
+        return []
+    gain = gates["min_score_gain_on_review"]
+    if metrics["score"] >= champion["score"] * (1 + gain):
+        return []
+    return [
+        f"a review: score {metrics['score']:,.0f} is not {gain:.0%} above the champion's {champion['score']:,.0f} "
+        "on this month"
+    ]

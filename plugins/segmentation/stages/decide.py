@@ -4,7 +4,9 @@ Retrain when there is no model for the month, when forced, once when the feature
 champion was trained on at most 3/4 of it, when the champion is older than the configured age, or when drift passes
 its thresholds (PSI against the champion's training reference of each feature the model lists as stable, PSI of
 the segment mix, a jump in the noise share). The window-filled and the age challengers are judged on the absolute
-gates alone (train.champion_yardstick); drift challengers are also held against the champion.
+gates alone (train.champion_yardstick); drift challengers are also held against the champion. And, for shop data,
+every SEGMENTATION_REVIEW_MONTHS months of a full-window champion's age when nothing else retrains: the review's
+challenger replaces the champion only when it also scores clearly above it on the month (evaluate.review_failures).
 
 Neither drift nor age retrains in a loop. After a drift- or age-triggered training (promoted or not), neither can
 trigger another one for SEGMENTATION_RETRAIN_COOLDOWN_MONTHS months: a champion past its age whose challenger was
@@ -34,6 +36,7 @@ MIX_SAMPLE = 100_000  # shops scored to measure the segment mix: shares to about
 DRIFT_TRIGGER = "drift"  # the `trigger` of a decision to train because of drift
 WINDOW_FILLED_TRIGGER = "window_filled"  # ... because the feature window has filled since the champion was trained
 AGE_TRIGGER = "max_age"  # ... because the champion is older than SEGMENTATION_MODEL_MAX_AGE_MONTHS
+REVIEW_TRIGGER = "review"  # ... because a full-window shop model is due its review (SEGMENTATION_REVIEW_MONTHS)
 AUTOMATIC_TRIGGERS = (DRIFT_TRIGGER, AGE_TRIGGER)  # the retrains a cooldown follows
 # a champion trained on at most this share of the window's months retrains once when the window is full. Trend and
 # season need about 18 of 24 months (independent planted shops: ARI 0.94 for shops with 18-23 months of history,
@@ -367,6 +370,16 @@ def choose(settings: Settings, lake: Lake, registry: Registry, month: str, force
         }
     measured = measure_drift(settings, lake, registry, applicable, month, frame)
     reasons = drift_reasons(measured, settings)
+    if not reasons and review_due(settings, lake, month, trained_for):
+        return {
+            "decision": TRAIN,
+            "model_version": applicable,
+            "drift": measured,
+            "reason": f"champion v{applicable} (trained for {trained_for}, {age} months old) is due its review "
+            f"(every {settings.review_months} months; replaced only by a challenger that scores "
+            f"{settings.gate_min_score_gain_on_review:.0%} above it on this month)",
+            "trigger": REVIEW_TRIGGER,
+        }
     if not reasons:
         aged = (
             f"; {age} months old (max {settings.max_model_age_months}) but {_cooldown_note(cooling, settings)}"
@@ -419,6 +432,20 @@ def window_filled_since(settings: Settings, lake: Lake, month: str, trained_for:
     since = previous_decisions(lake, month, month_index(month) - month_index(trained_for) - 1)
     tried = any(r.get("decision") == TRAIN and r.get("history_months", 0) >= settings.window_months for r in since)
     return None if tried else trained_on
+
+
+def review_due(settings: Settings, lake: Lake, month: str, trained_for: str) -> bool:
+    """Whether the champion is due its review: every SEGMENTATION_REVIEW_MONTHS months of its age, for shop data
+    and a champion trained on a full window. Behaviour that begins after the training (a decline that starts late)
+    sits inside a segment's spread, where no drift measure sees it; the review's challenger may separate it. One
+    trained on a filling window retrains once the window is full instead, and customer segments follow recency and
+    spend by design, which drift watches."""
+    age = month_index(month) - month_index(trained_for)
+    if settings.review_months == 0 or age % settings.review_months or is_customer_month(lake, month):
+        return False
+    recorded = lake.manifest(month_ref("decisions", trained_for))
+    trained_on = recorded["metadata"].get("history_months") if recorded else None
+    return trained_on is not None and trained_on >= settings.window_months
 
 
 def _trigger_of_this_month(lake: Lake, month: str) -> dict:

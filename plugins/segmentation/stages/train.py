@@ -27,7 +27,7 @@ from ..model.registry import LoadedModel, Registry
 from ..model.segmentation_model import CANDIDATES as MODEL_CANDIDATES
 from ..model.segmentation_model import SegmentationModel
 from ..model.stability import align_segments, kept_share
-from .decide import AGE_TRIGGER, WINDOW_FILLED_TRIGGER, read_decision, record_outcome
+from .decide import AGE_TRIGGER, REVIEW_TRIGGER, WINDOW_FILLED_TRIGGER, read_decision, record_outcome
 
 log = logging.getLogger(__name__)
 METHOD_VERSION = 5
@@ -114,7 +114,7 @@ def evaluate_candidate(bundle: LoadedModel, eligible: pd.DataFrame, settings: Se
     """Gate metrics of one candidate on the month's modelled shops: sizes, bootstrap stability, and separation in the
     scaled feature space every candidate shares (silhouette, Calinski-Harabasz). Its score, for the selection:
     candidate_score (silhouette barely tells 4 clusters from the 7 that are there)."""
-    from sklearn.metrics import calinski_harabasz_score, silhouette_score
+    from sklearn.metrics import silhouette_score
 
     space = bundle.model.transform(eligible)
     labels, _ = bundle.model.cluster(space)
@@ -131,12 +131,19 @@ def evaluate_candidate(bundle: LoadedModel, eligible: pd.DataFrame, settings: Se
     metrics["silhouette"] = (
         float(silhouette_score(scaled[sample], labels[sample])) if len(set(labels[sample].tolist())) > 1 else 0.0
     )
-    separated = len(set(labels[clustered].tolist())) > 1
-    metrics["calinski_harabasz"] = (
-        float(calinski_harabasz_score(scaled[clustered], labels[clustered])) if separated else 0.0
-    )
+    metrics["calinski_harabasz"] = calinski_harabasz(scaled, labels)
     metrics["score"] = candidate_score(metrics)
     return {"metrics": metrics, "labels": labels}
+
+
+def calinski_harabasz(scaled: np.ndarray, labels: np.ndarray) -> float:
+    """Calinski-Harabasz of the clustered rows (noise left out); 0 when they form fewer than two segments."""
+    from sklearn.metrics import calinski_harabasz_score
+
+    clustered = np.flatnonzero(labels >= 0)
+    if len(set(labels[clustered].tolist())) < 2:
+        return 0.0
+    return float(calinski_harabasz_score(scaled[clustered], labels[clustered]))
 
 
 def candidate_score(metrics: dict) -> float:
@@ -200,6 +207,11 @@ def evaluate_challenger(
             "stability": champion.metadata.get("metrics", {}).get("stability", 0.0),
             "version": champion.version,
         }
+        # the champion's segments scored as a candidate would be, in the challenger's space (a review compares them)
+        result["champion"]["calinski_harabasz"] = calinski_harabasz(
+            bundle.model.scale(eligible), np.asarray(champion_segments)
+        )
+        result["champion"]["score"] = candidate_score(result["champion"])
         result["metrics"]["ari_vs_champion"] = float(adjusted_rand_score(champion_segments, result["labels"]))
     return result
 
@@ -323,6 +335,8 @@ def train(settings: Settings, month: str) -> dict:
     bundle = candidates[pick]
     evaluation = evaluate_challenger(bundle, eligible, champion, settings, evaluations)
     gate_failures = evaluate.apply_gates(evaluation["metrics"], champion_yardstick(decision, evaluation), gates)
+    if decision.get("trigger") == REVIEW_TRIGGER:
+        gate_failures += evaluate.review_failures(evaluation["metrics"], evaluation.get("champion"), gates)
     ids = assign_ids(bundle, evaluation, eligible, champion, registry)
     x = sample[names].to_numpy(dtype="float64")
     metadata = {

@@ -76,7 +76,7 @@ def supervised_ari(sales: pd.DataFrame, truth: pd.DataFrame, month: str, shops, 
 def main(argv: list[str] | None = None) -> float:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        "--generator", choices=["a", "b", "c"], default="b", help="planted_shops.py (a), _b.py (b) or _c.py (c)"
+        "--generator", choices=["a", "b", "c", "d"], default="b", help="planted_shops.py (a), _b.py, _c.py or _d.py"
     )
     parser.add_argument("--shops", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=7)
@@ -90,8 +90,12 @@ def main(argv: list[str] | None = None) -> float:
         from planted_shops_b import generate
 
         sales, truth = generate(args.shops, args.seed)
-    else:
+    elif args.generator == "c":
         from planted_shops_c import generate
+
+        sales, truth = generate(args.shops, args.seed)
+    else:
+        from planted_shops_d import generate
 
         sales, truth = generate(args.shops, args.seed)
     t = sales["year"] * 12 + sales["month"] - 1

@@ -406,6 +406,9 @@ def planted(workdir: Path, name: str, sales, truth, first: str, last: str, env: 
         "seconds": round(seconds, 1),
         "months": rows,
         "retrains": sum(r["decision"] == "train" for r in runs),
+        "trainings": [
+            {k: r[k] for k in ("month", "reason", "promoted", "verdict")} for r in runs if r["decision"] == "train"
+        ],
         "candidates": candidates_table(home, version) if version else [],
         "jaccard": _jaccard(home, version) if version else None,
         "months_frame": pd.DataFrame(rows),

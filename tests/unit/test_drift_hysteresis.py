@@ -541,10 +541,23 @@ def test_drift_past_its_threshold_retrains_on_drift_in_a_review_month(reviewed, 
     assert decision["decision"] == TRAIN and decision["trigger"] == "drift", decision["reason"]
 
 
-def test_no_review_for_a_champion_from_a_filling_window(reviewed, tiny_model):
+def test_a_champion_from_a_filling_window_retrains_for_the_full_window_not_for_a_review(reviewed, tiny_model):
     settings = load_settings()
-    lake = _trained_on(settings, tiny_model, history=5)  # more than 3/4 of the window: no window-filled retrain
-    assert [_run(settings, lake, tiny_model, m, 0.0)["decision"] for m in ("2011-04", "2011-07")] == [REUSE, REUSE]
+    lake = _trained_on(settings, tiny_model, history=4)  # at most 3/4 of the window
+    decisions = [_run(settings, lake, tiny_model, m, 0.0) for m in ("2011-04", "2011-07")]
+    assert decisions[0]["trigger"] == "window_filled", decisions[0]["reason"]
+    assert decisions[1]["decision"] == REUSE, decisions[1]["reason"]  # that challenger was rejected: no review either
+
+
+def test_a_reviewed_champion_is_not_retrained_for_its_age(reviewed, tiny_model):
+    reviewed.setenv("SEGMENTATION_MODEL_MAX_AGE_MONTHS", "3")
+    settings = load_settings()
+    lake = _trained_on(settings, tiny_model, history=5)  # more than 3/4 of the window: reviewed
+    decisions = [_run(settings, lake, tiny_model, m, 0.0) for m in month_range("2011-02", "2011-07")]
+    assert [d["decision"] for d in decisions] == [REUSE, REUSE, TRAIN, REUSE, REUSE, TRAIN], [
+        d["reason"] for d in decisions
+    ]
+    assert {d.get("trigger") for d in decisions if d["decision"] == TRAIN} == {"review"}
 
 
 def test_no_review_for_customer_data(reviewed, tiny_model):

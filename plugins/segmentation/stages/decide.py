@@ -4,9 +4,10 @@ Retrain when there is no model for the month, when forced, once when the feature
 champion was trained on at most 3/4 of it, when the champion is older than the configured age, or when drift passes
 its thresholds (PSI against the champion's training reference of each feature the model lists as stable, PSI of
 the segment mix, a jump in the noise share). The window-filled and the age challengers are judged on the absolute
-gates alone (train.champion_yardstick); drift challengers are also held against the champion. And, for shop data,
-every SEGMENTATION_REVIEW_MONTHS months of a full-window champion's age when nothing else retrains: the review's
-challenger replaces the champion only when it also scores clearly above it on the month (evaluate.review_failures).
+gates alone (train.champion_yardstick); drift challengers are also held against the champion. For shop data and a
+champion trained on more than 3/4 of the window, a review every SEGMENTATION_REVIEW_MONTHS months of its age takes
+the place of the age retrain when nothing else retrains: the review's challenger replaces the champion only when it
+also scores clearly above it on the month (evaluate.review_failures).
 
 Neither drift nor age retrains in a loop. After a drift- or age-triggered training (promoted or not), neither can
 trigger another one for SEGMENTATION_RETRAIN_COOLDOWN_MONTHS months: a champion past its age whose challenger was
@@ -356,7 +357,9 @@ def choose(settings: Settings, lake: Lake, registry: Registry, month: str, force
             f"{settings.window_months}-month feature window is full now (judged on the gates alone)",
             "trigger": WINDOW_FILLED_TRIGGER,
         }
-    too_old = age > settings.max_model_age_months
+    reviewed = is_reviewed(settings, lake, month, trained_for)
+    # a reviewed champion is replaced by a review that beats it, not for its age (it would be judged on the gates alone)
+    too_old = age > settings.max_model_age_months and not reviewed
     # earlier decisions are read only when they can matter: an old champion or drift past a threshold
     previous = previous_decisions(lake, month, lookback_months(settings)) if too_old else None
     cooling = cooling_down(month, previous, settings) if too_old else None
@@ -370,7 +373,7 @@ def choose(settings: Settings, lake: Lake, registry: Registry, month: str, force
         }
     measured = measure_drift(settings, lake, registry, applicable, month, frame)
     reasons = drift_reasons(measured, settings)
-    if not reasons and review_due(settings, lake, month, trained_for):
+    if not reasons and reviewed and age % settings.review_months == 0:
         return {
             "decision": TRAIN,
             "model_version": applicable,
@@ -434,18 +437,17 @@ def window_filled_since(settings: Settings, lake: Lake, month: str, trained_for:
     return None if tried else trained_on
 
 
-def review_due(settings: Settings, lake: Lake, month: str, trained_for: str) -> bool:
-    """Whether the champion is due its review: every SEGMENTATION_REVIEW_MONTHS months of its age, for shop data
-    and a champion trained on a full window. Behaviour that begins after the training (a decline that starts late)
-    sits inside a segment's spread, where no drift measure sees it; the review's challenger may separate it. One
-    trained on a filling window retrains once the window is full instead, and customer segments follow recency and
-    spend by design, which drift watches."""
-    age = month_index(month) - month_index(trained_for)
-    if settings.review_months == 0 or age % settings.review_months or is_customer_month(lake, month):
+def is_reviewed(settings: Settings, lake: Lake, month: str, trained_for: str) -> bool:
+    """Whether the champion is reviewed every SEGMENTATION_REVIEW_MONTHS months of its age (instead of retrained at
+    SEGMENTATION_MODEL_MAX_AGE_MONTHS): shop data, and a champion trained on more than 3/4 of the window (one trained
+    on less retrains once the window is full). Behaviour that begins after the training (a decline that starts
+    late) sits inside a segment's spread, where no drift measure sees it; a review's challenger may separate it.
+    Customer segments follow recency and spend by design, which drift watches."""
+    if settings.review_months == 0 or is_customer_month(lake, month):
         return False
     recorded = lake.manifest(month_ref("decisions", trained_for))
     trained_on = recorded["metadata"].get("history_months") if recorded else None
-    return trained_on is not None and trained_on >= settings.window_months
+    return trained_on is not None and trained_on > WINDOW_FILLED_MAX_SHARE * settings.window_months
 
 
 def _trigger_of_this_month(lake: Lake, month: str) -> dict:

@@ -50,7 +50,7 @@ class Settings:
     drift_mix_psi: float = 0.20
     drift_noise_jump: float = 0.10
     retrain_cooldown_months: int = 2  # months without a drift retrain after one
-    review_months: int = 3  # a full-window shop model is reviewed every this many months (0: never)
+    review_months: int = 3  # a shop model trained on most of the window is reviewed this often (0: never)
     rfm: str = "auto"
     recommend_method: str = "itemcf"  # see segmentation/stages/recommend.py METHODS
     recommend_top_n: int = 10

@@ -37,7 +37,7 @@ MIX_SAMPLE = 100_000  # shops scored to measure the segment mix: shares to about
 DRIFT_TRIGGER = "drift"  # the `trigger` of a decision to train because of drift
 WINDOW_FILLED_TRIGGER = "window_filled"  # ... because the feature window has filled since the champion was trained
 AGE_TRIGGER = "max_age"  # ... because the champion is older than SEGMENTATION_MODEL_MAX_AGE_MONTHS
-REVIEW_TRIGGER = "review"  # ... because a full-window shop model is due its review (SEGMENTATION_REVIEW_MONTHS)
+REVIEW_TRIGGER = "review"  # ... because a shop champion is due its review (SEGMENTATION_REVIEW_MONTHS, is_reviewed)
 AUTOMATIC_TRIGGERS = (DRIFT_TRIGGER, AGE_TRIGGER)  # the retrains a cooldown follows
 # a champion trained on at most this share of the window's months retrains once when the window is full. Trend and
 # season need about 18 of 24 months (independent planted shops: ARI 0.94 for shops with 18-23 months of history,

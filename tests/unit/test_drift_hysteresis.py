@@ -576,6 +576,20 @@ def test_reviews_switched_off(reviewed, tiny_model):
     assert {_run(settings, lake, tiny_model, m, 0.0)["decision"] for m in month_range("2011-02", "2011-07")} == {REUSE}
 
 
+def test_the_review_settings(home, monkeypatch):
+    monkeypatch.setenv("SEGMENTATION_REVIEW_MONTHS", "6")
+    monkeypatch.setenv("SEGMENTATION_GATE_MIN_SCORE_GAIN_ON_REVIEW", "0.05")
+    settings = load_settings()
+    assert (settings.review_months, settings.gates["min_score_gain_on_review"]) == (6, 0.05)
+    monkeypatch.setenv("SEGMENTATION_REVIEW_MONTHS", "-1")
+    with pytest.raises(ValueError, match=r"SEGMENTATION_REVIEW_MONTHS must be >= 0 \(0: no reviews\), got -1"):
+        load_settings()
+    monkeypatch.setenv("SEGMENTATION_REVIEW_MONTHS", "3")
+    monkeypatch.setenv("SEGMENTATION_GATE_MIN_SCORE_GAIN_ON_REVIEW", "1.5")
+    with pytest.raises(ValueError, match="SEGMENTATION_GATE_MIN_SCORE_GAIN_ON_REVIEW"):
+        load_settings()
+
+
 def test_a_review_replaces_the_champion_only_for_a_clearly_better_score():
     from segmentation.model.evaluate import DEFAULT_GATES, review_failures
 

@@ -84,9 +84,8 @@ def read_young_shops(
     rows, segments, strengths = [], [], []
     with one_thread():
         for k in YOUNG_TENURES:
-            young = np.flatnonzero(
-                eligible & (tenure == k)
-            )  # eligible: in a model segment or noise, not a lifecycle one
+            # eligible: in a model segment or noise, not a lifecycle one
+            young = np.flatnonzero(eligible & (tenure == k))
             if not len(young):
                 continue
             classifier = _classifier().fit(recent_shape(lags[mature, :k]), segment[mature])

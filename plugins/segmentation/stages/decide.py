@@ -348,7 +348,8 @@ def choose(settings: Settings, lake: Lake, registry: Registry, month: str, force
             "reason": f"champion v{applicable} publishes lifecycle segments only (no candidate passed the gates "
             f"in {trained_for}); trying again on {month}'s data",
         }
-    filled = window_filled_since(settings, lake, month, trained_for)
+    trained_on = trained_on_months(lake, trained_for)
+    filled = window_filled_since(settings, lake, month, trained_for, trained_on)
     if filled:
         return {
             "decision": TRAIN,
@@ -357,7 +358,7 @@ def choose(settings: Settings, lake: Lake, registry: Registry, month: str, force
             f"{settings.window_months}-month feature window is full now (judged on the gates alone)",
             "trigger": WINDOW_FILLED_TRIGGER,
         }
-    reviewed = is_reviewed(settings, lake, month, trained_for)
+    reviewed = is_reviewed(settings, kind, trained_on)
     # a reviewed champion is replaced by a review that beats it, not for its age (it would be judged on the gates alone)
     too_old = age > settings.max_model_age_months and not reviewed
     # earlier decisions are read only when they can matter: an old champion or drift past a threshold
@@ -421,14 +422,25 @@ def choose(settings: Settings, lake: Lake, registry: Registry, month: str, force
     }
 
 
-def window_filled_since(settings: Settings, lake: Lake, month: str, trained_for: str) -> int | None:
-    """The months of history the champion was trained on, when that was at most 3/4 of the feature window, the
-    window is full now, and no training has run on a full window since: trend and season are measured over the
-    window, so a model fitted while the window was filling (at the warm-up) has not seen what a full one tells
-    apart."""
+def trained_on_months(lake: Lake, trained_for: str) -> int | None:
+    """The months of history a champion trained for `trained_for` saw (its decision record), or None."""
     recorded = lake.manifest(month_ref("decisions", trained_for))
-    trained_on = recorded["metadata"].get("history_months") if recorded else None
-    if trained_on is None or trained_on > WINDOW_FILLED_MAX_SHARE * settings.window_months:
+    return recorded["metadata"].get("history_months") if recorded else None
+
+
+def _filling(settings: Settings, trained_on: int | None) -> bool:
+    """Whether a champion trained on `trained_on` months saw at most 3/4 of the window (None: unknown, not)."""
+    return trained_on is not None and trained_on <= WINDOW_FILLED_MAX_SHARE * settings.window_months
+
+
+def window_filled_since(
+    settings: Settings, lake: Lake, month: str, trained_for: str, trained_on: int | None
+) -> int | None:
+    """`trained_on`, the months of history the champion was trained on, when that was at most 3/4 of the feature
+    window, the window is full now, and no training has run on a full window since: trend and season are measured
+    over the window, so a model fitted while the window was filling (at the warm-up) has not seen what a full one
+    tells apart."""
+    if not _filling(settings, trained_on):
         return None
     if len(window_partitions(lake, month, settings.window_months)) < settings.window_months:
         return None
@@ -437,17 +449,15 @@ def window_filled_since(settings: Settings, lake: Lake, month: str, trained_for:
     return None if tried else trained_on
 
 
-def is_reviewed(settings: Settings, lake: Lake, month: str, trained_for: str) -> bool:
+def is_reviewed(settings: Settings, kind: str, trained_on: int | None) -> bool:
     """Whether the champion is reviewed every SEGMENTATION_REVIEW_MONTHS months of its age (instead of retrained at
-    SEGMENTATION_MODEL_MAX_AGE_MONTHS): shop data, and a champion trained on more than 3/4 of the window (one trained
-    on less retrains once the window is full). Behaviour that begins after the training (a decline that starts
-    late) sits inside a segment's spread, where no drift measure sees it; a review's challenger may separate it.
-    Customer segments follow recency and spend by design, which drift watches."""
-    if settings.review_months == 0 or is_customer_month(lake, month):
-        return False
-    recorded = lake.manifest(month_ref("decisions", trained_for))
-    trained_on = recorded["metadata"].get("history_months") if recorded else None
-    return trained_on is not None and trained_on > WINDOW_FILLED_MAX_SHARE * settings.window_months
+    SEGMENTATION_MODEL_MAX_AGE_MONTHS): shop data (`kind` as warm_up_months gives it), and a champion trained on more
+    than 3/4 of the window (one trained on less retrains once the window is full). Behaviour that begins after the
+    training (a decline that starts late) sits inside a segment's spread, where no drift measure sees it; a review's
+    challenger may separate it. Customer segments follow recency and spend by design, which drift watches."""
+    return (
+        settings.review_months > 0 and kind == "shop" and trained_on is not None and not _filling(settings, trained_on)
+    )
 
 
 def _trigger_of_this_month(lake: Lake, month: str) -> dict:

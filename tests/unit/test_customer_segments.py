@@ -142,6 +142,19 @@ def test_shop_lifecycle_rules():
     ]
 
 
+def test_a_shop_is_lapsed_when_its_silence_is_unlikely_at_its_own_buying_rate():
+    # a steady shop silent for 6 months; shops that sold in every third month until their silence of 6, 9 and 10
+    frame = pd.DataFrame(
+        {"tenure_months": [24, 24, 24, 22], "recency_months": [6, 6, 9, 10], "active_months": [18, 6, 5, 4]}
+    )
+    assert lifecycle.shop_rules(frame, min_tenure=6).tolist() == [
+        lifecycle.LAPSED_SHOP,  # odds 0 of six silent months at its rate
+        -2,  # (2/3)^6 = 0.088: its rhythm
+        -2,  # (2/3)^9 = 0.026
+        lifecycle.LAPSED_SHOP,  # (2/3)^10 = 0.017 < 1 in 50
+    ]
+
+
 def test_a_skipped_month_does_not_make_a_shop_lifecycle():
     steady = pd.DataFrame({"tenure_months": [24], "recency_months": [1], "active_months": [23]})
     assert lifecycle.shop_rules(steady, min_tenure=6).tolist() == [-2]

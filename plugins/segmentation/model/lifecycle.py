@@ -15,7 +15,10 @@ Customers (invoice data, where orders are known):
 
 Shops (monthly data):
 - first sale less than `min_tenure` months ago: new
-- no sale in the last 6 months: lapsed
+- no sale in the last 6 months, a silence that long being unlikely at the shop's own buying rate: lapsed
+  (a shop that sells in a share p of its months, from its first sale to its last, goes s months without a sale
+  with odds (1 - p)^s if nothing changed; below 1 in 50 it has stopped. A steady shop is lapsed after 6 months,
+  one that buys in every third month after 10: a silence that is its rhythm is not a lapse)
 - fewer than 3 months with sales: occasional
 """
 
@@ -46,6 +49,7 @@ RESERVED_IDS = range(900, 1000)  # never handed out to model segments
 
 NEW_DAYS, RECENT_ONE_TIME_DAYS, LAPSED_DAYS = 90, 180, 365
 LAPSED_SHOP_MONTHS, MIN_ACTIVE_MONTHS = 6, 3
+LAPSED_SILENCE_ODDS = 0.02
 
 
 def is_customer_data(frame: pd.DataFrame) -> bool:
@@ -97,12 +101,21 @@ def shop_rules(frame: pd.DataFrame, min_tenure: int) -> np.ndarray:
     return np.select(
         [
             tenure < min_tenure,
-            frame["recency_months"].to_numpy() >= LAPSED_SHOP_MONTHS,
+            lapsed_shops(frame),
             frame["active_months"].to_numpy() < min(MIN_ACTIVE_MONTHS, min_tenure),
         ],
         [NEW_SHOP, LAPSED_SHOP, OCCASIONAL_SHOP],
         default=-2,
     ).astype("int64")
+
+
+def lapsed_shops(frame: pd.DataFrame) -> np.ndarray:
+    """True for shops silent for `LAPSED_SHOP_MONTHS` or more, where a silence that long has odds below
+    `LAPSED_SILENCE_ODDS` at the shop's buying rate from its first sale to its last."""
+    silence = frame["recency_months"].to_numpy()
+    selling_span = np.maximum(frame["tenure_months"].to_numpy() - silence, 1)
+    rate = np.clip(frame["active_months"].to_numpy() / selling_span, 0.0, 1.0)
+    return (silence >= LAPSED_SHOP_MONTHS) & ((1.0 - rate) ** silence < LAPSED_SILENCE_ODDS)
 
 
 def lifecycle_segments(frame: pd.DataFrame, min_tenure: int) -> np.ndarray:

@@ -57,6 +57,7 @@ def predict(clusterer, latent: np.ndarray, batch_size: int = 100_000) -> tuple[n
 # partitioning candidates: scikit-learn estimators with a hard label and a strength per row ----------------------
 REFINE_REG_COVAR = 1e-2  # added to each segment's variances (features are in their units): no segment collapses
 REFINE_MIN_SHARE = 0.01  # a refinement that leaves a segment with fewer rows than this share is not taken
+REFINE_ONCE = "once"  # refine by one assignment under the KMeans clusters' Gaussians, not by EM
 
 
 def one_thread():
@@ -68,14 +69,18 @@ def one_thread():
 
 
 class KMeansClusterer(BaseEstimator, ClusterMixin):
-    """KMeans with `n_clusters`; with `refine`, then a full-covariance Gaussian mixture started from its clusters.
+    """KMeans with `n_clusters`; with `refine`, then a full-covariance Gaussian mixture started from its clusters:
+    run by EM to convergence (True), or only assigning each row once by the KMeans clusters' own Gaussians
+    (REFINE_ONCE: their weights, means and spreads, as the first E-step of that EM).
 
     KMeans finds the segments but cuts between them halfway, as if every segment had the same spread; the mixture
     gives each its own shape, so a tight segment (steady shops) keeps the edge members that a broad neighbour
-    (shops with a trend of uncertain size) would take. Strength: 1 - (distance to the nearest centre / to the second),
-    or the label's posterior when refined."""
+    (shops with a trend of uncertain size) would take. Where EM moves the segments themselves (the mixture's
+    likelihood prefers other groupings than the behaviours), the one assignment keeps KMeans's segments and moves
+    only their boundaries. Strength: 1 - (distance to the nearest centre / to the second), or the label's
+    posterior when refined."""
 
-    def __init__(self, n_clusters: int, seed: int = 0, refine: bool = False):
+    def __init__(self, n_clusters: int, seed: int = 0, refine: bool | str = False):
         self.n_clusters = n_clusters
         self.seed = seed
         self.refine = refine
@@ -91,12 +96,17 @@ class KMeansClusterer(BaseEstimator, ClusterMixin):
 
     def _refined(self, x: np.ndarray):
         """The mixture started from the KMeans clusters, or None when it would empty a segment or bloat one."""
+        from sklearn.discriminant_analysis import QuadraticDiscriminantAnalysis
         from sklearn.mixture import GaussianMixture
 
         labels, eye = self.model_.labels_, np.eye(x.shape[1])
         members = [x[labels == j] for j in range(self.n_clusters)]
         if min(len(m) for m in members) < max(x.shape[1] + 1, REFINE_MIN_SHARE * len(x)):
             return None  # a segment too small to have a spread of its own
+        if self.refine == REFINE_ONCE:
+            # the Gaussian discriminant of the KMeans labels: priors the clusters' shares, each its own covariance
+            mixture = QuadraticDiscriminantAnalysis(reg_param=REFINE_REG_COVAR).fit(x, labels)
+            return mixture if _sizes_allowed(mixture.predict(x), labels, len(x)) else None
         # started wholly from the KMeans clusters (weights, means and spreads), so no other random start enters
         precisions = [np.linalg.inv(np.atleast_2d(np.cov(m, rowvar=False)) + REFINE_REG_COVAR * eye) for m in members]
         mixture = GaussianMixture(
@@ -109,10 +119,7 @@ class KMeansClusterer(BaseEstimator, ClusterMixin):
             max_iter=200,
             random_state=self.seed,
         ).fit(x)
-        sizes = np.bincount(mixture.predict(x), minlength=self.n_clusters)
-        # nor one that lets a broad segment swallow its neighbours (past half the rows, as HDBSCAN may not either)
-        largest_allowed = max(np.bincount(labels).max(), MAX_CLUSTER_SHARE * len(x))
-        return mixture if sizes.min() >= REFINE_MIN_SHARE * len(x) and sizes.max() <= largest_allowed else None
+        return mixture if _sizes_allowed(mixture.predict(x), labels, len(x)) else None
 
     def predict_strength(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = np.asarray(x, dtype=self.model_.cluster_centers_.dtype)  # KMeans predicts only in the dtype it fitted
@@ -140,6 +147,14 @@ class KMeansClusterer(BaseEstimator, ClusterMixin):
         own = distances[np.arange(len(x)), labels]
         others = np.where(np.arange(distances.shape[1]) == labels[:, None], np.inf, distances).min(axis=1)
         return labels, np.clip(1.0 - own / np.maximum(others, 1e-12), 0.0, 1.0)
+
+
+def _sizes_allowed(refined: np.ndarray, kmeans: np.ndarray, rows: int) -> bool:
+    """No refined segment under REFINE_MIN_SHARE of the rows, and none that swallows its neighbours (past the
+    largest KMeans cluster and half the rows, as HDBSCAN may not either)."""
+    sizes = np.bincount(refined, minlength=kmeans.max() + 1)
+    largest_allowed = max(np.bincount(kmeans).max(), MAX_CLUSTER_SHARE * rows)
+    return bool(sizes.min() >= REFINE_MIN_SHARE * rows and sizes.max() <= largest_allowed)
 
 
 class GaussianMixtureClusterer(BaseEstimator, ClusterMixin):
@@ -325,15 +340,21 @@ def kmeans_by_stability(
         k = max(k for k, sil in stable.items() if sil >= best * (1 - tolerance))
     else:
         k = max(scores, key=lambda k: scores[k][1])
-    return KMeansClusterer(k, seed, refine and _refinement_holds(k, scores[k][1], samples, seed)).fit(x)
+    for refinement in _refinements_that_hold(k, scores[k][1], samples, seed) if refine else ():
+        fitted = KMeansClusterer(k, seed, refinement).fit(x)
+        if fitted.mixture_ is not None:  # taken on all the rows too (see KMeansClusterer._refined)
+            return fitted
+    return KMeansClusterer(k, seed).fit(x)
 
 
-def _refinement_holds(k: int, plain_silhouette: float, samples: list[np.ndarray], seed: int) -> bool:
-    """Whether KMeans(k) refined by the mixture keeps every cluster stable and its silhouette within tolerance of
-    the plain fit's (pooled over the selection samples). On a continuum (customers) the mixture's segments overlap
-    and flip between samples: there KMeans stays plain."""
-    stable, silhouette = _pooled(KMeansClusterer(k, seed, True), samples, seed)
-    return stable and silhouette >= plain_silhouette * (1 - SILHOUETTE_TOLERANCE)
+def _refinements_that_hold(k: int, plain_silhouette: float, samples: list[np.ndarray], seed: int):
+    """KMeans(k)'s refinements, EM (True) then the one assignment (REFINE_ONCE), that keep every cluster stable and
+    the silhouette within tolerance of the plain fit's (pooled over the selection samples), in that order. On a
+    continuum (customers) the mixture's segments overlap and flip between samples: there KMeans stays plain."""
+    for refine in (True, REFINE_ONCE):
+        stable, silhouette = _pooled(KMeansClusterer(k, seed, refine), samples, seed)
+        if stable and silhouette >= plain_silhouette * (1 - SILHOUETTE_TOLERANCE):
+            yield refine
 
 
 def _selection_samples(x: np.ndarray, seed: int) -> list[np.ndarray]:

@@ -11,6 +11,7 @@ from sklearn.metrics import adjusted_rand_score
 from segmentation.model.clustering import (
     KEEP_CLOSENESS,
     KEEP_POSTERIOR,
+    REFINE_ONCE,
     GaussianMixtureClusterer,
     KMeansClusterer,
     SizeTiers,
@@ -37,6 +38,20 @@ def test_refinement_moves_the_boundary_to_where_the_spreads_meet():
     assert adjusted_rand_score(truth, refined.labels_) > adjusted_rand_score(truth, plain.labels_) + 0.05
     labels, strength = predict(refined, x)
     assert np.array_equal(labels, refined.labels_) and ((strength >= 0) & (strength <= 1)).all()
+
+
+def test_the_one_assignment_keeps_the_kmeans_segments_and_moves_their_boundaries():
+    x, truth = tight_and_broad()
+    plain = KMeansClusterer(3, seed=0).fit(x)
+    once = KMeansClusterer(3, seed=0, refine=REFINE_ONCE).fit(x)
+    assert once.mixture_ is not None
+    assert adjusted_rand_score(truth, once.labels_) > adjusted_rand_score(truth, plain.labels_) + 0.03
+    moved = once.labels_ != plain.labels_
+    assert 0 < moved.mean() < 0.1  # the same segments: only rows near a boundary move
+    assert (truth[moved] == 1).mean() > 0.9  # the broad segment's edge, which KMeans gave its tight neighbour
+    labels, strength = predict(once, x)
+    assert np.array_equal(labels, once.labels_) and ((strength >= 0) & (strength <= 1)).all()
+    assert np.array_equal(KMeansClusterer(3, seed=0, refine=REFINE_ONCE).fit(x).labels_, once.labels_)
 
 
 def test_refinement_is_deterministic_whatever_the_seed():
@@ -105,16 +120,18 @@ def test_a_refinement_that_lets_a_broad_segment_swallow_its_neighbours_is_not_ta
     assert np.bincount(fitted.labels_).max() == plain_largest
 
 
-def scripted(monkeypatch, plain: dict, refined: dict, unstable=()):
-    """kmeans_by_stability's measurements replaced by the tables (k -> silhouette); returns the (k, refined) judged."""
+def scripted(monkeypatch, plain: dict, refined: dict, unstable=(), once: dict | None = None, unstable_em=()):
+    """kmeans_by_stability's measurements replaced by the tables (k -> silhouette: plain KMeans, refined by EM, by
+    the one assignment; `unstable_em`: k unstable refined by EM); returns the (k, refine) judged."""
     from segmentation.model import clustering
 
     judged = []
 
     def measured(clusterer, sample, seed):
         judged.append((clusterer.n_clusters, clusterer.refine))
-        table = refined if clusterer.refine else plain
-        return clusterer.n_clusters not in unstable, table[clusterer.n_clusters]
+        table = (once or refined) if clusterer.refine == REFINE_ONCE else refined if clusterer.refine else plain
+        em_unstable = clusterer.refine is True and clusterer.n_clusters in unstable_em
+        return clusterer.n_clusters not in unstable and not em_unstable, table[clusterer.n_clusters]
 
     monkeypatch.setattr(clustering, "_stability_and_separation", measured)
     return judged
@@ -145,6 +162,25 @@ def test_k_is_chosen_on_plain_kmeans_and_refined_after(monkeypatch):
     assert (chosen.n_clusters, chosen.refine) == (7, True)  # 0.3980 is within 7% of 0.4166; refined 0.3826 too
     assert [k for k, r in judged if r] == [7]  # only the chosen k is tried refined
     assert not kmeans_by_stability(x, seed=0, k_range=range(4, 10), refine=False).refine
+
+
+def test_where_em_does_not_hold_the_one_assignment_is_tried_before_plain_kmeans(monkeypatch):
+    # the second independent generator (2023-12, 20,000 shops): EM drifts from the KMeans segments and loses
+    # stability; one assignment under the clusters' own spreads keeps them (ARI 0.583 -> 0.638 there)
+    plain = {5: 0.300, 6: 0.310}
+    judged = scripted(monkeypatch, plain=plain, refined={5: 0.29, 6: 0.30}, once={5: 0.29, 6: 0.300}, unstable_em={6})
+    x, _ = tight_and_broad(3)
+    chosen = kmeans_by_stability(x, seed=0, k_range=range(5, 7))
+    assert chosen.n_clusters == 6 and chosen.refine == REFINE_ONCE and chosen.mixture_ is not None
+    assert [r for k, r in judged if r] == [True, REFINE_ONCE]  # EM first, then the one assignment
+
+    judged = scripted(monkeypatch, plain=plain, refined={5: 0.29, 6: 0.30}, once={5: 0.29, 6: 0.25}, unstable_em={6})
+    chosen = kmeans_by_stability(x, seed=0, k_range=range(5, 7))  # separates far worse: plain KMeans
+    assert chosen.refine is False and chosen.mixture_ is None
+
+    judged = scripted(monkeypatch, plain=plain, refined={5: 0.29, 6: 0.305}, once={5: 0.29, 6: 0.300})
+    assert kmeans_by_stability(x, seed=0, k_range=range(5, 7)).refine is True  # EM holds: taken as before
+    assert [r for k, r in judged if r] == [True]
 
 
 def test_where_size_tiers_follow_a_finer_k_must_separate_almost_as_well(monkeypatch):

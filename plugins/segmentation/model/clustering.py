@@ -106,6 +106,7 @@ class KMeansClusterer(BaseEstimator, ClusterMixin):
             return None  # a segment too small to have a spread of its own
         if self.refine == REFINE_ONCE:
             # the Gaussian discriminant of the KMeans labels: priors the clusters' shares, each its own covariance
+            # (shrunk by REFINE_REG_COVAR towards the identity, where EM adds it: the same floor on every spread)
             mixture = QuadraticDiscriminantAnalysis(reg_param=REFINE_REG_COVAR).fit(x, labels)
             return mixture if _sizes_allowed(mixture.predict(x), labels, len(x)) else None
         # started wholly from the KMeans clusters (weights, means and spreads), so no other random start enters

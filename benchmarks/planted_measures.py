@@ -76,7 +76,7 @@ def supervised_ari(sales: pd.DataFrame, truth: pd.DataFrame, month: str, shops, 
 def main(argv: list[str] | None = None) -> float:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        "--generator", choices=["a", "b", "c", "d"], default="b", help="planted_shops.py (a), _b.py, _c.py or _d.py"
+        "--generator", choices=["a", "b", "c", "d", "e"], default="b", help="planted_shops.py (a) or _b.py .. _e.py"
     )
     parser.add_argument("--shops", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=7)
@@ -94,8 +94,12 @@ def main(argv: list[str] | None = None) -> float:
         from planted_shops_c import generate
 
         sales, truth = generate(args.shops, args.seed)
-    else:
+    elif args.generator == "d":
         from planted_shops_d import generate
+
+        sales, truth = generate(args.shops, args.seed)
+    else:
+        from planted_shops_e import generate
 
         sales, truth = generate(args.shops, args.seed)
     t = sales["year"] * 12 + sales["month"] - 1

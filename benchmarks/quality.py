@@ -23,6 +23,9 @@ Data sets (each run month by month through `segmentation run`, as a user would, 
   buyers, 18% of shops skipping months).
 - planted_d_36_defaults: the same for a fourth independent generator (`benchmarks/planted_shops_d.py`: von-Mises
   seasons, step-downs and shops that close during 2024, cadence and Markov buyers, holiday closures, a 12x size gap).
+- planted_e_36_defaults: the same for a fifth independent generator (`benchmarks/planted_shops_e.py`: school-term
+  shops with Easter and back-to-school peaks, short tourist seasons, bulk orders every other month, one step up or
+  down between 2023-04 and 2024-09, a 4x size gap).
 Planted data: ARI against the planted behaviours, noise share, largest share, and the share of shops keeping their
 segment id from one month to the next (planted behaviours do not change; also over the model's shops in both
 months only, leaving out lifecycle moves such as a new shop reaching 6 months); the ARI over all active shops and over
@@ -422,12 +425,12 @@ def planted_datasets(shops: int, seed: int):
     """(name, sales, truth, first, last, environment) for the independent planted generator and the project's own,
     first model at 24 months of history; and the independent generator over 36 months with the defaults, as a user
     runs it (first model at the 12-month warm-up, then whatever decide does as the window fills), then the second
-    third and fourth independent generators (`planted_shops_b.py`, `planted_shops_c.py`, `planted_shops_d.py`) the
-    same way."""
+    third, fourth and fifth independent generators (`planted_shops_b.py` .. `planted_shops_e.py`) the same way."""
     from planted_shops import generate as generate_planted
     from planted_shops_b import generate as generate_planted_b
     from planted_shops_c import generate as generate_planted_c
     from planted_shops_d import generate as generate_planted_d
+    from planted_shops_e import generate as generate_planted_e
 
     from segmentation.sources.synthetic import GeneratorSpec, generate, ground_truth
 
@@ -444,6 +447,8 @@ def planted_datasets(shops: int, seed: int):
     yield "planted_c_36_defaults", sales, truth[["shop_id", "behaviour"]], "2022-01", "2024-12", {}
     sales, truth = generate_planted_d(shops, seed)
     yield "planted_d_36_defaults", sales, truth[["shop_id", "behaviour"]], "2022-01", "2024-12", {}
+    sales, truth = generate_planted_e(shops, seed)
+    yield "planted_e_36_defaults", sales, truth[["shop_id", "behaviour"]], "2022-01", "2024-12", {}
 
 
 def print_result(result: dict) -> None:
@@ -480,6 +485,7 @@ def main() -> int:
             "planted_b_36_defaults",
             "planted_c_36_defaults",
             "planted_d_36_defaults",
+            "planted_e_36_defaults",
         ],
     )
     parser.add_argument("--shops", type=int, default=5000)

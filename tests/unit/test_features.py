@@ -254,6 +254,8 @@ def test_derived_significance_scores():
             "season_amp_sin": [0.0, 0.0, 0.0, 0.0],
             "active_noise": [np.log(0.05 + 0.1), np.log(0.05 + 0.8), np.log(0.15), np.log(0.15)],
             "active_months": [24, 24, 24, 24],
+            "tenure_months": [24, 24, 24, 24],
+            **{f"log_qty_lag_{i:02d}": [3.0, 3.0, 3.0, 3.0] for i in range(17)},
         }
     )
     out = derive(table).to_pandas()
@@ -261,3 +263,33 @@ def test_derived_significance_scores():
     quiet, noisy = out["season_z_cos"][:2]
     assert quiet == 10.0 and 0 < noisy < 3.1  # 0.5 / (0.8 * sqrt(2 / 24)) = 2.17
     assert (out.loc[2:, ["season_z_cos", "season_z_sin"]] == 0).all().all()
+
+
+def test_the_rhythm_score_tells_alternating_months_from_noise_seasons_and_short_histories():
+    """Bulk every other month scores near -1, a winter season and a ramp score above 0, a steady shop near 0; the
+    months before a shop's first sale do not count, and under 6 months score 0."""
+    rng = np.random.default_rng(0)
+    months = np.arange(17)
+    rows = {
+        "alternating": 4 + np.where(months % 2 == 0, 0.8, -0.8) + rng.normal(0, 0.1, 17),
+        "steady": 4 + rng.normal(0, 0.2, 17),
+        "winter": 4 + np.cos(2 * np.pi * months / 12) + rng.normal(0, 0.1, 17),
+        "opened 8 months ago": np.where(months < 8, 4 + np.where(months % 2 == 0, 0.8, -0.8), 0.0),
+        "opened 5 months ago": np.where(months < 5, 4 + np.where(months % 2 == 0, 0.8, -0.8), 0.0),
+    }
+    tenure = [24, 24, 24, 8, 5]
+    table = pa.table(
+        {
+            "active_trend_t": [0.0] * 5,
+            "season_amp_cos": [0.0] * 5,
+            "season_amp_sin": [0.0] * 5,
+            "active_noise": [np.log(0.15)] * 5,
+            "active_months": tenure,
+            "tenure_months": tenure,
+            **{f"log_qty_lag_{i:02d}": [series[i] for series in rows.values()] for i in range(17)},
+        }
+    )
+    rhythm = dict(zip(rows, derive(table).column("lag1_autocorr").to_pylist(), strict=True))
+    assert rhythm["alternating"] < -0.8 and rhythm["opened 8 months ago"] < -0.8  # its 9 empty months ignored
+    assert abs(rhythm["steady"]) < 0.4 and rhythm["winter"] > 0.5
+    assert rhythm["opened 5 months ago"] == 0.0

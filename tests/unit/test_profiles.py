@@ -58,7 +58,15 @@ CUSTOMERS_OVERALL = {**CUSTOMER}
         ({"active_trend_t": 1.0, "active_slope": 0.015}, "Growing"),
         ({"active_trend_t": -1.0, "active_slope": -0.01}, "Steady"),
         ({"active_trend_t": 0.5, "active_slope": 0.008}, "Steady"),
+        ({"active_trend_t": 0.2, "active_slope": 0.015}, "Steady"),  # the line moves, but within its noise
         ({"active_noise": -0.5}, "Erratic"),
+        # big and small months alternate: a bulk order every other month is a rhythm, not erratic
+        ({"active_noise": -0.5, "lag1_autocorr": -0.5}, "Every other month"),
+        ({"active_noise": -0.5, "lag1_autocorr": -0.1}, "Erratic"),
+        (
+            {"active_noise": -0.5, "lag1_autocorr": -0.5, "active_trend_t": 0.13, "active_slope": 0.0125},
+            "Every other month",
+        ),
         ({"active_noise": -0.5, "active_share": 0.4}, "Intermittent"),
         ({"season_amp_cos": 0.05, "season_amp_sin": 0.05}, "Steady"),
     ],
@@ -137,6 +145,22 @@ def test_two_winter_peaks_are_qualified_by_what_differs_most():
         4: {**winter, "log_level": 2.5, "active_share": 0.95},
     }
     assert name_segments(profiles, {}, SHOPS_OVERALL) == {3: "Winter peak, large", 4: "Winter peak, small"}
+
+
+@pytest.mark.parametrize(
+    ("early", "late", "base"),
+    [((0.9, 6), (0.9, 7.5), "Summer peak"), ((0.5, 11.6), (0.5, 1.4), "Winter peak")],
+)
+def test_two_peaks_of_one_season_and_strength_are_told_apart_by_their_timing(early, late, base):
+    """Tourist shops whose season opens in May or in July peak in the same season, as strongly: their names say
+    which peaks first (across the new year for winter), not 'mild' and 'strong' (fifth independent generator)."""
+
+    def peaking(amplitude, month):  # month: 0 = January
+        angle = 2 * math.pi * month / 12
+        return {**SHOP, "season_amp_cos": amplitude * math.cos(angle), "season_amp_sin": amplitude * math.sin(angle)}
+
+    profiles = {5: peaking(*late), 6: {**peaking(*early), "season_amp_cos": peaking(*early)["season_amp_cos"] * 0.97}}
+    assert name_segments(profiles, {}, SHOPS_OVERALL) == {5: f"{base}, late", 6: f"{base}, early"}
 
 
 def test_two_loyal_customer_segments_are_told_apart_by_spend():

@@ -27,10 +27,13 @@ ENGINE_MEMORY = "4GB"
 
 
 SEASON_Z_MAX = TREND_Z_MAX = 10.0
+RHYTHM_LAGS = 17  # log_qty_lag_00 .. _16
+RHYTHM_MIN_MONTHS = 6
 
 
 def derived_features(table: pa.Table) -> pa.Table:
-    """The schema's `derived` columns: trend and season as significance scores (see features_schema.yaml)."""
+    """The schema's `derived` columns: trend and season as significance scores, and the month-to-month rhythm
+    (see features_schema.yaml)."""
     import numpy as np
 
     frame = table.select(
@@ -43,9 +46,31 @@ def derived_features(table: pa.Table) -> pa.Table:
     resid_std = np.maximum(np.exp(frame["active_noise"].to_numpy()) - 0.05, 1e-3)
     z = amplitude / (resid_std * np.sqrt(2.0 / np.maximum(frame["active_months"].to_numpy(), 1)))
     stretch = np.where(amplitude > 0, np.minimum(z, SEASON_Z_MAX) / np.where(amplitude > 0, amplitude, 1.0), 0.0)
-    for name, values in (("trend_z", trend_z), ("season_z_cos", cos * stretch), ("season_z_sin", sin * stretch)):
+    derived = {
+        "trend_z": trend_z,
+        "season_z_cos": cos * stretch,
+        "season_z_sin": sin * stretch,
+        "lag1_autocorr": _lag1_autocorrelation(table),
+    }
+    for name, values in derived.items():
         table = table.append_column(name, pa.array(values, type=pa.float64()))
     return table
+
+
+def _lag1_autocorrelation(table: pa.Table):
+    """Per shop, the lag-1 autocorrelation of ln(1 + quantity) over its last months (at most RHYTHM_LAGS, none
+    before its first sale, months without sales as 0) around their mean; 0 with fewer than RHYTHM_MIN_MONTHS."""
+    import numpy as np
+
+    lags = np.column_stack([table[f"log_qty_lag_{i:02d}"].to_numpy(zero_copy_only=False) for i in range(RHYTHM_LAGS)])
+    months = np.minimum(table["tenure_months"].to_numpy(zero_copy_only=False), RHYTHM_LAGS)
+    inside = np.arange(RHYTHM_LAGS)[None, :] < months[:, None]
+    mean = np.where(inside, lags, 0.0).sum(axis=1) / np.maximum(months, 1)
+    centred = np.where(inside, lags - mean[:, None], 0.0)
+    variance = (centred**2).sum(axis=1)
+    cross = (centred[:, 1:] * centred[:, :-1]).sum(axis=1)  # outside months are 0, so only pairs inside count
+    enough = (months >= RHYTHM_MIN_MONTHS) & (variance > 1e-12)
+    return np.where(enough, cross / np.where(enough, variance, 1.0), 0.0)
 
 
 def _used(sql: str, params: dict) -> dict:

@@ -44,6 +44,7 @@ SHOP_NAMING = [
     "season_amp_cos",
     "season_amp_sin",
     "log_mean_value",
+    "lag1_autocorr",
 ]
 SEASONS = {
     12: "Winter",
@@ -59,6 +60,7 @@ SEASONS = {
     10: "Autumn",
     11: "Autumn",
 }
+SEASON_CENTRE = {"Winter": 0.0, "Spring": 3.0, "Summer": 6.0, "Autumn": 9.0}  # middle month, 0 = January (peak_month)
 
 # shops (log units): a segment is seasonal, growing/declining, intermittent, erratic or steady, in that order
 SEASONAL_AMPLITUDE = 0.15  # amplitude of the annual harmonic above which the segment peaks in a season
@@ -68,9 +70,16 @@ TREND_T = 1.2  # |active_trend_t| above which the segment clearly grows or decli
 # independent planted generator: its declining shops' segment, with steady shops that drifted down, had a median
 # t of -1.09 and a yearly change of -0.22; steady segments there and elsewhere change by at most 0.09 a year)
 TREND_PER_YEAR = 0.15
+# ... provided its noise leaves the median t at least this far on the same side: bulk every other month (fifth
+# independent generator) moved its segment's line 15% a year at t = 0.13 in a 13-month window
+TREND_T_FLOOR = 0.5
 INTERMITTENT_SHARE = 0.6  # active_share below which the segment skips too many months to be steady
 ERRATIC_NOISE = -0.9  # active_noise above which the segment is erratic (steady is around -1.9)
+# ... unless its big and small months alternate: a segment's median lag-1 autocorrelation at or below this
+# (irregular shops' is about -0.05; shops ordering in bulk every other month, fifth independent generator: -0.5)
+ALTERNATING_AUTOCORR = -0.3
 SIZE_STEP = 0.7  # log_level this far above / below overall makes a steady segment large / small
+PEAK_STEP = 1.0  # a month between two seasonal segments' peaks is a clear difference in timing
 
 # customers: ratios of the segment's median to the overall median of all modelled customers
 HIGH_RATIO = 1.5  # clearly above overall (frequency, spend, order value)
@@ -97,6 +106,7 @@ SHOP_QUALIFIERS = [
     Qualifier("active_noise", 0.5, ("steady", "erratic")),
     Qualifier("active_trend_t", TREND_T, ("falling", "rising")),
     Qualifier("season_amplitude", SEASONAL_AMPLITUDE, ("mild", "strong")),
+    Qualifier("season_peak", PEAK_STEP, ("early", "late")),
 ]
 CUSTOMER_QUALIFIERS = [
     Qualifier("spend", math.log(HIGH_RATIO), ("low spend", "high spend"), log=True),
@@ -112,6 +122,7 @@ STATED = {
     "Declining": {"active_trend_t", "season_amplitude"},
     "Intermittent": {"active_share", "season_amplitude"},
     "Erratic": {"active_noise", "season_amplitude"},
+    "Every other month": {"active_noise", "season_amplitude"},
     "Steady": {"active_noise", "season_amplitude"},
     "Large steady": {"log_level", "active_noise", "season_amplitude"},
     "Small steady": {"log_level", "active_noise", "season_amplitude"},
@@ -159,6 +170,16 @@ def _amplitude(profile: dict) -> float:
     return math.hypot(_value(profile, "season_amp_cos", 0.0), _value(profile, "season_amp_sin", 0.0))
 
 
+def _peak_offset(profile: dict) -> float:
+    """Months from the middle of the season the profile peaks in to its peak: < 0 early, > 0 late; NaN unseasonal."""
+    cos, sin = _value(profile, "season_amp_cos", 0.0), _value(profile, "season_amp_sin", 0.0)
+    if math.hypot(cos, sin) <= SEASONAL_AMPLITUDE:
+        return math.nan
+    position = math.atan2(sin, cos) % (2 * math.pi) / (2 * math.pi) * 12  # 0 = January, as in peak_month
+    centre = SEASON_CENTRE[SEASONS[peak_month(cos, sin)]]
+    return (position - centre + 6) % 12 - 6
+
+
 def _is_customer(profile: dict, overall: dict) -> bool:
     return "orders" in profile or "orders" in overall
 
@@ -169,14 +190,14 @@ def shop_name(profile: dict, overall: dict) -> str:
         month = peak_month(_value(profile, "season_amp_cos", 0.0), _value(profile, "season_amp_sin", 0.0))
         return f"{SEASONS[month]} peak"
     trend, yearly = _value(profile, "active_trend_t"), 12 * _value(profile, "active_slope", 0.0)
-    if trend > TREND_T or yearly >= TREND_PER_YEAR:
+    if trend > TREND_T or (yearly >= TREND_PER_YEAR and trend >= TREND_T_FLOOR):
         return "Growing"
-    if trend < -TREND_T or yearly <= -TREND_PER_YEAR:
+    if trend < -TREND_T or (yearly <= -TREND_PER_YEAR and trend <= -TREND_T_FLOOR):
         return "Declining"
     if _value(profile, "active_share") < INTERMITTENT_SHARE:
         return "Intermittent"
     if _value(profile, "active_noise") > ERRATIC_NOISE:
-        return "Erratic"
+        return "Every other month" if _value(profile, "lag1_autocorr") <= ALTERNATING_AUTOCORR else "Erratic"
     size = _value(profile, "log_level") - _value(overall, "log_level")
     if size >= SIZE_STEP:
         return "Large steady"
@@ -234,6 +255,8 @@ def build_profiles(month: str, scores: pd.DataFrame, features: pd.DataFrame, nam
 def _qualifier_value(profile: dict, qualifier: Qualifier) -> float:
     if qualifier.key == "season_amplitude":
         return _amplitude(profile)
+    if qualifier.key == "season_peak":
+        return _peak_offset(profile)
     value = _value(profile, qualifier.key)
     if not qualifier.log:
         return value

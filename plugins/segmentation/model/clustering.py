@@ -324,10 +324,11 @@ def kmeans_by_stability(
     bootstrap Jaccard >= STABLE_JACCARD, silhouette at least (1 - tolerance) x the best stable silhouette.
     (Silhouette alone prefers few clusters: 4 for 7 planted behaviours; stability alone splits continua.)
     With `refine`, the chosen k is then refined by a Gaussian mixture (see KMeansClusterer) where the refinement
-    is as stable and separates about as well as the plain KMeans: by EM, else by the one assignment. k is chosen on plain KMeans only: a mixture's
-    boundaries always score a lower silhouette than Voronoi cells, so judging some k refined and others plain
-    tilted the choice to whichever k the refinement was not taken at (a 0.001 silhouette decided 6 or 7 segments
-    on planted shop data). Stability and silhouette are pooled over the selection samples (_pooled)."""
+    is as stable and separates about as well as the plain KMeans: by EM, else by the one assignment. k is chosen
+    on plain KMeans only: a mixture's boundaries always score a lower silhouette than Voronoi cells, so judging
+    some k refined and others plain tilted the choice to whichever k the refinement was not taken at (a 0.001
+    silhouette decided 6 or 7 segments on planted shop data). Stability and silhouette are pooled over the
+    selection samples (_pooled)."""
     samples = _selection_samples(x, seed)
     scores = {}  # k -> (stable, silhouette) of plain KMeans
     for k in k_range:

@@ -79,10 +79,9 @@ def test_champion_age_triggers_a_retrain(lifecycle, sales):
 
 def test_a_review_promotes_only_a_challenger_that_scores_clearly_above_the_champion(lifecycle, sales):
     """Reviews every month on a 6-month window: each review's challenger replaces the champion exactly when it passes
-    the gates and scores at least the review's gain (10% here) above the champion's segments on the month (both
-    happen here: a 7% gain is refused)."""
+    the gates and scores at least 3% above the champion's segments on the month (both happen here)."""
     _no_drift(lifecycle)
-    settings = _settings(lifecycle, WINDOW_MONTHS=6, REVIEW_MONTHS=1, GATE_MIN_SCORE_GAIN_ON_REVIEW=0.1)
+    settings = _settings(lifecycle, WINDOW_MONTHS=6, REVIEW_MONTHS=1)
     run_months(settings, "2023-01", "2023-09", sales["base"])
     runs = _runs(settings).set_index("month")
     reviews = runs[runs["reason"].str.contains("is due its review", regex=False)]
@@ -91,13 +90,9 @@ def test_a_review_promotes_only_a_challenger_that_scores_clearly_above_the_champ
     promoted = []
     for month, run in reviews.iterrows():
         metadata = registry.metadata(run["challenger_version"])
-        clearly_better = metadata["metrics"]["score"] >= 1.1 * metadata["champion_at_training"]["score"]
+        clearly_better = metadata["metrics"]["score"] >= 1.03 * metadata["champion_at_training"]["score"]
         review_failures = [f for f in metadata["gate_failures"] if f.startswith("a review: score")]
         assert bool(review_failures) != clearly_better, (month, metadata["gate_failures"])
-        # a review's merge is refused only when not earned (clearly better and as stable as the champion was)
-        held_as_well = metadata["metrics"]["stability"] >= metadata["champion_at_training"]["stability"]
-        refused_merge = any(f.startswith("merges segments") for f in metadata["gate_failures"])
-        assert not (refused_merge and clearly_better and held_as_well), (month, metadata["gate_failures"])
         assert bool(run["promoted"]) == (not metadata["gate_failures"]), (month, run["verdict"])
         promoted.append(bool(run["promoted"]))
     assert set(promoted) == {True, False}, promoted

@@ -77,9 +77,8 @@ def _before_tiers(metrics: dict) -> str:
     return " before size tiers" if "behaviours" in metrics else ""
 
 
-def apply_gates(metrics: dict, champion: dict | None, gates: dict, review: bool = False) -> list[str]:
-    """Reasons the challenger must not be promoted; empty when every gate passes. At a review (`review`), a
-    challenger may merge segments the champion separates when it has earned it (merge_earned)."""
+def apply_gates(metrics: dict, champion: dict | None, gates: dict) -> list[str]:
+    """Reasons the challenger must not be promoted; empty when every gate passes."""
     failures = []
     if metrics["noise_share"] > gates["max_noise_share"]:
         failures.append(f"noise share {metrics['noise_share']:.1%} > {gates['max_noise_share']:.0%}")
@@ -108,27 +107,13 @@ def apply_gates(metrics: dict, champion: dict | None, gates: dict, review: bool 
         ari = metrics.get("ari_vs_champion", 1.0)
         # the champion's segments that still hold shops this month (records before `segments_held`: all of them)
         held = champion.get("segments_held", champion["segments"])
-        merged = metrics["segments"] < held and ari < gates["min_ari_when_losing_segments"]
-        # fewer segments that also disagree with the champion: segments the champion separates were merged
-        if merged and not (review and merge_earned(metrics, champion, gates)):
+        if metrics["segments"] < held and ari < gates["min_ari_when_losing_segments"]:
+            # fewer segments that also disagree with the champion: segments the champion separates were merged
             failures.append(
                 f"merges segments the champion separates ({held} -> {metrics['segments']} "
                 f"segments, ARI vs champion {ari:.2f} < {gates['min_ari_when_losing_segments']})"
             )
     return failures
-
-
-def merge_earned(metrics: dict, champion: dict, gates: dict) -> bool:
-    """Whether a review's challenger may merge segments the champion separates: it scores the review's gain above the
-    champion's segments on the month and is at least as stable under resampling as the champion was. A distinction
-    that a refit drops while fitting the month clearly better and resampling more reproducibly is one the data no
-    longer supports (independent planted shops: one summer season split into "mild" and "strong" by a champion
-    trained before the window filled; the reviews that merged it scored 7-14% above the champion and were refused)."""
-    return (
-        "score" in champion
-        and metrics["score"] >= champion["score"] * (1 + gates["min_score_gain_on_review"])
-        and metrics["stability"] >= champion.get("stability", float("inf"))
-    )
 
 
 def review_failures(metrics: dict, champion: dict | None, gates: dict) -> list[str]:

@@ -334,10 +334,8 @@ def train(settings: Settings, month: str) -> dict:
         pick = max(evaluations, key=lambda n: evaluations[n]["metrics"]["score"])
     bundle = candidates[pick]
     evaluation = evaluate_challenger(bundle, eligible, champion, settings, evaluations)
-    review = decision.get("trigger") == REVIEW_TRIGGER
-    yardstick = champion_yardstick(decision, evaluation)
-    gate_failures = evaluate.apply_gates(evaluation["metrics"], yardstick, gates, review=review)
-    if review:
+    gate_failures = evaluate.apply_gates(evaluation["metrics"], champion_yardstick(decision, evaluation), gates)
+    if decision.get("trigger") == REVIEW_TRIGGER:
         gate_failures += evaluate.review_failures(evaluation["metrics"], evaluation.get("champion"), gates)
     ids = assign_ids(bundle, evaluation, eligible, champion, registry)
     x = sample[names].to_numpy(dtype="float64")

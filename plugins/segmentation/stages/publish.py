@@ -16,7 +16,7 @@ import pyarrow as pa
 from ..config import Settings
 from ..lake.storage import Lake, as_of_ref, month_ref, utc_now
 from ..model.lifecycle import LIFECYCLE_NAMES
-from ..model.profiles import build_profiles
+from ..model.profiles import PROFILE_FEATURES, build_profiles
 from ..model.registry import Registry
 from ..warehouse.base import warehouse_for
 from .decide import SKIP, read_decision
@@ -85,7 +85,8 @@ def publish(settings: Settings, month: str, run_id: str | None = None) -> dict:
         scores_sha, version = meta["content_sha"], meta["model_version"]
         model_meta = Registry(lake).metadata(version)
         metrics = {"model": model_meta.get("metrics", {}), "baselines": model_meta.get("baselines", {})}
-        features = lake.read_table(as_of_ref("features", month)).to_pandas()
+        # only the columns the profiles summarise: the whole table has five times as many, decoded for nothing
+        features = lake.read_table(as_of_ref("features", month), columns=["shop_id", *PROFILE_FEATURES]).to_pandas()
         names = {**LIFECYCLE_NAMES, **segment_names_of(segments)}
         profiles = build_profiles(month, segments, features, names)
         metrics["name_check"] = meta.get("renamed", {})

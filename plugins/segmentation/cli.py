@@ -58,7 +58,8 @@ def _run(args) -> int:
 def month_line(result: dict) -> str:
     """One month's outcome: decision, shops, segments, noise and why."""
     decision = result["decide"]
-    scored = result.get("score", {})
+    published = result.get("publish", {})  # a warm-up month is not scored: the lifecycle rules name its shops
+    scored = result.get("score") or {"shops": published.get("rows", 0), "segments": published.get("segments", 0)}
     return (
         f"{decision['month']}: {decision['decision']:<6} shops={scored.get('shops', 0):>7} "
         f"segments={scored.get('segments', 0)} noise={scored.get('noise_share', 0):.1%} "

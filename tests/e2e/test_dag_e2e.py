@@ -144,7 +144,13 @@ def test_scoring_fans_out_over_shards_and_warm_up_skips_it(dag, pipeline_home, s
     raw = generate(small_spec)
     assert len(segments) == segments["shop_id"].nunique() == raw[raw["month"] <= 3]["shop_id"].nunique()
     assert lake_listing(home, "score_parts") == []  # combine_scores removed the parts
-    assert query(home, "SELECT COUNT(*) n FROM segments WHERE month < '2023-03'")["n"][0] == 0
+    warm_up = query(home, "SELECT month, model_version, COUNT(*) n FROM segments WHERE month < '2023-03' GROUP BY ALL")
+    # the warm-up months: every shop active by then named by the lifecycle rules, none scored by a model
+    active = [raw[raw["month"] <= m]["shop_id"].nunique() for m in (1, 2)]
+    assert sorted(zip(warm_up["month"], warm_up["model_version"], warm_up["n"], strict=True)) == [
+        ("2023-01", "lifecycle", active[0]),
+        ("2023-02", "lifecycle", active[1]),
+    ]
 
     # the same month with one shard: the same segments (the published scores are not even rewritten)
     scores_manifest = (home / "lake" / "scores" / "month=2023-03" / "_manifest.json").read_text()
@@ -247,7 +253,10 @@ def test_publish_emits_asset_events_and_the_export_dag_writes_the_extract(fresh_
     # the scheduler's queue: the segments event asks for a run of the (unpaused) consumer
     assert ("segmentation_export", "segmentation_segments") in unpause_and_queued_runs("segmentation_export")
     warm_up = asset_events(runs["2023-02"].run_id)  # a warm-up month still tells consumers
-    assert warm_up["segmentation_segments"]["rows"] == 0 and warm_up["segmentation_segments"]["model_version"] is None
+    warm_up_shops = query(home, "SELECT COUNT(*) n FROM segments WHERE month = '2023-02'")["n"][0]
+    # lifecycle segments only: every active shop is named, and no model version is claimed for them
+    assert warm_up_shops > 500 and warm_up["segmentation_segments"]["rows"] == warm_up_shops
+    assert warm_up["segmentation_segments"]["model_version"] is None
     assert warm_up["segmentation_recommendations"]["rows"] == 0
     rerun = asset_events(run_month(monthly, "2023-04").run_id)
     assert rerun == events  # same content, same hashes: a consumer can tell a re-run from a change

@@ -93,7 +93,8 @@ def _publish(warehouse, month: str, rows: list[tuple], version: str) -> None:
 
 @pytest.fixture
 def warehouse(settings):
-    """A warm-up month (nothing segmented), then two months scored by two model versions."""
+    """A warm-up month published without rows (as before warm-up months carried lifecycle segments), then two
+    months scored by two model versions."""
     warehouse = warehouse_for(settings)
     warehouse.replace_month("2023-12", pd.DataFrame(columns=SEGMENT_COLUMNS), _run("2023-12", "skip", None, 0, 0))
     _publish(warehouse, "2024-01", JANUARY, "0001")
@@ -235,7 +236,7 @@ def test_month_segments_have_sizes_and_profiles(api):
     assert segments[1]["medians"]["log_mean_qty"] is None  # not computed: null, not NaN
 
 
-def test_a_warm_up_month_has_no_segments_and_an_unknown_month_is_404(api):
+def test_a_month_without_rows_has_no_segments_and_an_unknown_month_is_404(api):
     warm_up = api.get("/months/2023-12/segments").json()
     assert warm_up["run"]["decision"] == "skip" and warm_up["segments"] == []
     missing = api.get("/months/2030-01/segments")

@@ -37,8 +37,14 @@ def test_months_warm_up_then_train_then_reuse(fast, small_sales_file):
     per_month = _table(
         fast, "SELECT month, COUNT(*) n, COUNT(DISTINCT shop_id) s FROM segments GROUP BY month ORDER BY month"
     )
-    assert per_month["month"].tolist() == ["2023-03", "2023-04", "2023-05"]
+    assert per_month["month"].tolist() == ["2023-01", "2023-02", "2023-03", "2023-04", "2023-05"]
     assert (per_month["n"] == per_month["s"]).all() and (per_month["n"] > 500).all()
+    # the warm-up months name every active shop by the lifecycle rules alone, and say no model did
+    warm_up = _table(fast, "SELECT * FROM segments WHERE month < '2023-03'")
+    assert set(warm_up["model_version"]) == {"lifecycle"} and (warm_up["membership_strength"] == 1).all()
+    assert set(warm_up["segment_id"]) <= {900, 911, 912, 913} and 911 in set(warm_up["segment_id"])
+    assert set(warm_up.loc[warm_up["eligible"], "segment_id"]) <= {900}
+    assert (runs.set_index("month")["shops"][["2023-01", "2023-02"]] == per_month["n"][:2].to_numpy()).all()
     segments = _table(fast, "SELECT segment_id, membership_strength FROM segments")
     assert segments["segment_id"].min() >= -1 and segments["membership_strength"].between(0, 1).all()
     metrics = json.loads(_table(fast, "SELECT metrics FROM model_runs WHERE decision = 'train'")["metrics"][0])
@@ -66,6 +72,9 @@ def test_rerunning_a_month_changes_nothing(fast, small_sales_file):
     before = {t: _table(fast, f"SELECT * FROM {t} ORDER BY ALL") for t in tables}
     assert before["recommendations"]["month"].unique().tolist() == ["2023-03", "2023-04"]
     versions = Registry(Lake(fast.lake_root)).versions()
+    assert before["segments"]["month"].unique().tolist() == ["2023-01", "2023-02", "2023-03", "2023-04"]
+    # a warm-up month too: its lifecycle rows come from the same features, so nothing is written again
+    assert run_month(fast, "2023-01", source)["publish"]["written"] is False
     for month in ("2023-03", "2023-04"):
         run_month(fast, month, source)
     for table, frame in before.items():

@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-NOT_SEGMENTED = 900  # the model's shops when no model passed its gates (lifecycle-only months)
+NOT_SEGMENTED = 900  # the model's shops when no model passed its gates, or before the first (lifecycle-only months)
+RULES_VERSION = "lifecycle"  # `model_version` of a warm-up month's rows: the rules named them, no model
 NEW_CUSTOMER, ONE_TIME_RECENT, ONE_TIME_LAPSED, LAPSED_CUSTOMER = 901, 902, 903, 904
 ONE_TIME_LAPSED_HIGHER, ONE_TIME_RECENT_HIGHER, NEW_CUSTOMER_HIGHER = 905, 906, 907
 NEW_SHOP, LAPSED_SHOP, OCCASIONAL_SHOP = 911, 912, 913
@@ -144,6 +145,12 @@ def with_lifecycle(table: pa.Table, min_tenure: int) -> pa.Table:
     return table.append_column(
         "lifecycle_segment", pa.array(np.where(modelled, None, segments).tolist(), type=pa.int64())
     )
+
+
+def warm_up_segments(lifecycle_segment: pd.Series) -> np.ndarray:
+    """Each row's lifecycle segment, and "Active, not segmented" where the model will decide once it has the
+    history (a warm-up month: every active shop is named, none by a model)."""
+    return lifecycle_segment.fillna(NOT_SEGMENTED).to_numpy(dtype="int64")
 
 
 def lifecycle_name(segment_id: int) -> str | None:

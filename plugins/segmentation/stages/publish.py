@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from ..config import Settings
 from ..lake.storage import Lake, as_of_ref, month_ref, utc_now
-from ..model.lifecycle import LIFECYCLE_NAMES
+from ..model.lifecycle import LIFECYCLE_NAMES, RULES_VERSION, warm_up_segments
 from ..model.profiles import PROFILE_FEATURES, build_profiles
 from ..model.registry import Registry
 from ..warehouse.base import warehouse_for
@@ -54,6 +54,33 @@ def _scored_month(lake: Lake, month: str) -> tuple[pd.DataFrame, dict]:
     return segments[SEGMENT_COLUMNS], manifest["metadata"]
 
 
+def _warm_up_month(lake: Lake, month: str) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """A month before any model: every active shop gets its lifecycle segment, the rest "Active, not segmented".
+    Returns the segments, the features the profiles summarise, and the segments' content hash."""
+    ref = as_of_ref("features", month)
+    manifest = lake.manifest(ref)
+    if manifest is None:
+        raise RuntimeError(f"no features published for {month}: run build_features first")
+    wanted = ["shop_id", "eligible", "lifecycle_segment", *PROFILE_FEATURES]
+    features = lake.read_table(ref, manifest=manifest, columns=wanted).to_pandas()
+    segment = warm_up_segments(features["lifecycle_segment"])
+    segments = pd.DataFrame(
+        {
+            "month": month,
+            "shop_id": features["shop_id"].astype(str),
+            "segment_id": segment,
+            "segment_name": [LIFECYCLE_NAMES[s] for s in segment],
+            "membership_strength": 1.0,
+            "eligible": features["eligible"].astype(bool),
+            "model_version": RULES_VERSION,
+        }
+    )
+    sha = content_sha(pa.Table.from_pandas(segments, preserve_index=False))
+    # the features' publication time: the same features give the same rows, a re-run writes nothing
+    segments["scored_at"] = pd.Timestamp(manifest["published_at"]).tz_localize(None)
+    return segments[SEGMENT_COLUMNS], features, sha
+
+
 RUN_IDENTITY_COLUMNS = ("run_id", "published_at")  # differ between runs that publish the same content
 
 
@@ -78,8 +105,9 @@ def publish(settings: Settings, month: str, run_id: str | None = None) -> dict:
     warehouse = warehouse_for(settings)
     training = decision.get("training", {})
     if decision["decision"] == SKIP:
-        segments, profiles = pd.DataFrame(columns=SEGMENT_COLUMNS), None
-        scores_sha, version, metrics = None, None, {}
+        segments, features, scores_sha = _warm_up_month(lake, month)
+        profiles = build_profiles(month, segments, features, LIFECYCLE_NAMES)
+        version, metrics = None, {}
     else:
         segments, meta = _scored_month(lake, month)
         scores_sha, version = meta["content_sha"], meta["model_version"]
@@ -118,6 +146,7 @@ def publish(settings: Settings, month: str, run_id: str | None = None) -> dict:
     outcome = {
         "month": month,
         "rows": shops,
+        "segments": n_segments,
         "model_version": version,
         "tables": table_summaries(segments, profiles, run),
     }
@@ -148,4 +177,4 @@ def publish(settings: Settings, month: str, run_id: str | None = None) -> dict:
         decision["decision"],
         seconds,
     )
-    return {**outcome, "segments": n_segments, "written": True, "seconds": seconds}
+    return {**outcome, "written": True, "seconds": seconds}

@@ -194,7 +194,16 @@ def render(settings: Settings, month: str) -> tuple[str, dict]:
         )
     pngs: dict[str, bytes] = {}
     if decision["decision"] == SKIP:
-        parts += ["<p>No segments this month: not enough history yet.</p>", *engineering, "</body></html>"]
+        profiles = warehouse_for(settings).query(
+            "SELECT segment_id, name, shops, share FROM segment_profiles WHERE month = ? ORDER BY segment_id", [month]
+        )
+        parts += [
+            "<p>Not enough history for the model yet: every shop has its lifecycle segment, the rest are "
+            "&ldquo;Active, not segmented&rdquo; until the first model.</p>",
+            _table(profiles),
+            *engineering,
+            "</body></html>",
+        ]
         return "\n".join(parts), pngs
     from ..serving.business import PROFILE_COLUMNS, SCORE_COLUMNS, business_view, render_business, rows_in
 

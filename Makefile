@@ -115,9 +115,9 @@ bench: install
 bench-guard: install
 	$(BIN)/python benchmarks/guard.py --json benchmarks/results/guard.json
 
-# Segment quality through `segmentation run`: Online Retail, CDNOW and a sparse marketplace's customers
-# (future-behaviour AUC against KMeans-RFM and a supervised ceiling), planted shop data from three independent
-# generators and the project's own (ARI against the planted behaviours); about 30 minutes
+# Segment quality through `segmentation run`: Online Retail, CDNOW, a sparse marketplace's customers and grocery
+# households (future-behaviour AUC against KMeans-RFM and a supervised ceiling), planted shop data from five
+# independent generators and the project's own (ARI against the planted behaviours); about 50 minutes
 quality: install
 	$(BIN)/python benchmarks/quality.py --json benchmarks/results/quality.json
 

@@ -11,6 +11,9 @@ Data sets (each run month by month through `segmentation run`, as a user would, 
 - sparse_customers: 40,000 marketplace customers, 2017-01..2018-08, 97% of them buying once
   (`benchmarks/sparse_customers.py`, written without looking at the method, loosely shaped like the public Olist
   data), landed with its own column names; measured as online_retail.
+- grocery_households: 3,000 grocery loyalty-card households, 2022-01..2023-12, most shopping every week
+  (`benchmarks/grocery_households.py`, written without looking at the method, loosely shaped like dunnhumby's
+  "The Complete Journey"), landed with its own column names; measured as online_retail.
 - planted: `benchmarks/planted_shops.py` (written without looking at the method: two size tiers of steady shops,
   winter and summer peaks, growth, decline, erratic, skipped months, late joiners), 24 months of history.
 - generator: the project's own generator (`segmentation generate`), 24 months of history.
@@ -75,6 +78,8 @@ CDNOW_WHEEL = "lifetimes==0.11.3"
 CDNOW_EVALUATIONS = (("1997-09", 6), ("1997-12", 6), ("1998-03", 3))
 SPARSE_CUSTOMERS, SPARSE_SEED, SPARSE_MONTHS = 40_000, 1, ("2017-01", "2018-08")
 SPARSE_EVALUATIONS = (("2017-12", 6), ("2018-02", 6), ("2018-05", 3))
+GROCERY_HOUSEHOLDS, GROCERY_SEED, GROCERY_MONTHS = 3_000, 1, ("2022-01", "2023-12")
+GROCERY_EVALUATIONS = (("2022-12", 6), ("2023-03", 6), ("2023-06", 6), ("2023-09", 3))
 
 
 def run_cli(home: Path, *args: str, env: dict | None = None) -> float:
@@ -258,6 +263,32 @@ def sparse_customers(workdir: Path) -> dict:
         }
     )
     return customer_data(workdir, "sparse_customers", run_args, lines, SPARSE_EVALUATIONS)
+
+
+def grocery_households(workdir: Path) -> dict:
+    import pandas as pd
+    from grocery_households import generate
+
+    baskets, _ = generate(GROCERY_HOUSEHOLDS, GROCERY_SEED, GROCERY_MONTHS[0], 24)
+    path = workdir / "grocery_households.parquet"
+    baskets.to_parquet(path, index=False)
+    run_args = (
+        *("--from", GROCERY_MONTHS[0], "--to", GROCERY_MONTHS[1], "--source", "invoices", "--layout", "plain"),
+        *("--input", str(path), "--columns"),
+        "customer=household_key,date=trans_date,amount=SALES_VALUE,quantity=QUANTITY,invoice=BASKET_ID,"
+        "product=PRODUCT_ID",
+    )
+    bought = baskets[baskets["QUANTITY"] > 0]  # returns are cleaned away by the pipeline too
+    lines = pd.DataFrame(
+        {
+            "customer_id": bought["household_key"].astype(str),
+            "invoice_id": bought["BASKET_ID"].astype(str),
+            "date": pd.to_datetime(bought["trans_date"]),
+            "product_id": bought["PRODUCT_ID"].astype(str),
+            "value": bought["SALES_VALUE"].astype(float),
+        }
+    )
+    return customer_data(workdir, "grocery_households", run_args, lines, GROCERY_EVALUATIONS)
 
 
 def customer_data(workdir: Path, name: str, run_args: tuple[str, ...], lines, checkpoints) -> dict:
@@ -479,6 +510,7 @@ def main() -> int:
             "online_retail",
             "cdnow",
             "sparse_customers",
+            "grocery_households",
             "planted",
             "generator",
             "planted_36_defaults",
@@ -494,7 +526,13 @@ def main() -> int:
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory(prefix="quality-") as tmp:
-        for name, run in (("online_retail", online_retail), ("cdnow", cdnow), ("sparse_customers", sparse_customers)):
+        customer_sets = (
+            ("online_retail", online_retail),
+            ("cdnow", cdnow),
+            ("sparse_customers", sparse_customers),
+            ("grocery_households", grocery_households),
+        )
+        for name, run in customer_sets:
             if name in args.datasets:
                 results.append(run(Path(tmp)))
                 print_result(results[-1])

@@ -333,3 +333,21 @@ def test_a_tier_counts_as_its_segment_when_kept_and_is_split_by_size_again():
     assert np.array_equal(tiers.keep_previous(x, np.full(len(x), -1))[0], tiers.predict_strength(x)[0])
     small = np.array([[0.0, -0.1]])  # segment `cluster`, small tier: last month's large tier does not keep it large
     assert tiers.keep_previous(small, np.array([tier]))[0].tolist() == [cluster]
+
+
+def dominant_mass_and_far_groups(seed=0):
+    """Two near groups that together hold 70% of the rows, far from two small ones: silhouette sees three clusters."""
+    rng = np.random.default_rng(seed)
+    centres, sizes = ((0.0, 0.0), (4.0, 0.0), (40.0, 0.0), (0.0, 40.0)), (700, 700, 300, 300)
+    return np.concatenate([rng.normal(c, 1.0, (n, 2)) for c, n in zip(centres, sizes, strict=True)])
+
+
+def test_a_k_whose_largest_cluster_is_too_large_gives_way_to_a_finer_stable_k():
+    # grocery households buying every week: 4 clusters by silhouette, the largest 61%, refused by the gates
+    x = dominant_mass_and_far_groups()
+    plain = kmeans_by_stability(x, seed=0, k_range=range(3, 6), refine=False)
+    assert plain.n_clusters == 3 and np.bincount(plain.labels_).max() / len(x) > 0.6
+    bounded = kmeans_by_stability(x, seed=0, k_range=range(3, 6), refine=False, max_largest=0.5)
+    assert bounded.n_clusters == 4 and np.bincount(bounded.labels_).max() / len(x) <= 0.5
+    # no finer stable k within the bound: the choice stands rather than none
+    assert kmeans_by_stability(x, seed=0, k_range=range(3, 4), refine=False, max_largest=0.5).n_clusters == 3

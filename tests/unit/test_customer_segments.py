@@ -220,6 +220,38 @@ def test_selection_skips_candidates_that_fail_gates():
     assert pick is None and why == "no candidate passed the gates"
 
 
+@pytest.mark.slow
+def test_kmeans_refused_for_its_largest_segment_is_refitted_within_the_gate(home, monkeypatch):
+    from segmentation.config import load_settings
+    from segmentation.stages.train import evaluate_candidate, fit_candidates, largest_share_bound, refit_within_size
+
+    monkeypatch.setenv("SEGMENTATION_EPOCHS", "5")
+    settings = load_settings()
+    # two near groups holding 70% beside two far small ones: silhouette keeps the 70% together
+    rng = np.random.default_rng(0)
+    centres, sizes = ((0.0, 0.0), (4.0, 0.0), (40.0, 0.0), (0.0, 40.0)), (700, 700, 300, 300)
+    x = np.concatenate([rng.normal(c, 1.0, (n, 2)) for c, n in zip(centres, sizes, strict=True)])
+    frame = pd.DataFrame(x, columns=["a", "b"]).assign(shop_id=[f"C{i}" for i in range(len(x))], eligible=True)
+    candidates = fit_candidates(frame, ["a", "b"], settings)
+    evaluations = {name: evaluate_candidate(bundle, frame, settings) for name, bundle in candidates.items()}
+    pick, failures, _ = select_candidate(evaluations, settings.gates)
+    assert failures["kmeans"] == ["largest segment 70.0% > 60%"] and pick != "kmeans"
+    assert (
+        largest_share_bound(settings, customers=False) == 0.6 and largest_share_bound(settings, customers=True) == 0.5
+    )
+    untouched = {name: candidates[name] for name in ("autoencoder_hdbscan", "hdbscan", "gmm")}
+    refitted = refit_within_size(candidates, evaluations, None, frame, frame, settings, bound=0.6)
+    assert "kmeans" in refitted and not set(refitted) & set(untouched)
+    assert all(candidates[name] is bundle for name, bundle in untouched.items())
+    kmeans = evaluations["kmeans"]["metrics"]
+    assert kmeans["largest_share"] <= 0.6 and kmeans["segments"] == 4
+    assert not select_candidate(evaluations, settings.gates)[1]["kmeans"]  # it passes now
+    # chosen and within the bound: nothing is refitted; over a tighter bound (customers') it is
+    assert refit_within_size(candidates, evaluations, "kmeans", frame, frame, settings, bound=0.6) == []
+    assert "kmeans" in refit_within_size(candidates, evaluations, "kmeans", frame, frame, settings, bound=0.3)
+    assert evaluations["kmeans"]["metrics"]["largest_share"] <= 0.3 < 0.35  # finer than the four groups
+
+
 # invoice lines and customer features ---------------------------------------------------------------------------
 def test_online_retail_ii_headers_are_read_as_uci(tmp_path):
     from segmentation.sources.invoices import UCI_LAYOUT, read_invoices

@@ -318,7 +318,12 @@ TIERED_SILHOUETTE_TOLERANCE = 0.02
 
 
 def kmeans_by_stability(
-    x: np.ndarray, seed: int, k_range=K_RANGE, refine: bool = True, tolerance: float = SILHOUETTE_TOLERANCE
+    x: np.ndarray,
+    seed: int,
+    k_range=K_RANGE,
+    refine: bool = True,
+    tolerance: float = SILHOUETTE_TOLERANCE,
+    max_largest: float | None = None,
 ) -> KMeansClusterer:
     """KMeans with the finest k that is stable and separates about as well as the best stable k: every cluster's
     bootstrap Jaccard >= STABLE_JACCARD, silhouette at least (1 - tolerance) x the best stable silhouette.
@@ -328,7 +333,8 @@ def kmeans_by_stability(
     on plain KMeans only: a mixture's boundaries always score a lower silhouette than Voronoi cells, so judging
     some k refined and others plain tilted the choice to whichever k the refinement was not taken at (a 0.001
     silhouette decided 6 or 7 segments on planted shop data). Stability and silhouette are pooled over the
-    selection samples (_pooled)."""
+    selection samples (_pooled). With `max_largest`, a k whose largest cluster holds more than that share of the
+    rows gives way to the next finer stable k that keeps within it (_within_size)."""
     samples = _selection_samples(x, seed)
     scores = {}  # k -> (stable, silhouette) of plain KMeans
     for k in k_range:
@@ -341,6 +347,8 @@ def kmeans_by_stability(
     if stable:
         best = max(stable.values())
         k = max(k for k, sil in stable.items() if sil >= best * (1 - tolerance))
+        if max_largest is not None:
+            k = _within_size(k, sorted(stable), max_largest, samples, seed)
     else:
         k = max(scores, key=lambda k: scores[k][1])
     for refinement in _refinements_that_hold(k, scores[k][1], samples, seed) if refine else ():
@@ -348,6 +356,21 @@ def kmeans_by_stability(
         if fitted.mixture_ is not None:  # taken on all the rows too (see KMeansClusterer._refined)
             return fitted
     return KMeansClusterer(k, seed).fit(x)
+
+
+def _within_size(k: int, stable: list[int], max_largest: float, samples: list[np.ndarray], seed: int) -> int:
+    """k, or the first finer stable k whose largest cluster holds at most `max_largest` of the selection samples'
+    rows (k when none does): silhouette rewards cutting a few far-out groups off one dominant mass, and a finer
+    stable k cuts the mass where its rows differ."""
+    for candidate in [k, *(finer for finer in stable if finer > k)]:
+        if _largest_share(candidate, samples, seed) <= max_largest:
+            return candidate
+    return k
+
+
+def _largest_share(k: int, samples: list[np.ndarray], seed: int) -> float:
+    """The largest cluster's share of the rows of plain KMeans(k), averaged over the selection samples."""
+    return float(np.mean([np.bincount(KMeansClusterer(k, seed).fit(s).labels_).max() / len(s) for s in samples]))
 
 
 def _refinements_that_hold(k: int, plain_silhouette: float, samples: list[np.ndarray], seed: int):

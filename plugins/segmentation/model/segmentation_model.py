@@ -77,7 +77,8 @@ class SegmentationModel(BaseEstimator):
     Learned: ``scaler_`` (RobustScaler in the features' units), ``feature_weights_`` (None; versions before schema
     units weighted the scaled features), ``encoder_`` (Keras encoder or None), ``loss_history_``, ``clusterer_``
     (HDBSCAN or a partitioning clusterer; None for a lifecycle-only version), ``noise_assigner_`` (HDBSCAN's
-    only) and ``segment_map_`` (cluster -> stable segment id, set once ids are assigned).
+    only) and ``segment_map_`` (cluster -> stable segment id, set once ids are assigned). ``max_largest_share``
+    keeps KMeans's choice of k within that share of the rows for its largest cluster (None: no bound).
     """
 
     def __init__(
@@ -88,6 +89,7 @@ class SegmentationModel(BaseEstimator):
         latent_dim: int = 4,
         epochs: int = 60,
         seed: int = 0,
+        max_largest_share: float | None = None,
     ):
         self.features = features
         self.units = units
@@ -95,6 +97,7 @@ class SegmentationModel(BaseEstimator):
         self.latent_dim = latent_dim
         self.epochs = epochs
         self.seed = seed
+        self.max_largest_share = max_largest_share
 
     # fitting ------------------------------------------------------------------------------------------------
     def fit(self, frame: pd.DataFrame, y=None) -> SegmentationModel:
@@ -111,9 +114,10 @@ class SegmentationModel(BaseEstimator):
             self.encoder_, self.loss_history_ = None, []
         return self._fit_clusterer(scaled)
 
-    def with_candidate(self, candidate: str, frame: pd.DataFrame) -> SegmentationModel:
-        """Another candidate on this model's fitted scaler and autoencoder, its clusterer fitted on `frame`."""
-        other = clone(self).set_params(candidate=candidate)
+    def with_candidate(self, candidate: str, frame: pd.DataFrame, **params) -> SegmentationModel:
+        """Another candidate (and other `params`) on this model's fitted scaler and autoencoder, its clusterer fitted
+        on `frame`."""
+        other = clone(self).set_params(candidate=candidate, **params)
         if other.uses_autoencoder and self.encoder_ is None:
             raise ValueError(f"{candidate} needs a fitted autoencoder; fit an autoencoder candidate first")
         other.scaler_, other.feature_weights_ = self.scaler_, self.feature_weights_
@@ -132,7 +136,9 @@ class SegmentationModel(BaseEstimator):
             self.noise_assigner_ = NoiseAssigner().fit(space, self.clusterer_.labels_)
         else:
             if kind == "kmeans":
-                fitted = clustering.kmeans_by_stability(space, self.seed, tolerance=self._silhouette_tolerance)
+                fitted = clustering.kmeans_by_stability(
+                    space, self.seed, tolerance=self._silhouette_tolerance, max_largest=self.max_largest_share
+                )
             else:
                 fitted = clustering.gmm_by_bic(space, self.seed)
             self.clusterer_, self.noise_assigner_ = self._with_size_tiers(fitted, space), None

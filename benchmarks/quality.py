@@ -36,7 +36,7 @@ the shops with 24 months of history (first sale at least 23 months before the mo
 month, the ARI a supervised classifier reaches on the same shops' window of sales (`benchmarks/planted_measures.py`). Every data set: the candidates the gates
 compared (autoencoder + HDBSCAN against HDBSCAN, KMeans and a GMM on the scaled features) with the selection.
 
-    .venv/bin/python benchmarks/quality.py                         # everything (about 30 minutes on 2 cores)
+    .venv/bin/python benchmarks/quality.py                         # everything (about 50 minutes on 2 cores)
     .venv/bin/python benchmarks/quality.py --datasets online_retail --json out.json
 """
 

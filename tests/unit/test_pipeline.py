@@ -1,6 +1,7 @@
 """The library's stages run in order without Airflow: decisions, registry, idempotency."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -45,6 +46,8 @@ def test_months_warm_up_then_train_then_reuse(fast, small_sales_file):
     assert set(warm_up["segment_id"]) <= {900, 911, 912, 913} and 911 in set(warm_up["segment_id"])
     assert set(warm_up.loc[warm_up["eligible"], "segment_id"]) <= {900}
     assert (runs.set_index("month")["shops"][["2023-01", "2023-02"]] == per_month["n"][:2].to_numpy()).all()
+    report = Path(results[0]["report"]["path"]).read_text()
+    assert "Not enough history for the model yet" in report and "New shops" in report
     segments = _table(fast, "SELECT segment_id, membership_strength FROM segments")
     assert segments["segment_id"].min() >= -1 and segments["membership_strength"].between(0, 1).all()
     metrics = json.loads(_table(fast, "SELECT metrics FROM model_runs WHERE decision = 'train'")["metrics"][0])

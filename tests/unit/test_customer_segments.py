@@ -239,6 +239,8 @@ def test_kmeans_refused_for_its_largest_segment_is_refitted_within_the_gate(home
     assert (
         largest_share_bound(settings, customers=False) == 0.6 and largest_share_bound(settings, customers=True) == 0.5
     )
+    # nothing passes but a champion segments the shops: it stays, nothing is refitted
+    assert refit_within_size(candidates, evaluations, None, frame, frame, settings, 0.6, without_model=False) == []
     untouched = {name: candidates[name] for name in ("autoencoder_hdbscan", "hdbscan", "gmm")}
     refitted = refit_within_size(candidates, evaluations, None, frame, frame, settings, bound=0.6)
     assert "kmeans" in refitted and not set(refitted) & set(untouched)

@@ -241,53 +241,65 @@ def cdnow_lines():
     return lines[lines["value"] > 0].reset_index(drop=True)
 
 
-def sparse_customers(workdir: Path) -> dict:
+SPARSE_COLUMNS = {
+    "customer": "customer_unique_id",
+    "date": "order_purchase_timestamp",
+    "amount": "price",
+    "invoice": "order_id",
+    "product": "product_id",
+}
+GROCERY_COLUMNS = {
+    "customer": "household_key",
+    "date": "trans_date",
+    "amount": "SALES_VALUE",
+    "quantity": "QUANTITY",
+    "invoice": "BASKET_ID",
+    "product": "PRODUCT_ID",
+}
+
+
+def plain_run(path: Path, months: tuple[str, str], columns: dict[str, str]) -> tuple[str, ...]:
+    """`segmentation run` on a plain-layout invoice file landed with its own column names (`--columns`)."""
+    return (
+        *("--from", months[0], "--to", months[1], "--source", "invoices", "--layout", "plain"),
+        *("--input", str(path), "--columns", ",".join(f"{field}={name}" for field, name in columns.items())),
+    )
+
+
+def measured_lines(frame, columns: dict[str, str]):
+    """The file's lines in customer_measures' layout, through the same column mapping the run uses."""
     import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "customer_id": frame[columns["customer"]].astype(str),
+            "invoice_id": frame[columns["invoice"]].astype(str),
+            "date": pd.to_datetime(frame[columns["date"]]),
+            "product_id": frame[columns["product"]].astype(str),
+            "value": frame[columns["amount"]].astype(float),
+        }
+    )
+
+
+def sparse_customers(workdir: Path) -> dict:
     from sparse_customers import generate
 
     orders = generate(SPARSE_CUSTOMERS, SPARSE_SEED, *SPARSE_MONTHS)
     path = workdir / "sparse_customers.csv"
     orders.to_csv(path, index=False, float_format="%.2f")  # as the generator writes it
-    run_args = (
-        *("--from", SPARSE_MONTHS[0], "--to", SPARSE_MONTHS[1], "--source", "invoices", "--layout", "plain"),
-        *("--input", str(path), "--columns"),
-        "customer=customer_unique_id,date=order_purchase_timestamp,amount=price,invoice=order_id,product=product_id",
-    )
-    lines = pd.DataFrame(
-        {
-            "customer_id": orders["customer_unique_id"].astype(str),
-            "invoice_id": orders["order_id"].astype(str),
-            "date": pd.to_datetime(orders["order_purchase_timestamp"]),
-            "product_id": orders["product_id"].astype(str),
-            "value": orders["price"].astype(float),
-        }
-    )
+    run_args = plain_run(path, SPARSE_MONTHS, SPARSE_COLUMNS)
+    lines = measured_lines(orders, SPARSE_COLUMNS)
     return customer_data(workdir, "sparse_customers", run_args, lines, SPARSE_EVALUATIONS)
 
 
 def grocery_households(workdir: Path) -> dict:
-    import pandas as pd
     from grocery_households import generate
 
     baskets, _ = generate(GROCERY_HOUSEHOLDS, GROCERY_SEED, GROCERY_MONTHS[0], 24)
     path = workdir / "grocery_households.parquet"
     baskets.to_parquet(path, index=False)
-    run_args = (
-        *("--from", GROCERY_MONTHS[0], "--to", GROCERY_MONTHS[1], "--source", "invoices", "--layout", "plain"),
-        *("--input", str(path), "--columns"),
-        "customer=household_key,date=trans_date,amount=SALES_VALUE,quantity=QUANTITY,invoice=BASKET_ID,"
-        "product=PRODUCT_ID",
-    )
-    bought = baskets[baskets["QUANTITY"] > 0]  # returns are cleaned away by the pipeline too
-    lines = pd.DataFrame(
-        {
-            "customer_id": bought["household_key"].astype(str),
-            "invoice_id": bought["BASKET_ID"].astype(str),
-            "date": pd.to_datetime(bought["trans_date"]),
-            "product_id": bought["PRODUCT_ID"].astype(str),
-            "value": bought["SALES_VALUE"].astype(float),
-        }
-    )
+    run_args = plain_run(path, GROCERY_MONTHS, GROCERY_COLUMNS)
+    lines = measured_lines(baskets[baskets["QUANTITY"] > 0], GROCERY_COLUMNS)  # returns: the pipeline drops them too
     return customer_data(workdir, "grocery_households", run_args, lines, GROCERY_EVALUATIONS)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from support.warehouse_history import FIRST_RELEASE_PROFILE_ROW, profiles_table_before_customer_medians
 
 from segmentation.config import REPO_ROOT
 from segmentation.model.profiles import PROFILE_FEATURES, build_profiles
@@ -422,6 +423,20 @@ def test_profiles_with_nan_medians_are_stored_as_null(warehouse):
     warehouse.replace_month("2024-01", segments, run, profiles)
     stored = warehouse.query("SELECT name, shops, share, median_yoy_growth IS NULL AS no_yoy FROM segment_profiles")
     assert stored.to_dict("records") == [{"name": "Steady", "shops": 5, "share": 1.0, "no_yoy": True}]
+
+
+def test_a_warehouse_made_before_the_customer_medians_gains_them(dsn):
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as con:
+        con.execute(profiles_table_before_customer_medians("postgres"))
+        con.execute(FIRST_RELEASE_PROFILE_ROW)
+    warehouse = PostgresWarehouse(dsn, SQL)
+    segments, run, profiles = _month("2024-01", 6)
+    warehouse.replace_month("2024-01", segments, run, profiles)
+    stored = warehouse.query("SELECT month, median_cv, median_orders FROM segment_profiles ORDER BY month")
+    assert stored["month"].tolist() == ["2023-12", "2024-01"] and stored["median_cv"].iloc[0] == 0.2
+    assert stored["median_orders"].iloc[1] == pytest.approx(profiles["median_orders"].iloc[0])
 
 
 def test_a_skipped_month_writes_no_segments(warehouse):

@@ -223,7 +223,13 @@ def test_selection_skips_candidates_that_fail_gates():
 @pytest.mark.slow
 def test_kmeans_refused_for_its_largest_segment_is_refitted_within_the_gate(home, monkeypatch):
     from segmentation.config import load_settings
-    from segmentation.stages.train import evaluate_candidate, fit_candidates, largest_share_bound, refit_within_size
+    from segmentation.stages.train import (
+        champion_largest_share,
+        evaluate_candidate,
+        fit_candidates,
+        largest_share_bound,
+        refit_within_size,
+    )
 
     monkeypatch.setenv("SEGMENTATION_EPOCHS", "5")
     settings = load_settings()
@@ -239,10 +245,14 @@ def test_kmeans_refused_for_its_largest_segment_is_refitted_within_the_gate(home
     assert (
         largest_share_bound(settings, customers=False) == 0.6 and largest_share_bound(settings, customers=True) == 0.5
     )
-    # nothing passes but a champion segments the shops: it stays, nothing is refitted
-    assert refit_within_size(candidates, evaluations, None, frame, frame, settings, 0.6, without_model=False) == []
+    # the unbounded KMeans as champion: 70% of the month's shops in one of its segments
+    held = champion_largest_share(candidates["kmeans"], frame)
+    assert held == pytest.approx(0.7, abs=0.01) and champion_largest_share(None, frame) is None
+    # nothing passes but a champion segments the shops within the bound: it stays, nothing is refitted
+    assert refit_within_size(candidates, evaluations, None, frame, frame, settings, 0.6, champion_largest=0.55) == []
     untouched = {name: candidates[name] for name in ("autoencoder_hdbscan", "hdbscan", "gmm")}
-    refitted = refit_within_size(candidates, evaluations, None, frame, frame, settings, bound=0.6)
+    # nothing passes and the champion holds more than the bound in one segment: refitted as without a champion
+    refitted = refit_within_size(candidates, evaluations, None, frame, frame, settings, 0.6, champion_largest=held)
     assert "kmeans" in refitted and not set(refitted) & set(untouched)
     assert all(candidates[name] is bundle for name, bundle in untouched.items())
     kmeans = evaluations["kmeans"]["metrics"]
@@ -323,6 +333,31 @@ def test_invoice_months_segment_every_customer_with_lifecycle_and_model(six_mont
     assert (modelled["segment_id"] < 900).all() and modelled["segment_id"].nunique() >= 2
     run = warehouse_for(settings).query("SELECT verdict FROM model_runs WHERE month = ?", ["2024-04"])
     assert "selected" in run.loc[0, "verdict"] or "lifecycle" in run.loc[0, "verdict"]
+
+
+@pytest.mark.slow
+def test_customer_segment_profiles_hold_the_medians_their_names_come_from(six_months):
+    from segmentation.lake.storage import Lake, as_of_ref
+    from segmentation.model.profiles import CUSTOMER_NAMING, base_name, segment_name
+    from segmentation.warehouse.base import warehouse_for
+
+    settings, _ = six_months
+    warehouse = warehouse_for(settings)
+    segments = warehouse.query("SELECT shop_id, segment_id FROM segments WHERE month = ?", ["2024-06"])
+    profiles = warehouse.query("SELECT * FROM segment_profiles WHERE month = ?", ["2024-06"]).set_index("segment_id")
+    features = Lake(settings.lake_root).read_table(as_of_ref("features", "2024-06")).to_pandas()
+    expected = segments.merge(features, on="shop_id").groupby("segment_id")[["orders", "spend", "recency_days"]]
+    medians = expected.median()
+    for column in medians:
+        stored = profiles.loc[medians.index, f"median_{column}"]
+        assert stored.to_numpy() == pytest.approx(medians[column].to_numpy()), column
+    # each model segment's published profile derives its published name (against the modelled customers' medians)
+    overall = features.loc[features["eligible"], CUSTOMER_NAMING].median().to_dict()
+    model = profiles[(profiles.index >= 0) & (profiles.index < 900)]
+    assert len(model) >= 2
+    for _, row in model.iterrows():
+        profile = {name: row[f"median_{name}"] for name in CUSTOMER_NAMING}
+        assert segment_name(profile, overall) == base_name(row["name"]), row["name"]
 
 
 @pytest.mark.slow

@@ -160,6 +160,7 @@ def test_profiles_and_transitions(lifecycle, sales):
     assert profiles["share"].sum() == pytest.approx(1.0)
     assert profiles["shops"].sum() == warehouse.query("SELECT COUNT(*) n FROM segments WHERE month = '2023-07'")["n"][0]
     assert profiles.loc[profiles["segment_id"] >= 0, "name"].is_unique
+    assert profiles["median_cv"].notna().any() and profiles["median_orders"].isna().all()  # shops: no orders
     moves = warehouse.query("SELECT SUM(shops) n FROM segment_transitions WHERE month = '2023-07'")["n"][0]
     both = warehouse.query("""SELECT COUNT(*) n FROM segments a JOIN segments b USING (shop_id)
                               WHERE a.month = '2023-06' AND b.month = '2023-07'""")["n"][0]

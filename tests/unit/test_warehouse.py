@@ -6,6 +6,7 @@ import time
 import duckdb
 import pandas as pd
 import pytest
+from support.warehouse_history import FIRST_RELEASE_PROFILE_ROW, profiles_table_before_customer_medians
 
 from segmentation.config import REPO_ROOT, load_settings
 from segmentation.warehouse.base import warehouse_for
@@ -57,6 +58,28 @@ def test_replacing_a_month_leaves_other_months_and_no_duplicates(tmp_path):
     assert warehouse.query("SELECT COUNT(*) n FROM model_runs")["n"][0] == 2
     sizes = warehouse.query("SELECT * FROM segment_sizes WHERE month = '2024-02'")
     assert sizes["share"].sum() == 1.0
+
+
+def test_a_warehouse_made_before_the_customer_medians_gains_them(tmp_path):
+    path = tmp_path / "w.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute(profiles_table_before_customer_medians("duckdb"))
+        con.execute(FIRST_RELEASE_PROFILE_ROW)
+    segments, run = _rows("2024-01", 4)
+    profiles = pd.DataFrame(
+        {
+            "month": ["2024-01"],
+            "segment_id": [0],
+            "name": ["Loyal"],
+            "shops": [4],
+            "share": [1.0],
+            "median_orders": [7.0],
+        }
+    )
+    DuckDBWarehouse(path, SQL).replace_month("2024-01", segments, run, profiles)
+    stored = DuckDBWarehouse(path, SQL).query("SELECT month, median_cv, median_orders FROM segment_profiles ORDER BY 1")
+    assert stored["month"].tolist() == ["2023-12", "2024-01"] and stored["median_cv"].iloc[0] == 0.2
+    assert stored["median_orders"].tolist()[1] == 7.0 and pd.isna(stored["median_orders"].iloc[0])
 
 
 def test_failed_replacement_rolls_back(tmp_path):

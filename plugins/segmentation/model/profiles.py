@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import pandas as pd
 
-PROFILE_FEATURES = [
+SHOP_PROFILE_FEATURES = [
     "log_mean_qty",
     "active_share",
     "cv",
@@ -35,6 +35,9 @@ CUSTOMER_NAMING = [
     "tenure_days",
     "products",
 ]
+# every median segment_profiles holds: the shop features, and the customer behaviour a customer segment's name is
+# derived from (null for shop data, which has none), so a marketer can check "Champions" against its profile
+PROFILE_FEATURES = SHOP_PROFILE_FEATURES + CUSTOMER_NAMING
 SHOP_NAMING = [
     "log_level",
     "active_share",
@@ -234,7 +237,7 @@ def base_name(name: str) -> str:
 
 def build_profiles(month: str, scores: pd.DataFrame, features: pd.DataFrame, names: dict[int, str]) -> pd.DataFrame:
     """One row per segment (noise included as -1) for the month."""
-    frame = scores.merge(features[["shop_id", *PROFILE_FEATURES]], on="shop_id", how="left")
+    frame = scores.merge(features.reindex(columns=["shop_id", *PROFILE_FEATURES]), on="shop_id", how="left")
     medians = frame.groupby("segment_id")[PROFILE_FEATURES].median()
     grouped = frame.groupby("segment_id")
     profiles = pd.DataFrame(

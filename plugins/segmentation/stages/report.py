@@ -51,8 +51,9 @@ def plot_sizes(history: pd.DataFrame):
 def plot_profiles(profiles: pd.DataFrame):
     import matplotlib.pyplot as plt
 
-    columns = [c for c in profiles.columns if c.startswith("median_")]
-    values = profiles[columns].astype(float)
+    # only the medians the data has (shop data has no customer behaviour)
+    values = profiles[[c for c in profiles.columns if c.startswith("median_")]].astype(float).dropna(axis=1, how="all")
+    columns = list(values.columns)
     standardized = (values - values.mean()) / values.std(ddof=0).replace(0, 1)
     fig, ax = plt.subplots(figsize=(8, 0.5 + 0.45 * len(profiles)))
     ax.imshow(standardized.to_numpy(), cmap="coolwarm", aspect="auto", vmin=-2, vmax=2)

@@ -128,6 +128,18 @@ def _largest(evaluation: dict) -> float:
     return metrics.get("largest_behaviour_share", metrics["largest_share"])  # before size tiers, as the gate
 
 
+def champion_largest_share(champion: LoadedModel | None, eligible: pd.DataFrame) -> float | None:
+    """The largest share of the month's model shops the champion puts in one segment (before size tiers), or None
+    when no model segments them (no champion, a lifecycle-only one, or one fitted on other inputs)."""
+    if champion is None or not champion.model.segments_shops:
+        return None
+    if not set(champion.metadata["features"]) <= set(eligible.columns):
+        return None
+    labels, _ = champion.model.predict_clusters(eligible)
+    behaviours = champion.model.behaviours(labels)
+    return evaluate.size_metrics(behaviours)["largest_share"]
+
+
 def refit_within_size(
     candidates: dict[str, LoadedModel],
     evaluations: dict[str, dict],
@@ -136,19 +148,20 @@ def refit_within_size(
     eligible: pd.DataFrame,
     settings: Settings,
     bound: float,
-    without_model: bool = True,
+    champion_largest: float | None = None,
 ) -> list[str]:
-    """When no candidate passes and no model segments the shops (`without_model`: no champion, or a lifecycle-only
-    one), or when the one chosen holds more than `bound` of the shops in one segment, the KMeans candidates above
-    `bound` fitted again with k kept within it (`kmeans_by_stability`'s `max_largest`), in place; returns their
-    names. Silhouette rewards cutting a few far-out groups off one dominant mass: on grocery households buying every
+    """When no candidate passes and the champion does not segment the shops within `bound` either
+    (`champion_largest`: its largest share on the month, None when no model segments them), or when the one chosen
+    holds more than `bound` of the shops in one segment, the KMeans candidates above `bound` fitted again with k kept
+    within it (`kmeans_by_stability`'s `max_largest`), in place; returns their names. Silhouette rewards cutting a few far-out groups off one dominant mass: on grocery households buying every
     week it kept 61-68% of them in one cluster, and nothing was published for four months. Only as a retry: where a
     candidate within the bound wins, it stays the choice (Online Retail: KMeans bounded to 4 segments would outscore
     autoencoder + KMeans's 8 and rank customers worse, AUC 0.728 against 0.737); and where a champion segments the
-    shops and nothing passes, the champion stays, as before (a forced refit of unchanged shop data with another seed
-    would otherwise swap the champion's 3 segments for 4, keeping 65% of the shops' ids)."""
+    shops within the bound and nothing passes, the champion stays (a forced refit of unchanged shop data with another
+    seed would otherwise swap the champion's 3 segments for 4, keeping 65% of the shops' ids)."""
     too_large = pick is not None and _largest(evaluations[pick]) > bound
-    if not too_large and not (pick is None and without_model):
+    champion_too_large = champion_largest is None or champion_largest > bound
+    if not too_large and not (pick is None and champion_too_large):
         return []
     first = candidates[CANDIDATES[0]].model
     refitted = []
@@ -376,8 +389,8 @@ def train(settings: Settings, month: str) -> dict:
         evaluations = {name: evaluate_candidate(bundle, eligible, settings) for name, bundle in candidates.items()}
         pick, failures, why = select_candidate(evaluations, gates)
         bound = largest_share_bound(settings, is_customer_data(sample))
-        without_model = champion is None or not champion.model.segments_shops
-        refitted = refit_within_size(candidates, evaluations, pick, sample, eligible, settings, bound, without_model)
+        held = champion_largest_share(champion, eligible)
+        refitted = refit_within_size(candidates, evaluations, pick, sample, eligible, settings, bound, held)
         if refitted:
             pick, failures, why = select_candidate(evaluations, gates)
             why += f" ({', '.join(refitted)} refitted with k kept within a largest segment of {bound:.0%})"

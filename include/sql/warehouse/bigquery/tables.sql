@@ -66,11 +66,31 @@ CREATE TABLE IF NOT EXISTS `{dataset}.segment_profiles` (
     median_yoy_growth         FLOAT64,
     median_log_breadth        FLOAT64,
     median_recency_months     FLOAT64,
+    median_recency_days       FLOAT64,
+    median_orders             FLOAT64,
+    median_order_days         FLOAT64,
+    median_orders_90d         FLOAT64,
+    median_spend              FLOAT64,
+    median_aov                FLOAT64,
+    median_gap_days           FLOAT64,
+    median_tenure_days        FLOAT64,
+    median_products           FLOAT64,
     PRIMARY KEY (month, segment_id) NOT ENFORCED
 )
 PARTITION BY month_date
 CLUSTER BY segment_id
 OPTIONS (description = "Per month and segment: size and median features");
+
+-- Customer medians added after the first release: a warehouse created before them gains the columns.
+ALTER TABLE `{dataset}.segment_profiles` ADD COLUMN IF NOT EXISTS median_recency_days FLOAT64;
+ALTER TABLE `{dataset}.segment_profiles` ADD COLUMN IF NOT EXISTS median_orders FLOAT64;
+ALTER TABLE `{dataset}.segment_profiles` ADD COLUMN IF NOT EXISTS median_order_days FLOAT64;
+ALTER TABLE `{dataset}.segment_profiles` ADD COLUMN IF NOT EXISTS median_orders_90d FLOAT64;
+ALTER TABLE `{dataset}.segment_profiles` ADD COLUMN IF NOT EXISTS median_spend FLOAT64;
+ALTER TABLE `{dataset}.segment_profiles` ADD COLUMN IF NOT EXISTS median_aov FLOAT64;
+ALTER TABLE `{dataset}.segment_profiles` ADD COLUMN IF NOT EXISTS median_gap_days FLOAT64;
+ALTER TABLE `{dataset}.segment_profiles` ADD COLUMN IF NOT EXISTS median_tenure_days FLOAT64;
+ALTER TABLE `{dataset}.segment_profiles` ADD COLUMN IF NOT EXISTS median_products FLOAT64;
 
 CREATE OR REPLACE VIEW `{dataset}.segment_sizes` AS
 SELECT month, segment_id, ANY_VALUE(segment_name) AS segment_name, COUNT(*) AS shops,

@@ -48,8 +48,28 @@ CREATE TABLE IF NOT EXISTS segment_profiles (
     median_yoy_growth         DOUBLE,
     median_log_breadth        DOUBLE,
     median_recency_months     DOUBLE,
+    median_recency_days       DOUBLE,
+    median_orders             DOUBLE,
+    median_order_days         DOUBLE,
+    median_orders_90d         DOUBLE,
+    median_spend              DOUBLE,
+    median_aov                DOUBLE,
+    median_gap_days           DOUBLE,
+    median_tenure_days        DOUBLE,
+    median_products           DOUBLE,
     PRIMARY KEY (month, segment_id)
 );
+
+-- Customer medians added after the first release: a warehouse created before them gains the columns.
+ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_recency_days DOUBLE;
+ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_orders DOUBLE;
+ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_order_days DOUBLE;
+ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_orders_90d DOUBLE;
+ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_spend DOUBLE;
+ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_aov DOUBLE;
+ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_gap_days DOUBLE;
+ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_tenure_days DOUBLE;
+ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_products DOUBLE;
 
 CREATE OR REPLACE VIEW segment_sizes AS
 SELECT month, segment_id, ANY_VALUE(segment_name) AS segment_name, COUNT(*) AS shops,

@@ -51,8 +51,28 @@ CREATE TABLE IF NOT EXISTS segment_profiles (
     median_yoy_growth         double precision,
     median_log_breadth        double precision,
     median_recency_months     double precision,
+    median_recency_days       double precision,
+    median_orders             double precision,
+    median_order_days         double precision,
+    median_orders_90d         double precision,
+    median_spend              double precision,
+    median_aov                double precision,
+    median_gap_days           double precision,
+    median_tenure_days        double precision,
+    median_products           double precision,
     PRIMARY KEY (month, segment_id)
 );
+
+-- Customer medians added after the first release: a warehouse created before them gains the columns.
+ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_recency_days double precision;
+ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_orders double precision;
+ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_order_days double precision;
+ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_orders_90d double precision;
+ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_spend double precision;
+ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_aov double precision;
+ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_gap_days double precision;
+ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_tenure_days double precision;
+ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_products double precision;
 
 -- share is computed in double precision (SUM of a bigint is numeric in PostgreSQL).
 -- MIN stands in for DuckDB's ANY_VALUE (PostgreSQL 15 has no ANY_VALUE); a segment has one name per month.

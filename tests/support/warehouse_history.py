@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from segmentation.config import REPO_ROOT
-from segmentation.model.profiles import CUSTOMER_NAMING
+from segmentation.model.profiles import NAMING_ADDED
 from segmentation.warehouse.base import sql_statements
 
 # a month the earlier release published, in the columns it had
@@ -14,9 +14,9 @@ FIRST_RELEASE_PROFILE_ROW = (
 
 
 def profiles_table_before_customer_medians(dialect: str) -> str:
-    """CREATE TABLE segment_profiles as the releases before the customer medians ran it (`dialect`: duckdb or
+    """CREATE TABLE segment_profiles as the releases before the naming medians ran it (`dialect`: duckdb or
     postgres)."""
     path = REPO_ROOT / "include" / "sql" / "warehouse" / dialect / "tables.sql"
     create = next(s for s in sql_statements(path) if "EXISTS segment_profiles" in s)
     lines = create.splitlines()
-    return "\n".join(line for line in lines if not any(f"median_{name} " in line for name in CUSTOMER_NAMING))
+    return "\n".join(line for line in lines if not any(f"median_{name} " in line for name in NAMING_ADDED))

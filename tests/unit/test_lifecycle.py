@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from segmentation.config import load_settings
-from segmentation.lake.storage import Lake, month_ref
+from segmentation.lake.storage import Lake, as_of_ref, month_ref
+from segmentation.model.profiles import SHOP_NAMING, base_name, segment_name
 from segmentation.model.registry import Registry
 from segmentation.pipeline import run_month, run_months
 from segmentation.sources.base import Source
@@ -161,6 +162,14 @@ def test_profiles_and_transitions(lifecycle, sales):
     assert profiles["shops"].sum() == warehouse.query("SELECT COUNT(*) n FROM segments WHERE month = '2023-07'")["n"][0]
     assert profiles.loc[profiles["segment_id"] >= 0, "name"].is_unique
     assert profiles["median_cv"].notna().any() and profiles["median_orders"].isna().all()  # shops: no orders
+    # each model segment's published profile derives its published name (against the modelled shops' medians)
+    features = Lake(settings.lake_root).read_table(as_of_ref("features", "2023-07")).to_pandas()
+    overall = features.loc[features["eligible"], SHOP_NAMING].median().to_dict()
+    model = profiles[profiles["segment_id"].between(0, 899)]
+    assert len(model) >= 2
+    for _, row in model.iterrows():
+        profile = {name: row[f"median_{name}"] for name in SHOP_NAMING}
+        assert segment_name(profile, overall) == base_name(row["name"]), row["name"]
     moves = warehouse.query("SELECT SUM(shops) n FROM segment_transitions WHERE month = '2023-07'")["n"][0]
     both = warehouse.query("""SELECT COUNT(*) n FROM segments a JOIN segments b USING (shop_id)
                               WHERE a.month = '2023-06' AND b.month = '2023-07'""")["n"][0]

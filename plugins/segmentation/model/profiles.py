@@ -35,9 +35,6 @@ CUSTOMER_NAMING = [
     "tenure_days",
     "products",
 ]
-# every median segment_profiles holds: the shop features, and the customer behaviour a customer segment's name is
-# derived from (null for shop data, which has none), so a marketer can check "Champions" against its profile
-PROFILE_FEATURES = SHOP_PROFILE_FEATURES + CUSTOMER_NAMING
 SHOP_NAMING = [
     "log_level",
     "active_share",
@@ -49,6 +46,10 @@ SHOP_NAMING = [
     "log_mean_value",
     "lag1_autocorr",
 ]
+# every median segment_profiles holds: the shop features, and the ones a segment's name is derived from (the
+# customer behaviour is null for shop data, which has none), so a reader can check "Champions" against its profile
+NAMING_ADDED = [name for name in SHOP_NAMING + CUSTOMER_NAMING if name not in SHOP_PROFILE_FEATURES]
+PROFILE_FEATURES = SHOP_PROFILE_FEATURES + NAMING_ADDED
 SEASONS = {
     12: "Winter",
     1: "Winter",

@@ -66,6 +66,14 @@ CREATE TABLE IF NOT EXISTS `{dataset}.segment_profiles` (
     median_yoy_growth         FLOAT64,
     median_log_breadth        FLOAT64,
     median_recency_months     FLOAT64,
+    median_log_level          FLOAT64,
+    median_active_trend_t     FLOAT64,
+    median_active_slope       FLOAT64,
+    median_active_noise       FLOAT64,
+    median_season_amp_cos     FLOAT64,
+    median_season_amp_sin     FLOAT64,
+    median_log_mean_value     FLOAT64,
+    median_lag1_autocorr      FLOAT64,
     median_recency_days       FLOAT64,
     median_orders             FLOAT64,
     median_order_days         FLOAT64,
@@ -81,7 +89,15 @@ PARTITION BY month_date
 CLUSTER BY segment_id
 OPTIONS (description = "Per month and segment: size and median features");
 
--- Customer medians added after the first release: a warehouse created before them gains the columns.
+-- The medians names come from, added after the first release: a warehouse made before gains the columns.
+ALTER TABLE `{dataset}.segment_profiles` ADD COLUMN IF NOT EXISTS median_log_level FLOAT64;
+ALTER TABLE `{dataset}.segment_profiles` ADD COLUMN IF NOT EXISTS median_active_trend_t FLOAT64;
+ALTER TABLE `{dataset}.segment_profiles` ADD COLUMN IF NOT EXISTS median_active_slope FLOAT64;
+ALTER TABLE `{dataset}.segment_profiles` ADD COLUMN IF NOT EXISTS median_active_noise FLOAT64;
+ALTER TABLE `{dataset}.segment_profiles` ADD COLUMN IF NOT EXISTS median_season_amp_cos FLOAT64;
+ALTER TABLE `{dataset}.segment_profiles` ADD COLUMN IF NOT EXISTS median_season_amp_sin FLOAT64;
+ALTER TABLE `{dataset}.segment_profiles` ADD COLUMN IF NOT EXISTS median_log_mean_value FLOAT64;
+ALTER TABLE `{dataset}.segment_profiles` ADD COLUMN IF NOT EXISTS median_lag1_autocorr FLOAT64;
 ALTER TABLE `{dataset}.segment_profiles` ADD COLUMN IF NOT EXISTS median_recency_days FLOAT64;
 ALTER TABLE `{dataset}.segment_profiles` ADD COLUMN IF NOT EXISTS median_orders FLOAT64;
 ALTER TABLE `{dataset}.segment_profiles` ADD COLUMN IF NOT EXISTS median_order_days FLOAT64;

@@ -48,6 +48,14 @@ CREATE TABLE IF NOT EXISTS segment_profiles (
     median_yoy_growth         DOUBLE,
     median_log_breadth        DOUBLE,
     median_recency_months     DOUBLE,
+    median_log_level          DOUBLE,
+    median_active_trend_t     DOUBLE,
+    median_active_slope       DOUBLE,
+    median_active_noise       DOUBLE,
+    median_season_amp_cos     DOUBLE,
+    median_season_amp_sin     DOUBLE,
+    median_log_mean_value     DOUBLE,
+    median_lag1_autocorr      DOUBLE,
     median_recency_days       DOUBLE,
     median_orders             DOUBLE,
     median_order_days         DOUBLE,
@@ -60,7 +68,15 @@ CREATE TABLE IF NOT EXISTS segment_profiles (
     PRIMARY KEY (month, segment_id)
 );
 
--- Customer medians added after the first release: a warehouse created before them gains the columns.
+-- The medians names come from, added after the first release: a warehouse made before gains the columns.
+ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_log_level DOUBLE;
+ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_active_trend_t DOUBLE;
+ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_active_slope DOUBLE;
+ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_active_noise DOUBLE;
+ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_season_amp_cos DOUBLE;
+ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_season_amp_sin DOUBLE;
+ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_log_mean_value DOUBLE;
+ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_lag1_autocorr DOUBLE;
 ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_recency_days DOUBLE;
 ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_orders DOUBLE;
 ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_order_days DOUBLE;

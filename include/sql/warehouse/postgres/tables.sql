@@ -51,6 +51,14 @@ CREATE TABLE IF NOT EXISTS segment_profiles (
     median_yoy_growth         double precision,
     median_log_breadth        double precision,
     median_recency_months     double precision,
+    median_log_level          double precision,
+    median_active_trend_t     double precision,
+    median_active_slope       double precision,
+    median_active_noise       double precision,
+    median_season_amp_cos     double precision,
+    median_season_amp_sin     double precision,
+    median_log_mean_value     double precision,
+    median_lag1_autocorr      double precision,
     median_recency_days       double precision,
     median_orders             double precision,
     median_order_days         double precision,
@@ -63,7 +71,15 @@ CREATE TABLE IF NOT EXISTS segment_profiles (
     PRIMARY KEY (month, segment_id)
 );
 
--- Customer medians added after the first release: a warehouse created before them gains the columns.
+-- The medians names come from, added after the first release: a warehouse made before gains the columns.
+ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_log_level double precision;
+ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_active_trend_t double precision;
+ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_active_slope double precision;
+ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_active_noise double precision;
+ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_season_amp_cos double precision;
+ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_season_amp_sin double precision;
+ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_log_mean_value double precision;
+ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_lag1_autocorr double precision;
 ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_recency_days double precision;
 ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_orders double precision;
 ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_order_days double precision;

@@ -239,6 +239,9 @@ def test_profiles_cover_every_shop_once():
     assert profiles["shops"].to_dict() == {-1: 1, 0: 2, 1: 2}
     assert profiles.loc[0, "median_cv"] == 1.5 and profiles.loc[0, "mean_strength"] == 0.75
     assert profiles.loc[-1, "name"] == "Noise" and profiles["share"].sum() == pytest.approx(1.0)
+    shops_only = build_profiles("2024-01", scores, features.drop(columns=CUSTOMER_NAMING), {}).set_index("segment_id")
+    assert shops_only["median_orders"].isna().all() and shops_only.loc[0, "median_cv"] == 1.5
+    assert list(shops_only.columns) == list(profiles.columns)  # the warehouse's columns, whatever the data has
 
 
 def test_a_month_keeps_the_models_names_while_its_profiles_earn_them():

@@ -238,8 +238,9 @@ def base_name(name: str) -> str:
 
 def build_profiles(month: str, scores: pd.DataFrame, features: pd.DataFrame, names: dict[int, str]) -> pd.DataFrame:
     """One row per segment (noise included as -1) for the month."""
-    frame = scores.merge(features.reindex(columns=["shop_id", *PROFILE_FEATURES]), on="shop_id", how="left")
-    medians = frame.groupby("segment_id")[PROFILE_FEATURES].median()
+    present = [name for name in PROFILE_FEATURES if name in features.columns]  # the rest are null: not in the data
+    frame = scores.merge(features[["shop_id", *present]], on="shop_id", how="left")
+    medians = frame.groupby("segment_id")[present].median().reindex(columns=PROFILE_FEATURES)
     grouped = frame.groupby("segment_id")
     profiles = pd.DataFrame(
         {

@@ -225,6 +225,7 @@ def test_kmeans_refused_for_its_largest_segment_is_refitted_within_the_gate(home
     from segmentation.config import load_settings
     from segmentation.stages.train import (
         champion_largest_share,
+        champion_stands,
         evaluate_candidate,
         fit_candidates,
         largest_share_bound,
@@ -245,14 +246,17 @@ def test_kmeans_refused_for_its_largest_segment_is_refitted_within_the_gate(home
     assert (
         largest_share_bound(settings, customers=False) == 0.6 and largest_share_bound(settings, customers=True) == 0.5
     )
-    # the unbounded KMeans as champion: 70% of the month's shops in one of its segments
-    held = champion_largest_share(candidates["kmeans"], frame)
-    assert held == pytest.approx(0.7, abs=0.01) and champion_largest_share(None, frame) is None
-    # nothing passes but a champion segments the shops within the bound: it stays, nothing is refitted
-    assert refit_within_size(candidates, evaluations, None, frame, frame, settings, 0.6, champion_largest=0.55) == []
+    # the unbounded KMeans as champion: 70% of the month's shops in one of its segments. It stands for shops (60% is
+    # a gate there), not for customers over the same bound; no champion never stands
+    champion = candidates["kmeans"]
+    assert champion_largest_share(champion, frame) == pytest.approx(0.7, abs=0.01)
+    assert champion_stands(champion, frame, 0.6, customers=False) and champion_stands(champion, frame, 0.75, True)
+    assert not champion_stands(champion, frame, 0.6, customers=True) and not champion_stands(None, frame, 0.6, False)
+    # nothing passes but the champion stands: it stays, nothing is refitted
+    assert refit_within_size(candidates, evaluations, None, frame, frame, settings, 0.6, champion_stays=True) == []
     untouched = {name: candidates[name] for name in ("autoencoder_hdbscan", "hdbscan", "gmm")}
-    # nothing passes and the champion holds more than the bound in one segment: refitted as without a champion
-    refitted = refit_within_size(candidates, evaluations, None, frame, frame, settings, 0.6, champion_largest=held)
+    # nothing passes and no champion stands: refitted
+    refitted = refit_within_size(candidates, evaluations, None, frame, frame, settings, 0.6, champion_stays=False)
     assert "kmeans" in refitted and not set(refitted) & set(untouched)
     assert all(candidates[name] is bundle for name, bundle in untouched.items())
     kmeans = evaluations["kmeans"]["metrics"]

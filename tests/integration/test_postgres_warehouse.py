@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from support.warehouse_history import FIRST_RELEASE_PROFILE_ROW, profiles_table_before_customer_medians
+from support.warehouse_history import FIRST_RELEASE_PROFILE_ROW, profiles_table_before_naming_medians
 
 from segmentation.config import REPO_ROOT
 from segmentation.model.profiles import PROFILE_FEATURES, build_profiles
@@ -425,11 +425,11 @@ def test_profiles_with_nan_medians_are_stored_as_null(warehouse):
     assert stored.to_dict("records") == [{"name": "Steady", "shops": 5, "share": 1.0, "no_yoy": True}]
 
 
-def test_a_warehouse_made_before_the_customer_medians_gains_them(dsn):
+def test_a_warehouse_made_before_the_naming_medians_gains_them(dsn):
     import psycopg
 
     with psycopg.connect(dsn, autocommit=True) as con:
-        con.execute(profiles_table_before_customer_medians("postgres"))
+        con.execute(profiles_table_before_naming_medians("postgres"))
         con.execute(FIRST_RELEASE_PROFILE_ROW)
     warehouse = PostgresWarehouse(dsn, SQL)
     segments, run, profiles = _month("2024-01", 6)

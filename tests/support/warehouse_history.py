@@ -13,7 +13,7 @@ FIRST_RELEASE_PROFILE_ROW = (
 )
 
 
-def profiles_table_before_customer_medians(dialect: str) -> str:
+def profiles_table_before_naming_medians(dialect: str) -> str:
     """CREATE TABLE segment_profiles as the releases before the naming medians ran it (`dialect`: duckdb or
     postgres)."""
     path = REPO_ROOT / "include" / "sql" / "warehouse" / dialect / "tables.sql"

@@ -115,6 +115,18 @@ def test_ddl_has_the_duckdb_columns_plus_the_partition_column():
             assert columns[name].kind.sql("bigquery") == expected, (table, name)
 
 
+def test_a_dataset_made_before_the_naming_medians_gains_them_in_one_update():
+    from segmentation.model.profiles import NAMING_ADDED
+
+    (alter,) = [e for e in _bq_statements("tables.sql") if isinstance(e, exp.Alter)]
+    assert alter.find(exp.Table).name == "segment_profiles"
+    added = list(alter.find_all(exp.ColumnDef))
+    assert [c.name for c in added] == [f"median_{name}" for name in NAMING_ADDED]
+    create = _columns(_creates(_bq_statements("tables.sql"), "TABLE")["segment_profiles"])
+    assert all(c.kind.sql("bigquery") == create[c.name].kind.sql("bigquery") for c in added)
+    assert "IF NOT EXISTS" in alter.sql("bigquery")  # a no-op on a dataset that has them
+
+
 def test_ddl_matches_the_load_schemas_partitioning_and_clustering():
     for table, create in _creates(_bq_statements("tables.sql"), "TABLE").items():
         declared = [

@@ -6,7 +6,7 @@ import time
 import duckdb
 import pandas as pd
 import pytest
-from support.warehouse_history import FIRST_RELEASE_PROFILE_ROW, profiles_table_before_customer_medians
+from support.warehouse_history import FIRST_RELEASE_PROFILE_ROW, profiles_table_before_naming_medians
 
 from segmentation.config import REPO_ROOT, load_settings
 from segmentation.warehouse.base import warehouse_for
@@ -60,10 +60,10 @@ def test_replacing_a_month_leaves_other_months_and_no_duplicates(tmp_path):
     assert sizes["share"].sum() == 1.0
 
 
-def test_a_warehouse_made_before_the_customer_medians_gains_them(tmp_path):
+def test_a_warehouse_made_before_the_naming_medians_gains_them(tmp_path):
     path = tmp_path / "w.duckdb"
     with duckdb.connect(str(path)) as con:
-        con.execute(profiles_table_before_customer_medians("duckdb"))
+        con.execute(profiles_table_before_naming_medians("duckdb"))
         con.execute(FIRST_RELEASE_PROFILE_ROW)
     segments, run = _rows("2024-01", 4)
     profiles = pd.DataFrame(

@@ -89,24 +89,26 @@ PARTITION BY month_date
 CLUSTER BY segment_id
 OPTIONS (description = "Per month and segment: size and median features");
 
--- The medians names come from, added after the first release: a warehouse made before gains the columns.
-ALTER TABLE `{dataset}.segment_profiles` ADD COLUMN IF NOT EXISTS median_log_level FLOAT64;
-ALTER TABLE `{dataset}.segment_profiles` ADD COLUMN IF NOT EXISTS median_active_trend_t FLOAT64;
-ALTER TABLE `{dataset}.segment_profiles` ADD COLUMN IF NOT EXISTS median_active_slope FLOAT64;
-ALTER TABLE `{dataset}.segment_profiles` ADD COLUMN IF NOT EXISTS median_active_noise FLOAT64;
-ALTER TABLE `{dataset}.segment_profiles` ADD COLUMN IF NOT EXISTS median_season_amp_cos FLOAT64;
-ALTER TABLE `{dataset}.segment_profiles` ADD COLUMN IF NOT EXISTS median_season_amp_sin FLOAT64;
-ALTER TABLE `{dataset}.segment_profiles` ADD COLUMN IF NOT EXISTS median_log_mean_value FLOAT64;
-ALTER TABLE `{dataset}.segment_profiles` ADD COLUMN IF NOT EXISTS median_lag1_autocorr FLOAT64;
-ALTER TABLE `{dataset}.segment_profiles` ADD COLUMN IF NOT EXISTS median_recency_days FLOAT64;
-ALTER TABLE `{dataset}.segment_profiles` ADD COLUMN IF NOT EXISTS median_orders FLOAT64;
-ALTER TABLE `{dataset}.segment_profiles` ADD COLUMN IF NOT EXISTS median_order_days FLOAT64;
-ALTER TABLE `{dataset}.segment_profiles` ADD COLUMN IF NOT EXISTS median_orders_90d FLOAT64;
-ALTER TABLE `{dataset}.segment_profiles` ADD COLUMN IF NOT EXISTS median_spend FLOAT64;
-ALTER TABLE `{dataset}.segment_profiles` ADD COLUMN IF NOT EXISTS median_aov FLOAT64;
-ALTER TABLE `{dataset}.segment_profiles` ADD COLUMN IF NOT EXISTS median_gap_days FLOAT64;
-ALTER TABLE `{dataset}.segment_profiles` ADD COLUMN IF NOT EXISTS median_tenure_days FLOAT64;
-ALTER TABLE `{dataset}.segment_profiles` ADD COLUMN IF NOT EXISTS median_products FLOAT64;
+-- The medians names come from, added after the first release: a warehouse made before gains the columns (one
+-- statement: one table update, where BigQuery limits a table's metadata updates to 5 in 10 seconds).
+ALTER TABLE `{dataset}.segment_profiles`
+    ADD COLUMN IF NOT EXISTS median_log_level FLOAT64,
+    ADD COLUMN IF NOT EXISTS median_active_trend_t FLOAT64,
+    ADD COLUMN IF NOT EXISTS median_active_slope FLOAT64,
+    ADD COLUMN IF NOT EXISTS median_active_noise FLOAT64,
+    ADD COLUMN IF NOT EXISTS median_season_amp_cos FLOAT64,
+    ADD COLUMN IF NOT EXISTS median_season_amp_sin FLOAT64,
+    ADD COLUMN IF NOT EXISTS median_log_mean_value FLOAT64,
+    ADD COLUMN IF NOT EXISTS median_lag1_autocorr FLOAT64,
+    ADD COLUMN IF NOT EXISTS median_recency_days FLOAT64,
+    ADD COLUMN IF NOT EXISTS median_orders FLOAT64,
+    ADD COLUMN IF NOT EXISTS median_order_days FLOAT64,
+    ADD COLUMN IF NOT EXISTS median_orders_90d FLOAT64,
+    ADD COLUMN IF NOT EXISTS median_spend FLOAT64,
+    ADD COLUMN IF NOT EXISTS median_aov FLOAT64,
+    ADD COLUMN IF NOT EXISTS median_gap_days FLOAT64,
+    ADD COLUMN IF NOT EXISTS median_tenure_days FLOAT64,
+    ADD COLUMN IF NOT EXISTS median_products FLOAT64;
 
 CREATE OR REPLACE VIEW `{dataset}.segment_sizes` AS
 SELECT month, segment_id, ANY_VALUE(segment_name) AS segment_name, COUNT(*) AS shops,

@@ -71,24 +71,26 @@ CREATE TABLE IF NOT EXISTS segment_profiles (
     PRIMARY KEY (month, segment_id)
 );
 
--- The medians names come from, added after the first release: a warehouse made before gains the columns.
-ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_log_level double precision;
-ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_active_trend_t double precision;
-ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_active_slope double precision;
-ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_active_noise double precision;
-ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_season_amp_cos double precision;
-ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_season_amp_sin double precision;
-ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_log_mean_value double precision;
-ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_lag1_autocorr double precision;
-ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_recency_days double precision;
-ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_orders double precision;
-ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_order_days double precision;
-ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_orders_90d double precision;
-ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_spend double precision;
-ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_aov double precision;
-ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_gap_days double precision;
-ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_tenure_days double precision;
-ALTER TABLE segment_profiles ADD COLUMN IF NOT EXISTS median_products double precision;
+-- The medians names come from, added after the first release: a warehouse made before gains the columns (one
+-- statement: the table is locked once).
+ALTER TABLE segment_profiles
+    ADD COLUMN IF NOT EXISTS median_log_level double precision,
+    ADD COLUMN IF NOT EXISTS median_active_trend_t double precision,
+    ADD COLUMN IF NOT EXISTS median_active_slope double precision,
+    ADD COLUMN IF NOT EXISTS median_active_noise double precision,
+    ADD COLUMN IF NOT EXISTS median_season_amp_cos double precision,
+    ADD COLUMN IF NOT EXISTS median_season_amp_sin double precision,
+    ADD COLUMN IF NOT EXISTS median_log_mean_value double precision,
+    ADD COLUMN IF NOT EXISTS median_lag1_autocorr double precision,
+    ADD COLUMN IF NOT EXISTS median_recency_days double precision,
+    ADD COLUMN IF NOT EXISTS median_orders double precision,
+    ADD COLUMN IF NOT EXISTS median_order_days double precision,
+    ADD COLUMN IF NOT EXISTS median_orders_90d double precision,
+    ADD COLUMN IF NOT EXISTS median_spend double precision,
+    ADD COLUMN IF NOT EXISTS median_aov double precision,
+    ADD COLUMN IF NOT EXISTS median_gap_days double precision,
+    ADD COLUMN IF NOT EXISTS median_tenure_days double precision,
+    ADD COLUMN IF NOT EXISTS median_products double precision;
 
 -- share is computed in double precision (SUM of a bigint is numeric in PostgreSQL).
 -- MIN stands in for DuckDB's ANY_VALUE (PostgreSQL 15 has no ANY_VALUE); a segment has one name per month.

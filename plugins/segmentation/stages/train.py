@@ -148,8 +148,12 @@ def champion_stands(champion: LoadedModel | None, eligible: pd.DataFrame, bound:
     months); for shop data whenever it segments the shops, since 60% is a gate there and not a target, and replacing
     the champion costs the shops their ids (refitted under the fifth generator's 12-month champion in 2023-12: 56-64%
     of ids kept, ARI 0.301 -> 0.216 at 10,000 shops and 0.300 -> 0.354 at 5,000)."""
+    if champion is None or not champion.model.segments_shops:
+        return False
+    if not customers:
+        return True
     largest = champion_largest_share(champion, eligible)
-    return largest is not None and (not customers or largest <= bound)
+    return largest is not None and largest <= bound
 
 
 def refit_within_size(
@@ -163,9 +167,10 @@ def refit_within_size(
     champion_stays: bool = False,
 ) -> list[str]:
     """When no candidate passes and no champion stays (`champion_stands`), or when the one chosen holds more than
-    `bound` of the shops in one segment, the KMeans candidates above `bound` fitted again with k kept
-    within it (`kmeans_by_stability`'s `max_largest`), in place; returns their names. Silhouette rewards cutting a few far-out groups off one dominant mass: on grocery households buying every
-    week it kept 61-68% of them in one cluster, and nothing was published for four months. Only as a retry: where a
+    `bound` of the shops in one segment, the KMeans candidates above `bound` fitted again with k kept within it
+    (`kmeans_by_stability`'s `max_largest`), in place; returns their names. Silhouette rewards cutting a few far-out
+    groups off one dominant mass: on grocery households buying every week it kept 61-68% of them in one cluster, and
+    nothing was published for four months. Only as a retry: where a
     candidate within the bound wins, it stays the choice (Online Retail: KMeans bounded to 4 segments would outscore
     autoencoder + KMeans's 8 and rank customers worse, AUC 0.728 against 0.737); and where the champion stands and
     nothing passes, it stays (a forced refit of unchanged shop data with another seed would otherwise swap the

@@ -7,6 +7,7 @@ import pickle
 import numpy as np
 from sklearn.base import clone
 from sklearn.metrics import adjusted_rand_score
+from support.samples import dominant_mass_and_far_groups
 
 from segmentation.model.clustering import (
     KEEP_CLOSENESS,
@@ -333,13 +334,6 @@ def test_a_tier_counts_as_its_segment_when_kept_and_is_split_by_size_again():
     assert np.array_equal(tiers.keep_previous(x, np.full(len(x), -1))[0], tiers.predict_strength(x)[0])
     small = np.array([[0.0, -0.1]])  # segment `cluster`, small tier: last month's large tier does not keep it large
     assert tiers.keep_previous(small, np.array([tier]))[0].tolist() == [cluster]
-
-
-def dominant_mass_and_far_groups(seed=0):
-    """Two near groups that together hold 70% of the rows, far from two small ones: silhouette sees three clusters."""
-    rng = np.random.default_rng(seed)
-    centres, sizes = ((0.0, 0.0), (4.0, 0.0), (40.0, 0.0), (0.0, 40.0)), (700, 700, 300, 300)
-    return np.concatenate([rng.normal(c, 1.0, (n, 2)) for c, n in zip(centres, sizes, strict=True)])
 
 
 def test_a_k_whose_largest_cluster_is_too_large_gives_way_to_a_finer_stable_k():

@@ -222,6 +222,8 @@ def test_selection_skips_candidates_that_fail_gates():
 
 @pytest.mark.slow
 def test_kmeans_refused_for_its_largest_segment_is_refitted_within_the_gate(home, monkeypatch):
+    from support.samples import dominant_mass_and_far_groups
+
     from segmentation.config import load_settings
     from segmentation.stages.train import (
         champion_largest_share,
@@ -234,10 +236,7 @@ def test_kmeans_refused_for_its_largest_segment_is_refitted_within_the_gate(home
 
     monkeypatch.setenv("SEGMENTATION_EPOCHS", "5")
     settings = load_settings()
-    # two near groups holding 70% beside two far small ones: silhouette keeps the 70% together
-    rng = np.random.default_rng(0)
-    centres, sizes = ((0.0, 0.0), (4.0, 0.0), (40.0, 0.0), (0.0, 40.0)), (700, 700, 300, 300)
-    x = np.concatenate([rng.normal(c, 1.0, (n, 2)) for c, n in zip(centres, sizes, strict=True)])
+    x = dominant_mass_and_far_groups()  # silhouette keeps the 70% together
     frame = pd.DataFrame(x, columns=["a", "b"]).assign(shop_id=[f"C{i}" for i in range(len(x))], eligible=True)
     candidates = fit_candidates(frame, ["a", "b"], settings)
     evaluations = {name: evaluate_candidate(bundle, frame, settings) for name, bundle in candidates.items()}
